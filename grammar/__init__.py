@@ -1,0 +1,1 @@
+"""The `.lmp` grammar, shipped as package data (`lmp.lark`)."""

@@ -1,0 +1,1 @@
+"""lmc: a compiler for language-model programs."""

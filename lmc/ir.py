@@ -1,0 +1,383 @@
+"""The typed program graph every pass and backend works on.
+
+Nodes are frozen values (program inputs and outputs, LM steps, retrieval, and the small value
+operators of the language); an edge carries one field from a source node's output to a target
+node's input, with its type. Loops are already unrolled: unrolled copies of a step share one
+parameter key, so what a pass learns for one copy holds for all.
+
+Only `ProgramGraph` mutates the networkx graph; passes build a new graph with `copy()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+from networkx.algorithms.isomorphism import MultiDiGraphMatcher
+
+from lmc.diagnostics import Diagnostic, Span, span_field
+from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
+from lmc.types import PASSAGES, STR, ListOf, LmType, accepts, describe
+from lmc.types import Nothing as NothingType
+
+ConstValue = str | int | float | bool | tuple["ConstValue", ...]
+
+
+def _name_field() -> Any:
+    # Step names are like variable names: two programs that differ only in them are equal.
+    return field(compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str
+    type: LmType
+
+
+@dataclass(frozen=True, slots=True)
+class InputNode:
+    """A program parameter."""
+
+    name: str
+    type: LmType
+    span: Span = span_field()
+
+    @property
+    def id(self) -> str:
+        return f"in:{self.name}"
+
+    def inputs(self) -> tuple[Port, ...]:
+        return ()
+
+    def outputs(self) -> tuple[Port, ...]:
+        return (Port("value", self.type),)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputNode:
+    """A program result."""
+
+    name: str
+    type: LmType
+    span: Span = span_field()
+
+    @property
+    def id(self) -> str:
+        return f"out:{self.name}"
+
+    def inputs(self) -> tuple[Port, ...]:
+        return (Port("value", self.type),)
+
+    def outputs(self) -> tuple[Port, ...]:
+        return ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepNode:
+    """One LM call: a signature run as `predict` or `chain_of_thought`."""
+
+    name: str = _name_field()
+    signature: SignatureSpec = field(default=SignatureSpec(None, (), ()))
+    module: ModuleKind = "predict"
+    param_key: str = field(default="", compare=False)
+    span: Span = span_field()
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def inputs(self) -> tuple[Port, ...]:
+        return tuple(Port(f.name, f.type) for f in self.signature.inputs)
+
+    def outputs(self) -> tuple[Port, ...]:
+        return tuple(Port(f.name, f.type) for f in self.signature.outputs_for(self.module))
+
+
+@dataclass(frozen=True, slots=True)
+class RetrieveNode:
+    """Top-k passages from an index for a query."""
+
+    name: str = _name_field()
+    index: str = ""
+    k: int = 3
+    span: Span = span_field()
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def inputs(self) -> tuple[Port, ...]:
+        return (Port("query", STR),)
+
+    def outputs(self) -> tuple[Port, ...]:
+        return (Port("passages", PASSAGES),)
+
+
+@dataclass(frozen=True, slots=True)
+class ConstNode:
+    name: str = _name_field()
+    value: ConstValue = ""
+    type: LmType = STR
+    span: Span = span_field()
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def inputs(self) -> tuple[Port, ...]:
+        return ()
+
+    def outputs(self) -> tuple[Port, ...]:
+        return (Port("value", self.type),)
+
+
+@dataclass(frozen=True, slots=True)
+class ListNode:
+    """`[a, b, ...]` built from values that flow in."""
+
+    name: str = _name_field()
+    size: int = 0
+    type: ListOf = field(default=ListOf(NothingType()))
+    span: Span = span_field()
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def inputs(self) -> tuple[Port, ...]:
+        return tuple(Port(f"item{i}", self.type.item) for i in range(self.size))
+
+    def outputs(self) -> tuple[Port, ...]:
+        return (Port("value", self.type),)
+
+
+@dataclass(frozen=True, slots=True)
+class ConcatNode:
+    """`a + b` on two lists."""
+
+    name: str = _name_field()
+    type: ListOf = field(default=ListOf(NothingType()))
+    span: Span = span_field()
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def inputs(self) -> tuple[Port, ...]:
+        return (Port("left", self.type), Port("right", self.type))
+
+    def outputs(self) -> tuple[Port, ...]:
+        return (Port("value", self.type),)
+
+
+Node = InputNode | OutputNode | StepNode | RetrieveNode | ConstNode | ListNode | ConcatNode
+
+
+@dataclass(frozen=True, slots=True)
+class Wire:
+    """One field flowing along an edge: `source_field` of the source into `target_field`."""
+
+    source_field: str
+    target_field: str
+    type: LmType
+    span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
+class Demo:
+    """One worked example for a step: values for (some of) its input and output fields."""
+
+    fields: tuple[tuple[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StepParams:
+    """What a pass may learn for a step: an instruction that overrides the signature's, demos."""
+
+    instruction: str | None = None
+    demos: tuple[Demo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRef:
+    """A corpus a program retrieves from; `path` as written, relative to `base`."""
+
+    name: str
+    kind: str
+    path: str
+    text_field: str = "text"
+    base: str = field(default=".", compare=False)
+
+
+class ProgramGraph:
+    """A program as a graph of frozen nodes. Equality is structural: spans and step names aside."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+        self.indexes: dict[str, IndexRef] = {}
+        self.params: dict[str, StepParams] = {}
+
+    # building ------------------------------------------------------------------------------------
+
+    def add(self, node: Node) -> str:
+        if node.id in self._graph:
+            raise ValueError(f"node {node.id!r} is already in the graph")
+        self._graph.add_node(node.id, node=node)
+        if isinstance(node, StepNode):
+            self.params.setdefault(node.param_key, StepParams())
+        return node.id
+
+    def connect(
+        self,
+        source: str,
+        source_field: str,
+        target: str,
+        target_field: str,
+        span: Span | None = None,
+    ) -> None:
+        port = {p.name: p for p in self.node(source).outputs()}[source_field]
+        wire = Wire(source_field, target_field, port.type, span or self.node(target).span)
+        self._graph.add_edge(source, target, key=target_field, wire=wire)
+
+    def fresh_id(self, base: str) -> str:
+        """`base`, or `base@2`, `base@3`, ... (`@` never occurs in a name the user writes)."""
+        if base not in self._graph:
+            return base
+        n = 2
+        while f"{base}@{n}" in self._graph:
+            n += 1
+        return f"{base}@{n}"
+
+    def copy(self) -> ProgramGraph:
+        other = ProgramGraph(self.name)
+        other._graph = self._graph.copy()
+        other.indexes = dict(self.indexes)
+        other.params = dict(self.params)
+        return other
+
+    # reading -------------------------------------------------------------------------------------
+
+    def node(self, node_id: str) -> Node:
+        node: Node = self._graph.nodes[node_id]["node"]
+        return node
+
+    def nodes(self) -> Iterator[Node]:
+        for node_id in self._graph.nodes:
+            yield self.node(node_id)
+
+    def topological(self) -> list[Node]:
+        return [self.node(n) for n in nx.lexicographical_topological_sort(self._graph)]
+
+    def steps(self) -> list[StepNode]:
+        return [n for n in self.topological() if isinstance(n, StepNode)]
+
+    def inputs(self) -> list[InputNode]:
+        return [n for n in self.nodes() if isinstance(n, InputNode)]
+
+    def outputs(self) -> list[OutputNode]:
+        return [n for n in self.nodes() if isinstance(n, OutputNode)]
+
+    def incoming(self, node_id: str) -> list[tuple[str, Wire]]:
+        return [(u, d["wire"]) for u, _, d in self._graph.in_edges(node_id, data=True)]
+
+    def outgoing(self, node_id: str) -> list[tuple[str, Wire]]:
+        return [(v, d["wire"]) for _, v, d in self._graph.out_edges(node_id, data=True)]
+
+    def edges(self) -> Iterator[tuple[str, str, Wire]]:
+        for u, v, d in self._graph.edges(data=True):
+            yield u, v, d["wire"]
+
+    @property
+    def nx(self) -> nx.MultiDiGraph[str]:
+        """The underlying graph, for reading (layouts, algorithms); never mutate it."""
+        return self._graph
+
+    # checking ------------------------------------------------------------------------------------
+
+    def verify(self) -> list[Diagnostic]:
+        """Everything that must hold of a well-formed program; empty when it does.
+
+        Run before and after every pass.
+        """
+        problems: list[Diagnostic] = []
+        for cycle in _cycles(self._graph):
+            names = " -> ".join([*cycle, cycle[0]])
+            problems.append(Diagnostic(self.node(cycle[0]).span, f"cycle: {names}"))
+        keys_signatures: dict[str, tuple[SignatureSpec, ModuleKind]] = {}
+        for node in self.nodes():
+            wired = {w.target_field: (u, w) for u, w in self.incoming(node.id)}
+            for port in node.inputs():
+                if port.name not in wired:
+                    problems.append(
+                        Diagnostic(node.span, f"{node.id}: nothing flows into '{port.name}'")
+                    )
+                    continue
+                source, wire = wired.pop(port.name)
+                if not accepts(port.type, wire.type):
+                    problems.append(
+                        Diagnostic(
+                            wire.span,
+                            f"type mismatch: expected {describe(port.type)} for '{port.name}', "
+                            f"found {describe(wire.type)} from {source}",
+                        )
+                    )
+            for extra in wired:
+                problems.append(Diagnostic(node.span, f"{node.id}: no input named '{extra}'"))
+            if isinstance(node, StepNode):
+                seen = keys_signatures.setdefault(node.param_key, (node.signature, node.module))
+                if seen != (node.signature, node.module):
+                    problems.append(
+                        Diagnostic(node.span, f"{node.id} shares parameters with a different step")
+                    )
+            if isinstance(node, RetrieveNode) and node.index not in self.indexes:
+                problems.append(Diagnostic(node.span, f"unknown index '{node.index}'"))
+        for key in set(self.params) - set(keys_signatures):
+            problems.append(Diagnostic(Span("<ir>", 0, 0, 0, 0), f"parameters '{key}' are unused"))
+        return problems
+
+    # equality ------------------------------------------------------------------------------------
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProgramGraph):
+            return NotImplemented
+        if self.indexes != other.indexes or len(self._graph) != len(other._graph):
+            return False
+        matcher = MultiDiGraphMatcher(
+            self._graph,
+            other._graph,
+            node_match=lambda a, b: a["node"] == b["node"],
+            edge_match=lambda a, b: _wires(a) == _wires(b),
+        )
+        return any(self._same_params(other, m) for m in matcher.isomorphisms_iter())
+
+    def _same_params(self, other: ProgramGraph, mapping: Mapping[str, str]) -> bool:
+        keys: dict[str, str] = {}
+        for mine, theirs in mapping.items():
+            a, b = self.node(mine), other.node(theirs)
+            if isinstance(a, StepNode) and isinstance(b, StepNode):
+                if keys.setdefault(a.param_key, b.param_key) != b.param_key:
+                    return False
+        if len(set(keys.values())) != len(keys):
+            return False
+        return all(self.params[a] == other.params[b] for a, b in keys.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"ProgramGraph({self.name!r}, {len(self._graph)} nodes)"
+
+
+def _wires(edges: Mapping[str, Mapping[str, Any]]) -> set[Wire]:
+    return {d["wire"] for d in edges.values()}
+
+
+def _cycles(graph: nx.MultiDiGraph[str]) -> list[list[str]]:
+    simple: nx.DiGraph[str] = nx.DiGraph(graph)
+    return [list(c) for c in nx.simple_cycles(simple)][:1]
+
+
+def field_port(spec: FieldSpec) -> Port:
+    return Port(spec.name, spec.type)

@@ -1,0 +1,64 @@
+"""What one LM step does: typed input and output fields plus a task instruction.
+
+A `SignatureSpec` is the value both front ends produce (the `.lmp` parser and the Python
+builder) and the IR carries on every step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from lmc.diagnostics import Span, span_field
+from lmc.types import STR, LmType
+
+ModuleKind = Literal["predict", "chain_of_thought"]
+MODULE_KINDS: tuple[ModuleKind, ...] = ("predict", "chain_of_thought")
+REASONING = "reasoning"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    name: str
+    type: LmType = STR
+    desc: str | None = None
+    span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureSpec:
+    """A named signature, or an inline one (`name is None`) written as `"a, b -> c"`."""
+
+    name: str | None
+    inputs: tuple[FieldSpec, ...]
+    outputs: tuple[FieldSpec, ...]
+    instruction: str | None = None
+    span: Span = span_field()
+
+    def input(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.inputs if f.name == name), None)
+
+    def output(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.outputs if f.name == name), None)
+
+    def outputs_for(self, module: ModuleKind) -> tuple[FieldSpec, ...]:
+        """The fields a step produces: chain_of_thought adds `reasoning: str` before the rest."""
+        if module == "chain_of_thought":
+            return (FieldSpec(REASONING, STR, "Think step by step.", self.span), *self.outputs)
+        return self.outputs
+
+    @property
+    def display_name(self) -> str:
+        return self.name if self.name is not None else f'"{self.short_text()}"'
+
+    def short_text(self) -> str:
+        """The DSPy-style string form, `a, b: int -> c` (a field without a type is `str`)."""
+
+        def one(f: FieldSpec) -> str:
+            return f.name if f.type == STR else f"{f.name}: {f.type}"
+
+        return (
+            ", ".join(one(f) for f in self.inputs)
+            + " -> "
+            + ", ".join(one(f) for f in self.outputs)
+        )

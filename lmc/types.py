@@ -1,0 +1,114 @@
+"""The value types that flow between steps: `str`, `int`, `float`, `bool`, `list[T]`, `T?` and
+`literal["a", "b"]`.
+
+Types are frozen values; `str(t)` is the canonical `.lmp` spelling and `accepts` is the one rule for
+what may flow along an edge.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Literal
+
+ScalarName = Literal["str", "int", "float", "bool"]
+SCALAR_NAMES: tuple[ScalarName, ...] = ("str", "int", "float", "bool")
+
+
+@dataclass(frozen=True, slots=True)
+class Scalar:
+    name: ScalarName
+
+    def __str__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf:
+    item: LmType
+
+    def __str__(self) -> str:
+        return f"list[{self.item}]"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionalOf:
+    inner: LmType
+
+    def __str__(self) -> str:
+        return f"{self.inner}?"
+
+
+@dataclass(frozen=True, slots=True)
+class OneOf:
+    """`literal["a", "b"]`: exactly one of the given strings."""
+
+    choices: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "literal[" + ", ".join(json.dumps(c, ensure_ascii=False) for c in self.choices) + "]"
+
+
+@dataclass(frozen=True, slots=True)
+class Nothing:
+    """The element type of `[]` before it meets the list it flows into."""
+
+    def __str__(self) -> str:
+        return "nothing"
+
+
+LmType = Scalar | ListOf | OptionalOf | OneOf | Nothing
+
+STR = Scalar("str")
+INT = Scalar("int")
+FLOAT = Scalar("float")
+BOOL = Scalar("bool")
+PASSAGES = ListOf(STR)
+EMPTY_LIST = ListOf(Nothing())
+
+
+def accepts(target: LmType, source: LmType) -> bool:
+    """Whether a value of type `source` may flow into a field of type `target`.
+
+    Any value flows into `str` (it is rendered as text); there is no silent wrapping of a
+    single value into a list, and an optional value never flows into a required non-text field.
+    """
+    if target == source or isinstance(source, Nothing):
+        return True
+    if target == STR:
+        return True
+    if isinstance(target, OptionalOf):
+        inner_source = source.inner if isinstance(source, OptionalOf) else source
+        return accepts(target.inner, inner_source)
+    if target == FLOAT and source == INT:
+        return True
+    if isinstance(target, ListOf) and isinstance(source, ListOf):
+        return accepts(target.item, source.item)
+    if isinstance(target, OneOf) and isinstance(source, OneOf):
+        return set(source.choices) <= set(target.choices)
+    return False
+
+
+def join(left: LmType, right: LmType) -> LmType | None:
+    """The narrowest type both sides flow into without turning into text, or None."""
+    if isinstance(left, Nothing):
+        return right
+    if isinstance(right, Nothing):
+        return left
+    if accepts(left, right) and not (left == STR and right != STR):
+        return left
+    if accepts(right, left) and not (right == STR and left != STR):
+        return right
+    if isinstance(left, ListOf) and isinstance(right, ListOf):
+        item = join(left.item, right.item)
+        return None if item is None else ListOf(item)
+    if isinstance(left, OneOf) and isinstance(right, OneOf):
+        return OneOf(left.choices + tuple(c for c in right.choices if c not in left.choices))
+    return None
+
+
+def describe(t: LmType) -> str:
+    """A type in words for error messages."""
+    if isinstance(t, ListOf) and isinstance(t.item, Nothing):
+        return "an empty list"
+    return str(t)

@@ -1,0 +1,1 @@
+"""Passes: IR -> IR transformations, registered by name (see `lmc.passes.registry`)."""
