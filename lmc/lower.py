@@ -164,8 +164,15 @@ class _Broken:
     """A name whose bound value had an error; uses of it report nothing more."""
 
 
+@dataclass(frozen=True)
+class _LoopIndex:
+    """The loop variable: a constant in each unrolled copy, made a node only where it is used."""
+
+    value: int
+
+
 _BROKEN = _Broken()
-_Binding = _Value | _Step | _Broken
+_Binding = _Value | _Step | _Broken | _LoopIndex
 
 
 class _ProgramLowering:
@@ -190,8 +197,7 @@ class _ProgramLowering:
             and isinstance(s.value, ast.StepCall)
             and self.bind_counts[s.target] == 1
         }
-        self.statement_keys: dict[int, str] = {}
-        self.key_counts: Counter[str] = Counter()
+        self.shared: dict[str, ast.StepCall] = {}
         self.constants = 0
 
     def error(self, span: Span, message: str) -> None:
@@ -213,7 +219,7 @@ class _ProgramLowering:
             else:
                 self.graph.add(OutputNode(result.name, result.type, result.span))
             seen.add(result.name)
-        self.block(self.program.body, suffix="", in_loop=False)
+        self.block(self.program.body, in_loop=False)
         for name, result in self.results.items():
             if name not in self.returned:
                 self.error(
@@ -239,43 +245,41 @@ class _ProgramLowering:
         except nx.NetworkXNoCycle:
             return
         names = [u for u, _ in cycle]
-        path = " -> ".join(n.split("#")[0] for n in [*names, names[0]])
+        path = " -> ".join(n.split("@")[0] for n in [*names, names[0]])
         node = self.graph.node(names[0])
         self.error(node.span, f"cycle: {path}; a step cannot depend on its own output")
 
     # statements ----------------------------------------------------------------------------------
 
-    def block(self, body: tuple[ast.Statement, ...], suffix: str, in_loop: bool) -> None:
+    def block(self, body: tuple[ast.Statement, ...], in_loop: bool) -> None:
         for statement in body:
             if isinstance(statement, ast.Assign):
-                self.assign(statement, suffix)
+                self.assign(statement)
             elif isinstance(statement, ast.ForLoop):
-                self.loop(statement, suffix)
+                self.loop(statement)
             else:
                 self.return_(statement, in_loop)
 
-    def param_key(self, statement: ast.Assign) -> str:
-        """One key per source statement: unrolled copies of a statement share it."""
-        key = self.statement_keys.get(id(statement))
-        if key is None:
-            self.key_counts[statement.target] += 1
-            n = self.key_counts[statement.target]
-            key = statement.target if n == 1 else f"{statement.target}@{n}"
-            self.statement_keys[id(statement)] = key
-        return key
-
-    def assign(self, statement: ast.Assign, suffix: str) -> None:
+    def assign(self, statement: ast.Assign) -> None:
         value = statement.value
         if isinstance(value, ast.StepCall):
-            key = self.param_key(statement)
-            node_id = key + suffix
-            step = self.step(value, node_id, key)
+            # Steps bound to one name share learnable parameters: loop copies are the usual case.
+            first = self.shared.setdefault(statement.target, value)
+            if (first.module, first.signature) != (value.module, value.signature):
+                self.error(
+                    value.span,
+                    f"'{statement.target}' was bound to a {first.module} "
+                    f"{_signature_text(first.signature)} step at line {first.span.line}; steps "
+                    "bound to one name share learnable parameters, so expected the same module "
+                    "and signature here (or use another name)",
+                )
+            step = self.step(value, self.graph.fresh_id(statement.target), statement.target)
             self.env[statement.target] = step or _BROKEN
             return
-        lowered = self.expr(value, None, hint=statement.target + suffix)
+        lowered = self.expr(value, None, hint=statement.target)
         self.env[statement.target] = lowered or _BROKEN
 
-    def loop(self, statement: ast.ForLoop, suffix: str) -> None:
+    def loop(self, statement: ast.ForLoop) -> None:
         count = statement.count
         if not (isinstance(count, ast.Constant) and type(count.value) is int):
             self.error(
@@ -286,10 +290,8 @@ class _ProgramLowering:
             self.error(count.span, f"expected a count from 1 to {MAX_LOOP_COUNT} in range(...)")
             return
         for i in range(count.value):
-            node = ConstNode(self.fresh(statement.var), i, INT, statement.span)
-            self.graph.add(node)
-            self.env[statement.var] = _Value(node.id, "value", INT)
-            self.block(statement.body, f"{suffix}#{i}", in_loop=True)
+            self.env[statement.var] = _LoopIndex(i)
+            self.block(statement.body, in_loop=True)
 
     def return_(self, statement: ast.Return, in_loop: bool) -> None:
         if in_loop:
@@ -432,6 +434,8 @@ class _ProgramLowering:
             return None
         if isinstance(bound, _Broken):
             return None
+        if isinstance(bound, _LoopIndex):
+            return self.constant(ast.Constant(bound.value, e.span), None)
         if isinstance(bound, _Step):
             fields = ", ".join(f"{e.name}.{f}" for f in bound.field_names())
             self.error(e.span, f"'{e.name}' is a step; expected one of its fields: {fields}")
@@ -459,10 +463,11 @@ class _ProgramLowering:
             return None
         if isinstance(bound, _Broken):
             return None
-        if isinstance(bound, _Value):
+        if isinstance(bound, _Value | _LoopIndex):
+            value_type = bound.type if isinstance(bound, _Value) else INT
             self.error(
                 e.span,
-                f"'{e.step}' is a value of type {bound.type}, not a step; "
+                f"'{e.step}' is a value of type {value_type}, not a step; "
                 f"it has no field '{e.field}'",
             )
             return None
@@ -591,6 +596,12 @@ class _ProgramLowering:
         if query is not None:
             self.flow(query.value, STR, node.id, "query", "'query'")
         return _Value(node.id, "passages", ListOf(STR)) if ok else None
+
+
+def _signature_text(ref: ast.SignatureRef) -> str:
+    return (
+        ref.name if ref.name is not None else f'"{ref.inline.short_text() if ref.inline else ""}"'
+    )
 
 
 def _required(t: LmType) -> LmType:
