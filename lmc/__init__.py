@@ -1,1 +1,37 @@
-"""lmc: a compiler for language-model programs."""
+"""lmc: a compiler for language-model programs.
+
+Declare what each LM step does (a signature), wire steps into a program, in a `.lmp` file or in
+Python, and lmc checks it before any LM call.
+"""
+
+from lmc.builder.build import build
+from lmc.builder.modules import (
+    ChainOfThought,
+    IndexSpec,
+    Module,
+    Predict,
+    Prediction,
+    Retrieve,
+    bm25,
+)
+from lmc.builder.signature import InputField, OutputField, Signature
+from lmc.diagnostics import LmcError
+from lmc.program import Program, load, loads
+
+__all__ = [
+    "ChainOfThought",
+    "IndexSpec",
+    "InputField",
+    "LmcError",
+    "Module",
+    "OutputField",
+    "Predict",
+    "Prediction",
+    "Program",
+    "Retrieve",
+    "Signature",
+    "bm25",
+    "build",
+    "load",
+    "loads",
+]

@@ -1,0 +1,1 @@
+"""The DSPy-shaped Python front end: signatures, modules and `build`."""

@@ -1,0 +1,145 @@
+"""DSPy-shaped modules: `Module` with `forward`, and the steps `Predict`, `ChainOfThought` and
+`Retrieve`. `lmc.build(module)` traces `forward` into the same IR a `.lmp` file gives.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lmc.builder.location import python_span
+from lmc.builder.signature import Signature, signature_spec
+from lmc.builder.trace import active_trace
+from lmc.signatures import ModuleKind, SignatureSpec
+
+
+class Module:
+    """Subclass, assign steps (or other modules) as attributes, and write `forward`.
+
+    The parameter names of `forward` are the program's inputs; what it returns (an
+    `lmc.Prediction`, a dict, or one step's result) names the program's outputs.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} needs a forward() method")
+
+    def named_modules(self, prefix: str = "") -> Iterator[tuple[str, Module]]:
+        """Every module reachable from this one's attributes, with its attribute path."""
+        for name, value in vars(self).items():
+            yield from _walk(value, f"{prefix}{name}")
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, Module]]:
+    if isinstance(value, Module):
+        yield path, value
+        yield from value.named_modules(prefix=f"{path}.")
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            yield from _walk(item, f"{path}[{i}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}[{key}]")
+
+
+class Predict(Module):
+    """One LM step that fills a signature's output fields from its input fields."""
+
+    kind: ModuleKind = "predict"
+
+    def __init__(self, signature: type[Signature] | str | SignatureSpec) -> None:
+        self.signature = signature_spec(signature)
+
+    def __call__(self, **inputs: Any) -> Any:
+        trace = active_trace()
+        if trace is None:
+            raise RuntimeError(
+                f"{type(self).__name__}: running a step needs an LM; trace it into a program "
+                "with lmc.build(module) (eager calls arrive with the runtime)"
+            )
+        return trace.step(self, inputs, python_span())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.signature.display_name})"
+
+
+class ChainOfThought(Predict):
+    """A step that writes its `reasoning` before the declared outputs."""
+
+    kind: ModuleKind = "chain_of_thought"
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """A retrieval corpus for `Retrieve`; see `lmc.bm25`."""
+
+    name: str
+    kind: str
+    path: str
+    text_field: str = "text"
+
+
+def bm25(path: str, *, text: str = "text", name: str | None = None) -> IndexSpec:
+    """A BM25 index over a JSONL corpus (one passage per record, in field `text`)."""
+    if name is None:
+        name = re.sub(r"\W", "_", Path(path).stem) or "corpus"
+        if name[0].isdigit():
+            name = f"index_{name}"
+    return IndexSpec(name, "bm25", path, text)
+
+
+class Retrieve(Module):
+    """Top-`k` passages for a query; `.passages` is a `list[str]`, as in DSPy."""
+
+    def __init__(self, k: int = 3, *, index: IndexSpec | None = None) -> None:
+        self.k = k
+        self.index = index
+
+    def __call__(self, query: Any = None, k: int | None = None, **kwargs: Any) -> Any:
+        if "query_or_queries" in kwargs:
+            query = kwargs.pop("query_or_queries")
+        if kwargs:
+            raise TypeError(f"Retrieve takes query and k; found {', '.join(kwargs)}")
+        trace = active_trace()
+        if trace is None:
+            raise RuntimeError(
+                "Retrieve: running it needs an index at run time; trace it into a program "
+                "with lmc.build(module)"
+            )
+        return trace.retrieve(self, query, k or self.k, python_span())
+
+
+class Prediction:
+    """Named output fields, read as attributes: `pred.answer`."""
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = dict(fields)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.__dict__["_fields"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __getitem__(self, name: str) -> Any:
+        return self._fields[name]
+
+    def keys(self) -> list[str]:
+        return list(self._fields)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return list(self._fields.items())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Prediction) and self._fields == other._fields
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
+        return f"Prediction({inner})"
