@@ -7,6 +7,7 @@ file in one run.
 
 from __future__ import annotations
 
+import linecache
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -69,7 +70,14 @@ class LmcError(Exception):
         super().__init__(self.render())
 
     def render(self) -> str:
-        return "\n".join(d.render(self.sources.get(d.span.file)) for d in self.diagnostics)
+        return "\n".join(d.render(self._source(d.span.file)) for d in self.diagnostics)
+
+    def _source(self, file: str) -> str | None:
+        if file in self.sources:
+            return self.sources[file]
+        # Errors in Python programs (the builder API) point into the user's .py files.
+        lines = linecache.getlines(file) if not file.startswith("<") else []
+        return "".join(lines) or None
 
 
 class Diagnostics:
