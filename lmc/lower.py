@@ -6,12 +6,15 @@ and every error in the file is collected before any is reported.
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import networkx as nx
 
+from lmc import printer
 from lmc import syntax as ast
 from lmc.diagnostics import Diagnostics, LmcError, Span, did_you_mean, quoted_list
 from lmc.ir import (
@@ -57,12 +60,18 @@ class CheckedModule:
     source: str = field(compare=False, default="")
 
 
-def check(module: ast.Module, source: str = "", base_dir: str = ".") -> CheckedModule:
-    """Check a whole file; raise `LmcError` listing every error, in source order."""
-    diagnostics = Diagnostics()
-    _check_declarations(module, diagnostics)
+def check(
+    module: ast.Module,
+    source: str = "",
+    base_dir: str = ".",
+    diagnostics: Diagnostics | None = None,
+) -> CheckedModule:
+    """Check a whole file; raise `LmcError` listing every error (with any in `diagnostics`)."""
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    broken = _check_declarations(module, diagnostics)
     graphs = {
-        p.name: _ProgramLowering(p, module, base_dir, diagnostics).run() for p in module.programs()
+        p.name: _ProgramLowering(p, module, base_dir, diagnostics, broken).run()
+        for p in module.programs()
     }
     _check_metric(module, diagnostics)
     diagnostics.raise_if_any({module.file: source})
@@ -72,20 +81,28 @@ def check(module: ast.Module, source: str = "", base_dir: str = ".") -> CheckedM
     return CheckedModule(module, graphs, source)
 
 
-def check_signature(signature: SignatureSpec, diagnostics: Diagnostics) -> None:
-    where = signature.display_name
+def check_signature(
+    signature: SignatureSpec, diagnostics: Diagnostics, at: Span | None = None
+) -> bool:
+    """Report what makes a signature unusable; True if nothing does."""
+    where, span = signature.display_name, at or signature.span
+    ok = bool(signature.inputs and signature.outputs)
     if not signature.inputs:
-        diagnostics.error(signature.span, f"signature {where} needs at least one input field")
+        diagnostics.error(span, f"signature {where} needs at least one input field")
     if not signature.outputs:
-        diagnostics.error(signature.span, f"signature {where} needs at least one output field")
+        diagnostics.error(span, f"signature {where} needs at least one output field")
     seen: set[str] = set()
     for f in signature.inputs + signature.outputs:
         if f.name in seen:
             diagnostics.error(f.span, f"field '{f.name}' is declared twice in signature {where}")
+            ok = False
         seen.add(f.name)
+    return ok
 
 
-def _check_declarations(module: ast.Module, diagnostics: Diagnostics) -> None:
+def _check_declarations(module: ast.Module, diagnostics: Diagnostics) -> set[str]:
+    """Check names and signatures; return the signatures whose errors are already reported."""
+    broken: set[str] = set()
     first: dict[str, ast.Declaration] = {}
     metrics = 0
     for decl in module.declarations:
@@ -95,20 +112,25 @@ def _check_declarations(module: ast.Module, diagnostics: Diagnostics) -> None:
                 diagnostics.error(decl.span, "a file declares at most one metric")
             continue
         if decl.name in first:
-            line = first[decl.name].span.line
+            earlier = first[decl.name]
             diagnostics.error(
-                decl.span, f"duplicate declaration '{decl.name}'; first declared at line {line}"
+                decl.name_span,
+                f"duplicate declaration '{decl.name}': already declared as "
+                f"{_kind_of(earlier)} at line {earlier.span.line}",
             )
         else:
             first[decl.name] = decl
         if isinstance(decl, ast.SignatureDecl):
-            check_signature(decl.signature, diagnostics)
+            valid = decl.valid and check_signature(decl.signature, diagnostics, decl.name_span)
+            if not valid:
+                broken.add(decl.name)
         elif isinstance(decl, ast.IndexDecl) and decl.kind not in INDEX_KINDS:
             diagnostics.error(
-                decl.span,
+                decl.kind_span,
                 f"unknown index kind '{decl.kind}'; expected {quoted_list(INDEX_KINDS)}"
                 + did_you_mean(decl.kind, INDEX_KINDS),
             )
+    return broken
 
 
 def _check_metric(module: ast.Module, diagnostics: Diagnostics) -> None:
@@ -117,7 +139,7 @@ def _check_metric(module: ast.Module, diagnostics: Diagnostics) -> None:
         return
     if metric.name not in BUILTIN_METRICS:
         diagnostics.error(
-            metric.span,
+            metric.name_span,
             f"unknown metric '{metric.name}'; expected {quoted_list(BUILTIN_METRICS)}"
             + did_you_mean(metric.name, BUILTIN_METRICS),
         )
@@ -125,10 +147,20 @@ def _check_metric(module: ast.Module, diagnostics: Diagnostics) -> None:
         results = [r.name for r in program.results]
         if metric.field not in results:
             diagnostics.error(
-                metric.span,
+                metric.field_span,
                 f"metric field '{metric.field}' is not a result of program {program.name}; "
                 f"expected {quoted_list(results)}",
             )
+
+
+def _kind_of(decl: ast.Declaration) -> str:
+    kinds = {
+        ast.SignatureDecl: "a signature",
+        ast.IndexDecl: "an index",
+        ast.ProgramDecl: "a program",
+        ast.MetricDecl: "a metric",
+    }
+    return kinds[type(decl)]
 
 
 # Program lowering --------------------------------------------------------------------------------
@@ -177,8 +209,14 @@ _Binding = _Value | _Step | _Broken | _LoopIndex
 
 class _ProgramLowering:
     def __init__(
-        self, program: ast.ProgramDecl, module: ast.Module, base_dir: str, diagnostics: Diagnostics
+        self,
+        program: ast.ProgramDecl,
+        module: ast.Module,
+        base_dir: str,
+        diagnostics: Diagnostics,
+        broken_signatures: set[str],
     ):
+        self.broken_signatures = broken_signatures
         self.program = program
         self.signatures = module.signatures()
         self.indexes = module.indexes()
@@ -208,6 +246,7 @@ class _ProgramLowering:
         for param in self.program.params:
             if param.name in seen:
                 self.error(param.span, f"parameter '{param.name}' is declared twice")
+                continue
             seen.add(param.name)
             node = InputNode(param.name, param.type, param.span)
             self.graph.add(node)
@@ -244,9 +283,9 @@ class _ProgramLowering:
             cycle = nx.find_cycle(nx.DiGraph(self.graph.nx))
         except nx.NetworkXNoCycle:
             return
-        names = [u for u, _ in cycle]
-        path = " -> ".join(n.split("@")[0] for n in [*names, names[0]])
-        node = self.graph.node(names[0])
+        steps = [n for n in (self.graph.node(u) for u, _ in cycle) if isinstance(n, StepNode)]
+        path = " -> ".join(s.param_key for s in [*steps, steps[0]])
+        node = steps[0]
         self.error(node.span, f"cycle: {path}; a step cannot depend on its own output")
 
     # statements ----------------------------------------------------------------------------------
@@ -282,9 +321,12 @@ class _ProgramLowering:
     def loop(self, statement: ast.ForLoop) -> None:
         count = statement.count
         if not (isinstance(count, ast.Constant) and type(count.value) is int):
-            self.error(
-                count.span, "expected a whole number written in the program: range(2), not a name"
+            found = (
+                f"found {printer.constant(count.value)}"
+                if isinstance(count, ast.Constant)
+                else "found an expression; the count must be known before the program runs"
             )
+            self.error(count.span, f"expected a whole number such as range(2); {found}")
             return
         if not 1 <= count.value <= MAX_LOOP_COUNT:
             self.error(count.span, f"expected a count from 1 to {MAX_LOOP_COUNT} in range(...)")
@@ -296,6 +338,7 @@ class _ProgramLowering:
     def return_(self, statement: ast.Return, in_loop: bool) -> None:
         if in_loop:
             self.error(statement.span, "expected `return` after the loop, not inside it")
+            self.returned.update((b.name, b) for b in statement.bindings)
             return
         for binding in statement.bindings:
             result = self.results.get(binding.name)
@@ -325,19 +368,25 @@ class _ProgramLowering:
     # steps ---------------------------------------------------------------------------------------
 
     def resolve_signature(self, ref: ast.SignatureRef) -> SignatureSpec | None:
+        """The signature a step runs; None (reported once, where it is wrong) if it is broken."""
         if ref.inline is not None:
-            check_signature(ref.inline, self.diagnostics)
-            return ref.inline
+            valid = ref.valid and check_signature(ref.inline, self.diagnostics)
+            return ref.inline if valid else None
         assert ref.name is not None
         decl = self.signatures.get(ref.name)
         if decl is None:
             self.error(
                 ref.span,
-                f"unknown signature '{ref.name}'; expected one of {quoted_list(self.signatures)}"
-                + did_you_mean(ref.name, self.signatures),
+                _unknown(
+                    "signature",
+                    ref.name,
+                    self.signatures,
+                    self.indexes,
+                    'or write an inline "a -> b" string',
+                ),
             )
             return None
-        return decl.signature
+        return None if ref.name in self.broken_signatures else decl.signature
 
     def step(self, call: ast.StepCall, node_id: str, key: str) -> _Step | None:
         signature = self.resolve_signature(call.signature)
@@ -361,9 +410,11 @@ class _ProgramLowering:
     ) -> None:
         passed: dict[str, ast.Arg] = {}
         names = [f.name for f in signature.inputs]
+        misspelled: set[str] = set()
         for arg in args:
             target = signature.input(arg.name)
             if target is None:
+                misspelled.update(difflib.get_close_matches(arg.name, names, n=1, cutoff=0.6))
                 self.error(
                     arg.span,
                     f"unknown argument '{arg.name}'; {signature.display_name} takes one of "
@@ -375,7 +426,8 @@ class _ProgramLowering:
             else:
                 passed[arg.name] = arg
                 self.flow(arg.value, target.type, node_id, arg.name, f"'{arg.name}'")
-        missing = [n for n in names if n not in passed]
+        # A misspelled argument is reported once, as unknown, not also as the one missing.
+        missing = [n for n in names if n not in passed and n not in misspelled]
         if missing:
             plural = "s" if len(missing) > 1 else ""
             self.error(
@@ -391,7 +443,11 @@ class _ProgramLowering:
             return
         if not accepts(expected, value.type):
             hint = ""
-            if isinstance(_required(expected), ListOf) and not isinstance(value.type, ListOf):
+            if isinstance(value.type, OptionalOf) and accepts(expected, value.type.inner):
+                hint = "; the value may be missing: declare the input optional (T?)"
+            elif isinstance(_required(expected), ListOf) and not isinstance(
+                _required(value.type), ListOf
+            ):
                 hint = "; a single value is never wrapped into a list silently: write [value]"
             self.error(
                 expr.span,
@@ -562,8 +618,13 @@ class _ProgramLowering:
         if e.index not in self.indexes:
             self.error(
                 e.index_span,
-                f"unknown index '{e.index}'; expected one of {quoted_list(self.indexes)}"
-                + did_you_mean(e.index, self.indexes),
+                _unknown(
+                    "index",
+                    e.index,
+                    self.indexes,
+                    self.signatures,
+                    'declare one: index wiki = bm25("corpus.jsonl")',
+                ),
             )
             ok = False
         k = DEFAULT_K
@@ -598,6 +659,21 @@ class _ProgramLowering:
         return _Value(node.id, "passages", ListOf(STR)) if ok else None
 
 
+def _unknown(
+    kind: str, name: str, known: Mapping[str, object], other: Mapping[str, object], how: str
+) -> str:
+    """`unknown KIND 'x'`, with what is declared, a near name, or what `x` is instead."""
+    if name in other:
+        what, article = ("a signature", "an") if kind == "index" else ("an index", "a")
+        return f"'{name}' is {what}, not {article} {kind}"
+    if not known:
+        plural = "indexes" if kind == "index" else f"{kind}s"
+        return f"unknown {kind} '{name}'; no {plural} are declared ({how})"
+    return f"unknown {kind} '{name}'; expected one of {quoted_list(known)}" + did_you_mean(
+        name, known
+    )
+
+
 def _signature_text(ref: ast.SignatureRef) -> str:
     return (
         ref.name if ref.name is not None else f'"{ref.inline.short_text() if ref.inline else ""}"'
@@ -622,9 +698,10 @@ def load_text(text: str, file: str = "<string>") -> CheckedModule:
     """Parse and check `.lmp` source; relative index paths resolve against the file's folder."""
     from lmc.parser import parse
 
-    module = parse(text, file)
+    diagnostics = Diagnostics()
+    module = parse(text, file, diagnostics)
     base = os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else os.getcwd()
     try:
-        return check(module, text, base)
+        return check(module, text, base, diagnostics)
     except LmcError as error:
         raise LmcError(error.diagnostics, {file: text}) from None

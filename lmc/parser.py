@@ -20,12 +20,14 @@ from lark.tree import Meta
 from lmc import syntax as ast
 from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, did_you_mean
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
-from lmc.types import SCALAR_NAMES, STR, ListOf, LmType, OneOf, OptionalOf, Scalar
+from lmc.types import SCALAR_NAMES, STR, UNKNOWN, ListOf, LmType, OneOf, OptionalOf, Scalar
 
 KEYWORDS = frozenset(
     "signature program input output return import for in range predict chain_of_thought "
     "retrieve index metric true false".split()
 )
+
+DECLARATION_KEYWORDS = frozenset({"SIGNATURE", "INDEX", "PROGRAM", "METRIC"})
 
 # How a terminal is named to the user when it is expected and missing.
 TERMINAL_WORDS = {
@@ -52,8 +54,13 @@ def _lark() -> Lark:
     )
 
 
-def parse(text: str, file: str = "<string>") -> ast.Module:
-    """Parse `.lmp` source into a syntax tree; raise `LmcError` with every error found."""
+def parse(text: str, file: str = "<string>", diagnostics: Diagnostics | None = None) -> ast.Module:
+    """Parse `.lmp` source into a syntax tree.
+
+    A syntax error raises `LmcError` at once. Other errors (an unknown type, a bad escape) go to
+    `diagnostics` when given, so the checker can report its own errors beside them; without it,
+    they raise.
+    """
     comments: list[Token] = []
     parser = _lark()
     try:
@@ -62,7 +69,10 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
         raise LmcError([_syntax_diagnostic(error, text, file)], {file: text}) from None
     builder = _ToSyntax(file, text, comments)
     module = builder.transform(tree)
-    builder.diagnostics.raise_if_any({file: text})
+    if diagnostics is None:
+        builder.diagnostics.raise_if_any({file: text})
+    else:
+        diagnostics.extend(builder.diagnostics.sorted())
     assert isinstance(module, ast.Module)
     return module
 
@@ -74,36 +84,43 @@ def _parse_collecting(parser: Lark, text: str, comments: list[Token]) -> Tree[To
 
 
 def parse_signature_text(
-    text: str, name: str | None = None, *, at: Span | None = None
+    text: str,
+    name: str | None = None,
+    *,
+    at: Span | None = None,
+    columns: list[int] | None = None,
 ) -> SignatureSpec:
-    """Parse a DSPy-style string signature, `"context: list[str], question -> answer"`."""
+    """Parse a DSPy-style string signature, `"context: list[str], question -> answer"`.
+
+    `at` is the string literal's span in a file, `columns` the file column of each character of
+    `text` (escapes make them differ), so errors and fields point into the file.
+    """
     file = at.file if at else "<signature>"
+
+    def place(span: Span) -> Span:
+        if at is None:
+            return span
+        where = columns or [at.column + 1 + i for i in range(len(text))]
+        where = [*where, (where[-1] + 1) if where else at.column + 1]
+        start = where[min(span.column, len(where)) - 1]
+        end = where[min(max(span.end_column, span.column + 1), len(where)) - 1]
+        return Span(at.file, at.line, start, at.line, max(end, start + 1))
+
     try:
         tree = _lark().parse(text, start="sig_text")
     except UnexpectedInput as error:
-        diagnostic = _syntax_diagnostic(error, text, file)
-        if at is not None:
-            diagnostic = _shift(diagnostic, at)
-        raise LmcError([diagnostic], {} if at else {file: text}) from None
+        diagnostic = _syntax_diagnostic(error, text, file, start="sig_text")
+        raise LmcError(
+            [replace(diagnostic, span=place(diagnostic.span))], {} if at else {file: text}
+        ) from None
     builder = _ToSyntax(file, text, [])
     inputs, outputs = builder.transform(tree)
-    if at is not None:
-        shifted = Diagnostics()
-        shifted.extend(_shift(d, at) for d in builder.diagnostics.sorted())
-        shifted.raise_if_any({})
-    builder.diagnostics.raise_if_any({file: text})
-    if at is not None:
-        inputs = tuple(replace(f, span=at) for f in inputs)
-        outputs = tuple(replace(f, span=at) for f in outputs)
+    placed = Diagnostics()
+    placed.extend(replace(d, span=place(d.span)) for d in builder.diagnostics.sorted())
+    placed.raise_if_any({} if at else {file: text})
+    inputs = tuple(replace(f, span=place(f.span)) for f in inputs)
+    outputs = tuple(replace(f, span=place(f.span)) for f in outputs)
     return SignatureSpec(name, inputs, outputs, None, at or builder.span_of_text())
-
-
-def _shift(diagnostic: Diagnostic, at: Span) -> Diagnostic:
-    """Move a position inside a string literal to its place in the file."""
-    s = diagnostic.span
-    column = at.column + s.column if s.line == 1 else at.column
-    end = at.column + s.end_column if s.end_line == 1 else column + 1
-    return replace(diagnostic, span=Span(at.file, at.line, column, at.line, end))
 
 
 # Syntax errors -----------------------------------------------------------------------------------
@@ -123,7 +140,39 @@ def _expected_words(expected: set[str]) -> str:
     return ", ".join(words[:-1]) + " or " + words[-1]
 
 
-def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnostic:
+def _expected_before(prefix: str, start: str) -> set[str]:
+    """The tokens the grammar accepts after `prefix` (empty if the prefix itself is wrong)."""
+    try:
+        interactive = _lark().parse_interactive(prefix, start=start)
+        interactive.exhaust_lexer()
+        accepted: set[str] = interactive.accepts()  # type: ignore[no-untyped-call]
+        return {t for t in accepted if t != "COMMENT"}
+    except UnexpectedInput:
+        return set()
+
+
+def _unclosed_brace(text: str, before: Token) -> str | None:
+    """The header of the innermost `{` still open where `before` stands, e.g. `signature QA`."""
+    opened: list[int] = []
+    try:
+        for token in _lark().lex(text):
+            if (token.line, token.column) >= (before.line, before.column):
+                break
+            if token == "{":
+                opened.append(token.line or 1)
+            elif token == "}" and opened:
+                opened.pop()
+    except UnexpectedInput:
+        return None
+    if not opened:
+        return None
+    header = text.splitlines()[opened[-1] - 1].split("{")[0].strip()
+    return f"`{header}` from line {opened[-1]}"
+
+
+def _syntax_diagnostic(
+    error: UnexpectedInput, text: str, file: str, start: str = "start"
+) -> Diagnostic:
     line, column = error.line, error.column
     if isinstance(error, UnexpectedCharacters):
         position = error.pos_in_stream or 0
@@ -135,7 +184,9 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnost
                 "unterminated string: a string closes with '\"' on the same line "
                 '(use """...""" for text over several lines)',
             )
-        return Diagnostic(span, f"unexpected character {char!r}")
+        expected = _expected_before(text[:position], start)
+        tail = f"; expected {_expected_words(expected)}" if expected else ""
+        return Diagnostic(span, f"unexpected character {char!r}{tail}")
     if isinstance(error, UnexpectedEOF):
         lines = text.splitlines() or [""]
         end = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
@@ -159,6 +210,10 @@ def _syntax_diagnostic(error: UnexpectedInput, text: str, file: str) -> Diagnost
     found = f"'{token.value}'"
     if str(token.value) in KEYWORDS and "NAME" in expected:
         found = f"keyword '{token.value}' (keywords cannot be used as names)"
+    if "RBRACE" in expected and token.type in DECLARATION_KEYWORDS:
+        unclosed = _unclosed_brace(text, token)
+        if unclosed:
+            return Diagnostic(span, f"expected '}}' to close {unclosed}, found {found}")
     return Diagnostic(span, f"expected {_expected_words(expected)}, found {found}")
 
 
@@ -262,18 +317,24 @@ class _ToSyntax(Transformer[Token, Any]):
     # literals ------------------------------------------------------------------------------------
 
     def string_value(self, token: Token) -> str:
+        return self.string_with_columns(token)[0]
+
+    def string_with_columns(self, token: Token) -> tuple[str, list[int]]:
+        """The string's text, and the file column each of its characters came from."""
         raw = str(token)
         if token.type == "LONG_STRING":
-            return inspect.cleandoc(raw[3:-3])
-        body, out, i = raw[1:-1], [], 0
+            return inspect.cleandoc(raw[3:-3]), []
+        body, out, columns, i = raw[1:-1], [], [], 0
+        first = (token.column or 1) + 1
         while i < len(body):
             char = body[i]
+            columns.append(first + i)
             if char == "\\":
                 escape = body[i + 1]
                 if escape not in _ESCAPES:
-                    line, column = token.line or 1, (token.column or 1) + 1 + i
+                    line = token.line or 1
                     self.diagnostics.error(
-                        Span(self.file, line, column, line, column + 2),
+                        Span(self.file, line, first + i, line, first + i + 2),
                         f"unknown escape '\\{escape}' in string; expected \\\", \\\\ or \\n",
                     )
                 out.append(_ESCAPES.get(escape, escape))
@@ -281,7 +342,7 @@ class _ToSyntax(Transformer[Token, Any]):
             else:
                 out.append(char)
                 i += 1
-        return "".join(out)
+        return "".join(out), columns
 
     # types ---------------------------------------------------------------------------------------
 
@@ -291,7 +352,7 @@ class _ToSyntax(Transformer[Token, Any]):
         optional = any(isinstance(c, Token) and c.type == "OPTIONAL_MARK" for c in children)
         name = str(name_token)
         span = self.span(meta)
-        resolved: LmType = STR
+        resolved: LmType = UNKNOWN
         if name in SCALAR_NAMES:
             if args:
                 self.diagnostics.error(span, f"'{name}' takes no type arguments")
@@ -320,7 +381,15 @@ class _ToSyntax(Transformer[Token, Any]):
         )
 
     def type_args(self, meta: Meta, children: list[Any]) -> list[Any]:
-        return [self.string_value(c) if isinstance(c, Token) else c for c in children]
+        # Numbers parse here only so that `literal[1]` gets a message about types, not tokens.
+        return [
+            c
+            if not isinstance(c, Token)
+            else self.string_value(c)
+            if c.type != "NUMBER"
+            else float(c)
+            for c in children
+        ]
 
     # signatures ----------------------------------------------------------------------------------
 
@@ -352,19 +421,27 @@ class _ToSyntax(Transformer[Token, Any]):
             c for (d, _), c in zip(rest, field_comments, strict=True) if d == "output"
         ]
         return ast.SignatureDecl(
-            spec, span, field_comments=tuple(ordered), end_comments=end_comments
+            spec,
+            span,
+            field_comments=tuple(ordered),
+            end_comments=end_comments,
+            name_span=self.tspan(children[1]),
         )
 
     def short_signature(self, meta: Meta, children: list[Token]) -> ast.SignatureDecl:
         name, text = self.name(children[1]), children[2]
-        return ast.SignatureDecl(self.inline_signature(text, name), self.span(meta))
+        spec, valid = self.inline_signature(text, name)
+        return ast.SignatureDecl(
+            spec, self.span(meta), name_span=self.tspan(children[1]), valid=valid
+        )
 
-    def inline_signature(self, token: Token, name: str | None) -> SignatureSpec:
+    def inline_signature(self, token: Token, name: str | None) -> tuple[SignatureSpec, bool]:
+        text, columns = self.string_with_columns(token)
         try:
-            return parse_signature_text(self.string_value(token), name, at=self.tspan(token))
+            return parse_signature_text(text, name, at=self.tspan(token), columns=columns), True
         except LmcError as error:
             self.diagnostics.extend(error.diagnostics)
-            return SignatureSpec(name, (), (), None, self.tspan(token))
+            return SignatureSpec(name, (), (), None, self.tspan(token)), False
 
     def sig_text(
         self, meta: Meta, children: list[tuple[FieldSpec, ...]]
@@ -403,10 +480,25 @@ class _ToSyntax(Transformer[Token, Any]):
         if path is None:
             self.diagnostics.error(span, f'expected a corpus path: {kind}("corpus.jsonl")')
             path = ""
-        return ast.IndexDecl(self.name(name), str(kind), path, text_field, span)
+        return ast.IndexDecl(
+            self.name(name),
+            str(kind),
+            path,
+            text_field,
+            span,
+            name_span=self.tspan(name),
+            kind_span=self.tspan(kind),
+        )
 
     def metric_decl(self, meta: Meta, children: list[Token]) -> ast.MetricDecl:
-        return ast.MetricDecl(str(children[1]), self.name(children[2]), self.span(meta))
+        _, name, field = children
+        return ast.MetricDecl(
+            str(name),
+            self.name(field),
+            self.span(meta),
+            name_span=self.tspan(name),
+            field_span=self.tspan(field),
+        )
 
     # programs ------------------------------------------------------------------------------------
 
@@ -416,7 +508,13 @@ class _ToSyntax(Transformer[Token, Any]):
     def program(self, meta: Meta, children: list[Any]) -> ast.ProgramDecl:
         _, name, inputs, outputs, (body, end_comments) = children
         return ast.ProgramDecl(
-            self.name(name), inputs, outputs, body, self.span(meta), end_comments=end_comments
+            self.name(name),
+            inputs,
+            outputs,
+            body,
+            self.span(meta),
+            end_comments=end_comments,
+            name_span=self.tspan(name),
         )
 
     def params(self, meta: Meta, children: list[FieldSpec]) -> tuple[FieldSpec, ...]:
@@ -445,7 +543,8 @@ class _ToSyntax(Transformer[Token, Any]):
     def signature_ref(self, meta: Meta, children: list[Token]) -> ast.SignatureRef:
         token = children[0]
         if token.type == "STRING":
-            return ast.SignatureRef(None, self.inline_signature(token, None), self.tspan(token))
+            spec, valid = self.inline_signature(token, None)
+            return ast.SignatureRef(None, spec, self.tspan(token), valid)
         return ast.SignatureRef(self.name(token), None, self.tspan(token))
 
     def arg(self, meta: Meta, children: list[Any]) -> ast.Arg:

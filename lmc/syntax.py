@@ -91,6 +91,8 @@ class SignatureRef:
     name: str | None
     inline: SignatureSpec | None = None
     span: Span = span_field()
+    # False when an inline string failed to parse: its error is reported, its uses stay quiet.
+    valid: bool = field(default=True, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,8 @@ class SignatureDecl:
     comments: Comments = comments_field()
     field_comments: tuple[Comments, ...] = field(default=(), compare=False, hash=False, repr=False)
     end_comments: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
+    name_span: Span = span_field()
+    valid: bool = field(default=True, compare=False)
 
     @property
     def name(self) -> str:
@@ -168,6 +172,8 @@ class IndexDecl:
     text_field: str = "text"
     span: Span = span_field()
     comments: Comments = comments_field()
+    name_span: Span = span_field()
+    kind_span: Span = span_field()
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +185,7 @@ class ProgramDecl:
     span: Span = span_field()
     comments: Comments = comments_field()
     end_comments: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
+    name_span: Span = span_field()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +196,8 @@ class MetricDecl:
     field: str
     span: Span = span_field()
     comments: Comments = comments_field()
+    name_span: Span = span_field()
+    field_span: Span = span_field()
 
 
 Declaration = SignatureDecl | IndexDecl | ProgramDecl | MetricDecl

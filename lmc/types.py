@@ -57,7 +57,15 @@ class Nothing:
         return "nothing"
 
 
-LmType = Scalar | ListOf | OptionalOf | OneOf | Nothing
+@dataclass(frozen=True, slots=True)
+class Unknown:
+    """The type of something already reported as an error; it fits anywhere, to avoid cascades."""
+
+    def __str__(self) -> str:
+        return "unknown"
+
+
+LmType = Scalar | ListOf | OptionalOf | OneOf | Nothing | Unknown
 
 STR = Scalar("str")
 INT = Scalar("int")
@@ -65,6 +73,7 @@ FLOAT = Scalar("float")
 BOOL = Scalar("bool")
 PASSAGES = ListOf(STR)
 EMPTY_LIST = ListOf(Nothing())
+UNKNOWN = Unknown()
 
 
 def accepts(target: LmType, source: LmType) -> bool:
@@ -73,7 +82,7 @@ def accepts(target: LmType, source: LmType) -> bool:
     Any value flows into `str` (it is rendered as text); there is no silent wrapping of a
     single value into a list, and an optional value never flows into a required non-text field.
     """
-    if target == source or isinstance(source, Nothing):
+    if target == source or isinstance(source, Nothing | Unknown) or isinstance(target, Unknown):
         return True
     if target == STR:
         return True
@@ -91,9 +100,9 @@ def accepts(target: LmType, source: LmType) -> bool:
 
 def join(left: LmType, right: LmType) -> LmType | None:
     """The narrowest type both sides flow into without turning into text, or None."""
-    if isinstance(left, Nothing):
+    if isinstance(left, Nothing | Unknown):
         return right
-    if isinstance(right, Nothing):
+    if isinstance(right, Nothing | Unknown):
         return left
     if accepts(left, right) and not (left == STR and right != STR):
         return left
