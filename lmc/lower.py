@@ -74,7 +74,7 @@ def check(
         for p in module.programs()
     }
     _check_metric(module, diagnostics)
-    diagnostics.raise_if_any({module.file: source})
+    diagnostics.raise_if_any({module.file: source} if source else {})
     for graph in graphs.values():
         if problems := graph.verify():
             raise AssertionError(f"lowering produced an invalid graph: {problems}")

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lmc import syntax as ast
@@ -230,7 +230,10 @@ class Trace:
             if value._trace is not self:
                 raise LmcError([Diagnostic(span, "a value from another traced program")])
             ref = value._ref
-            return (self.field_ref(ref, span) if isinstance(ref, _StepField) else ref), value._type
+            if isinstance(ref, _StepField):
+                return self.field_ref(ref, span), value._type
+            # Errors about this use should point at the call that uses it.
+            return replace(ref, span=span), value._type
         if isinstance(value, StepResult):
             fields = ", ".join(f"pred.{f}" for f in value.declared_outputs())
             raise LmcError(
