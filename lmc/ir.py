@@ -20,14 +20,8 @@ from networkx.algorithms.isomorphism import MultiDiGraphMatcher
 from lmc.diagnostics import Diagnostic, Span, span_field
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 from lmc.types import PASSAGES, STR, ListOf, LmType, accepts, describe
-from lmc.types import Nothing as NothingType
 
 ConstValue = str | int | float | bool | tuple["ConstValue", ...]
-
-
-def _name_field() -> Any:
-    # Step names are like variable names: two programs that differ only in them are equal.
-    return field(compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +72,11 @@ class OutputNode:
 class StepNode:
     """One LM call: a signature run as `predict` or `chain_of_thought`."""
 
-    name: str = _name_field()
-    signature: SignatureSpec = field(default=SignatureSpec(None, (), ()))
-    module: ModuleKind = "predict"
-    param_key: str = field(default="", compare=False)
+    name: str = field(compare=False)  # names are like variables: equality ignores them
+    signature: SignatureSpec
+    module: ModuleKind
+    # Which learnable parameters the step reads; copies of one step share a key.
+    param_key: str = field(compare=False)
     span: Span = span_field()
 
     @property
@@ -99,9 +94,9 @@ class StepNode:
 class RetrieveNode:
     """Top-k passages from an index for a query."""
 
-    name: str = _name_field()
-    index: str = ""
-    k: int = 3
+    name: str = field(compare=False)  # names are like variables: equality ignores them
+    index: str
+    k: int
     span: Span = span_field()
 
     @property
@@ -117,9 +112,9 @@ class RetrieveNode:
 
 @dataclass(frozen=True, slots=True)
 class ConstNode:
-    name: str = _name_field()
-    value: ConstValue = ""
-    type: LmType = STR
+    name: str = field(compare=False)  # names are like variables: equality ignores them
+    value: ConstValue
+    type: LmType
     span: Span = span_field()
 
     @property
@@ -137,9 +132,9 @@ class ConstNode:
 class ListNode:
     """`[a, b, ...]` built from values that flow in."""
 
-    name: str = _name_field()
-    size: int = 0
-    type: ListOf = field(default=ListOf(NothingType()))
+    name: str = field(compare=False)  # names are like variables: equality ignores them
+    size: int
+    type: ListOf
     span: Span = span_field()
 
     @property
@@ -157,8 +152,8 @@ class ListNode:
 class ConcatNode:
     """`a + b` on two lists."""
 
-    name: str = _name_field()
-    type: ListOf = field(default=ListOf(NothingType()))
+    name: str = field(compare=False)  # names are like variables: equality ignores them
+    type: ListOf
     span: Span = span_field()
 
     @property
