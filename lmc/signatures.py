@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from lmc.diagnostics import Span, span_field
+from lmc.diagnostics import Diagnostics, Span, span_field
 from lmc.types import STR, LmType
 
 ModuleKind = Literal["predict", "chain_of_thought"]
@@ -62,3 +62,22 @@ class SignatureSpec:
             + " -> "
             + ", ".join(one(f) for f in self.outputs)
         )
+
+
+def check_signature(
+    signature: SignatureSpec, diagnostics: Diagnostics, at: Span | None = None
+) -> bool:
+    """Report what makes a signature unusable; True if nothing does."""
+    where, span = signature.display_name, at or signature.span
+    ok = bool(signature.inputs and signature.outputs)
+    if not signature.inputs:
+        diagnostics.error(span, f"signature {where} needs at least one input field")
+    if not signature.outputs:
+        diagnostics.error(span, f"signature {where} needs at least one output field")
+    seen: set[str] = set()
+    for f in signature.inputs + signature.outputs:
+        if f.name in seen:
+            diagnostics.error(f.span, f"field '{f.name}' is declared twice in signature {where}")
+            ok = False
+        seen.add(f.name)
+    return ok
