@@ -99,6 +99,8 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
         written = write_picture(program.ir, target)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
     except RenderError as error:
         out.print(Text(f"lmc: {error}"), style="red")
         return EXIT_FAILED
@@ -147,8 +149,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    # Paths and messages are printed as given: no markup, no wrapping that would break scripts.
+    out = Console(highlight=False, markup=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace, Console], int] = args.handler
     try:

@@ -8,12 +8,23 @@ from pathlib import Path
 
 
 def write_atomically(target: Path, data: bytes) -> None:
-    """Write to a temporary file beside `target`, then rename it over `target`."""
+    """Write to a temporary file beside `target`, then rename it over `target`.
+
+    A symbolic link is followed (its target is rewritten), and an existing file keeps its mode.
+    """
+    target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
+        os.chmod(temporary, mode)
         os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 from lmc import syntax as ast
 from lmc.signatures import FieldSpec, SignatureSpec
+from lmc.strings import quote
 from lmc.types import ListOf, LmType, OneOf, OptionalOf
 
 INDENT = "    "
@@ -98,11 +99,6 @@ def text_literal(text: str) -> list[str]:
     if triple_safe and text:
         return ['"""', *text.split("\n"), '"""']
     return [quote(text)]
-
-
-def quote(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
 
 
 # programs ----------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ what may flow along an edge.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Literal
+
+from lmc.strings import quote
 
 ScalarName = Literal["str", "int", "float", "bool"]
 SCALAR_NAMES: tuple[ScalarName, ...] = ("str", "int", "float", "bool")
@@ -46,7 +47,7 @@ class OneOf:
     choices: tuple[str, ...]
 
     def __str__(self) -> str:
-        return "literal[" + ", ".join(json.dumps(c, ensure_ascii=False) for c in self.choices) + "]"
+        return "literal[" + ", ".join(quote(c) for c in self.choices) + "]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,21 +100,31 @@ def accepts(target: LmType, source: LmType) -> bool:
 
 
 def join(left: LmType, right: LmType) -> LmType | None:
-    """The narrowest type both sides flow into without turning into text, or None."""
-    if isinstance(left, Nothing | Unknown):
+    """The narrowest type both sides flow into without turning a value into text, or None.
+
+    Used where values of two types meet: the items of a list, the two sides of `+`.
+    """
+    if isinstance(left, Nothing | Unknown) or left == right:
         return right
     if isinstance(right, Nothing | Unknown):
         return left
-    if accepts(left, right) and not (left == STR and right != STR):
-        return left
-    if accepts(right, left) and not (right == STR and left != STR):
-        return right
+    if isinstance(left, OptionalOf) or isinstance(right, OptionalOf):
+        inner = join(_required(left), _required(right))
+        return None if inner is None else OptionalOf(inner)
     if isinstance(left, ListOf) and isinstance(right, ListOf):
         item = join(left.item, right.item)
         return None if item is None else ListOf(item)
+    if {left, right} == {INT, FLOAT}:
+        return FLOAT
     if isinstance(left, OneOf) and isinstance(right, OneOf):
         return OneOf(left.choices + tuple(c for c in right.choices if c not in left.choices))
+    if (isinstance(left, OneOf) and right == STR) or (isinstance(right, OneOf) and left == STR):
+        return STR
     return None
+
+
+def _required(t: LmType) -> LmType:
+    return t.inner if isinstance(t, OptionalOf) else t
 
 
 def describe(t: LmType) -> str:

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn
 
 from lmc import syntax as ast
+from lmc.printer import print_module
 from lmc.signatures import MODULE_KINDS, REASONING, FieldSpec, ModuleKind, SignatureSpec
 from lmc.types import (
     BOOL,
@@ -82,10 +83,12 @@ docstring_text: st.SearchStrategy[str] = (
     .map("\n".join)
     .map(inspect.cleandoc)
     .filter(
-        lambda text: text != ""
-        and inspect.cleandoc(text) == text
-        and '"""' not in text
-        and not text.endswith('"')
+        lambda text: (
+            text != ""
+            and inspect.cleandoc(text) == text
+            and '"""' not in text
+            and not text.endswith('"')
+        )
     )
 )
 """Text that reads back unchanged from a dedented `\"\"\"...\"\"\"` block and can be
@@ -361,9 +364,7 @@ def _draw_retrieve(draw: DrawFn, scope: Scope, depth: int) -> ast.Retrieve:
 
 
 @st.composite
-def signature_specs(
-    draw: DrawFn, name: str | None, *, plain: bool = False
-) -> SignatureSpec:
+def signature_specs(draw: DrawFn, name: str | None, *, plain: bool = False) -> SignatureSpec:
     """A signature with 1-3 inputs and 1-2 outputs; `plain` leaves out the instruction and the
     field descriptions, which an inline `"a -> b"` signature cannot say."""
     names = draw(st.lists(field_names, min_size=2, max_size=5, unique=True))
@@ -383,9 +384,9 @@ def signature_specs(
 
 def signature_decls(name: str) -> st.SearchStrategy[ast.SignatureDecl]:
     """Long-form signatures, and ones the printer writes in the short string form."""
-    return st.one_of(
-        signature_specs(name, plain=True), signature_specs(name, plain=False)
-    ).map(ast.SignatureDecl)
+    return st.one_of(signature_specs(name, plain=True), signature_specs(name, plain=False)).map(
+        ast.SignatureDecl
+    )
 
 
 def index_decls(name: str) -> st.SearchStrategy[ast.IndexDecl]:
@@ -505,13 +506,10 @@ def program_decls(
         result_names.insert(position, metric_field)
     params = _typed_fields(draw, param_names)
     results = _typed_fields(draw, result_names)
-    scope = Scope(
-        values={p.name: p.type for p in params}, signatures=signatures, indexes=indexes
-    )
+    scope = Scope(values={p.name: p.type for p in params}, signatures=signatures, indexes=indexes)
     body = draw_statements(draw, scope, nesting=0, max_statements=3)
     bindings = [
-        ast.Binding(r.name, draw_expression(draw, r.type, scope, EXPRESSION_DEPTH))
-        for r in results
+        ast.Binding(r.name, draw_expression(draw, r.type, scope, EXPRESSION_DEPTH)) for r in results
     ]
     body.append(ast.Return(tuple(draw(st.permutations(bindings)))))
     return ast.ProgramDecl(name, params, results, tuple(body))
@@ -563,15 +561,44 @@ def single_signature_modules(instruction: st.SearchStrategy[str]) -> st.SearchSt
     def build(draw: DrawFn) -> ast.Module:
         spec = draw(signature_specs(draw(identifiers)))
         text = draw(instruction)
-        return ast.Module((ast.SignatureDecl(SignatureSpec(spec.name, spec.inputs, spec.outputs, text)),))
+        return ast.Module(
+            (ast.SignatureDecl(SignatureSpec(spec.name, spec.inputs, spec.outputs, text)),)
+        )
 
     return build()
+
+
+comment_texts: st.SearchStrategy[str] = st.text(_LINE_CHARACTERS, max_size=8).map(
+    lambda text: f"# {text}"
+)
+
+
+@st.composite
+def commented_sources(draw: DrawFn) -> tuple[ast.Module, str]:
+    """A module and its printed text with comments added on their own lines and at line ends,
+    anywhere but inside a `\"\"\"` block (where a `#` is instruction text, not a comment)."""
+    module = draw(modules())
+    lines: list[str] = []
+    in_text_block = False
+    for line in print_module(module).splitlines():
+        if not in_text_block and draw(st.integers(min_value=0, max_value=4)) == 0:
+            indent = " " * draw(st.integers(min_value=0, max_value=8))
+            lines.append(indent + draw(comment_texts))
+        if line.strip() == '"""':
+            in_text_block = not in_text_block
+        if not in_text_block and draw(st.integers(min_value=0, max_value=3)) == 0:
+            line = f"{line}{' ' * draw(st.integers(min_value=0, max_value=3))}{draw(comment_texts)}"
+        lines.append(line)
+    if draw(st.booleans()):
+        lines.append(draw(comment_texts))
+    return module, "\n".join(lines) + "\n"
 
 
 __all__ = [
     "Scope",
     "always_fits",
     "any_text",
+    "commented_sources",
     "docstring_text",
     "identifiers",
     "infer_type",
