@@ -2,7 +2,8 @@
 
 `modules()` builds files that `lmc.lower.check` accepts: every name is bound before it is read,
 every argument and result has a type its target accepts, loops only rebind a name to a value of
-the type it already has (so each unrolled iteration sees the same types), and a metric names a
+the type it already has (so each unrolled iteration sees the same types), every step bound to one
+name uses the same module and signature (they share learnable parameters), and a metric names a
 result that every program returns.
 
 Generation is guided by the target type of each position; `infer_type` then restates the
@@ -99,9 +100,7 @@ instructions: st.SearchStrategy[str] = st.one_of(docstring_text, any_text)
 whole_numbers: st.SearchStrategy[int] = st.one_of(
     st.integers(min_value=0, max_value=1000), st.integers(min_value=0)
 )
-decimals: st.SearchStrategy[float] = st.floats(
-    min_value=0.0, allow_nan=False, allow_infinity=False
-).map(abs)
+decimals: st.SearchStrategy[float] = st.floats(min_value=0.0, allow_nan=False, allow_infinity=False)
 
 
 def _optional(inner: LmType) -> LmType:
@@ -580,7 +579,7 @@ def commented_sources(draw: DrawFn) -> tuple[ast.Module, str]:
     module = draw(modules())
     lines: list[str] = []
     in_text_block = False
-    for line in print_module(module).splitlines():
+    for line in print_module(module).removesuffix("\n").split("\n"):
         if not in_text_block and draw(st.integers(min_value=0, max_value=4)) == 0:
             indent = " " * draw(st.integers(min_value=0, max_value=8))
             lines.append(indent + draw(comment_texts))
