@@ -38,8 +38,9 @@ def _declaration(decl: ast.Declaration) -> str:
     if isinstance(decl, ast.SignatureDecl):
         lines = _signature(decl)
     elif isinstance(decl, ast.IndexDecl):
-        text = f", text={quote(decl.text_field)}" if decl.text_field != "text" else ""
-        lines = [f"index {decl.name} = {decl.kind}({quote(decl.path)}{text})"]
+        lines = [
+            f"index {decl.name} = {decl.kind}({quote(decl.path)}, text={quote(decl.text_field)})"
+        ]
     elif isinstance(decl, ast.MetricDecl):
         lines = [f"metric {decl.name}({decl.field})"]
     else:
