@@ -17,6 +17,7 @@ from lmc.builder.modules import (
 from lmc.builder.signature import InputField, OutputField, Signature
 from lmc.diagnostics import LmcError
 from lmc.program import Program, load, loads
+from lmc.runtime.context import RunContext, configure
 
 __all__ = [
     "ChainOfThought",
@@ -29,9 +30,11 @@ __all__ = [
     "Prediction",
     "Program",
     "Retrieve",
+    "RunContext",
     "Signature",
     "bm25",
     "build",
+    "configure",
     "load",
     "loads",
 ]

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from lmc import cli_run
 from lmc.diagnostics import LmcError
 from lmc.files import write_atomically
 from lmc.lower import load_text
@@ -138,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--program", help="which program of the file")
     show.set_defaults(handler=cmd_show)
+
+    cli_run.add_commands(commands, _load_program)
     return parser
 
 
@@ -159,9 +162,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LmcError as error:
         _print_errors(error, err)
         return EXIT_BAD_INPUT
-    except UsageError as error:
+    except (UsageError, cli_run.RunUsageError) as error:
         err.print(Text(f"lmc: error: {error}"))
         return EXIT_BAD_INPUT
+    except cli_run.RunFailed as error:
+        err.print(Text(f"lmc: error: {error}"))
+        return EXIT_FAILED
     except KeyboardInterrupt:
         err.print("lmc: interrupted")
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lmc import syntax as ast
 from lmc.diagnostics import Diagnostic, LmcError, Span, quoted_list
@@ -11,6 +12,9 @@ from lmc.ir import ProgramGraph
 from lmc.lower import CheckedModule, load_text
 from lmc.printer import print_module
 from lmc.signatures import FieldSpec
+
+if TYPE_CHECKING:
+    from lmc.runtime.context import RunContext
 
 
 class Program:
@@ -43,6 +47,17 @@ class Program:
     @property
     def metric(self) -> ast.MetricDecl | None:
         return self.source.metric()
+
+    def __call__(self, **inputs: Any) -> Any:
+        """Run the program on the current run context (see `lmc.configure`)."""
+        return self.run(inputs)
+
+    def run(self, inputs: dict[str, Any], context: RunContext | None = None) -> Any:
+        """The outputs, as an `lmc.Prediction`, for one set of inputs."""
+        from lmc.builder.modules import Prediction
+        from lmc.runtime.eager import run_program
+
+        return Prediction(**run_program(self.ir, self.inputs, inputs, context))
 
     def to_lmp(self) -> str:
         """The program as canonical `.lmp` text, with the signatures and indexes it uses."""

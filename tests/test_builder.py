@@ -8,6 +8,7 @@ from typing import Literal
 import pytest
 
 import lmc
+from lmc.backends.clients.fake import FakeLM
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, OneOf, OptionalOf
 
 
@@ -263,6 +264,9 @@ def test_unsupported_field_type_is_reported_at_class_definition() -> None:
             when: dict[str, str] = lmc.OutputField()
 
 
-def test_calling_a_step_outside_build_says_what_is_missing() -> None:
-    with pytest.raises(RuntimeError, match=r"lmc\.build"):
-        lmc.Predict(GenerateAnswer)(context=[], question="q")
+def test_calling_a_step_outside_build_runs_it_on_the_current_context() -> None:
+    fake = FakeLM(['{"answer": "Paris"}'])
+    with lmc.configure(fake, cache=False):
+        prediction = lmc.Predict(GenerateAnswer)(context=["Paris is in France."], question="q")
+    assert prediction == lmc.Prediction(answer="Paris")
+    assert "Paris is in France." in fake.requests[0].messages[-1].content

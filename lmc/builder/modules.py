@@ -57,12 +57,11 @@ class Predict(Module):
 
     def __call__(self, **inputs: Any) -> Any:
         trace = active_trace()
-        if trace is None:
-            raise RuntimeError(
-                f"{type(self).__name__}: running a step needs an LM; trace it into a program "
-                "with lmc.build(module) (eager calls arrive with the runtime)"
-            )
-        return trace.step(self, inputs, python_span())
+        if trace is not None:
+            return trace.step(self, inputs, python_span())
+        from lmc.runtime.eager import run_step
+
+        return Prediction(**run_step(self.signature, self.kind, inputs))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.signature.display_name})"

@@ -1,0 +1,147 @@
+"""What a backend and an LM client exchange: the request a step lowers to and the reply.
+
+A request is a frozen value: the cache keys on it, the trace records it, and its static part (the
+prompt prefix that does not depend on a call's inputs) is byte-identical across calls of a step.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal, Protocol
+
+from lmc.ir import StepParams
+from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
+
+Role = Literal["system", "user", "assistant"]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class LMRequest:
+    """One LM call: chat `messages`, or a raw `prompt`; optionally constrained.
+
+    `json_schema` asks for a JSON object of that schema; `grammar` (GBNF) constrains the reply's
+    text where the model runs locally. Decoding parameters are part of the request.
+    """
+
+    messages: tuple[Message, ...] = ()
+    prompt: str | None = None
+    json_schema: str | None = None  # JSON text, so the request stays hashable and byte-stable
+    grammar: str | None = None
+    temperature: float = 0.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The rendered request as plain data: what the cache keys on and the trace shows."""
+        data: dict[str, Any] = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if self.messages:
+            data["messages"] = [{"role": m.role, "content": m.content} for m in self.messages]
+        if self.prompt is not None:
+            data["prompt"] = self.prompt
+        if self.json_schema is not None:
+            data["json_schema"] = json.loads(self.json_schema)
+        if self.grammar is not None:
+            data["grammar"] = self.grammar
+        if self.stop:
+            data["stop"] = list(self.stop)
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class LMResponse:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+    cached: bool = False
+
+
+class LMClient(Protocol):
+    """A model that answers requests. Implementations: `lmc.backends.clients`."""
+
+    @property
+    def identity(self) -> str:
+        """What the cache keys on for this model: its file hash or name, never a secret."""
+        ...
+
+    @property
+    def constrains(self) -> bool:
+        """Whether it enforces `grammar` and `json_schema` while decoding (the local model)."""
+        ...
+
+    @property
+    def max_concurrency(self) -> int:
+        """How many calls may run at once (1 for an in-process model)."""
+        ...
+
+    def chat_template(self) -> str | None:
+        """The model's own chat template (jinja2), for the completion backend."""
+        ...
+
+    def complete(self, request: LMRequest) -> LMResponse: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepView:
+    """What a backend needs of a step: its signature, module kind and learned parameters."""
+
+    signature: SignatureSpec
+    module: ModuleKind
+    params: StepParams = field(default_factory=StepParams)
+
+    @property
+    def instruction(self) -> str:
+        if self.params.instruction is not None:
+            return self.params.instruction
+        if self.signature.instruction is not None:
+            return self.signature.instruction
+        inputs = ", ".join(f"`{f.name}`" for f in self.signature.inputs)
+        outputs = ", ".join(f"`{f.name}`" for f in self.outputs)
+        return f"Given the fields {inputs}, produce the fields {outputs}."
+
+    @property
+    def inputs(self) -> tuple[FieldSpec, ...]:
+        return self.signature.inputs
+
+    @property
+    def outputs(self) -> tuple[FieldSpec, ...]:
+        return self.signature.outputs_for(self.module)
+
+
+class ReplyError(Exception):
+    """A reply that does not fit the step's output fields; keeps the raw reply."""
+
+    def __init__(self, message: str, reply: str):
+        super().__init__(message)
+        self.message = message
+        self.reply = reply
+
+
+class Backend(ABC):
+    """Lowers a step to the request an LM wants and parses its reply into typed fields."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest: ...
+
+    @abstractmethod
+    def parse(self, step: StepView, reply: str) -> dict[str, Any]:
+        """Typed output values; raises `ReplyError` when the reply does not fit."""
+
+    @abstractmethod
+    def repair(
+        self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
+    ) -> LMRequest:
+        """The one follow-up request that shows the model its reply and what was wrong."""

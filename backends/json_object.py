@@ -1,0 +1,106 @@
+"""The `json` backend: the reply is one JSON object of the output fields.
+
+The prompt puts everything that does not change between calls first (instruction, field
+descriptions, the reply's shape, demos) so a server's prefix cache is reused; the call's inputs come
+last. On a model that constrains decoding the reply is held to the outputs' JSON Schema.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
+from lmc.backends.schema import object_schema, render_value, type_hint, validate
+from lmc.signatures import FieldSpec
+
+
+def _field_lines(fields: tuple[FieldSpec, ...]) -> list[str]:
+    lines = []
+    for f in fields:
+        hint = type_hint(f.type)
+        notes = "; ".join(n for n in (f.desc, hint) if n)
+        lines.append(f"- `{f.name}` ({f.type})" + (f": {notes}" if notes else ""))
+    return lines
+
+
+def render_inputs(step: StepView, values: dict[str, Any]) -> str:
+    return "\n\n".join(f"{f.name}:\n{render_value(values[f.name])}" for f in step.inputs)
+
+
+class JsonBackend(Backend):
+    name: ClassVar[str] = "json"
+
+    def system_prompt(self, step: StepView) -> str:
+        keys = ", ".join(f'"{f.name}"' for f in step.outputs)
+        return "\n".join(
+            [
+                step.instruction,
+                "",
+                "Inputs:",
+                *_field_lines(step.inputs),
+                "",
+                "Reply with one JSON object and nothing else. Its keys, in this order, are "
+                f"{keys}:",
+                *_field_lines(step.outputs),
+            ]
+        )
+
+    def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
+        messages = [Message("system", self.system_prompt(step))]
+        for demo in step.params.demos:
+            values = dict(demo.fields)
+            if all(f.name in values for f in (*step.inputs, *step.outputs)):
+                messages.append(Message("user", render_inputs(step, values)))
+                reply = {f.name: values[f.name] for f in step.outputs}
+                messages.append(Message("assistant", json.dumps(reply, ensure_ascii=False)))
+        messages.append(Message("user", render_inputs(step, inputs)))
+        return messages
+
+    def schema_text(self, step: StepView, lm: LMClient) -> str:
+        return json.dumps(object_schema(step.outputs, bounded=lm.constrains))
+
+    def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
+        return LMRequest(
+            messages=tuple(self.messages(step, inputs)), json_schema=self.schema_text(step, lm)
+        )
+
+    def parse(self, step: StepView, reply: str) -> dict[str, Any]:
+        data = _first_json_object(reply)
+        if data is None:
+            raise ReplyError("the reply is not a JSON object", reply)
+        missing = [f.name for f in step.outputs if f.name not in data]
+        if missing:
+            raise ReplyError(f"the reply has no {', '.join(repr(m) for m in missing)}", reply)
+        checked = validate(step.outputs, data)
+        if isinstance(checked, str):
+            raise ReplyError(checked, reply)
+        return checked
+
+    def repair(
+        self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
+    ) -> LMRequest:
+        note = (
+            f"That reply could not be used: {error.message}. Reply again with only the JSON "
+            "object, with every key."
+        )
+        messages = (*request.messages, Message("assistant", reply), Message("user", note))
+        return LMRequest(
+            messages=messages,
+            json_schema=request.json_schema,
+            temperature=request.temperature,
+            max_tokens=request.max_tokens,
+        )
+
+
+def _first_json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in a reply, tolerating text or a code fence around it."""
+    start = text.find("{")
+    while start != -1:
+        try:
+            value, _ = json.JSONDecoder().raw_decode(text[start:])
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+            continue
+        return value if isinstance(value, dict) else None
+    return None

@@ -1,0 +1,116 @@
+"""Output field types as the shapes an LM is held to and a reply is checked against: JSON Schema,
+pydantic models, and the text a value is shown as in a prompt."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from lmc.signatures import FieldSpec
+from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar
+
+# Limits for a model that is held to the schema while decoding: a small model left free can
+# repeat itself inside one string or list until it runs out of tokens.
+MAX_TEXT = 400
+MAX_ITEMS = 16
+
+
+def json_schema(t: LmType, bounded: bool = False) -> dict[str, Any]:
+    if t == STR:
+        return {"type": "string", "maxLength": MAX_TEXT} if bounded else {"type": "string"}
+    if t == INT:
+        return {"type": "integer"}
+    if t == FLOAT:
+        return {"type": "number"}
+    if t == BOOL:
+        return {"type": "boolean"}
+    if isinstance(t, ListOf):
+        items = {"type": "array", "items": json_schema(t.item, bounded)}
+        return {**items, "maxItems": MAX_ITEMS} if bounded else items
+    if isinstance(t, OptionalOf):
+        return {"anyOf": [json_schema(t.inner, bounded), {"type": "null"}]}
+    if isinstance(t, OneOf):
+        return {"type": "string", "enum": list(t.choices)}
+    return {}
+
+
+def object_schema(fields: tuple[FieldSpec, ...], bounded: bool = False) -> dict[str, Any]:
+    """A JSON object with every field, in order (a model writes `reasoning` before the answer)."""
+    properties = {}
+    for f in fields:
+        schema = json_schema(f.type, bounded)
+        if f.desc:
+            schema = {**schema, "description": f.desc}
+        properties[f.name] = schema
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [f.name for f in fields],
+        "additionalProperties": False,
+    }
+
+
+def python_type(t: LmType) -> Any:
+    if isinstance(t, Scalar):
+        return {"str": str, "int": int, "float": float, "bool": bool}[t.name]
+    if isinstance(t, ListOf):
+        return list[python_type(t.item)]  # type: ignore[misc]
+    if isinstance(t, OptionalOf):
+        return Optional[python_type(t.inner)]  # noqa: UP045
+    if isinstance(t, OneOf):
+        return Literal[t.choices]
+    return Any
+
+
+@cache
+def outputs_model(fields: tuple[FieldSpec, ...]) -> type[BaseModel]:
+    """A pydantic model that checks (and, where lax, converts) one step's output values."""
+    definitions: dict[str, Any] = {f.name: (python_type(f.type), ...) for f in fields}
+    return create_model(
+        "Outputs", __config__=ConfigDict(extra="ignore", strict=False), **definitions
+    )
+
+
+def validate(fields: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str, Any] | str:
+    """Typed values, or a message saying which field is wrong and why."""
+    try:
+        model = outputs_model(fields).model_validate(values)
+    except ValidationError as error:
+        problems = []
+        for item in error.errors():
+            where = ".".join(str(p) for p in item["loc"]) or "reply"
+            problems.append(f"{where}: {item['msg']}")
+        return "; ".join(problems)
+    return {f.name: getattr(model, f.name) for f in fields}
+
+
+def render_value(value: Any) -> str:
+    """A value as prompt text: strings as they are, lists one item per line, the rest as JSON."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        if all(isinstance(item, str) for item in value):
+            return "\n".join(f"[{i}] {item}" for i, item in enumerate(value, 1)) or "[]"
+        return json.dumps(list(value), ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def type_hint(t: LmType) -> str:
+    """How a field's expected format is said to the model."""
+    if t == STR:
+        return ""
+    if isinstance(t, OneOf):
+        return "must be exactly one of: " + "; ".join(t.choices)
+    if isinstance(t, OptionalOf):
+        inner = type_hint(t.inner)
+        return f"{inner + ', or ' if inner else ''}null if unknown"
+    if t == INT:
+        return "a whole number"
+    if t == FLOAT:
+        return "a number"
+    if t == BOOL:
+        return "true or false"
+    return f"a JSON value of type {t}"

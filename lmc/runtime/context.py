@@ -1,0 +1,84 @@
+"""`RunContext`: everything a run needs (LM, backend, cache, trace, counters), passed explicitly.
+
+`lmc.configure(...)` makes one; used as `with lmc.configure(lm=...):` it is also what eager calls
+(`lmc.Predict(Sig)(question=...)`) use in that block, in that thread or task only.
+"""
+
+from __future__ import annotations
+
+import os
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from lmc.backends import registry
+from lmc.backends.base import Backend, LMClient
+from lmc.backends.clients import DEFAULT_MODEL, open_lm
+from lmc.runtime.cache import ResponseCache
+from lmc.runtime.stats import RunStats
+from lmc.runtime.trace import TraceWriter
+
+DEFAULT_BACKEND = "json"
+
+
+@dataclass
+class RunContext:
+    lm: LMClient
+    backend: Backend
+    cache: ResponseCache | None = None
+    trace: TraceWriter | None = None
+    concurrency: int = 4
+    stats: RunStats = field(default_factory=RunStats)
+    retrievers: dict[str, Any] = field(default_factory=dict)
+    _tokens: list[Token[RunContext | None]] = field(default_factory=list, repr=False)
+
+    def __enter__(self) -> RunContext:
+        self._tokens.append(_CURRENT.set(self))
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        _CURRENT.reset(self._tokens.pop())
+
+
+_CURRENT: ContextVar[RunContext | None] = ContextVar("lmc_run_context", default=None)
+_DEFAULT: list[RunContext] = []
+
+
+def configure(
+    lm: str | LMClient | None = None,
+    *,
+    backend: str | Backend = DEFAULT_BACKEND,
+    api_base: str | None = None,
+    cache: bool = True,
+    trace: str | None = None,
+    concurrency: int = 4,
+) -> RunContext:
+    """A run context: `lm` is a model string (`local`, `local:PATH.gguf`, a litellm string) or a
+    client; by default `$LMC_LM`, else the embedded local model."""
+    if lm is None or isinstance(lm, str):
+        client = open_lm(lm or os.environ.get("LMC_LM") or DEFAULT_MODEL, api_base)
+    else:
+        client = lm
+    return RunContext(
+        lm=client,
+        backend=registry.get(backend) if isinstance(backend, str) else backend,
+        cache=ResponseCache() if cache else None,
+        trace=TraceWriter(trace) if trace else None,
+        concurrency=concurrency,
+    )
+
+
+def current_context() -> RunContext:
+    """The context of the enclosing `with lmc.configure(...)`, else a default one (made once)."""
+    context = _CURRENT.get()
+    if context is not None:
+        return context
+    if not _DEFAULT:
+        _DEFAULT.append(configure())
+    return _DEFAULT[0]

@@ -1,0 +1,218 @@
+"""Run a program graph: nodes in dependency order, independent steps at the same time.
+
+Each step is lowered by the context's backend, answered through the cache or the LM, and parsed
+into typed fields; a reply that does not parse gets one repair call, and then the step fails with
+the raw reply kept. LM calls run in worker threads, at most `lm.max_concurrency` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
+from lmc.ir import (
+    ConcatNode,
+    ConstNode,
+    InputNode,
+    ListNode,
+    Node,
+    OutputNode,
+    ProgramGraph,
+    RetrieveNode,
+    StepNode,
+)
+from lmc.runtime.context import RunContext
+
+
+class StepFailed(Exception):
+    """A step's reply could not be used, even after one repair call."""
+
+    def __init__(self, step: str, message: str, reply: str):
+        super().__init__(f"step '{step}': the reply could not be used after one repair: {message}")
+        self.step = step
+        self.message = message
+        self.reply = reply
+
+
+class RetrievalUnavailable(Exception):
+    """A retrieve step whose index is not loaded in the run context."""
+
+
+def complete(context: RunContext, request: LMRequest) -> LMResponse:
+    """One LM call, answered from the cache when it can be."""
+    cache, lm = context.cache, context.lm
+    if cache is not None:
+        hit = cache.get(lm.identity, request)
+        if hit is not None:
+            return hit
+    response = lm.complete(request)
+    if cache is not None:
+        cache.put(lm.identity, request, response)
+    return response
+
+
+def call_step(
+    context: RunContext,
+    step_id: str,
+    view: StepView,
+    inputs: dict[str, Any],
+    record: int | None = None,
+) -> dict[str, Any]:
+    """Lower, call, parse; one repair call if the reply does not parse. Blocking."""
+    backend, lm = context.backend, context.lm
+    request = backend.lower(view, inputs, lm)
+    for attempt in (1, 2):
+        response = complete(context, request)
+        context.stats.record_call(step_id, response, repair=attempt == 2)
+        try:
+            parsed = backend.parse(view, response.text)
+        except ReplyError as error:
+            _trace(context, record, step_id, attempt, request, response, None, error.message)
+            if attempt == 2:
+                context.stats.record_failure(step_id)
+                raise StepFailed(step_id, error.message, error.reply) from None
+            request = backend.repair(view, request, response.text, error, lm)
+            continue
+        _trace(context, record, step_id, attempt, request, response, parsed, None)
+        return parsed
+    raise AssertionError("unreachable")
+
+
+def _trace(
+    context: RunContext,
+    record: int | None,
+    step: str,
+    attempt: int,
+    request: LMRequest,
+    response: LMResponse,
+    parsed: dict[str, Any] | None,
+    error: str | None,
+) -> None:
+    if context.trace is not None:
+        context.trace.call(
+            record=record,
+            step=step,
+            backend=context.backend.name,
+            model=context.lm.identity,
+            attempt=attempt,
+            request=request,
+            response=response,
+            parsed=parsed,
+            error=error,
+        )
+
+
+@dataclass
+class _Run:
+    context: RunContext
+    graph: ProgramGraph
+    lm_slots: asyncio.Semaphore
+    record: int | None
+
+    async def outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
+        for node in self.graph.topological():
+            predecessors = [(tasks[source], wire) for source, wire in self.graph.incoming(node.id)]
+            tasks[node.id] = asyncio.ensure_future(self.node(node, predecessors, inputs))
+        try:
+            await asyncio.gather(*tasks.values())
+        finally:
+            for task in tasks.values():
+                task.cancel()
+        return {n.name: tasks[n.id].result()["value"] for n in self.graph.outputs()}
+
+    async def node(
+        self,
+        node: Node,
+        predecessors: list[tuple[asyncio.Task[dict[str, Any]], Any]],
+        inputs: dict[str, Any],
+    ) -> dict[str, Any]:
+        values = {}
+        for task, wire in predecessors:
+            values[wire.target_field] = (await task)[wire.source_field]
+        if isinstance(node, InputNode):
+            return {"value": inputs[node.name]}
+        if isinstance(node, OutputNode):
+            return values
+        if isinstance(node, ConstNode):
+            return {"value": node.value}
+        if isinstance(node, ListNode):
+            return {"value": [values[f"item{i}"] for i in range(node.size)]}
+        if isinstance(node, ConcatNode):
+            return {"value": list(values["left"]) + list(values["right"])}
+        if isinstance(node, RetrieveNode):
+            return {"passages": await self.retrieve(node, values["query"])}
+        assert isinstance(node, StepNode)
+        view = StepView(node.signature, node.module, self.graph.params[node.param_key])
+        async with self.lm_slots:
+            return await asyncio.to_thread(
+                call_step, self.context, node.id, view, values, self.record
+            )
+
+    async def retrieve(self, node: RetrieveNode, query: Any) -> list[str]:
+        retriever = self.context.retrievers.get(node.index)
+        if retriever is None:
+            raise RetrievalUnavailable(
+                f"index '{node.index}' is not loaded: retrieval steps need an index in the run "
+                "context"
+            )
+        self.context.stats.record_retrieval()
+        passages: list[str] = await asyncio.to_thread(retriever.search, str(query), node.k)
+        return passages
+
+
+def _executor(context: RunContext) -> ThreadPoolExecutor:
+    workers = max(context.lm.max_concurrency, context.concurrency) + 2
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmc-call")
+
+
+async def _with_executor(context: RunContext) -> None:
+    asyncio.get_running_loop().set_default_executor(_executor(context))
+
+
+def run(context: RunContext, graph: ProgramGraph, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The program's outputs for one set of (already typed) inputs."""
+
+    async def main() -> dict[str, Any]:
+        await _with_executor(context)
+        slots = asyncio.Semaphore(context.lm.max_concurrency)
+        return await _Run(context, graph, slots, None).outputs(inputs)
+
+    return asyncio.run(main())
+
+
+@dataclass
+class RecordResult:
+    index: int
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    reply: str | None = None
+
+
+async def run_records(
+    context: RunContext, graph: ProgramGraph, records: Iterable[dict[str, Any]]
+) -> AsyncIterator[RecordResult]:
+    """Each record's result, in input order, with at most `context.concurrency` in flight."""
+    await _with_executor(context)
+    slots = asyncio.Semaphore(context.lm.max_concurrency)
+    window = max(1, context.concurrency)
+
+    async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
+        try:
+            outputs = await _Run(context, graph, slots, index).outputs(inputs)
+        except StepFailed as failure:
+            return RecordResult(index, inputs, error=str(failure), reply=failure.reply)
+        return RecordResult(index, inputs, outputs)
+
+    pending: list[asyncio.Task[RecordResult]] = []
+    for index, inputs in enumerate(records):
+        pending.append(asyncio.ensure_future(one(index, inputs)))
+        if len(pending) >= window:
+            yield await pending.pop(0)
+    for task in pending:
+        yield await task

@@ -1,0 +1,59 @@
+"""What running a program cost, step by step: LM calls, cache hits, repairs, tokens, latency."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from lmc.backends.base import LMResponse
+
+
+@dataclass
+class StepStats:
+    calls: int = 0
+    cache_hits: int = 0
+    repairs: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_s: float = 0.0
+
+    def add(self, other: StepStats) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+@dataclass
+class RunStats:
+    """Counters shared by the calls of a run (or a dataset run); safe across threads."""
+
+    steps: dict[str, StepStats] = field(default_factory=dict)
+    retrievals: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def record_call(self, step: str, response: LMResponse, *, repair: bool) -> None:
+        with self._lock:
+            stats = self.steps.setdefault(step, StepStats())
+            if response.cached:
+                stats.cache_hits += 1
+            else:
+                stats.calls += 1
+                stats.latency_s += response.latency_s
+            stats.repairs += int(repair)
+            stats.prompt_tokens += response.prompt_tokens
+            stats.completion_tokens += response.completion_tokens
+
+    def record_failure(self, step: str) -> None:
+        with self._lock:
+            self.steps.setdefault(step, StepStats()).failures += 1
+
+    def record_retrieval(self) -> None:
+        with self._lock:
+            self.retrievals += 1
+
+    def total(self) -> StepStats:
+        total = StepStats()
+        with self._lock:
+            for stats in self.steps.values():
+                total.add(stats)
+        return total

@@ -1,0 +1,104 @@
+"""`--trace`: every LM call of a run as one JSON line (rendered request, raw reply, parsed fields),
+and `lmc trace show` to read them."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.text import Text
+
+from lmc.backends.base import LMRequest, LMResponse
+
+
+class TraceWriter:
+    """Appends one JSON object per LM call; lines from concurrent calls never interleave."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file: TextIO = self.path.open("w", encoding="utf-8")
+        self._lock = threading.Lock()
+
+    def call(
+        self,
+        *,
+        record: int | None,
+        step: str,
+        backend: str,
+        model: str,
+        attempt: int,
+        request: LMRequest,
+        response: LMResponse,
+        parsed: dict[str, Any] | None,
+        error: str | None,
+    ) -> None:
+        line = {
+            "record": record,
+            "step": step,
+            "backend": backend,
+            "model": model,
+            "attempt": attempt,
+            "request": request.to_json(),
+            "reply": response.text,
+            "parsed": parsed,
+            "error": error,
+            "prompt_tokens": response.prompt_tokens,
+            "completion_tokens": response.completion_tokens,
+            "latency_s": round(response.latency_s, 4),
+            "cached": response.cached,
+        }
+        text = json.dumps(line, ensure_ascii=False, default=str)
+        with self._lock:
+            self._file.write(text + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def read_trace(path: Path) -> list[dict[str, Any]]:
+    """The calls in a trace file; a malformed line raises ValueError naming its line number."""
+    calls = []
+    with path.open(encoding="utf-8") as file:
+        for number, line in enumerate(file, 1):
+            if not line.strip():
+                continue
+            try:
+                calls.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}: line {number}: not JSON ({error.msg})") from None
+    return calls
+
+
+def show_trace(calls: list[dict[str, Any]], console: Console) -> None:
+    for call in calls:
+        where = f"record {call['record']} · " if call.get("record") is not None else ""
+        status = "cached" if call.get("cached") else f"{call.get('latency_s', 0):.2f}s"
+        title = (
+            f"{where}{call['step']} · {call['backend']} · {call['model']} · attempt "
+            f"{call['attempt']} · {call['prompt_tokens']}+{call['completion_tokens']} tokens · "
+            f"{status}"
+        )
+        parts: list[Any] = []
+        request = call["request"]
+        for message in request.get("messages", []):
+            parts.append(Text(f"── {message['role']} ──", style="bold cyan"))
+            parts.append(Text(message["content"]))
+        if "prompt" in request:
+            parts.append(Text("── prompt ──", style="bold cyan"))
+            parts.append(Text(request["prompt"]))
+        parts.append(Text("── reply ──", style="bold green"))
+        parts.append(Text(call["reply"]))
+        if call.get("error"):
+            parts.append(Text(f"── could not be used: {call['error']}", style="bold red"))
+        elif call.get("parsed") is not None:
+            parts.append(Text("── fields ──", style="bold magenta"))
+            for name, value in call["parsed"].items():
+                parts.append(Text(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
+        console.print(Panel(Group(*parts), title=title, title_align="left"))
