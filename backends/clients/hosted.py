@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -62,6 +63,10 @@ class HostedLM:
         self.max_concurrency = concurrency
         self.num_retries = num_retries
         self.timeout_s = timeout_s
+        # OpenAI's `json_schema` response format first; llama-cpp-python's server only knows
+        # `json_object` with a `schema`, and says so: then that form, from then on.
+        self._schema_styles = ["json_schema", "json_object"]
+        self._lock = threading.Lock()
 
     @property
     def identity(self) -> str:
@@ -87,26 +92,48 @@ class HostedLM:
                 options["api_key"] = "sk-local"
         if request.stop:
             options["stop"] = list(request.stop)
-        if request.json_schema is not None:
-            options["response_format"] = {
-                "type": "json_schema",
-                "json_schema": {"name": "outputs", "schema": json.loads(request.json_schema)},
-            }
         started = time.perf_counter()
-        try:
-            if request.prompt is not None:
-                result = litellm.text_completion(prompt=request.prompt, **options)
-                text = result.choices[0].text
-            else:
-                messages = [{"role": m.role, "content": m.content} for m in request.messages]
-                result = litellm.completion(messages=messages, **options)
-                text = result.choices[0].message.content or ""
-        except Exception as error:  # litellm raises many provider-specific types
-            raise HostedLMError(f"{self.model}: {type(error).__name__}: {error}") from None
-        usage = getattr(result, "usage", None)
+        while True:
+            style = self._schema_styles[0]
+            if request.json_schema is not None:
+                options["response_format"] = _response_format(style, request.json_schema)
+                # While the server's response format is unknown, a refusal is not retried.
+                probing = len(self._schema_styles) > 1
+                options["num_retries"] = 0 if probing else self.num_retries
+                options["max_retries"] = 0 if probing else self.num_retries
+            try:
+                text, usage = self._call(litellm, request, options)
+                if request.json_schema is not None:
+                    self._schema_styles = [style]
+                break
+            except Exception as error:  # litellm raises many provider-specific types
+                status = getattr(error, "status_code", None)
+                said_so = "response_format" in str(error) or status in (400, 422)
+                refused_format = said_so and request.json_schema is not None
+                if refused_format and len(self._schema_styles) > 1:
+                    with self._lock:  # concurrent calls may learn this at the same time
+                        if self._schema_styles[0] == style and len(self._schema_styles) > 1:
+                            self._schema_styles.pop(0)
+                    continue
+                raise HostedLMError(f"{self.model}: {type(error).__name__}: {error}") from None
         return LMResponse(
             text=text,
             prompt_tokens=getattr(usage, "prompt_tokens", 0) or 0,
             completion_tokens=getattr(usage, "completion_tokens", 0) or 0,
             latency_s=time.perf_counter() - started,
         )
+
+    def _call(self, litellm: Any, request: LMRequest, options: dict[str, Any]) -> tuple[str, Any]:
+        if request.prompt is not None:
+            result = litellm.text_completion(prompt=request.prompt, **options)
+            return result.choices[0].text, getattr(result, "usage", None)
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        result = litellm.completion(messages=messages, **options)
+        return result.choices[0].message.content or "", getattr(result, "usage", None)
+
+
+def _response_format(style: str, schema_text: str) -> dict[str, Any]:
+    schema = json.loads(schema_text)
+    if style == "json_schema":
+        return {"type": "json_schema", "json_schema": {"name": "outputs", "schema": schema}}
+    return {"type": "json_object", "schema": schema}
