@@ -1,10 +1,10 @@
 # Two entry points, both safe to run on a fresh machine:
-#   make demo   install lmc and run the example program
+#   make demo   install lmc and run the example on the embedded model (no key, no network)
 #   make test   install lmc with its test tools and run the checks CI runs
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-EXAMPLE := examples/rag/program.lmp
+EXAMPLE := examples/qa/program.lmp
 
 # llama-cpp-python has no wheel on PyPI: build one once, portable (a -march=native build crashed
 # on CPUs with AMX), and keep it where every later install finds it.
@@ -22,7 +22,8 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --find-links $(WHEELS)
 
 demo: install graphviz
 	$(BIN)/lmc check $(EXAMPLE)
-	$(BIN)/lmc show $(EXAMPLE) -o build/MultiHopRAG.svg
+	$(BIN)/lmc run $(EXAMPLE) --input question="What is the capital of France?"
+	$(BIN)/lmc show examples/rag/program.lmp -o build/MultiHopRAG.svg
 
 test: install-dev graphviz lint typecheck unit
 

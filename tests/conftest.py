@@ -1,0 +1,16 @@
+"""Shared test setup: no test reads or writes the user's own LM cache or model choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own `LMC_CACHE_DIR`, so none touches `~/.cache/lmc`."""
+    cache = tmp_path / "lmc-cache"
+    monkeypatch.setenv("LMC_CACHE_DIR", str(cache))
+    monkeypatch.delenv("LMC_LM", raising=False)
+    return cache
