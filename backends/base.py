@@ -25,7 +25,8 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class LMRequest:
-    """One LM call: chat `messages`, or a raw `prompt`; optionally constrained.
+    """One LM call: chat `messages`, or a raw `prompt` (rendered from `messages` by the model's
+    chat template, which a client then sends instead); optionally constrained.
 
     `json_schema` asks for a JSON object of that schema; `grammar` (GBNF) constrains the reply's
     text where the model runs locally. Decoding parameters are part of the request.

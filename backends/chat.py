@@ -12,7 +12,14 @@ import re
 from typing import Any, ClassVar
 
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
-from lmc.backends.schema import MAX_ITEMS, MAX_TEXT, render_value, type_hint, validate
+from lmc.backends.schema import (
+    MAX_ITEMS,
+    MAX_TEXT,
+    demo_values,
+    field_line,
+    render_value,
+    validate,
+)
 from lmc.signatures import FieldSpec
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf
 
@@ -24,21 +31,23 @@ def marker(name: str) -> str:
     return f"[[ ## {name} ## ]]"
 
 
-def _describe(fields: tuple[FieldSpec, ...]) -> list[str]:
-    lines = []
-    for i, f in enumerate(fields, 1):
-        hint = type_hint(f.type)
-        notes = "; ".join(n for n in (f.desc, hint) if n)
-        lines.append(f"{i}. `{f.name}` ({f.type})" + (f": {notes}" if notes else ""))
-    return lines
+def _describe(fields: tuple[FieldSpec, ...], *, output: bool) -> list[str]:
+    return [field_line(f, f"{i}.", output=output) for i, f in enumerate(fields, 1)]
 
 
-def render_fields(fields: tuple[FieldSpec, ...], values: dict[str, Any]) -> str:
-    return "\n\n".join(f"{marker(f.name)}\n{_field_text(f, values[f.name])}" for f in fields)
+def render_fields(fields: tuple[FieldSpec, ...], values: dict[str, Any], *, output: bool) -> str:
+    return "\n\n".join(
+        f"{marker(f.name)}\n{_field_text(f, values[f.name], output)}" for f in fields
+    )
 
 
-def _field_text(f: FieldSpec, value: Any) -> str:
-    return value if isinstance(value, str) and f.type == STR else render_value(value)
+def _field_text(f: FieldSpec, value: Any, output: bool) -> str:
+    """Inputs as readable text; outputs exactly as the model is asked to write them."""
+    if isinstance(value, str) and _is_text(f.type):
+        return value
+    if value is None:
+        return "null"
+    return json.dumps(value, ensure_ascii=False) if output else render_value(value)
 
 
 class ChatBackend(Backend):
@@ -51,9 +60,9 @@ class ChatBackend(Backend):
         return "\n".join(
             [
                 "Your input fields are:",
-                *_describe(step.inputs),
+                *_describe(step.inputs, output=False),
                 "Your output fields are:",
-                *_describe(step.outputs),
+                *_describe(step.outputs, output=True),
                 "All interactions are structured like this, with the values filled in:",
                 "",
                 skeleton,
@@ -71,12 +80,12 @@ class ChatBackend(Backend):
     def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
         messages = [Message("system", self.system_prompt(step))]
         for demo in step.params.demos:
-            values = dict(demo.fields)
-            if all(f.name in values for f in (*step.inputs, *step.outputs)):
-                messages.append(Message("user", render_fields(step.inputs, values)))
-                reply = render_fields(step.outputs, values) + f"\n\n{COMPLETED}"
+            values = demo_values(demo.fields, step.inputs, step.outputs)
+            if values is not None:
+                messages.append(Message("user", render_fields(step.inputs, values, output=False)))
+                reply = render_fields(step.outputs, values, output=True) + f"\n\n{COMPLETED}"
                 messages.append(Message("assistant", reply))
-        user = render_fields(step.inputs, inputs) + "\n\n" + self._reply_request(step)
+        user = render_fields(step.inputs, inputs, output=False) + "\n\n" + self._reply_request(step)
         messages.append(Message("user", user))
         return messages
 
@@ -91,7 +100,10 @@ class ChatBackend(Backend):
             if f.name not in sections:
                 raise ReplyError(f"the reply has no {marker(f.name)} section", reply)
             text = sections[f.name].strip()
-            raw[f.name] = text if _is_text(f.type) else _loads(text)
+            if isinstance(f.type, OptionalOf) and text.lower() in ("null", "none", ""):
+                raw[f.name] = None
+            else:
+                raw[f.name] = text if _is_text(f.type) else _loads(text)
         checked = validate(step.outputs, raw)
         if isinstance(checked, str):
             raise ReplyError(checked, reply)
@@ -111,10 +123,11 @@ class ChatBackend(Backend):
 
 
 def _sections(reply: str) -> dict[str, str]:
+    """Each marked section's text; where a marker repeats, the first one counts."""
     found: dict[str, str] = {}
     matches = list(_MARKER.finditer(reply))
-    for here, after in zip(matches, [*matches[1:], None], strict=True):
-        end = after.start() if after else len(reply)
+    for i, here in enumerate(matches):
+        end = matches[i + 1].start() if i + 1 < len(matches) else len(reply)
         found.setdefault(here.group(1), reply[here.end() : end])
     return found
 
@@ -168,7 +181,7 @@ def _json_rule(t: LmType, rules: dict[str, str]) -> str:
     if t == BOOL:
         return '("true" | "false")'
     if t == STR:
-        rules["string"] = r'"\"" ([^"\\\n] | "\\" ["\\nt])* "\""'
+        rules["string"] = rf'"\"" ([^"\\\n] | "\\" ["\\nt]){{0,{MAX_TEXT}}} "\""'
         return "string"
     if isinstance(t, OneOf):
         return "(" + " | ".join(_literal(json.dumps(c)) for c in t.choices) + ")"

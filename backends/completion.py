@@ -57,23 +57,20 @@ class CompletionBackend(JsonBackend):
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
         messages = tuple(self.messages(step, inputs))
-        return LMRequest(
-            prompt=render_prompt(self._template(lm), messages),
-            json_schema=self.schema_text(step, lm),
-        )
+        prompt = render_prompt(self._template(lm), messages)
+        return LMRequest(messages=messages, prompt=prompt, json_schema=self.schema_text(step, lm))
 
     def repair(
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
     ) -> LMRequest:
-        assert request.prompt is not None
         note = (
             f"That reply could not be used: {error.message}. Reply again with only the JSON "
             "object, with every key."
         )
-        follow_up = (Message("assistant", reply), Message("user", note))
-        prompt = request.prompt + render_prompt(self._template(lm), follow_up)
+        messages = (*request.messages, Message("assistant", reply), Message("user", note))
         return LMRequest(
-            prompt=prompt,
+            messages=messages,
+            prompt=render_prompt(self._template(lm), messages),
             json_schema=request.json_schema,
             temperature=request.temperature,
             max_tokens=request.max_tokens,

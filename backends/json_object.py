@@ -11,21 +11,20 @@ import json
 from typing import Any, ClassVar
 
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
-from lmc.backends.schema import object_schema, render_value, type_hint, validate
+from lmc.backends.schema import demo_values, field_line, object_schema, render_value, validate
 from lmc.signatures import FieldSpec
 
 
-def _field_lines(fields: tuple[FieldSpec, ...]) -> list[str]:
-    lines = []
-    for f in fields:
-        hint = type_hint(f.type)
-        notes = "; ".join(n for n in (f.desc, hint) if n)
-        lines.append(f"- `{f.name}` ({f.type})" + (f": {notes}" if notes else ""))
-    return lines
+def _field_lines(fields: tuple[FieldSpec, ...], *, output: bool) -> list[str]:
+    return [field_line(f, "-", output=output) for f in fields]
 
 
 def render_inputs(step: StepView, values: dict[str, Any]) -> str:
     return "\n\n".join(f"{f.name}:\n{render_value(values[f.name])}" for f in step.inputs)
+
+
+def _closing(step: StepView) -> str:
+    return "Reply with the JSON object: " + ", ".join(f'"{f.name}"' for f in step.outputs) + "."
 
 
 class JsonBackend(Backend):
@@ -38,23 +37,24 @@ class JsonBackend(Backend):
                 step.instruction,
                 "",
                 "Inputs:",
-                *_field_lines(step.inputs),
+                *_field_lines(step.inputs, output=False),
                 "",
                 "Reply with one JSON object and nothing else. Its keys, in this order, are "
                 f"{keys}:",
-                *_field_lines(step.outputs),
+                *_field_lines(step.outputs, output=True),
             ]
         )
 
     def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
         messages = [Message("system", self.system_prompt(step))]
         for demo in step.params.demos:
-            values = dict(demo.fields)
-            if all(f.name in values for f in (*step.inputs, *step.outputs)):
-                messages.append(Message("user", render_inputs(step, values)))
+            values = demo_values(demo.fields, step.inputs, step.outputs)
+            if values is not None:
+                user = render_inputs(step, values) + "\n\n" + _closing(step)
+                messages.append(Message("user", user))
                 reply = {f.name: values[f.name] for f in step.outputs}
                 messages.append(Message("assistant", json.dumps(reply, ensure_ascii=False)))
-        messages.append(Message("user", render_inputs(step, inputs)))
+        messages.append(Message("user", render_inputs(step, inputs) + "\n\n" + _closing(step)))
         return messages
 
     def schema_text(self, step: StepView, lm: LMClient) -> str:

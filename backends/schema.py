@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 from functools import cache
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
 
-from lmc.signatures import FieldSpec
+from lmc.signatures import REASONING, FieldSpec
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar
 
 # Limits for a model that is held to the schema while decoding: a small model left free can
@@ -53,15 +53,38 @@ def object_schema(fields: tuple[FieldSpec, ...], bounded: bool = False) -> dict[
     }
 
 
+def _not_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true or false")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> Any:
+    """A literal that forgives quotes, spaces and case, but not a different word."""
+
+    def match(value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip().strip('"').strip()
+            return next((c for c in choices if c.lower() == text.lower()), text)
+        return value
+
+    return Annotated[Literal[choices], BeforeValidator(match)]
+
+
 def python_type(t: LmType) -> Any:
+    if t == STR:
+        return str
+    if t == BOOL:
+        return bool
     if isinstance(t, Scalar):
-        return {"str": str, "int": int, "float": float, "bool": bool}[t.name]
+        number = int if t == INT else float
+        return Annotated[number, BeforeValidator(_not_bool)]
     if isinstance(t, ListOf):
         return list[python_type(t.item)]  # type: ignore[misc]
     if isinstance(t, OptionalOf):
         return Optional[python_type(t.inner)]  # noqa: UP045
     if isinstance(t, OneOf):
-        return Literal[t.choices]
+        return _one_of(t.choices)
     return Any
 
 
@@ -70,7 +93,11 @@ def outputs_model(fields: tuple[FieldSpec, ...]) -> type[BaseModel]:
     """A pydantic model that checks (and, where lax, converts) one step's output values."""
     definitions: dict[str, Any] = {f.name: (python_type(f.type), ...) for f in fields}
     return create_model(
-        "Outputs", __config__=ConfigDict(extra="ignore", strict=False), **definitions
+        "Outputs",
+        __config__=ConfigDict(
+            extra="ignore", strict=False, coerce_numbers_to_str=True, allow_inf_nan=False
+        ),
+        **definitions,
     )
 
 
@@ -113,4 +140,33 @@ def type_hint(t: LmType) -> str:
         return "a number"
     if t == BOOL:
         return "true or false"
+    if isinstance(t, ListOf):
+        example = {STR: '["a", "b"]', INT: "[1, 2]", FLOAT: "[0.5, 2.0]", BOOL: "[true, false]"}
+        return f"a JSON list of {t.item}, e.g. {example.get(t.item, '[...]')}"
     return f"a JSON value of type {t}"
+
+
+def field_line(f: FieldSpec, bullet: str, *, output: bool) -> str:
+    """`- `name` (type): description (format)`; inputs need no format hint."""
+    hint = type_hint(f.type) if output else ""
+    notes = " ".join(n for n in (f.desc, f"({hint})" if hint and f.desc else hint) if n)
+    return f"{bullet} `{f.name}` ({f.type})" + (f": {notes}" if notes else "")
+
+
+NOT_SUPPLIED = "Not supplied for this example."
+
+
+def demo_values(
+    demo_fields: tuple[tuple[str, Any], ...],
+    inputs: tuple[FieldSpec, ...],
+    outputs: tuple[FieldSpec, ...],
+) -> dict[str, Any] | None:
+    """A demo's values, or None if it lacks an input or output; a missing `reasoning` (a
+    labelled example for a chain-of-thought step) is shown as not supplied."""
+    values = dict(demo_fields)
+    for f in outputs:
+        if f.name not in values and f.name == REASONING:
+            values[f.name] = NOT_SUPPLIED
+    if all(f.name in values for f in (*inputs, *outputs)):
+        return values
+    return None
