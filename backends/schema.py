@@ -141,7 +141,12 @@ def type_hint(t: LmType) -> str:
     if t == BOOL:
         return "true or false"
     if isinstance(t, ListOf):
-        example = {STR: '["a", "b"]', INT: "[1, 2]", FLOAT: "[0.5, 2.0]", BOOL: "[true, false]"}
+        example: dict[LmType, str] = {
+            STR: '["a", "b"]',
+            INT: "[1, 2]",
+            FLOAT: "[0.5, 2.0]",
+            BOOL: "[true, false]",
+        }
         return f"a JSON list of {t.item}, e.g. {example.get(t.item, '[...]')}"
     return f"a JSON value of type {t}"
 

@@ -51,7 +51,8 @@ class DescribeReview(lmc.Signature):
 def assert_valid(prediction: lmc.Prediction) -> None:
     assert prediction.sentiment in ("positive", "negative", "mixed")
     assert isinstance(prediction.sarcastic, bool)
-    assert isinstance(prediction.stars, int) and not isinstance(prediction.stars, bool)
+    assert isinstance(prediction.stars, int)
+    assert not isinstance(prediction.stars, bool)
     assert isinstance(prediction.confidence, float)
     assert isinstance(prediction.keywords, list)
     assert all(isinstance(k, str) for k in prediction.keywords)
@@ -64,7 +65,8 @@ def test_typed_outputs_are_valid_in_ten_of_ten_runs() -> None:
             assert_valid(describe(review=review))
     total = context.stats.total()
     assert total.calls == len(REVIEWS)
-    assert total.repairs == 0 and total.failures == 0
+    assert total.repairs == 0
+    assert total.failures == 0
 
 
 def test_the_chat_backend_is_held_to_its_field_markers_too() -> None:
@@ -77,9 +79,17 @@ def test_the_chat_backend_is_held_to_its_field_markers_too() -> None:
 
 def test_lmc_run_answers_the_example_on_a_fresh_cache(tmp_path: Path) -> None:
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "lmc"), "run", str(EXAMPLE),
-         "--input", "question=What is the capital of France?", "--json"],
-        capture_output=True, text=True, timeout=300,
+        [
+            str(Path(sys.executable).parent / "lmc"),
+            "run",
+            str(EXAMPLE),
+            "--input",
+            "question=What is the capital of France?",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={"PATH": "/usr/bin:/bin", "LMC_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr
@@ -101,10 +111,25 @@ def _free_port() -> int:
 def served_model() -> Iterator[str]:
     port = _free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
-         "--model_alias", "smol", "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "4096", "--n_threads", "2"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--model_alias",
+            "smol",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}/v1"
     try:
@@ -127,6 +152,7 @@ def test_a_served_model_answers_through_litellm(served_model: str) -> None:
     program = lmc.load(EXAMPLE)
     with lmc.configure("openai/smol", api_base=served_model, cache=False) as context:
         prediction = program(question="What is the capital of France?")
-        assert isinstance(prediction.answer, str) and prediction.answer
+        assert isinstance(prediction.answer, str)
+        assert prediction.answer
         assert_valid(lmc.Predict(DescribeReview)(review=REVIEWS[0]))
     assert context.stats.total().failures == 0

@@ -39,6 +39,25 @@ class CacheStats:
     models: dict[str, int]
 
 
+def _set_up(connection: sqlite3.Connection) -> None:
+    """WAL mode and the table. Switching a new file to WAL takes a lock that sqlite's busy
+    timeout does not wait for, so processes that start together retry here."""
+    for attempt in range(100):
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS responses ("
+                " key TEXT PRIMARY KEY, model TEXT NOT NULL, created REAL NOT NULL,"
+                " response TEXT NOT NULL)"
+            )
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == 99:
+                raise
+            time.sleep(0.01 * (1 + attempt % 10))
+
+
 class ResponseCache:
     """One sqlite file; a connection per thread, since sqlite connections are not shared."""
 
@@ -51,13 +70,7 @@ class ResponseCache:
         if connection is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             connection = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS responses ("
-                " key TEXT PRIMARY KEY, model TEXT NOT NULL, created REAL NOT NULL,"
-                " response TEXT NOT NULL)"
-            )
+            _set_up(connection)
             self._local.connection = connection
         return connection
 

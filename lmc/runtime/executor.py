@@ -8,10 +8,10 @@ the raw reply kept. LM calls run in worker threads, at most `lm.max_concurrency`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
 from lmc.ir import (
@@ -26,6 +26,8 @@ from lmc.ir import (
     StepNode,
 )
 from lmc.runtime.context import RunContext
+
+T = TypeVar("T")
 
 
 class StepFailed(Exception):
@@ -182,7 +184,17 @@ def run(context: RunContext, graph: ProgramGraph, inputs: dict[str, Any]) -> dic
         slots = asyncio.Semaphore(context.lm.max_concurrency)
         return await _Run(context, graph, slots, None).outputs(inputs)
 
-    return asyncio.run(main())
+    return _run_to_end(main)
+
+
+def _run_to_end(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run`, also from code that already runs an event loop (a notebook, say)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(main())
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        return worker.submit(asyncio.run, main()).result()
 
 
 @dataclass

@@ -62,6 +62,9 @@ class TraceWriter:
             self._file.close()
 
 
+TRACE_KEYS = ("step", "backend", "model", "attempt", "request", "reply")
+
+
 def read_trace(path: Path) -> list[dict[str, Any]]:
     """The calls in a trace file; a malformed line raises ValueError naming its line number."""
     calls = []
@@ -70,9 +73,16 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                calls.append(json.loads(line))
+                call = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}: line {number}: not JSON ({error.msg})") from None
+            missing = [k for k in TRACE_KEYS if not isinstance(call, dict) or k not in call]
+            if missing:
+                raise ValueError(
+                    f"{path}: line {number}: not an lmc trace line (expected the keys "
+                    f"{', '.join(TRACE_KEYS)}; written by lmc run --trace)"
+                )
+            calls.append(call)
     return calls
 
 
