@@ -4,6 +4,7 @@ Declare what each LM step does (a signature), wire steps into a program, in a `.
 Python, and lmc checks it before any LM call.
 """
 
+from lmc.backends.clients import LM
 from lmc.builder.build import build
 from lmc.builder.modules import (
     ChainOfThought,
@@ -23,6 +24,7 @@ __all__ = [
     "ChainOfThought",
     "IndexSpec",
     "InputField",
+    "LM",
     "LmcError",
     "Module",
     "OutputField",

@@ -7,6 +7,12 @@ from lmc.backends.base import LMClient
 DEFAULT_MODEL = "local"
 
 
+def LM(model: str = DEFAULT_MODEL, *, api_base: str | None = None) -> LMClient:  # noqa: N802
+    """A model to run programs on, for `lmc.configure(lm=...)`: `lmc.LM("local")`,
+    `lmc.LM("local:/models/qwen.gguf")`, `lmc.LM("openai/NAME", api_base="http://...")`."""
+    return open_lm(model, api_base)
+
+
 def open_lm(model: str = DEFAULT_MODEL, api_base: str | None = None) -> LMClient:
     """The client for a model string (see the CLI spec's MODEL)."""
     if model == "local" or model.startswith("local:"):

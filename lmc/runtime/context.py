@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -31,6 +33,16 @@ class RunContext:
     concurrency: int = 4
     stats: RunStats = field(default_factory=RunStats)
     retrievers: dict[str, Any] = field(default_factory=dict)
+    workers: ThreadPoolExecutor | None = field(default=None, repr=False)
+    _gate: threading.BoundedSemaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._gate = threading.BoundedSemaphore(self.lm.max_concurrency)
+
+    def lm_gate(self) -> threading.BoundedSemaphore:
+        """At most `lm.max_concurrency` LM calls at once, however the run is scheduled."""
+        return self._gate
+
     _tokens: list[Token[RunContext | None]] = field(default_factory=list, repr=False)
 
     def __enter__(self) -> RunContext:

@@ -8,10 +8,13 @@ the raw reply kept. LM calls run in worker threads, at most `lm.max_concurrency`
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+import networkx as nx
 
 from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
 from lmc.ir import (
@@ -51,7 +54,8 @@ def complete(context: RunContext, request: LMRequest) -> LMResponse:
         hit = cache.get(lm.identity, request)
         if hit is not None:
             return hit
-    response = lm.complete(request)
+    with context.lm_gate():
+        response = lm.complete(request)
     if cache is not None:
         cache.put(lm.identity, request, response)
     return response
@@ -112,7 +116,6 @@ def _trace(
 class _Run:
     context: RunContext
     graph: ProgramGraph
-    lm_slots: asyncio.Semaphore
     record: int | None
 
     async def outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
@@ -136,53 +139,100 @@ class _Run:
         values = {}
         for task, wire in predecessors:
             values[wire.target_field] = (await task)[wire.source_field]
-        if isinstance(node, InputNode):
-            return {"value": inputs[node.name]}
-        if isinstance(node, OutputNode):
-            return values
-        if isinstance(node, ConstNode):
-            return {"value": node.value}
-        if isinstance(node, ListNode):
-            return {"value": [values[f"item{i}"] for i in range(node.size)]}
-        if isinstance(node, ConcatNode):
-            return {"value": list(values["left"]) + list(values["right"])}
-        if isinstance(node, RetrieveNode):
-            return {"passages": await self.retrieve(node, values["query"])}
-        assert isinstance(node, StepNode)
-        view = StepView(node.signature, node.module, self.graph.params[node.param_key])
-        async with self.lm_slots:
+        if isinstance(node, StepNode | RetrieveNode):
             return await asyncio.to_thread(
-                call_step, self.context, node.id, view, values, self.record
+                _evaluate, self.context, self.graph, node, values, inputs, self.record
             )
-
-    async def retrieve(self, node: RetrieveNode, query: Any) -> list[str]:
-        retriever = self.context.retrievers.get(node.index)
-        if retriever is None:
-            raise RetrievalUnavailable(
-                f"index '{node.index}' is not loaded: retrieval steps need an index in the run "
-                "context"
-            )
-        self.context.stats.record_retrieval()
-        passages: list[str] = await asyncio.to_thread(retriever.search, str(query), node.k)
-        return passages
+        return _evaluate(self.context, self.graph, node, values, inputs, self.record)
 
 
-def _executor(context: RunContext) -> ThreadPoolExecutor:
-    workers = max(context.lm.max_concurrency, context.concurrency) + 2
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmc-call")
+def _evaluate(
+    context: RunContext,
+    graph: ProgramGraph,
+    node: Node,
+    values: dict[str, Any],
+    inputs: dict[str, Any],
+    record: int | None,
+) -> dict[str, Any]:
+    """One node's output fields from the values flowing into it. Steps and retrieval block."""
+    if isinstance(node, InputNode):
+        return {"value": inputs[node.name]}
+    if isinstance(node, OutputNode):
+        return values
+    if isinstance(node, ConstNode):
+        return {"value": node.value}
+    if isinstance(node, ListNode):
+        return {"value": [values[f"item{i}"] for i in range(node.size)]}
+    if isinstance(node, ConcatNode):
+        return {"value": list(values["left"]) + list(values["right"])}
+    if isinstance(node, RetrieveNode):
+        return {"passages": _retrieve(context, node, values["query"])}
+    assert isinstance(node, StepNode)
+    view = StepView(node.signature, node.module, graph.params[node.param_key])
+    return call_step(context, node.id, view, values, record)
+
+
+def _retrieve(context: RunContext, node: RetrieveNode, query: Any) -> list[str]:
+    retriever = context.retrievers.get(node.index)
+    if retriever is None:
+        raise RetrievalUnavailable(
+            f"index '{node.index}' is not loaded: retrieval steps need an index in the run context"
+        )
+    context.stats.record_retrieval()
+    passages: list[str] = retriever.search(str(query), node.k)
+    return passages
+
+
+def _one_at_a_time(graph: ProgramGraph) -> bool:
+    """Whether no two steps could ever run at once (each step depends on the one before)."""
+    steps = [n.id for n in graph.topological() if isinstance(n, StepNode | RetrieveNode)]
+    return all(nx.has_path(graph.nx, a, b) for a, b in itertools.pairwise(steps))
+
+
+def _run_in_order(
+    context: RunContext, graph: ProgramGraph, inputs: dict[str, Any], record: int | None = None
+) -> dict[str, Any]:
+    """A program whose steps form a chain, run in one thread: no event loop, no hand-offs."""
+    results: dict[str, dict[str, Any]] = {}
+    for node in graph.topological():
+        values = {
+            w.target_field: results[source][w.source_field] for source, w in graph.incoming(node.id)
+        }
+        results[node.id] = _evaluate(context, graph, node, values, inputs, record)
+    return {n.name: results[n.id]["value"] for n in graph.outputs()}
 
 
 async def _with_executor(context: RunContext) -> None:
-    asyncio.get_running_loop().set_default_executor(_executor(context))
+    """LM calls run in the context's worker threads, made once and reused by every run."""
+    if context.workers is None:
+        workers = max(context.lm.max_concurrency, context.concurrency) + 2
+        context.workers = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="lmc-call")
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(_Borrowed(context.workers))
+
+
+class _Borrowed(ThreadPoolExecutor):
+    """The context's pool, lent to one event loop: `asyncio.run` shuts its default executor
+    down at the end, and this one must outlive the run."""
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self._pool = pool
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return self._pool.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        pass
 
 
 def run(context: RunContext, graph: ProgramGraph, inputs: dict[str, Any]) -> dict[str, Any]:
     """The program's outputs for one set of (already typed) inputs."""
+    if _one_at_a_time(graph):
+        return _run_in_order(context, graph, inputs)
 
     async def main() -> dict[str, Any]:
         await _with_executor(context)
-        slots = asyncio.Semaphore(context.lm.max_concurrency)
-        return await _Run(context, graph, slots, None).outputs(inputs)
+        return await _Run(context, graph, None).outputs(inputs)
 
     return _run_to_end(main)
 
@@ -211,12 +261,15 @@ async def run_records(
 ) -> AsyncIterator[RecordResult]:
     """Each record's result, in input order, with at most `context.concurrency` in flight."""
     await _with_executor(context)
-    slots = asyncio.Semaphore(context.lm.max_concurrency)
     window = max(1, context.concurrency)
+    in_order = _one_at_a_time(graph)
 
     async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
         try:
-            outputs = await _Run(context, graph, slots, index).outputs(inputs)
+            if in_order:
+                outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
+            else:
+                outputs = await _Run(context, graph, index).outputs(inputs)
         except StepFailed as failure:
             return RecordResult(index, inputs, error=str(failure), reply=failure.reply)
         return RecordResult(index, inputs, outputs)
