@@ -21,10 +21,10 @@ from lmc.program import Program, load, loads
 from lmc.runtime.context import RunContext, configure
 
 __all__ = [
+    "LM",
     "ChainOfThought",
     "IndexSpec",
     "InputField",
-    "LM",
     "LmcError",
     "Module",
     "OutputField",

@@ -7,7 +7,7 @@ from lmc.backends.base import LMClient
 DEFAULT_MODEL = "local"
 
 
-def LM(model: str = DEFAULT_MODEL, *, api_base: str | None = None) -> LMClient:  # noqa: N802
+def LM(model: str = DEFAULT_MODEL, *, api_base: str | None = None) -> LMClient:
     """A model to run programs on, for `lmc.configure(lm=...)`: `lmc.LM("local")`,
     `lmc.LM("local:/models/qwen.gguf")`, `lmc.LM("openai/NAME", api_base="http://...")`."""
     return open_lm(model, api_base)
