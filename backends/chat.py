@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
@@ -113,13 +114,8 @@ class ChatBackend(Backend):
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
     ) -> LMRequest:
         note = f"That reply could not be used: {error.message}. {self._reply_request(step)}"
-        messages = (*request.messages, Message("assistant", reply), Message("user", note))
-        return LMRequest(
-            messages=messages,
-            grammar=request.grammar,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-        )
+        follow_up = (Message("assistant", reply), Message("user", note))
+        return replace(request, messages=(*request.messages, *follow_up))
 
 
 def _sections(reply: str) -> dict[str, str]:

@@ -7,6 +7,7 @@ into the prompt, and the reply is parsed as JSON.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
 from typing import Any, ClassVar
 
@@ -63,15 +64,5 @@ class CompletionBackend(JsonBackend):
     def repair(
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
     ) -> LMRequest:
-        note = (
-            f"That reply could not be used: {error.message}. Reply again with only the JSON "
-            "object, with every key."
-        )
-        messages = (*request.messages, Message("assistant", reply), Message("user", note))
-        return LMRequest(
-            messages=messages,
-            prompt=render_prompt(self._template(lm), messages),
-            json_schema=request.json_schema,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-        )
+        follow_up = super().repair(step, request, reply, error, lm)
+        return replace(follow_up, prompt=render_prompt(self._template(lm), follow_up.messages))

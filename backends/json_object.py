@@ -8,6 +8,7 @@ last. On a model that constrains decoding the reply is held to the outputs' JSON
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
@@ -84,13 +85,8 @@ class JsonBackend(Backend):
             f"That reply could not be used: {error.message}. Reply again with only the JSON "
             "object, with every key."
         )
-        messages = (*request.messages, Message("assistant", reply), Message("user", note))
-        return LMRequest(
-            messages=messages,
-            json_schema=request.json_schema,
-            temperature=request.temperature,
-            max_tokens=request.max_tokens,
-        )
+        follow_up = (Message("assistant", reply), Message("user", note))
+        return replace(request, messages=(*request.messages, *follow_up))
 
 
 def _first_json_object(text: str) -> dict[str, Any] | None:

@@ -361,16 +361,20 @@ class ProgramLowering:
             known = [*self.env, *self.forward_steps]
             self.error(span, f"unknown name '{name}'" + did_you_mean(name, known))
 
-    def name(self, e: ast.NameRef) -> _Value | None:
-        bound = self.env.get(e.name)
-        if bound is None and e.name in self.forward_steps:
-            bound = self.forward_step(e.name)
-            if bound is None:
-                return None  # its unknown signature is reported where the step is bound
+    def lookup(self, name: str, span: Span) -> _Value | _Step | _LoopIndex | None:
+        """What `name` is bound to here; None once whatever is wrong with it is reported."""
+        bound = self.env.get(name)
+        if bound is None and name in self.forward_steps:
+            # None: its unknown signature is reported where the step is bound.
+            return self.forward_step(name)
         if bound is None:
-            self.unknown_name(e.name, e.span)
+            self.unknown_name(name, span)
             return None
-        if isinstance(bound, _Broken):
+        return None if isinstance(bound, _Broken) else bound
+
+    def name(self, e: ast.NameRef) -> _Value | None:
+        bound = self.lookup(e.name, e.span)
+        if bound is None:
             return None
         if isinstance(bound, _LoopIndex):
             return self.constant(ast.Constant(bound.value, e.span), None)
@@ -391,15 +395,8 @@ class ProgramLowering:
         return None if signature is None else _Step(name, signature, call.module)
 
     def field(self, e: ast.FieldRef) -> _Value | None:
-        bound = self.env.get(e.step)
-        if bound is None and e.step in self.forward_steps:
-            bound = self.forward_step(e.step)
-            if bound is None:
-                return None  # its unknown signature is reported where the step is bound
+        bound = self.lookup(e.step, e.span)
         if bound is None:
-            self.unknown_name(e.step, e.span)
-            return None
-        if isinstance(bound, _Broken):
             return None
         if isinstance(bound, _Value | _LoopIndex):
             value_type = bound.type if isinstance(bound, _Value) else INT
