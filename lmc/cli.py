@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from lmc import cli_run
+from lmc import cli_compile, cli_run
 from lmc.diagnostics import LmcError
 from lmc.files import write_atomically
 from lmc.lower import load_text
@@ -141,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=cmd_show)
 
     cli_run.add_commands(commands, _load_program)
+    cli_compile.add_command(commands, _load_program)
     return parser
 
 

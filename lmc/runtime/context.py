@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -34,6 +35,10 @@ class RunContext:
     stats: RunStats = field(default_factory=RunStats)
     retrievers: dict[str, Any] = field(default_factory=dict)
     workers: ThreadPoolExecutor | None = field(default=None, repr=False)
+    budget: Budget | None = None
+    # Called with (record, step id, inputs, outputs) after each step: how a compile pass sees
+    # what the program did.
+    on_step: Callable[[int | None, str, dict[str, Any], dict[str, Any]], None] | None = None
     _gate: threading.BoundedSemaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,6 +61,29 @@ class RunContext:
         traceback: TracebackType | None,
     ) -> None:
         _CURRENT.reset(self._tokens.pop())
+
+
+class BudgetExhausted(Exception):
+    """The next LM call would go over the call budget; nothing was spent on it."""
+
+
+class Budget:
+    """A limit on LM calls (cache hits are free), shared by every run that counts against it."""
+
+    def __init__(self, limit: int | None):
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def spend(self) -> None:
+        with self._lock:
+            if self.limit is not None and self.used >= self.limit:
+                raise BudgetExhausted(f"the budget of {self.limit} LM calls is spent")
+            self.used += 1
+
+    @property
+    def left(self) -> int | None:
+        return None if self.limit is None else self.limit - self.used
 
 
 _CURRENT: ContextVar[RunContext | None] = ContextVar("lmc_run_context", default=None)

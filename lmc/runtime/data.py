@@ -6,8 +6,11 @@ is reported as `file: record N: what was expected`.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,13 +69,54 @@ def _json_or_text(text: str) -> Any:
 
 def read_records(path: Path, fields: tuple[FieldSpec, ...]) -> list[dict[str, Any]]:
     """Every record's inputs; the first bad record raises `DataError` naming its number."""
+    return list(load_dataset(path, fields).inputs)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Examples (whole records: inputs and expected outputs) and each one's typed inputs."""
+
+    name: str
+    examples: tuple[dict[str, Any], ...]
+    inputs: tuple[dict[str, Any], ...]
+    sha256: str
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def subset(self, indexes: Sequence[int], name: str | None = None) -> Dataset:
+        examples = tuple(self.examples[i] for i in indexes)
+        inputs = tuple(self.inputs[i] for i in indexes)
+        return Dataset(name or self.name, examples, inputs, hash_records(examples))
+
+
+def hash_records(records: Sequence[Mapping[str, Any]]) -> str:
+    text = "\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in records)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def split(data: Dataset, seed: int, dev_share: float = 0.5) -> tuple[Dataset, Dataset]:
+    """Train and dev parts of one dataset, the same for the same seed."""
+    order = list(range(len(data)))
+    random.Random(f"split:{seed}").shuffle(order)
+    cut = len(order) - max(1, round(len(order) * dev_share))
+    return data.subset(sorted(order[:cut]), "train"), data.subset(sorted(order[cut:]), "dev")
+
+
+def load_dataset(
+    path: Path, fields: tuple[FieldSpec, ...], expected: Sequence[str] = ()
+) -> Dataset:
+    """Every record of a JSONL file, checked: inputs typed, `expected` fields present.
+
+    The first bad record raises `DataError` as `file: record N: what was expected`.
+    """
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
-    records = []
+    examples, inputs = [], []
     number = 0
     for line in lines:
         if not line.strip():
@@ -88,5 +132,14 @@ def read_records(path: Path, fields: tuple[FieldSpec, ...]) -> list[dict[str, An
             ) from None
         if not isinstance(value, dict):
             raise DataError(f"{where}: expected a JSON object, found {type(value).__name__}")
-        records.append(coerce(fields, value, where))
-    return records
+        inputs.append(coerce(fields, value, where))
+        for name in expected:
+            if name not in value:
+                raise DataError(
+                    f"{where}: missing the expected '{name}' that the metric compares with "
+                    "the program's output"
+                )
+        examples.append(value)
+    if not examples:
+        raise DataError(f"{path}: no records; expected one JSON object per line")
+    return Dataset(path.stem, tuple(examples), tuple(inputs), hash_records(examples))

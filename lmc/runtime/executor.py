@@ -54,6 +54,8 @@ def complete(context: RunContext, request: LMRequest) -> LMResponse:
         hit = cache.get(lm.identity, request)
         if hit is not None:
             return hit
+    if context.budget is not None:
+        context.budget.spend()
     with context.lm_gate():
         response = lm.complete(request)
     if cache is not None:
@@ -84,6 +86,8 @@ def call_step(
             request = backend.repair(view, request, response.text, error, lm)
             continue
         _trace(context, record, step_id, attempt, request, response, parsed, None)
+        if context.on_step is not None:
+            context.on_step(record, step_id, inputs, parsed)
         return parsed
     raise AssertionError("unreachable")
 
@@ -234,10 +238,10 @@ def run(context: RunContext, graph: ProgramGraph, inputs: dict[str, Any]) -> dic
         await _with_executor(context)
         return await _Run(context, graph, None).outputs(inputs)
 
-    return _run_to_end(main)
+    return run_to_end(main)
 
 
-def _run_to_end(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+def run_to_end(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """`asyncio.run`, also from code that already runs an event loop (a notebook, say)."""
     try:
         asyncio.get_running_loop()

@@ -1,0 +1,156 @@
+"""How well a prediction matches an example: the builtin metrics and Python ones.
+
+Builtins compare one output field with the example's expected value of that field:
+`exact_match` and `contains` (after normalizing case, punctuation, articles and spaces), `f1`
+(token overlap) and `numeric` (numbers equal after normalization). A Python metric is named as
+`package.module:function` and called as `function(example, prediction) -> float | bool`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+BUILTINS = ("exact_match", "contains", "f1", "numeric")
+
+
+class MetricError(Exception):
+    """A metric that cannot be found or does not fit the program."""
+
+
+def normalize(text: Any) -> str:
+    """SQuAD-style: lower case, no punctuation, no articles, single spaces."""
+    lowered = str(text).lower()
+    no_punctuation = "".join(c for c in lowered if c not in string.punctuation)
+    no_articles = re.sub(r"\b(a|an|the)\b", " ", no_punctuation)
+    return " ".join(no_articles.split())
+
+
+def _exact_match(expected: Any, predicted: Any) -> float:
+    return float(normalize(expected) == normalize(predicted))
+
+
+def _contains(expected: Any, predicted: Any) -> float:
+    wanted = normalize(expected)
+    return float(bool(wanted) and wanted in normalize(predicted))
+
+
+def _f1(expected: Any, predicted: Any) -> float:
+    truth, guess = normalize(expected).split(), normalize(predicted).split()
+    common = sum((Counter(truth) & Counter(guess)).values())
+    if not truth or not guess or common == 0:
+        return float(truth == guess)
+    precision, recall = common / len(guess), common / len(truth)
+    return 2 * precision * recall / (precision + recall)
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def to_number(value: Any) -> float | None:
+    """The number a value states: itself, or the last number in its text (`"#### 1,234"`)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    found = _NUMBER.findall(str(value))
+    if not found:
+        return None
+    try:
+        return float(found[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+def _numeric(expected: Any, predicted: Any) -> float:
+    a, b = to_number(expected), to_number(predicted)
+    return float(a is not None and b is not None and abs(a - b) <= 1e-6 * max(1.0, abs(a)))
+
+
+_FIELD_METRICS: dict[str, Callable[[Any, Any], float]] = {
+    "exact_match": _exact_match,
+    "contains": _contains,
+    "f1": _f1,
+    "numeric": _numeric,
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named score in [0, 1] for one example and the program's prediction of it."""
+
+    name: str
+    field: str | None
+    score_fn: Callable[[Mapping[str, Any], Mapping[str, Any]], float | bool]
+
+    def score(self, example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
+        value = self.score_fn(example, prediction)
+        return float(value)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}({self.field})" if self.field else self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "field": self.field}
+
+
+def builtin(name: str, field: str) -> Metric:
+    compare = _FIELD_METRICS.get(name)
+    if compare is None:
+        raise MetricError(f"unknown metric '{name}'; expected one of {', '.join(BUILTINS)}")
+
+    def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
+        if field not in example:
+            raise MetricError(f"the example has no expected '{field}' for {name}({field})")
+        return compare(example[field], prediction.get(field, ""))
+
+    return Metric(name, field, score)
+
+
+def python_metric(reference: str) -> Metric:
+    """`package.module:function`, called as `function(example, prediction)`."""
+    module_name, _, function_name = reference.partition(":")
+    if not module_name or not function_name:
+        raise MetricError(f"expected NAME(FIELD) or package.module:function; found '{reference}'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise MetricError(f"cannot import {module_name}: {error}") from None
+    function = getattr(module, function_name, None)
+    if not callable(function):
+        raise MetricError(f"{module_name} has no function '{function_name}'")
+
+    def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float | bool:
+        from lmc.builder.modules import Prediction
+
+        result = function(_Record(example), Prediction(**prediction))
+        return float(result)
+
+    return Metric(reference, None, score)
+
+
+class _Record(dict[str, Any]):
+    """An example read as `example.answer` or `example["answer"]`, as DSPy metrics do."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+_SPEC = re.compile(r"^(\w+)\((\w+)\)$")
+
+
+def parse_metric(spec: str) -> Metric:
+    """`exact_match(answer)` or `package.module:function`."""
+    match = _SPEC.match(spec.strip())
+    if match:
+        return builtin(match.group(1), match.group(2))
+    return python_metric(spec.strip())

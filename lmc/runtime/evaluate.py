@@ -1,0 +1,77 @@
+"""Score a program on examples with a metric, through the runtime (cache, budget, trace)."""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from lmc.ir import ProgramGraph
+from lmc.metrics import Metric
+from lmc.runtime.context import RunContext
+from lmc.runtime.executor import run_records, run_to_end
+
+
+@dataclass(frozen=True)
+class StepCall:
+    """What one step read and wrote for one example."""
+
+    step: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+
+
+@dataclass
+class Evaluation:
+    scores: list[float]
+    predictions: list[dict[str, Any] | None]
+    errors: list[str | None]
+    calls: list[list[StepCall]] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        """The mean score, 0 to 1; a failed example scores 0."""
+        return sum(self.scores) / len(self.scores) if self.scores else 0.0
+
+
+def evaluate(
+    context: RunContext,
+    graph: ProgramGraph,
+    examples: Sequence[dict[str, Any]],
+    inputs: Sequence[dict[str, Any]],
+    metric: Metric,
+    *,
+    capture: bool = False,
+) -> Evaluation:
+    """Run every example (`inputs[i]` are the typed program inputs of `examples[i]`) and score
+    it; with `capture`, keep each example's step calls (for bootstrapping demos)."""
+    seen: dict[int, list[StepCall]] = defaultdict(list)
+    lock = threading.Lock()
+
+    def observe(
+        record: int | None, step: str, values: dict[str, Any], outputs: dict[str, Any]
+    ) -> None:
+        if record is not None:
+            with lock:
+                seen[record].append(StepCall(step, dict(values), dict(outputs)))
+
+    running = replace(context, on_step=observe) if capture else context
+
+    async def collect() -> Evaluation:
+        result = Evaluation([], [], [])
+        async for record in run_records(running, graph, list(inputs)):
+            example = examples[record.index]
+            if record.outputs is None:
+                result.scores.append(0.0)
+                result.predictions.append(None)
+                result.errors.append(record.error)
+            else:
+                result.scores.append(metric.score(example, record.outputs))
+                result.predictions.append(record.outputs)
+                result.errors.append(None)
+        result.calls = [seen.get(i, []) for i in range(len(examples))]
+        return result
+
+    return run_to_end(collect)

@@ -1,0 +1,78 @@
+"""`bootstrap-demos`: worked examples for every step, from runs that got the right answer.
+
+The teacher runs the program on train examples; each run whose prediction passes the metric
+gives a demo to every step it went through (that step's inputs and outputs, reasoning included).
+Several demo sets (seeded random choices) are scored on dev, and the best is kept, only if it
+beats the program as it was.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from lmc.ir import Demo, ProgramGraph, StepNode
+from lmc.passes.base import CompileContext, calls_per_run
+
+
+@dataclass(frozen=True)
+class BootstrapDemosPass:
+    name: ClassVar[str] = "bootstrap-demos"
+    max_demos: int = 4
+    candidates: int = 4
+    max_train: int = 16
+    threshold: float = 1.0
+
+    def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
+        runs = min(self.max_train, len(context.train)) + self.candidates * len(context.dev)
+        return runs * calls_per_run(program)
+
+    def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
+        found = self.bootstrap(program, context)
+        if not found:
+            context.say("bootstrap-demos: no teacher run passed the metric; no demos added")
+            return program
+        best, best_score = program, context.score(program).score
+        rng = context.rng(self.name)
+        for candidate_number in range(self.candidates):
+            chosen: dict[str, list[Demo]] = {}
+            for key, demos in found.items():
+                count = min(self.max_demos, len(demos))
+                chosen[key] = demos[:count] if candidate_number == 0 else rng.sample(demos, count)
+            candidate = with_demos(program, chosen)
+            score = context.score(candidate).score
+            context.say(f"bootstrap-demos: demo set {candidate_number + 1} scores {score:.3f}")
+            if score > best_score:
+                best, best_score = candidate, score
+        if best is program:
+            context.say("bootstrap-demos: no demo set beat the program without them")
+        return best
+
+    def bootstrap(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
+        """Demos by parameter key, from the teacher's passing runs on train examples."""
+        order = list(range(len(context.train)))
+        context.rng(f"{self.name}:train").shuffle(order)
+        sample = context.train.subset(order[: self.max_train])
+        run = context.score(program, sample, capture=True, teacher=True)
+        found: dict[str, list[Demo]] = {}
+        passing = 0
+        for score, calls in zip(run.scores, run.calls, strict=True):
+            if score < self.threshold:
+                continue
+            passing += 1
+            for call in calls:
+                node = program.node(call.step)
+                assert isinstance(node, StepNode)
+                demo = Demo(tuple({**call.inputs, **call.outputs}.items()))
+                if demo not in found.setdefault(node.param_key, []):
+                    found[node.param_key].append(demo)
+        context.say(f"bootstrap-demos: {passing} of {len(sample)} teacher runs passed the metric")
+        return found
+
+
+def with_demos(program: ProgramGraph, demos: dict[str, list[Demo]]) -> ProgramGraph:
+    """A copy of `program` whose steps (by parameter key) have these demos."""
+    result = program.copy()
+    for key, chosen in demos.items():
+        result.params[key] = replace(result.params[key], demos=tuple(chosen))
+    return result

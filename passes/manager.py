@@ -1,0 +1,133 @@
+"""Run a pipeline of passes: verify the graph around each, measure what each bought and cost.
+
+For every pass the log holds the dev metric before and after, the LM calls (cache hits apart),
+tokens and wall time. A pass that runs out of budget stops; the program it had is kept.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lmc.ir import ProgramGraph
+from lmc.passes.base import CompileContext, Pass, calls_per_run
+from lmc.runtime.context import BudgetExhausted
+from lmc.runtime.stats import StepStats
+
+
+class PassBroke(Exception):
+    """A pass produced an invalid graph: a bug in lmc, reported with the pass's name."""
+
+
+@dataclass
+class PassRecord:
+    name: str
+    options: dict[str, Any]
+    metric_before: float
+    metric_after: float
+    calls: int
+    cached: int
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    calls_per_run: int
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class CompileResult:
+    program: ProgramGraph
+    baseline: float
+    records: list[PassRecord]
+
+    @property
+    def final(self) -> float:
+        return self.records[-1].metric_after if self.records else self.baseline
+
+
+def options_of(a_pass: Pass) -> dict[str, Any]:
+    return {f.name: getattr(a_pass, f.name) for f in dataclasses.fields(a_pass)}  # type: ignore[arg-type]
+
+
+def projection(
+    program: ProgramGraph, pipeline: list[Pass], context: CompileContext
+) -> list[tuple[str, int]]:
+    """The most LM calls each stage may make: the baseline score, then every pass."""
+    stages = [("baseline on dev", len(context.dev) * calls_per_run(program))]
+    stages += [(p.name, p.projected_calls(program, context)) for p in pipeline]
+    return stages
+
+
+def _spent(context: CompileContext) -> StepStats:
+    total = context.run.stats.total()
+    if context.teacher is not context.run:
+        total.add(context.teacher.stats.total())
+    return total
+
+
+def _verify(program: ProgramGraph, when: str, name: str) -> None:
+    problems = program.verify()
+    if problems:
+        listed = "; ".join(p.message for p in problems)
+        raise PassBroke(f"the program is invalid {when} {name}: {listed}")
+
+
+def run_pipeline(
+    program: ProgramGraph,
+    pipeline: list[Pass],
+    context: CompileContext,
+    *,
+    on_record: Callable[[PassRecord], None] = lambda record: None,
+    done: list[PassRecord] | None = None,
+) -> CompileResult:
+    """Apply the passes in order. `done` (from a checkpoint) are passes already applied to
+    `program`; they are kept in the log and not run again."""
+    records = list(done or [])
+    baseline = records[0].metric_before if records else context.score(program).score
+    current, score = program, (records[-1].metric_after if records else baseline)
+    for a_pass in pipeline[len(records) :]:
+        _verify(current, "before", a_pass.name)
+        spent, started = _spent(context), time.perf_counter()
+        notes: list[str] = []
+        say = context.say
+
+        def note(message: str, notes: list[str] = notes, say: Callable[[str], None] = say) -> None:
+            notes.append(message)
+            say(message)
+
+        scoped = dataclasses.replace(context, say=note)
+        try:
+            candidate = a_pass.apply(current, scoped)
+        except BudgetExhausted as exhausted:
+            note(f"{exhausted}: {a_pass.name} stopped; the program before it is kept")
+            candidate = current
+        _verify(candidate, "after", a_pass.name)
+        try:
+            after = context.score(candidate).score if candidate is not current else score
+        except BudgetExhausted:
+            note("no budget left to score the result; the program before the pass is kept")
+            candidate, after = current, score
+        cost = _spent(context)
+        record = PassRecord(
+            name=a_pass.name,
+            options=options_of(a_pass),
+            metric_before=score,
+            metric_after=after,
+            calls=cost.calls - spent.calls,
+            cached=cost.cache_hits - spent.cache_hits,
+            prompt_tokens=cost.prompt_tokens - spent.prompt_tokens,
+            completion_tokens=cost.completion_tokens - spent.completion_tokens,
+            seconds=round(time.perf_counter() - started, 2),
+            calls_per_run=calls_per_run(candidate),
+            notes=notes,
+        )
+        records.append(record)
+        on_record(record)
+        current, score = candidate, after
+    return CompileResult(current, baseline, records)

@@ -1,0 +1,104 @@
+"""Passes by name, and pipelines written as `bootstrap-demos{max_demos=4},fuse-steps`.
+
+A pipeline is parsed and checked (names, options, their types) before any LM call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+from typing import Any, get_type_hints
+
+from lmc.passes.base import Pass
+
+# name -> "module:Class" under lmc.passes; imported only when used.
+_PASSES: dict[str, str] = {
+    "dead-steps": "dead_steps:DeadStepsPass",
+    "dedupe-steps": "dedupe_steps:DedupeStepsPass",
+    "bootstrap-demos": "bootstrap_demos:BootstrapDemosPass",
+    "instruction-search": "instruction_search:InstructionSearchPass",
+    "fuse-steps": "fuse_steps:FuseStepsPass",
+    "prune-demos": "prune_demos:PruneDemosPass",
+}
+
+DEFAULT_PIPELINE = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
+
+
+class PipelineError(Exception):
+    """A pipeline spec that names an unknown pass or option, or a badly typed value."""
+
+
+def register(name: str, target: str) -> None:
+    """Add a pass: `target` is `package.module:Class`. A name already taken is an error."""
+    if name in _PASSES:
+        raise ValueError(f"a pass named '{name}' is already registered")
+    _PASSES[name] = target
+
+
+def names() -> list[str]:
+    return sorted(_PASSES)
+
+
+def pass_class(name: str) -> type[Any]:
+    target = _PASSES.get(name)
+    if target is None:
+        raise PipelineError(f"unknown pass '{name}'; expected one of {', '.join(names())}")
+    module_name, _, class_name = target.partition(":")
+    if "." not in module_name:
+        module_name = f"lmc.passes.{module_name}"
+    cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
+    return cls
+
+
+_ITEM = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(?:\{([^{}]*)\})?\s*(?:,|$)")
+
+
+def parse_pipeline(spec: str) -> list[Pass]:
+    """`a{x=1,y=2},b` -> [A(x=1, y=2), B()]; every problem is reported before anything runs."""
+    passes: list[Pass] = []
+    position = 0
+    spec = spec.strip()
+    while position < len(spec):
+        match = _ITEM.match(spec, position)
+        if match is None or match.end() == position:
+            raise PipelineError(
+                f"cannot read the pipeline at column {position + 1}: '{spec[position:]}'; "
+                "expected NAME or NAME{option=value,...}, separated by commas"
+            )
+        passes.append(_make(match.group(1), match.group(2) or ""))
+        position = match.end()
+    if not passes:
+        raise PipelineError("the pipeline is empty; expected at least one pass")
+    return passes
+
+
+def _make(name: str, options_text: str) -> Pass:
+    cls = pass_class(name)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = get_type_hints(cls)
+    options: dict[str, Any] = {}
+    for item in filter(None, (part.strip() for part in options_text.split(","))):
+        key, equals, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not equals or key not in fields:
+            known = ", ".join(fields) or "none"
+            raise PipelineError(f"{name}: unknown option '{key}'; its options are {known}")
+        options[key] = _convert(name, key, raw.strip(), hints[key])
+    instance: Pass = cls(**options)
+    return instance
+
+
+def _convert(name: str, key: str, raw: str, kind: Any) -> Any:
+    try:
+        if kind is bool:
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return raw.lower() == "true"
+        if kind in (int, float):
+            return kind(raw)
+        return raw
+    except ValueError:
+        raise PipelineError(
+            f"{name}: option {key} expects {getattr(kind, '__name__', kind)}; found '{raw}'"
+        ) from None
