@@ -15,7 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from lmc import cli_compile, cli_run
+from lmc import cli_compile, cli_eval, cli_run
+from lmc.artifact import ArtifactError, is_artifact_path, load_program_file
 from lmc.diagnostics import LmcError
 from lmc.files import write_atomically
 from lmc.lower import load_text
@@ -44,6 +45,11 @@ def _read(path: str) -> str:
 
 
 def _load_program(path: str, name: str | None) -> Program:
+    if is_artifact_path(path):
+        try:
+            return load_program_file(path, name)
+        except ArtifactError as error:
+            raise UsageError(str(error)) from None
     return select(load_text(_read(path), path), name, how="--program ")
 
 
@@ -131,7 +137,7 @@ def _parser() -> argparse.ArgumentParser:
     fmt.set_defaults(handler=cmd_fmt)
 
     show = commands.add_parser("show", help="the program graph as a picture")
-    show.add_argument("program_file", metavar="PROGRAM.lmp")
+    show.add_argument("program_file", metavar="PROGRAM.lmp|ARTIFACT.json")
     show.add_argument(
         "-o",
         "--output",
@@ -141,6 +147,7 @@ def _parser() -> argparse.ArgumentParser:
     show.set_defaults(handler=cmd_show)
 
     cli_run.add_commands(commands, _load_program)
+    cli_eval.add_commands(commands, _load_program)
     cli_compile.add_command(commands, _load_program)
     return parser
 

@@ -65,7 +65,7 @@ def cmd_compile(
         raise RunUsageError(f"metric {metric.label}: the program has no output '{metric.field}'")
     run = _context(args, args.lm)
     teacher = _context(args, args.teacher_lm) if args.teacher_lm else run
-    err = Console(stderr=True, highlight=False, markup=False)
+    err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
 
     def plan(stages: list[tuple[str, int]]) -> None:

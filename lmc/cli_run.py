@@ -32,7 +32,7 @@ class RunFailed(Exception):
 
 def add_commands(commands: Any, load_program: Callable[[str, str | None], Program]) -> None:
     run = commands.add_parser("run", help="run a program on an LM")
-    run.add_argument("program_file", metavar="PROGRAM.lmp")
+    run.add_argument("program_file", metavar="PROGRAM.lmp|ARTIFACT.json")
     run.add_argument("--program", help="which program of the file")
     run.add_argument(
         "--input",

@@ -2,8 +2,9 @@
 
 The teacher runs the program on train examples; each run whose prediction passes the metric
 gives a demo to every step it went through (that step's inputs and outputs, reasoning included).
-Several demo sets (seeded random choices) are scored on dev, and the best is kept, only if it
-beats the program as it was.
+Train examples that name a step's fields themselves are labelled demos for it, as in DSPy.
+Several demo sets (seeded random choices from both) are scored on dev, and the best is kept, only
+if it beats the program as it was.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ class BootstrapDemosPass:
     max_demos: int = 4
     candidates: int = 4
     max_train: int = 16
+    labeled: int = 8
     threshold: float = 1.0
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
@@ -29,8 +31,14 @@ class BootstrapDemosPass:
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         found = self.bootstrap(program, context)
-        if not found:
-            context.say("bootstrap-demos: no teacher run passed the metric; no demos added")
+        for key, demos in self.labeled_demos(program, context).items():
+            pool = found.setdefault(key, [])
+            pool += [d for d in demos if d not in pool]
+        if not any(found.values()):
+            context.say(
+                "bootstrap-demos: no teacher run passed the metric and no train example "
+                "names a step's fields; no demos added"
+            )
             return program
         best, best_score = program, context.score(program).score
         rng = context.rng(self.name)
@@ -47,6 +55,19 @@ class BootstrapDemosPass:
         if best is program:
             context.say("bootstrap-demos: no demo set beat the program without them")
         return best
+
+    def labeled_demos(
+        self, program: ProgramGraph, context: CompileContext
+    ) -> dict[str, list[Demo]]:
+        """Train examples as demos for the steps whose input and output fields they name."""
+        found: dict[str, list[Demo]] = {}
+        for step in program.steps():
+            names = [f.name for f in (*step.signature.inputs, *step.signature.outputs)]
+            usable = [e for e in context.train.examples if all(n in e for n in names)]
+            demos = [Demo(tuple((n, e[n]) for n in names)) for e in usable[: self.labeled]]
+            if demos:
+                found.setdefault(step.param_key, demos)
+        return found
 
     def bootstrap(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
         """Demos by parameter key, from the teacher's passing runs on train examples."""
