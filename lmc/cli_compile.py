@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from lmc import checkpoint
 from lmc.cli_run import RunFailed, RunUsageError
 from lmc.program import Program
 
@@ -75,8 +76,32 @@ def cmd_compile(
         err.print(f"projected LM calls: {listed}; at most {total}{budget}")
 
     table = _table()
+    saved_at = checkpoint.checkpoint_path(
+        source=program.to_lmp(),
+        train=train.sha256,
+        dev=dev.sha256 if dev else None,
+        pipeline=args.pipeline or DEFAULT_PIPELINE,
+        metric=metric.label,
+        seed=args.seed,
+        lm=run.lm.identity,
+        teacher=teacher.lm.identity,
+        backend=args.backend,
+    )
+    start, done = None, None
+    if args.resume:
+        resumed = checkpoint.load(saved_at)
+        if resumed is None:
+            err.print("no checkpoint of this compile: starting from the beginning")
+        else:
+            start, done = resumed
+            err.print(f"resuming after {', '.join(r.name for r in done)}")
+            for record in done:
+                table.add_row(*_row(record))
+    finished: list[Any] = list(done or [])
 
-    def on_record(record: Any) -> None:
+    def on_record(record: Any, program_after: Any) -> None:
+        finished.append(record)
+        checkpoint.save(saved_at, program_after, finished)
         table.add_row(*_row(record))
         err.print(
             f"{record.name}: dev {metric.label} {record.metric_before:.3f} -> "
@@ -99,6 +124,8 @@ def cmd_compile(
             say=lambda message: err.print(f"  {message}", style="dim"),
             on_record=on_record,
             on_plan=plan,
+            done=done,
+            start=start,
         )
     except BudgetTooSmall as error:
         raise RunUsageError(str(error)) from None
@@ -108,6 +135,7 @@ def cmd_compile(
         err.print(table)
     target = Path(args.output or f"{program.name}.compiled.json")
     _write(target, compiled, args, run)
+    saved_at.unlink(missing_ok=True)
     result = compiled.result
     total_calls = sum(r.calls for r in result.records)
     out.print(

@@ -56,7 +56,7 @@ def compile_program(
     seed: int = 0,
     budget_calls: int | None = None,
     say: Callable[[str], None] = lambda message: None,
-    on_record: Callable[[PassRecord], None] = lambda record: None,
+    on_record: Callable[[PassRecord, ProgramGraph], None] = lambda record, program: None,
     on_plan: Callable[[list[tuple[str, int]]], None] = lambda stages: None,
     done: list[PassRecord] | None = None,
     start: ProgramGraph | None = None,

@@ -83,7 +83,7 @@ def run_pipeline(
     pipeline: list[Pass],
     context: CompileContext,
     *,
-    on_record: Callable[[PassRecord], None] = lambda record: None,
+    on_record: Callable[[PassRecord, ProgramGraph], None] = lambda record, program: None,
     done: list[PassRecord] | None = None,
 ) -> CompileResult:
     """Apply the passes in order. `done` (from a checkpoint) are passes already applied to
@@ -128,6 +128,6 @@ def run_pipeline(
             notes=notes,
         )
         records.append(record)
-        on_record(record)
+        on_record(record, candidate)
         current, score = candidate, after
     return CompileResult(current, baseline, records)
