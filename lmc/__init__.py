@@ -22,6 +22,7 @@ from lmc.runtime.context import RunContext, configure
 
 __all__ = [
     "LM",
+    "BootstrapFewShot",
     "ChainOfThought",
     "IndexSpec",
     "InputField",
@@ -36,7 +37,17 @@ __all__ = [
     "Signature",
     "bm25",
     "build",
+    "compile",
     "configure",
     "load",
     "loads",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The compiler loads on first use: running a program should not pay for it at import.
+    if name in ("compile", "BootstrapFewShot"):
+        from lmc import compiler
+
+        return getattr(compiler, name)
+    raise AttributeError(f"module 'lmc' has no attribute {name!r}")

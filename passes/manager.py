@@ -109,7 +109,8 @@ def run_pipeline(
             candidate = current
         _verify(candidate, "after", a_pass.name)
         try:
-            after = context.score(candidate).score if candidate is not current else score
+            # Passes return new graphs; an equal one needs no new score.
+            after = score if candidate == current else context.score(candidate).score
         except BudgetExhausted:
             note("no budget left to score the result; the program before the pass is kept")
             candidate, after = current, score

@@ -96,9 +96,14 @@ def _convert(name: str, key: str, raw: str, kind: Any) -> Any:
                 raise ValueError(raw)
             return raw.lower() == "true"
         if kind in (int, float):
-            return kind(raw)
+            number = kind(raw)
+            if number < 0:
+                raise ValueError(raw)
+            return number
         return raw
     except ValueError:
         raise PipelineError(
-            f"{name}: option {key} expects {getattr(kind, '__name__', kind)}; found '{raw}'"
+            f"{name}: option {key} expects "
+            f"{'a number ≥ 0 (' + kind.__name__ + ')' if kind in (int, float) else kind.__name__}; "
+            f"found '{raw}'"
         ) from None

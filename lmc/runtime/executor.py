@@ -145,7 +145,7 @@ class _Run:
             values[wire.target_field] = (await task)[wire.source_field]
         if isinstance(node, StepNode | RetrieveNode):
             return await asyncio.to_thread(
-                _evaluate, self.context, self.graph, node, values, inputs, self.record
+                _in_worker, self.context, self.graph, node, values, inputs, self.record
             )
         return _evaluate(self.context, self.graph, node, values, inputs, self.record)
 
@@ -174,6 +174,14 @@ def _evaluate(
     assert isinstance(node, StepNode)
     view = StepView(node.signature, node.module, graph.params[node.param_key])
     return call_step(context, node.id, view, values, record)
+
+
+def _in_worker(*args: Any) -> dict[str, Any]:
+    # A StopIteration cannot cross from a worker thread into a coroutine: asyncio would hang.
+    try:
+        return _evaluate(*args)
+    except StopIteration as error:
+        raise RuntimeError(f"StopIteration escaped an LM client or retriever: {error!r}") from None
 
 
 def _retrieve(context: RunContext, node: RetrieveNode, query: Any) -> list[str]:

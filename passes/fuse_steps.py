@@ -1,0 +1,228 @@
+"""`fuse-steps`: ask for two adjacent steps' work in one LM call, where dev data says it is as good.
+
+A step B that reads only step A's outputs and program inputs can be answered in the same call as
+A: one signature with A's inputs and B's, both instructions, and the outputs readers need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from lmc.backends.base import StepView
+from lmc.ir import InputNode, Node, ProgramGraph, StepNode, StepParams
+from lmc.passes.base import CompileContext, calls_per_run
+from lmc.passes.dead_steps import WireSpec, assemble
+from lmc.signatures import REASONING, FieldSpec, ModuleKind, SignatureSpec
+
+# Float means of equal per-example scores can differ in the last bit; that is not a drop.
+_EPSILON = 1e-9
+
+
+def fusable(program: ProgramGraph, first: str, second: str) -> bool:
+    """Whether step `second` reads `first` and otherwise only program inputs."""
+    a, b = program.node(first), program.node(second)
+    if not isinstance(a, StepNode) or not isinstance(b, StepNode) or first == second:
+        return False
+    sources = [source for source, _ in program.incoming(second)]
+    return first in sources and all(
+        source == first or isinstance(program.node(source), InputNode) for source in sources
+    )
+
+
+def fusable_pairs(program: ProgramGraph) -> list[tuple[str, str]]:
+    """Every (A, B) that `fusable` admits, in topological order of A, then of B."""
+    order = {node.id: i for i, node in enumerate(program.topological())}
+    pairs: list[tuple[str, str]] = []
+    for a in program.steps():
+        readers = sorted({target for target, _ in program.outgoing(a.id)}, key=order.__getitem__)
+        pairs += [(a.id, b) for b in readers if fusable(program, a.id, b)]
+    return pairs
+
+
+class _Names:
+    """Field names of the fused signature: each one once, a clash renamed `name_2`, ..."""
+
+    def __init__(self, reserved: set[str]) -> None:
+        self.taken = set(reserved)
+
+    def claim(self, name: str) -> str:
+        fresh, n = name, 2
+        while fresh in self.taken:
+            fresh, n = f"{name}_{n}", n + 1
+        self.taken.add(fresh)
+        return fresh
+
+
+def _param_key(
+    program: ProgramGraph, base: str, signature: SignatureSpec, module: ModuleKind
+) -> str:
+    """`base`, `base@2`, ...: the key of an equal fused step (fusing loop copies alike keeps
+    them sharing parameters, as the copies did), else the first key not in use."""
+    users = {s.param_key: (s.signature, s.module) for s in program.steps()}
+    key, n = base, 2
+    while key in program.params and users.get(key) != (signature, module):
+        key, n = f"{base}@{n}", n + 1
+    return key
+
+
+def fuse(program: ProgramGraph, first: str, second: str) -> tuple[ProgramGraph, str]:
+    """A new graph where the fusable pair `first` -> `second` is one step; and that step's id."""
+    if not fusable(program, first, second):
+        raise ValueError(f"{second} does not read only {first} and program inputs")
+    a, b = program.node(first), program.node(second)
+    assert isinstance(a, StepNode)
+    assert isinstance(b, StepNode)
+    module: ModuleKind = (
+        "chain_of_thought" if "chain_of_thought" in (a.module, b.module) else "predict"
+    )
+    names = _Names({REASONING} if module == "chain_of_thought" else set())
+    into_a = {w.target_field: (s, w.source_field) for s, w in program.incoming(first)}
+    into_b = {w.target_field: (s, w.source_field) for s, w in program.incoming(second)}
+    internal = {f for f, (s, _) in into_b.items() if s == first}
+
+    inputs: list[FieldSpec] = []
+    fed_by: dict[str, tuple[tuple[str, str], FieldSpec]] = {}  # fused input -> source, spec
+    a_in: dict[str, str] = {}
+    for spec in a.signature.inputs:
+        a_in[spec.name] = names.claim(spec.name)
+        inputs.append(replace(spec, name=a_in[spec.name]))
+        fed_by[a_in[spec.name]] = (into_a[spec.name], spec)
+    b_in: dict[str, str] = {}
+    for spec in b.signature.inputs:
+        if spec.name in internal:
+            continue
+        same = fed_by.get(spec.name)
+        # The same value under the same name and type is asked for once.
+        if same is not None and same[0] == into_b[spec.name] and same[1].type == spec.type:
+            b_in[spec.name] = spec.name
+            continue
+        b_in[spec.name] = names.claim(spec.name)
+        inputs.append(replace(spec, name=b_in[spec.name]))
+
+    # A's outputs that something besides B reads stay outputs; B's names win a clash with them.
+    read_elsewhere = {w.source_field for t, w in program.outgoing(first) if t != second}
+    b_out = {spec.name: names.claim(spec.name) for spec in b.signature.outputs}
+    a_out: dict[str, str] = {}
+    a_kept: list[FieldSpec] = []
+    for spec in a.signature.outputs:
+        if spec.name in read_elsewhere:
+            a_out[spec.name] = names.claim(spec.name)
+            a_kept.append(replace(spec, name=a_out[spec.name]))
+    if module == "chain_of_thought":
+        # The fused step's one reasoning stands for whichever reasoning was read.
+        a_out.setdefault(REASONING, REASONING)
+        b_out.setdefault(REASONING, REASONING)
+    outputs = (*a_kept, *(replace(spec, name=b_out[spec.name]) for spec in b.signature.outputs))
+
+    signature = SignatureSpec(
+        name=(
+            f"{a.signature.name}Then{b.signature.name}"
+            if a.signature.name and b.signature.name
+            else None
+        ),
+        inputs=tuple(inputs),
+        outputs=outputs,
+        instruction=_instruction(program, a, b, [(f, into_b[f][1]) for f in sorted(internal)]),
+        span=a.signature.span,
+    )
+    fused_id = program.fresh_id(f"{first}_then_{second}")
+    key = _param_key(program, f"{a.param_key}_then_{b.param_key}", signature, module)
+    fused = StepNode(fused_id, signature, module, key, a.span)
+
+    nodes: list[Node] = []
+    for node_id in program.nx.nodes:
+        if node_id == first:
+            nodes.append(fused)
+        elif node_id != second:
+            nodes.append(program.node(node_id))
+    wires: list[WireSpec] = []
+    wired_into_fused: set[str] = set()
+    for source, target, wire in program.edges():
+        sf, tf, span = wire.source_field, wire.target_field, wire.span
+        if target == second and source == first:
+            continue
+        if target in (first, second):
+            field = (a_in if target == first else b_in)[tf]
+            if field in wired_into_fused:
+                continue
+            wired_into_fused.add(field)
+            wires.append((source, sf, fused_id, field, span))
+        elif source in (first, second):
+            wires.append((fused_id, (a_out if source == first else b_out)[sf], target, tf, span))
+        else:
+            wires.append((source, sf, target, tf, span))
+    fresh: dict[str, StepParams] = {} if key in program.params else {key: StepParams()}
+    return assemble(program, nodes, wires, fresh), fused_id
+
+
+def _instruction(
+    program: ProgramGraph, a: StepNode, b: StepNode, internal: list[tuple[str, str]]
+) -> str:
+    """A's task, then B's. Learned instructions count; demos do not fit the new fields.
+
+    `internal` are B's inputs that A writes (and what A calls them): no field carries them now.
+    """
+    first = StepView(a.signature, a.module, program.params[a.param_key]).instruction
+    second = StepView(b.signature, b.module, program.params[b.param_key]).instruction
+    parts = [first, "Then: " + second]
+    if internal:
+        fields = ", ".join(
+            f"`{read}`" if read == written else f"`{read}` (`{written}` above)"
+            for read, written in internal
+        )
+        verb = "it is" if len(internal) == 1 else "they are"
+        parts.append(f"Work out {fields} along the way; {verb} not among the inputs.")
+    return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
+class FuseStepsPass:
+    """Merges a step B into the step A it reads, when B reads nothing but A and program inputs.
+
+    The fused step takes A's inputs and B's other inputs (one field per value), does A's task then
+    B's, and returns B's outputs plus any of A's that another node reads; it starts with fresh
+    parameters (A's and B's demos do not fit its fields). This saves one LM call per run but can
+    change answers, so each fusion is tried on dev (`context.score`) and kept only if the metric
+    drops by at most `tolerance` from the program's own score; greedy, one pair at a time, so a
+    chain can fuse into one step. Structurally safe: every input of the fused step was already
+    computed before A, so no cycle and no missing value can appear.
+    """
+
+    name: ClassVar[str] = "fuse-steps"
+    tolerance: float = 0.0
+
+    def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
+        pairs = len(fusable_pairs(program))
+        if pairs == 0:
+            return 0
+        return (pairs + 1) * len(context.dev) * calls_per_run(program)
+
+    def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
+        # Only the pairs fusable at the start are tried (through the fusions kept so far), so
+        # the number of dev runs stays within `projected_calls`.
+        pairs = fusable_pairs(program)
+        current = program.copy()
+        if not pairs:
+            context.say("fuse-steps: no fusable pairs")
+            return current
+        baseline = context.score(program).score
+        now_in = {step.id: step.id for step in program.steps()}
+        kept = 0
+        for first, second in pairs:
+            a, b = now_in[first], now_in[second]
+            if not fusable(current, a, b):
+                continue
+            candidate, fused = fuse(current, a, b)
+            score = context.score(candidate).score
+            if score + _EPSILON >= baseline - self.tolerance:
+                current, kept = candidate, kept + 1
+                now_in = {k: fused if v in (a, b) else v for k, v in now_in.items()}
+                context.say(f"fused {a} and {b}: saves 1 LM call per run")
+            else:
+                context.say(
+                    f"kept {a} and {b} apart: fused, the dev metric is {score:.3f} "
+                    f"against {baseline:.3f}"
+                )
+        context.say(f"fuse-steps: {kept} fusions kept, saving {kept} LM calls per run")
+        return current
