@@ -4,6 +4,8 @@ Declare what each LM step does (a signature), wire steps into a program, in a `.
 Python, and lmc checks it before any LM call.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from lmc.backends.clients import LM
 from lmc.builder.build import build
 from lmc.builder.modules import (
@@ -19,6 +21,9 @@ from lmc.builder.signature import InputField, OutputField, Signature
 from lmc.diagnostics import LmcError
 from lmc.program import Program, load, loads
 from lmc.runtime.context import RunContext, configure
+
+if TYPE_CHECKING:
+    from lmc.compiler import BootstrapFewShot, compile
 
 __all__ = [
     "LM",
@@ -44,7 +49,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
+def __getattr__(name: str) -> Any:
     # The compiler loads on first use: running a program should not pay for it at import.
     if name in ("compile", "BootstrapFewShot"):
         from lmc import compiler

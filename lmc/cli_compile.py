@@ -57,13 +57,13 @@ def cmd_compile(
     try:
         metric = _metric(args, program, builtin, parse_metric)
         passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
+        if metric.field and metric.field not in {f.name for f in program.outputs}:
+            raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
         expected = [metric.field] if metric.field else []
         train = load_dataset(Path(args.train), program.inputs, expected)
         dev = load_dataset(Path(args.dev), program.inputs, expected) if args.dev else None
     except (MetricError, PipelineError, DataError) as error:
         raise RunUsageError(str(error)) from None
-    if metric.field and metric.field not in {f.name for f in program.outputs}:
-        raise RunUsageError(f"metric {metric.label}: the program has no output '{metric.field}'")
     run = _context(args, args.lm)
     teacher = _context(args, args.teacher_lm) if args.teacher_lm else run
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
@@ -127,7 +127,7 @@ def cmd_compile(
             done=done,
             start=start,
         )
-    except BudgetTooSmall as error:
+    except (BudgetTooSmall, MetricError) as error:
         raise RunUsageError(str(error)) from None
     except _failures() as error:
         raise RunFailed(str(error)) from None
@@ -137,7 +137,9 @@ def cmd_compile(
     _write(target, compiled, args, run)
     saved_at.unlink(missing_ok=True)
     result = compiled.result
-    total_calls = sum(r.calls for r in result.records)
+    total_calls = run.stats.total().calls + (
+        teacher.stats.total().calls if teacher is not run else 0
+    )
     out.print(
         f"wrote {target}: dev {metric.label} {result.baseline:.3f} -> {result.final:.3f} "
         f"on {len(compiled.dev)} examples, {total_calls} LM calls, "
@@ -172,9 +174,10 @@ def _context(args: argparse.Namespace, lm: str | None) -> Any:
 def _failures() -> tuple[type[Exception], ...]:
     from lmc.backends.clients.hosted import HostedLMError
     from lmc.passes.manager import PassBroke
+    from lmc.runtime.context import BudgetExhausted
     from lmc.runtime.executor import RetrievalUnavailable
 
-    return (HostedLMError, RetrievalUnavailable, PassBroke)
+    return (HostedLMError, RetrievalUnavailable, PassBroke, BudgetExhausted)
 
 
 def _table() -> Table:

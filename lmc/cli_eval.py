@@ -98,6 +98,8 @@ def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) 
             progress.update(task, completed=len(data))
     except _failures() as error:
         raise RunFailed(str(error)) from None
+    except MetricError as error:
+        raise RunUsageError(str(error)) from None
     finally:
         if context.trace is not None:
             context.trace.close()
@@ -187,20 +189,11 @@ def metric_from_json(data: Mapping[str, Any]) -> Metric:
 def _counting(
     metric: Metric, examples: tuple[dict[str, Any], ...], advance: Callable[[], None]
 ) -> Metric:
-    """`metric`, advancing the progress bar per scored example, and reporting a Python metric
-    that raises as a usage error naming the record (evaluate passes the example objects)."""
-    record_of = {id(example): number for number, example in enumerate(examples, start=1)}
+    """`metric`, advancing the progress bar per scored example (a metric that raises is
+    reported by `evaluate`, naming the example)."""
 
     def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float | bool:
-        try:
-            value = metric.score_fn(example, prediction)
-        except RunUsageError:
-            raise
-        except Exception as error:
-            where = f"record {record_of[id(example)]}" if id(example) in record_of else "a record"
-            raise RunUsageError(
-                f"metric {metric.label} failed on {where}: {type(error).__name__}: {error}"
-            ) from None
+        value = metric.score_fn(example, prediction)
         advance()
         return value
 

@@ -90,6 +90,8 @@ class Metric:
 
     def score(self, example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
         value = self.score_fn(example, prediction)
+        if not isinstance(value, int | float):
+            raise MetricError(f"metric {self.label} returned {value!r}; expected a number or bool")
         return float(value)
 
     @property
@@ -129,8 +131,8 @@ def python_metric(reference: str) -> Metric:
     def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float | bool:
         from lmc.builder.modules import Prediction
 
-        result = function(_Record(example), Prediction(**prediction))
-        return float(result)
+        result: float | bool = function(_Record(example), Prediction(**prediction))
+        return result
 
     return Metric(reference, None, score)
 

@@ -51,7 +51,7 @@ def pass_class(name: str) -> type[Any]:
     return cls
 
 
-_ITEM = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(?:\{([^{}]*)\})?\s*(?:,|$)")
+_ITEM = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(?:\{([^{}]*)\})?\s*")
 
 
 def parse_pipeline(spec: str) -> list[Pass]:
@@ -68,6 +68,18 @@ def parse_pipeline(spec: str) -> list[Pass]:
             )
         passes.append(_make(match.group(1), match.group(2) or ""))
         position = match.end()
+        if position < len(spec):
+            if spec[position] == "{":
+                raise PipelineError(
+                    f"the options of {match.group(1)} opened at column {position + 1} are not "
+                    "closed: expected NAME{option=value,...}"
+                )
+            if spec[position] != ",":
+                raise PipelineError(
+                    f"cannot read the pipeline at column {position + 1}: '{spec[position:]}'; "
+                    "expected ',' between passes"
+                )
+            position += 1
     if not passes:
         raise PipelineError("the pipeline is empty; expected at least one pass")
     return passes
@@ -81,7 +93,9 @@ def _make(name: str, options_text: str) -> Pass:
     for item in filter(None, (part.strip() for part in options_text.split(","))):
         key, equals, raw = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not equals or key not in fields:
+        if key in fields and not equals:
+            raise PipelineError(f"{name}: option {key} needs a value: {key}=...")
+        if key not in fields:
             known = ", ".join(fields) or "none"
             raise PipelineError(f"{name}: unknown option '{key}'; its options are {known}")
         options[key] = _convert(name, key, raw.strip(), hints[key])

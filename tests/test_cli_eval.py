@@ -293,7 +293,7 @@ def test_a_python_metric_that_raises_exits_2_naming_the_record(
     assert code == EXIT_BAD_INPUT
     assert out == ""
     assert err == (
-        "lmc: error: metric eval_test_metrics:boom failed on record 1: "
+        "lmc: error: record 1: metric eval_test_metrics:boom raised "
         "ZeroDivisionError: division by zero\n"
     )
 

@@ -245,10 +245,19 @@ def test_a_badly_typed_option_names_the_type_expected(
     assert message.endswith(f"; found '{found}'")
 
 
+def test_an_unclosed_option_list_says_where_it_opened() -> None:
+    with pytest.raises(PipelineError, match="opened at column 16 are not closed"):
+        parse_pipeline("bootstrap-demos{max_demos=4")
+
+
+def test_two_passes_need_a_comma_between_them() -> None:
+    with pytest.raises(PipelineError, match=r"column 13: .*expected ',' between passes"):
+        parse_pipeline("prune-demos prune-demos")
+
+
 @pytest.mark.parametrize(
     ("spec", "column"),
     [
-        ("bootstrap-demos{max_demos=4", 1),
         ("prune-demos,,dead-steps", 13),
         ("{max_demos=4}", 1),
         ("Prune-Demos", 1),
@@ -269,11 +278,6 @@ def test_an_empty_pipeline_asks_for_a_pass() -> None:
         parse_pipeline("  ")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="package bug: `{max_demos}` (no value) is reported as an unknown option although "
-    "the same message lists max_demos among the options",
-)
 def test_an_option_without_a_value_asks_for_one() -> None:
     with pytest.raises(PipelineError) as raised:
         parse_pipeline("bootstrap-demos{max_demos}")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from lmc.ir import ProgramGraph
-from lmc.metrics import Metric
+from lmc.metrics import Metric, MetricError
 from lmc.runtime.context import RunContext
 from lmc.runtime.executor import run_records, run_to_end
 
@@ -68,10 +68,21 @@ def evaluate(
                 result.predictions.append(None)
                 result.errors.append(record.error)
             else:
-                result.scores.append(metric.score(example, record.outputs))
+                result.scores.append(_score(metric, example, record.outputs, record.index))
                 result.predictions.append(record.outputs)
                 result.errors.append(None)
         result.calls = [seen.get(i, []) for i in range(len(examples))]
         return result
 
     return run_to_end(collect)
+
+
+def _score(metric: Metric, example: dict[str, Any], outputs: dict[str, Any], index: int) -> float:
+    try:
+        return metric.score(example, outputs)
+    except MetricError as error:
+        raise MetricError(f"record {index + 1}: {error}") from None
+    except Exception as error:  # a user's Python metric may raise anything
+        raise MetricError(
+            f"record {index + 1}: metric {metric.label} raised {type(error).__name__}: {error}"
+        ) from None

@@ -249,6 +249,11 @@ def run(context: RunContext, graph: ProgramGraph, inputs: dict[str, Any]) -> dic
     return run_to_end(main)
 
 
+def _forget(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
 def run_to_end(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """`asyncio.run`, also from code that already runs an event loop (a notebook, say)."""
     try:
@@ -287,9 +292,16 @@ async def run_records(
         return RecordResult(index, inputs, outputs)
 
     pending: list[asyncio.Task[RecordResult]] = []
-    for index, inputs in enumerate(records):
-        pending.append(asyncio.ensure_future(one(index, inputs)))
-        if len(pending) >= window:
+    try:
+        for index, inputs in enumerate(records):
+            pending.append(asyncio.ensure_future(one(index, inputs)))
+            if len(pending) >= window:
+                yield await pending.pop(0)
+        while pending:
             yield await pending.pop(0)
-    for task in pending:
-        yield await task
+    finally:
+        # Stopped early (an error, the budget, Ctrl-C): the records still in flight are dropped,
+        # and their errors must not be reported again as "never retrieved".
+        for task in pending:
+            task.cancel()
+            task.add_done_callback(_forget)
