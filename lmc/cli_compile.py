@@ -6,10 +6,12 @@ import argparse
 import datetime
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
 from lmc import checkpoint
@@ -103,6 +105,8 @@ def cmd_compile(
         finished.append(record)
         checkpoint.save(saved_at, program_after, finished)
         table.add_row(*_row(record))
+        if err.is_terminal:
+            return  # the live table shows it
         err.print(
             f"{record.name}: dev {metric.label} {record.metric_before:.3f} -> "
             f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
@@ -110,29 +114,32 @@ def cmd_compile(
             f"{record.seconds:.1f}s"
         )
 
+    # On a terminal the table of passes fills in as each one finishes; elsewhere, plain lines.
+    live: AbstractContextManager[Any] = (
+        Live(table, console=err, refresh_per_second=2) if err.is_terminal else nullcontext()
+    )
     try:
-        compiled = compile_program(
-            program,
-            train,
-            metric,
-            dev=dev,
-            pipeline=passes,
-            run=run,
-            teacher=teacher,
-            seed=args.seed,
-            budget_calls=args.budget_calls,
-            say=lambda message: err.print(f"  {message}", style="dim"),
-            on_record=on_record,
-            on_plan=plan,
-            done=done,
-            start=start,
-        )
+        with live:
+            compiled = compile_program(
+                program,
+                train,
+                metric,
+                dev=dev,
+                pipeline=passes,
+                run=run,
+                teacher=teacher,
+                seed=args.seed,
+                budget_calls=args.budget_calls,
+                say=lambda message: err.print(f"  {message}", style="dim"),
+                on_record=on_record,
+                on_plan=plan,
+                done=done,
+                start=start,
+            )
     except (BudgetTooSmall, MetricError) as error:
         raise RunUsageError(str(error)) from None
     except _failures() as error:
         raise RunFailed(str(error)) from None
-    if err.is_terminal:
-        err.print(table)
     target = Path(args.output or f"{program.name}.compiled.json")
     _write(target, compiled, args, run)
     saved_at.unlink(missing_ok=True)
