@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
-from lmc import cli_compile, cli_eval, cli_run
+from lmc import cli_compile, cli_eval, cli_index, cli_run
 from lmc.artifact import ArtifactError, is_artifact_path, load_program_file
 from lmc.diagnostics import LmcError
 from lmc.files import write_atomically
@@ -149,6 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_run.add_commands(commands, _load_program)
     cli_eval.add_commands(commands, _load_program)
     cli_compile.add_command(commands, _load_program)
+    cli_index.add_commands(commands)
     return parser
 
 

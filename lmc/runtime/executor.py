@@ -12,6 +12,7 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import networkx as nx
@@ -170,7 +171,7 @@ def _evaluate(
     if isinstance(node, ConcatNode):
         return {"value": list(values["left"]) + list(values["right"])}
     if isinstance(node, RetrieveNode):
-        return {"passages": _retrieve(context, node, values["query"])}
+        return {"passages": _retrieve(context, graph, node, values["query"])}
     assert isinstance(node, StepNode)
     view = StepView(node.signature, node.module, graph.params[node.param_key])
     return call_step(context, node.id, view, values, record)
@@ -184,15 +185,29 @@ def _in_worker(*args: Any) -> dict[str, Any]:
         raise RuntimeError(f"StopIteration escaped an LM client or retriever: {error!r}") from None
 
 
-def _retrieve(context: RunContext, node: RetrieveNode, query: Any) -> list[str]:
+def _retrieve(
+    context: RunContext, graph: ProgramGraph, node: RetrieveNode, query: Any
+) -> list[str]:
     retriever = context.retrievers.get(node.index)
     if retriever is None:
-        raise RetrievalUnavailable(
-            f"index '{node.index}' is not loaded: retrieval steps need an index in the run context"
-        )
+        retriever = context.retrievers[node.index] = _open(graph, node.index)
     context.stats.record_retrieval()
     passages: list[str] = retriever.search(str(query), node.k)
     return passages
+
+
+def _open(graph: ProgramGraph, name: str) -> Any:
+    """The program's index `name`, from its corpus file (built on first use, then kept)."""
+    from lmc.retrieval import open_retriever
+    from lmc.runtime.data import DataError
+
+    ref = graph.indexes.get(name)
+    if ref is None:
+        raise RetrievalUnavailable(f"index '{name}' is not declared by the program")
+    try:
+        return open_retriever(Path(ref.base) / ref.path, ref.kind, ref.text_field)
+    except DataError as error:
+        raise RetrievalUnavailable(f"index '{name}': {error}") from None
 
 
 def _one_at_a_time(graph: ProgramGraph) -> bool:
