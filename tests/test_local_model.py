@@ -156,3 +156,15 @@ def test_a_served_model_answers_through_litellm(served_model: str) -> None:
         assert prediction.answer
         assert_valid(lmc.Predict(DescribeReview)(review=REVIEWS[0]))
     assert context.stats.total().failures == 0
+
+
+def test_the_multi_hop_rag_example_runs_end_to_end() -> None:
+    program = lmc.load(Path(__file__).parent.parent / "examples" / "rag" / "program.lmp")
+    question = "Which country is the Eiffel Tower in?"
+    with lmc.configure("local", cache=False) as context:
+        prediction = program(question=question)
+    assert isinstance(prediction.answer, str)
+    assert context.stats.retrievals == 3  # the first search, then one per hop
+    total = context.stats.total()
+    assert total.calls == 3
+    assert total.failures == 0
