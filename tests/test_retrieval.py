@@ -111,3 +111,28 @@ def test_a_missing_corpus_is_a_clear_run_error(
     code = main(["run", str(tmp_path / "ask.lmp"), "--input", "question=q"])
     assert code == 1
     assert "index 'facts'" in capsys.readouterr().err
+
+
+def test_retrieve_from_python_searches_the_index(tmp_path: Path) -> None:
+    path = write_corpus(tmp_path / "c.jsonl", PASSAGES)
+    retrieve = lmc.Retrieve(k=1, index=lmc.bm25(str(path)))
+    assert retrieve("Which river carries the most water?").passages == [PASSAGES[4]]
+
+
+def test_retrievals_are_in_the_trace_and_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_corpus(tmp_path / "corpus.jsonl", PASSAGES)
+    (tmp_path / "ask.lmp").write_text(PROGRAM, encoding="utf-8")
+    program = lmc.load(tmp_path / "ask.lmp")
+    trace = tmp_path / "trace.jsonl"
+    context = lmc.configure(FakeLM(['{"answer": "Paris"}']), cache=False, trace=str(trace))
+    program.run({"question": "Where is the Eiffel Tower?"}, context)
+    assert context.trace is not None
+    context.trace.close()
+    lines = [json.loads(line) for line in trace.read_text(encoding="utf-8").splitlines()]
+    retrieval = next(line for line in lines if line.get("kind") == "retrieval")
+    assert retrieval["query"] == "Where is the Eiffel Tower?"
+    assert retrieval["passages"][0] == PASSAGES[0]
+    assert main(["trace", "show", str(trace)]) == 0
+    assert "retrieve facts" in capsys.readouterr().out

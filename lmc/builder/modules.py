@@ -105,12 +105,14 @@ class Retrieve(Module):
         if kwargs:
             raise TypeError(f"Retrieve takes query and k; found {', '.join(kwargs)}")
         trace = active_trace()
-        if trace is None:
-            raise RuntimeError(
-                "Retrieve: running it needs an index at run time; trace it into a program "
-                "with lmc.build(module)"
-            )
-        return trace.retrieve(self, query, k or self.k, python_span())
+        if trace is not None:
+            return trace.retrieve(self, query, k or self.k, python_span())
+        if self.index is None:
+            raise ValueError("Retrieve needs an index: lmc.Retrieve(k=3, index=lmc.bm25(...))")
+        from lmc.retrieval import open_retriever
+
+        retriever = open_retriever(Path(self.index.path), self.index.kind, self.index.text_field)
+        return Prediction(passages=retriever.search(str(query), k or self.k))
 
 
 class Prediction:

@@ -171,7 +171,7 @@ def _evaluate(
     if isinstance(node, ConcatNode):
         return {"value": list(values["left"]) + list(values["right"])}
     if isinstance(node, RetrieveNode):
-        return {"passages": _retrieve(context, graph, node, values["query"])}
+        return {"passages": _retrieve(context, graph, node, values["query"], record)}
     assert isinstance(node, StepNode)
     view = StepView(node.signature, node.module, graph.params[node.param_key])
     return call_step(context, node.id, view, values, record)
@@ -186,13 +186,22 @@ def _in_worker(*args: Any) -> dict[str, Any]:
 
 
 def _retrieve(
-    context: RunContext, graph: ProgramGraph, node: RetrieveNode, query: Any
+    context: RunContext, graph: ProgramGraph, node: RetrieveNode, query: Any, record: int | None
 ) -> list[str]:
     retriever = context.retrievers.get(node.index)
     if retriever is None:
         retriever = context.retrievers[node.index] = _open(graph, node.index)
     context.stats.record_retrieval()
     passages: list[str] = retriever.search(str(query), node.k)
+    if context.trace is not None:
+        context.trace.retrieval(
+            record=record,
+            step=node.id,
+            index=node.index,
+            query=str(query),
+            k=node.k,
+            passages=passages,
+        )
     return passages
 
 

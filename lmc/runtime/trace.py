@@ -57,12 +57,30 @@ class TraceWriter:
             self._file.write(text + "\n")
             self._file.flush()
 
+    def retrieval(
+        self, *, record: int | None, step: str, index: str, query: str, k: int, passages: list[str]
+    ) -> None:
+        line = {
+            "record": record,
+            "step": step,
+            "kind": "retrieval",
+            "index": index,
+            "query": query,
+            "k": k,
+            "passages": passages,
+        }
+        text = json.dumps(line, ensure_ascii=False)
+        with self._lock:
+            self._file.write(text + "\n")
+            self._file.flush()
+
     def close(self) -> None:
         with self._lock:
             self._file.close()
 
 
 TRACE_KEYS = ("step", "backend", "model", "attempt", "request", "reply")
+RETRIEVAL_KEYS = ("step", "index", "query", "k", "passages")
 
 
 def read_trace(path: Path) -> list[dict[str, Any]]:
@@ -76,7 +94,9 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
                 call = json.loads(line)
             except json.JSONDecodeError as error:
                 raise ValueError(f"{path}: line {number}: not JSON ({error.msg})") from None
-            missing = [k for k in TRACE_KEYS if not isinstance(call, dict) or k not in call]
+            retrieval = isinstance(call, dict) and call.get("kind") == "retrieval"
+            keys = RETRIEVAL_KEYS if retrieval else TRACE_KEYS
+            missing = [k for k in keys if not isinstance(call, dict) or k not in call]
             if missing:
                 raise ValueError(
                     f"{path}: line {number}: not an lmc trace line (expected the keys "
@@ -89,6 +109,12 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
 def show_trace(calls: list[dict[str, Any]], console: Console) -> None:
     for call in calls:
         where = f"record {call['record']} · " if call.get("record") is not None else ""
+        if call.get("kind") == "retrieval":
+            lines = [Text(f"query: {call['query']}", style="bold")]
+            lines += [Text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
+            title = f"{where}{call['step']} · retrieve {call['index']} · k={call['k']}"
+            console.print(Panel(Group(*lines), title=title, title_align="left"))
+            continue
         status = "cached" if call.get("cached") else f"{call.get('latency_s', 0):.2f}s"
         title = (
             f"{where}{call['step']} · {call['backend']} · {call['model']} · attempt "
