@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -417,8 +417,19 @@ def write_artifact(path: str | os.PathLike[str], artifact: Artifact) -> None:
             "not writing an artifact of a malformed program graph: "
             + "; ".join(p.message for p in problems)
         )
-    text = json.dumps(artifact_to_json(artifact), indent=2, ensure_ascii=False) + "\n"
+    folder = Path(path).resolve().parent
+    portable = _rebase(artifact.program, lambda base: os.path.relpath(base, folder))
+    data = artifact_to_json(replace(artifact, program=portable))
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     write_atomically(Path(path), text.encode("utf-8"))
+
+
+def _rebase(graph: ProgramGraph, move: Callable[[str], str]) -> ProgramGraph:
+    """A copy whose index folders are moved: corpus paths in an artifact are relative to the
+    artifact's own folder, so a project folder can move with its artifacts."""
+    moved = graph.copy()
+    moved.indexes = {n: replace(ref, base=move(ref.base)) for n, ref in graph.indexes.items()}
+    return moved
 
 
 _TOP_LEVEL_KINDS: dict[str, type] = {
@@ -470,7 +481,10 @@ def read_artifact(path: str | os.PathLike[str]) -> Artifact:
                     f"{name}: dataset '{dataset}' should have a sha256 text, found {_what(digest)}"
                 )
         metric = _take_optional(data, "metric", dict, name)
-        graph = graph_from_json(data["program"])
+        folder = Path(name).resolve().parent
+        graph = _rebase(
+            graph_from_json(data["program"]), lambda base: os.path.normpath(folder / base)
+        )
     except ArtifactError as error:
         message = str(error)
         raise ArtifactError(message if message.startswith(name) else f"{name}: {message}") from None
