@@ -9,10 +9,12 @@ per process, on the first query or build, and shared by every index: its weights
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
 import threading
+from importlib.resources import files
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,24 +57,22 @@ def _load_model() -> Any:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     try:
-        from importlib.resources import files
-
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise DataError(MISSING_EXTRA) from None
     folder = files(MODEL_PACKAGE) / "model"
+    bars: Any = None  # transformers' own progress bars: no "Loading weights" bar on stderr
     try:
-        from transformers.utils import logging as transformers_logging
-
-        bar_was_on = transformers_logging.is_progress_bar_enabled()
-        transformers_logging.disable_progress_bar()  # no "Loading weights" bar on stderr
+        bars = importlib.import_module("transformers.utils.logging")
+        bars_were_on = bool(bars.is_progress_bar_enabled())
+        bars.disable_progress_bar()
     except (ImportError, AttributeError):
-        transformers_logging, bar_was_on = None, False
+        bars, bars_were_on = None, False
     try:
         _MODEL = SentenceTransformer(str(folder), device="cpu")
     finally:
-        if transformers_logging is not None and bar_was_on:
-            transformers_logging.enable_progress_bar()
+        if bars is not None and bars_were_on:
+            bars.enable_progress_bar()
     return _MODEL
 
 
