@@ -9,7 +9,6 @@ stemming and stop words; `embeddings` (optional extra) uses all-MiniLM-L6-v2.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lmc.runtime.cache import cache_dir
-from lmc.runtime.data import DataError
+from lmc.runtime.data import DataError, jsonl_objects, read_bytes
 
 INDEX_FORMAT = 1
 KINDS = ("bm25", "embeddings")
@@ -41,31 +40,16 @@ def read_corpus(
     path: Path, text_field: str = "text", progress: Callable[[int], None] = lambda n: None
 ) -> Corpus:
     """Every record's passage; a malformed record raises `DataError` naming its number."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such corpus file") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read it ({error.strerror})") from None
-    texts, ids = [], []
-    number = 0
-    for line in raw.decode("utf-8", errors="strict").splitlines():
-        if not line.strip():
-            continue
-        number += 1
-        where = f"{path}: record {number}"
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{where}: expected a JSON object, found invalid JSON ({error.msg})"
-            ) from None
-        if not isinstance(record, dict) or not isinstance(record.get(text_field), str):
+    raw = read_bytes(path)
+    texts: list[str] = []
+    ids: list[str] = []
+    for where, record in jsonl_objects(raw.decode("utf-8"), path):
+        if not isinstance(record.get(text_field), str):
             raise DataError(f"{where}: expected a JSON object with a string '{text_field}'")
         texts.append(record[text_field])
-        ids.append(str(record.get("id", number)))
-        if number % 1000 == 0:
-            progress(number)
+        ids.append(str(record.get("id", len(texts))))
+        if len(texts) % 1000 == 0:
+            progress(len(texts))
     if not texts:
         raise DataError(f"{path}: no passages; expected one JSON object per line")
     digest = hashlib.sha256(raw).hexdigest()

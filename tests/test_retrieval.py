@@ -74,7 +74,7 @@ def test_lmc_index_build_reports_then_reuses(
     assert main(["index", "build", str(path)]) == 0
     assert "already built" in capsys.readouterr().out
     assert main(["index", "build", str(tmp_path / "missing.jsonl")]) == 2
-    assert "no such corpus file" in capsys.readouterr().err
+    assert "missing.jsonl: no such file" in capsys.readouterr().err
 
 
 PROGRAM = """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -103,22 +103,26 @@ def split(data: Dataset, seed: int, dev_share: float = 0.5) -> tuple[Dataset, Da
     return data.subset(sorted(order[:cut]), "train"), data.subset(sorted(order[cut:]), "dev")
 
 
-def load_dataset(
-    path: Path, fields: tuple[FieldSpec, ...], expected: Sequence[str] = ()
-) -> Dataset:
-    """Every record of a JSONL file, checked: inputs typed, `expected` fields present.
-
-    The first bad record raises `DataError` as `file: record N: what was expected`.
-    """
+def read_bytes(path: Path) -> bytes:
+    """A data file's bytes, checked to be UTF-8 text; `DataError` says why it cannot be read."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        raw = path.read_bytes()
+        raw.decode("utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a JSONL file") from None
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
-    examples, inputs = [], []
+    except OSError as error:
+        raise DataError(f"{path}: cannot read it ({error.strerror})") from None
+    return raw
+
+
+def jsonl_objects(text: str, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each record (a non-blank line) as a JSON object, with where it is: `file: record N`."""
     number = 0
-    for line in lines:
+    for line in text.splitlines():
         if not line.strip():
             continue
         number += 1
@@ -132,6 +136,18 @@ def load_dataset(
             ) from None
         if not isinstance(value, dict):
             raise DataError(f"{where}: expected a JSON object, found {type(value).__name__}")
+        yield where, value
+
+
+def load_dataset(
+    path: Path, fields: tuple[FieldSpec, ...], expected: Sequence[str] = ()
+) -> Dataset:
+    """Every record of a JSONL file, checked: inputs typed, `expected` fields present.
+
+    The first bad record raises `DataError` as `file: record N: what was expected`.
+    """
+    examples, inputs = [], []
+    for where, value in jsonl_objects(read_bytes(path).decode("utf-8"), path):
         inputs.append(coerce(fields, value, where))
         for name in expected:
             if name not in value:
