@@ -15,7 +15,8 @@ from rich.live import Live
 from rich.table import Table
 
 from lmc import checkpoint
-from lmc.cli_run import RunFailed, RunUsageError
+from lmc.cli_run import RunFailed, RunUsageError, _context
+from lmc.cli_run import _failures as run_failures
 from lmc.program import Program
 
 DEFAULT_PIPELINE_HELP = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
@@ -66,7 +67,7 @@ def cmd_compile(
         dev = load_dataset(Path(args.dev), program.inputs, expected) if args.dev else None
     except (MetricError, PipelineError, DataError) as error:
         raise RunUsageError(str(error)) from None
-    run = _context(args, args.lm)
+    run = _context(args)
     teacher = _context(args, args.teacher_lm) if args.teacher_lm else run
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
@@ -164,27 +165,11 @@ def _metric(args: argparse.Namespace, program: Program, builtin: Any, parse_metr
     return builtin(declared.name, declared.field)
 
 
-def _context(args: argparse.Namespace, lm: str | None) -> Any:
-    from lmc.backends.clients.local import ModelFileError
-    from lmc.runtime.context import configure
-
-    try:
-        return configure(
-            lm, backend=args.backend, api_base=args.api_base, concurrency=args.concurrency
-        )
-    except (KeyError, ValueError) as error:
-        raise RunUsageError(str(error).strip("'\"")) from None
-    except ModelFileError as error:
-        raise RunFailed(str(error)) from None
-
-
 def _failures() -> tuple[type[Exception], ...]:
-    from lmc.backends.clients.hosted import HostedLMError
     from lmc.passes.manager import PassBroke
     from lmc.runtime.context import BudgetExhausted
-    from lmc.runtime.executor import RetrievalUnavailable
 
-    return (HostedLMError, RetrievalUnavailable, PassBroke, BudgetExhausted)
+    return (*run_failures(), PassBroke, BudgetExhausted)
 
 
 def _table() -> Table:

@@ -101,17 +101,18 @@ def cmd_run(
             context.trace.close()
 
 
-def _context(args: argparse.Namespace) -> Any:
+def _context(args: argparse.Namespace, lm: str | None = None) -> Any:
+    """The run context the options ask for; `lm` overrides `--lm` (a compile's teacher)."""
     from lmc.backends.clients.local import ModelFileError
     from lmc.runtime.context import configure
 
     try:
         return configure(
-            args.lm,
+            lm or args.lm,
             backend=args.backend,
             api_base=args.api_base,
-            cache=not args.no_cache,
-            trace=args.trace,
+            cache=not getattr(args, "no_cache", False),
+            trace=getattr(args, "trace", None),
             concurrency=args.concurrency,
         )
     except (KeyError, ValueError) as error:
