@@ -110,7 +110,9 @@ class HostedLM:
                 status = getattr(error, "status_code", None)
                 said_so = "response_format" in str(error) or status in (400, 422)
                 refused_format = said_so and request.json_schema is not None
-                if refused_format and len(self._schema_styles) > 1:
+                # Another call may have learned the server's format meanwhile: then retry too.
+                learned = self._schema_styles[0] != style
+                if refused_format and (learned or len(self._schema_styles) > 1):
                     with self._lock:  # concurrent calls may learn this at the same time
                         if self._schema_styles[0] == style and len(self._schema_styles) > 1:
                             self._schema_styles.pop(0)

@@ -1,0 +1,112 @@
+"""What both sides of the DSPy comparison share: the data slices and the metrics (stdlib only).
+
+Imported by `bench/lmc_side.py` (project venv) and `bench/dspy_side.py` (the DSPy venv), so the
+two systems see the same records and are scored by the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import string
+import sys
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TASKS = ("gsm8k", "banking77", "hotpotqa")
+# Records in and out (JSON keys): the inputs each program reads and the expected output.
+INPUT_FIELD = {"gsm8k": "question", "banking77": "text", "hotpotqa": "question"}
+OUTPUT_FIELD = {"gsm8k": "answer", "banking77": "label", "hotpotqa": "answer"}
+
+
+def _read(path: Path, limit: int) -> list[dict[str, Any]]:
+    records = []
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                records.append(json.loads(line))
+            if len(records) >= limit:
+                break
+    return records
+
+
+def load_split(task: str, split: str, limit: int, data: Path = DATA) -> list[dict[str, str]]:
+    """The first `limit` records of a split, reduced to {input field, expected output field}."""
+    rows = _read(data / task / f"{split}.jsonl", limit)
+    source_answer = "final_answer" if task == "gsm8k" else OUTPUT_FIELD[task]
+    return [
+        {INPUT_FIELD[task]: row[INPUT_FIELD[task]], OUTPUT_FIELD[task]: str(row[source_answer])}
+        for row in rows
+    ]
+
+
+def labels(data: Path = DATA) -> list[str]:
+    found: list[str] = json.loads((data / "banking77" / "labels.json").read_text("utf-8"))
+    return found
+
+
+def _get(prediction: Any, name: str) -> Any:
+    if prediction is None:
+        return None
+    if isinstance(prediction, dict):
+        return prediction.get(name)
+    return getattr(prediction, name, None)
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _number(value: Any) -> float | None:
+    found = _NUMBER.findall(str(value)) if value is not None else []
+    try:
+        return float(found[-1].replace(",", "")) if found else None
+    except ValueError:
+        return None
+
+
+def _normalize(text: Any) -> str:
+    lowered = str(text).lower()
+    no_punctuation = "".join(c for c in lowered if c not in string.punctuation)
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", no_punctuation).split())
+
+
+def gsm8k_metric(example: Any, prediction: Any, trace: Any = None) -> float:
+    """The last number of the predicted answer equals the gold final answer."""
+    expected, found = _number(example["answer"]), _number(_get(prediction, "answer"))
+    return float(expected is not None and found is not None and abs(expected - found) < 1e-6)
+
+
+def banking77_metric(example: Any, prediction: Any, trace: Any = None) -> float:
+    return float(str(_get(prediction, "label") or "").strip() == example["label"])
+
+
+def hotpotqa_metric(example: Any, prediction: Any, trace: Any = None) -> float:
+    """SQuAD-style token F1 of the predicted answer against the gold one."""
+    truth = _normalize(example["answer"]).split()
+    guess = _normalize(_get(prediction, "answer") or "").split()
+    common = sum((Counter(truth) & Counter(guess)).values())
+    if not truth or not guess or common == 0:
+        return float(truth == guess)
+    precision, recall = common / len(guess), common / len(truth)
+    return 2 * precision * recall / (precision + recall)
+
+
+METRICS: dict[str, Callable[..., float]] = {
+    "gsm8k": gsm8k_metric,
+    "banking77": banking77_metric,
+    "hotpotqa": hotpotqa_metric,
+}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def say(message: str) -> None:
+    """Progress goes to stderr; stdout carries the side's JSON result."""
+    print(message, file=sys.stderr, flush=True)

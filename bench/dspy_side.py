@@ -1,0 +1,260 @@
+"""The DSPy side of the comparison: run by `bench/run.py` with `bench/.venv-dspy/bin/python`.
+
+    bench/.venv-dspy/bin/python bench/dspy_side.py < config.json > result.json
+
+The same config and result shape as `bench/lmc_side.py`; the tasks are written in plain DSPy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import dspy
+from common import DATA, METRICS, labels, load_split, peak_rss_mb, say
+from dspy.utils.exceptions import AdapterParseError
+
+
+class CountingChatAdapter(dspy.ChatAdapter):
+    """DSPy's default adapter, counting the replies its parser rejects (each one is re-asked
+    through JSONAdapter, DSPy's fallback: a second LM call)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.parses = 0
+        self.failures = 0
+
+    def parse(self, signature: Any, completion: str) -> dict[str, Any]:
+        with self.lock:
+            self.parses += 1
+        try:
+            parsed: dict[str, Any] = super().parse(signature, completion)
+        except AdapterParseError:
+            with self.lock:
+                self.failures += 1
+            raise
+        return parsed
+
+
+class SolveMath(dspy.Signature):
+    """Solve the math word problem. Give the final answer as a number."""
+
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField(desc="The final numeric answer only.")
+
+
+class GenerateAnswer(dspy.Signature):
+    """Answer the question using only the retrieved context."""
+
+    context: list[str] = dspy.InputField(desc="Relevant passages.")
+    question: str = dspy.InputField()
+    answer: str = dspy.OutputField(desc="A short factual answer, a few words.")
+
+
+def classify_signature() -> type[dspy.Signature]:
+    # Built from a dict: with postponed annotations a class body could not see the Literal.
+    label_type = Literal[tuple(labels())]  # type: ignore[valid-type]
+    return dspy.make_signature(
+        {"text": (str, dspy.InputField()), "label": (label_type, dspy.OutputField())},
+        "Classify the customer's banking message into its intent.",
+        signature_name="ClassifyIntent",
+    )
+
+
+class BM25:
+    """bm25s over the corpus's `text` field with English stemming and stop words, as lmc's
+    `bm25` index builds it; `search` returns the top-k passages' text."""
+
+    def __init__(self, corpus: Path):
+        import bm25s
+        import Stemmer
+
+        self.texts = [
+            json.loads(line)["text"] for line in corpus.open(encoding="utf-8") if line.strip()
+        ]
+        self.stemmer = Stemmer.Stemmer("english")
+        self.lock = threading.Lock()
+        tokens = bm25s.tokenize(
+            self.texts, stopwords="en", stemmer=self.stemmer, show_progress=False
+        )
+        self.retriever = bm25s.BM25()
+        self.retriever.index(tokens, show_progress=False)
+
+    def search(self, query: str, k: int) -> list[str]:
+        import bm25s
+
+        with self.lock:
+            tokens = bm25s.tokenize(
+                [query], stopwords="en", stemmer=self.stemmer, show_progress=False
+            )
+            if not tokens.vocab:
+                return []
+            found, _ = self.retriever.retrieve(tokens, k=k, show_progress=False)
+        return [self.texts[int(i)] for i in found[0]]
+
+
+class RAG(dspy.Module):
+    def __init__(self, index: BM25, k: int = 3):
+        super().__init__()
+        self.index, self.k = index, k
+        self.generate_answer = dspy.ChainOfThought(GenerateAnswer)
+
+    def forward(self, question: str) -> dspy.Prediction:
+        context = self.index.search(question, self.k)
+        return self.generate_answer(context=context, question=question)
+
+
+def make_program(task: str, index: BM25 | None) -> dspy.Module:
+    if task == "gsm8k":
+        return dspy.ChainOfThought(SolveMath)
+    if task == "banking77":
+        return dspy.Predict(classify_signature())
+    assert index is not None
+    return RAG(index)
+
+
+def examples(task: str, split: str, limit: int) -> list[dspy.Example]:
+    input_field = "question" if task != "banking77" else "text"
+    return [
+        dspy.Example(**record).with_inputs(input_field) for record in load_split(task, split, limit)
+    ]
+
+
+def overhead_us(calls: int) -> float:
+    """Microseconds per one-step Predict call on DSPy's DummyLM (answers in turn)."""
+    lm = dspy.utils.DummyLM([{"answer": "Paris"}] * (calls + 1))
+    qa = dspy.Predict("question -> answer")
+    with dspy.context(lm=lm):
+        qa(question="warm up")
+        started = time.perf_counter()
+        for i in range(calls):
+            qa(question=f"question {i}")
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+def _usage(history: list[dict[str, Any]]) -> tuple[int, int]:
+    prompt = completion = 0
+    for entry in history:
+        usage = entry.get("usage") or {}
+        prompt += int(usage.get("prompt_tokens") or 0)
+        completion += int(usage.get("completion_tokens") or 0)
+    return prompt, completion
+
+
+class Meter:
+    """A fresh LM and adapter per phase, so each phase's calls and parse failures are its own."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.lm = dspy.LM(
+            "openai/bench",
+            api_base=config["api_base"],
+            api_key="x",
+            cache=False,
+            temperature=0,
+            max_tokens=512,  # lmc's default per call
+        )
+        self.adapter = CountingChatAdapter()
+
+
+def _score(
+    config: dict[str, Any], program: dspy.Module, task: str, devset: list[dspy.Example]
+) -> dict[str, Any]:
+    meter = Meter(config)
+    metric = METRICS[task]
+    failed = 0
+    lock = threading.Lock()
+
+    def guarded(**inputs: Any) -> Any:
+        nonlocal failed
+        try:
+            return program(**inputs)
+        except Exception:  # a reply unusable even after the JSONAdapter fallback
+            with lock:
+                failed += 1
+            return dspy.Prediction()
+
+    started = time.perf_counter()
+    with dspy.context(lm=meter.lm, adapter=meter.adapter):
+        result = dspy.Evaluate(
+            devset=devset,
+            metric=metric,
+            num_threads=int(config.get("concurrency", 4)),
+            display_progress=False,
+            provide_traceback=False,
+        )(guarded)
+    wall = time.perf_counter() - started
+    prompt, completion = _usage(meter.lm.history)
+    return {
+        "metric": float(result.score) / 100,
+        "n": len(devset),
+        "failed_examples": failed,
+        "format_failures": meter.adapter.failures,
+        "format_failure_rate": meter.adapter.failures / meter.adapter.parses
+        if meter.adapter.parses
+        else 0.0,
+        "calls": len(meter.lm.history),
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "wall_s": wall,
+        "examples_per_s": len(devset) / wall if wall else 0.0,
+    }
+
+
+def run_task(config: dict[str, Any], task: str, index: BM25 | None) -> dict[str, Any]:
+    limit = int(config["limit"])
+    program = make_program(task, index)
+    dev = examples(task, "dev", limit)
+    say(f"[dspy] {task}: zero-shot on {len(dev)} dev examples")
+    row: dict[str, Any] = {"zero_shot": _score(config, program, task, dev)}
+    say(f"[dspy] {task}: zero-shot {row['zero_shot']['metric']:.3f}")
+    if config.get("compile"):
+        train = examples(task, "train", limit)
+        meter = Meter(config)
+        say(f"[dspy] {task}: BootstrapFewShotWithRandomSearch, {len(train)} train / {len(dev)} dev")
+        optimizer = dspy.BootstrapFewShotWithRandomSearch(
+            metric=METRICS[task],
+            max_bootstrapped_demos=4,
+            max_labeled_demos=4,
+            num_candidate_programs=2,
+            num_threads=int(config.get("concurrency", 4)),
+        )
+        started = time.perf_counter()
+        with dspy.context(lm=meter.lm, adapter=meter.adapter):
+            compiled = optimizer.compile(program, trainset=train, valset=dev)
+        wall = time.perf_counter() - started
+        prompt, completion = _usage(meter.lm.history)
+        row["compile"] = {
+            "calls": len(meter.lm.history),
+            "tokens": prompt + completion,
+            "wall_s": wall,
+            "dev": _score(config, compiled, task, dev),
+            "test": _score(config, compiled, task, examples(task, "test", limit)),
+        }
+        say(f"[dspy] {task}: compiled dev {row['compile']['dev']['metric']:.3f}")
+    return row
+
+
+def main() -> None:
+    config = json.load(sys.stdin)
+    os.environ.setdefault("OPENAI_API_KEY", "x")
+    result: dict[str, Any] = {"version": dspy.__version__}
+    calls = int(config.get("overhead_calls", 1000))
+    if calls:
+        say(f"[dspy] overhead: {calls} calls on DummyLM")
+        result["overhead_us"] = overhead_us(calls)
+    index = BM25(DATA / "hotpotqa" / "corpus.jsonl") if "hotpotqa" in config["tasks"] else None
+    result["tasks"] = {task: run_task(config, task, index) for task in config["tasks"]}
+    result["peak_rss_mb"] = peak_rss_mb()
+    json.dump(result, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
