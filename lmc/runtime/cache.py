@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 import time
@@ -17,12 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmc.backends.base import LMRequest, LMResponse
+from lmc.files import cache_dir
 
 SCHEMA_VERSION = 1
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("LMC_CACHE_DIR") or Path.home() / ".cache" / "lmc")
 
 
 def request_key(model: str, request: LMRequest) -> str:
