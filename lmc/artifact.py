@@ -562,7 +562,7 @@ def program_from_artifact(
             f"{file}: its .lmp source declares {graph.name}{_signature_text(*declared)}, "
             f"but its program graph is {graph.name}{_signature_text(*wired)}"
         )
-    return Program(graph, _used_by(module, graph.name))
+    return Program(graph, _used_by(module, graph.name), (artifact.lm, artifact.backend))
 
 
 def _fields(specs: tuple[FieldSpec, ...]) -> list[tuple[str, LmType]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -68,7 +69,7 @@ def cmd_compile(
     except (MetricError, PipelineError, DataError) as error:
         raise RunUsageError(str(error)) from None
     run = _context(args)
-    teacher = _context(args, args.teacher_lm) if args.teacher_lm else run
+    teacher = _context(args, lm=args.teacher_lm) if args.teacher_lm else run
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
 
@@ -205,7 +206,8 @@ def _write(target: Path, compiled: Any, args: argparse.Namespace, run: Any) -> N
     artifact = Artifact(
         program=compiled.program.ir,
         source=compiled.program.to_lmp(),
-        lm=run.lm.identity,
+        # The model as the user named it, so `lmc run ARTIFACT` can run on it again.
+        lm=args.lm or os.environ.get("LMC_LM") or "local",
         backend=run.backend.name,
         datasets={"train": compiled.train.sha256, "dev": compiled.dev.sha256},
         metric=compiled.metric.to_json(),

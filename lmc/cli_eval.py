@@ -54,9 +54,7 @@ def add_commands(commands: Any, load_program: LoadProgram) -> None:
         "--lm", help="model: local (default), local:PATH.gguf, or a litellm string"
     )
     evaluate.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
-    evaluate.add_argument(
-        "--backend", default="json", help="prompt format: json (default), chat, completion"
-    )
+    evaluate.add_argument("--backend", help="prompt format: json (default), chat, completion")
     evaluate.add_argument("--concurrency", type=int, default=4, help="examples in flight at once")
     evaluate.add_argument(
         "--no-cache", action="store_true", help="neither read nor write the cache"
@@ -88,7 +86,7 @@ def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) 
         console=err,
         disable=not err.is_terminal,
     )
-    context = _context(args)
+    context = _context(args, *(program.compiled_for or ()))
     started = time.perf_counter()
     try:
         with progress:

@@ -46,9 +46,7 @@ def add_commands(commands: Any, load_program: Callable[[str, str | None], Progra
     run.add_argument("--out", metavar="OUT.jsonl", help="where a dataset run's results go")
     run.add_argument("--lm", help="model: local (default), local:PATH.gguf, or a litellm string")
     run.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
-    run.add_argument(
-        "--backend", default="json", help="prompt format: json (default), chat, completion"
-    )
+    run.add_argument("--backend", help="prompt format: json (default), chat, completion")
     run.add_argument("--concurrency", type=int, default=4, help="records in flight at once")
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     run.add_argument("--trace", metavar="TRACE.jsonl", help="write every LM call here")
@@ -91,7 +89,7 @@ def cmd_run(
         inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     except DataError as error:
         raise RunUsageError(str(error)) from None
-    context = _context(args)
+    context = _context(args, *(program.compiled_for or ()))
     try:
         if records is not None:
             return _run_dataset(program, records, args, context)
@@ -101,15 +99,23 @@ def cmd_run(
             context.trace.close()
 
 
-def _context(args: argparse.Namespace, lm: str | None = None) -> Any:
-    """The run context the options ask for; `lm` overrides `--lm` (a compile's teacher)."""
+def _context(
+    args: argparse.Namespace,
+    default_lm: str | None = None,
+    default_backend: str | None = None,
+    *,
+    lm: str | None = None,
+) -> Any:
+    """The run context the options ask for: `lm` (a compile's teacher), else `--lm`, else
+    `default_lm` (what an artifact was compiled for), else the default model; likewise the
+    backend."""
     from lmc.backends.clients.local import ModelFileError
-    from lmc.runtime.context import configure
+    from lmc.runtime.context import DEFAULT_BACKEND, configure
 
     try:
         return configure(
-            lm or args.lm,
-            backend=args.backend,
+            lm or args.lm or default_lm,
+            backend=args.backend or default_backend or DEFAULT_BACKEND,
             api_base=args.api_base,
             cache=not getattr(args, "no_cache", False),
             trace=getattr(args, "trace", None),

@@ -24,9 +24,13 @@ class Program:
     whatever the step names, spans and comments.
     """
 
-    def __init__(self, ir: ProgramGraph, source: ast.Module):
+    def __init__(
+        self, ir: ProgramGraph, source: ast.Module, compiled_for: tuple[str, str] | None = None
+    ):
         self.ir = ir
         self.source = source
+        # (model, backend) a compiled program was optimized on: what it runs on by default.
+        self.compiled_for = compiled_for
 
     @property
     def name(self) -> str:

@@ -170,7 +170,7 @@ def test_the_artifact_holds_the_program_pass_log_datasets_and_metric(
     assert artifact.passes[-1]["metric_after"] == 1.0
     assert artifact.datasets == {"train": sha("t.jsonl"), "dev": sha("d.jsonl")}
     assert artifact.metric == {"name": "exact_match", "field": "answer"}
-    assert artifact.lm == "fake-model"
+    assert artifact.lm == "local"  # the model as named (no --lm: the default), to run it again
     assert artifact.backend == "json"
     assert artifact.source == loads(QA_WITH_METRIC).to_lmp()
     learned = artifact.program.params["gen"].demos
@@ -752,3 +752,20 @@ def test_a_checkpoint_is_not_resumed_by_a_different_compile(
 
     assert code == EXIT_OK
     assert "no checkpoint of this compile" in err
+
+
+def test_a_compiled_program_runs_on_the_model_it_was_compiled_for(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, _ = compile_qa(capsys, "--lm", "openai/served")
+    assert code == 0
+    asked: list[str] = []
+
+    def open_lm(model: str, api_base: str | None = None) -> FakeLM:
+        asked.append(model)
+        return fake
+
+    monkeypatch.setattr("lmc.runtime.context.open_lm", open_lm)
+    assert lmc(capsys, "run", "out.json", "--input", "question=q7")[0] == 0
+    assert lmc(capsys, "run", "out.json", "--input", "question=q7", "--lm", "local")[0] == 0
+    assert asked == ["openai/served", "local"]
