@@ -94,11 +94,13 @@ def lmc(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def compile_qa(capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str, str]:
+def compile_qa(
+    capsys: pytest.CaptureFixture[str], *extra: str, program: str = "qa_metric.lmp"
+) -> tuple[int, str, str]:
     return lmc(
         capsys,
         "compile",
-        "qa_metric.lmp",
+        program,
         "--train",
         "t.jsonl",
         "--dev",
@@ -223,19 +225,7 @@ def test_eval_scores_the_artifact_with_its_metric(
 def test_the_metric_option_serves_a_file_that_declares_none(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, _ = lmc(
-        capsys,
-        "compile",
-        "qa.lmp",
-        "--train",
-        "t.jsonl",
-        "--dev",
-        "d.jsonl",
-        "--metric",
-        "contains(answer)",
-        "-o",
-        "out.json",
-    )
+    code, out, _ = compile_qa(capsys, "--metric", "contains(answer)", program="qa.lmp")
 
     assert code == EXIT_OK
     assert wrote(out)["label"] == "contains(answer)"
@@ -255,18 +245,8 @@ def test_a_python_metric_compiles_the_program(
     monkeypatch.syspath_prepend(str(Path.cwd()))
     monkeypatch.delitem(sys.modules, "lmc_test_cli_metrics.scoring", raising=False)
 
-    code, out, _ = lmc(
-        capsys,
-        "compile",
-        "qa.lmp",
-        "--train",
-        "t.jsonl",
-        "--dev",
-        "d.jsonl",
-        "--metric",
-        "lmc_test_cli_metrics.scoring:same",
-        "-o",
-        "out.json",
+    code, out, _ = compile_qa(
+        capsys, "--metric", "lmc_test_cli_metrics.scoring:same", program="qa.lmp"
     )
 
     assert code == EXIT_OK
