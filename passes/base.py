@@ -8,11 +8,13 @@ traced. The pass manager verifies the graph before and after every pass.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
+from lmc.artifact import graph_to_json
 from lmc.ir import ProgramGraph, StepNode
 from lmc.metrics import Metric
 from lmc.runtime.context import RunContext
@@ -31,6 +33,12 @@ class CompileContext:
     metric: Metric
     seed: int = 0
     say: Callable[[str], None] = field(default=lambda message: None)
+    # Scores already paid for in this compile, by (program, data, teacher): passes re-score the
+    # program they were given, and without an LM cache (--no-cache) that would cost real calls.
+    # Each entry holds its dataset, so the id in the key cannot be reused by another one.
+    _scores: dict[tuple[str, int, bool], tuple[Dataset, Evaluation]] = field(
+        default_factory=dict, repr=False
+    )
 
     def rng(self, salt: str) -> random.Random:
         """A random source for one decision of one pass: the same seed gives the same choices."""
@@ -46,7 +54,14 @@ class CompileContext:
     ) -> Evaluation:
         data = data if data is not None else self.dev
         context = self.teacher if teacher else self.run
-        return evaluate(context, program, data.examples, data.inputs, self.metric, capture=capture)
+        key = (json.dumps(graph_to_json(program), sort_keys=True), id(data), teacher)
+        if key in self._scores:
+            known = self._scores[key][1]
+            if known.calls or not capture:
+                return known
+        found = evaluate(context, program, data.examples, data.inputs, self.metric, capture=capture)
+        self._scores[key] = (data, found)
+        return found
 
 
 def calls_per_run(program: ProgramGraph) -> int:
