@@ -2,7 +2,8 @@
 
 The prompt puts everything that does not change between calls first (instruction, field
 descriptions, the reply's shape, demos) so a server's prefix cache is reused; the call's inputs come
-last. On a model that constrains decoding the reply is held to the outputs' JSON Schema.
+last. The reply is asked for with the outputs' JSON Schema; on a model that enforces it while
+decoding, its strings and lists are bounded.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class JsonBackend(Backend):
         return messages
 
     def schema_text(self, step: StepView, lm: LMClient) -> str:
-        return json.dumps(object_schema(step.outputs, bounded=lm.constrains))
+        return json.dumps(object_schema(step.outputs, bounded=lm.enforces_schema))
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
         return LMRequest(
@@ -89,12 +90,17 @@ class JsonBackend(Backend):
         return replace(request, messages=(*request.messages, *follow_up))
 
 
+# Raw line breaks and tabs inside strings are not JSON, but their meaning is plain; servers whose
+# schema grammar lets them through (llama-cpp-python's) would otherwise cost a repair call.
+_LENIENT = json.JSONDecoder(strict=False)
+
+
 def _first_json_object(text: str) -> dict[str, Any] | None:
     """The JSON object in a reply, tolerating text or a code fence around it."""
     start = text.find("{")
     while start != -1:
         try:
-            value, _ = json.JSONDecoder().raw_decode(text[start:])
+            value, _ = _LENIENT.raw_decode(text[start:])
         except json.JSONDecodeError:
             start = text.find("{", start + 1)
             continue

@@ -18,6 +18,7 @@ from lmc.backends import registry
 from lmc.backends.base import Backend, LMRequest, Message, ReplyError, StepView
 from lmc.backends.chat import COMPLETED, ChatBackend, marker
 from lmc.backends.clients.fake import FakeLM
+from lmc.backends.clients.hosted import HostedLM
 from lmc.backends.completion import CompletionBackend, TemplateMissing, render_prompt
 from lmc.backends.json_object import JsonBackend
 from lmc.backends.schema import MAX_ITEMS, MAX_TEXT
@@ -215,8 +216,19 @@ def test_chat_constrained_request_carries_a_grammar_and_free_one_does_not() -> N
     assert '"positive" | "negative"' in held.grammar
 
 
+def test_a_served_model_gets_the_bounded_schema_and_a_hosted_api_the_plain_one() -> None:
+    # A server one runs decodes under the schema: bounds keep a small model from looping inside
+    # a string (Qwen2.5-0.5B did, to the token limit); a hosted API need not accept them.
+    view, inputs = CASES["mixed"]
+    served = HostedLM("openai/qwen", api_base="http://127.0.0.1:8080/v1")
+    hosted = HostedLM("openai/gpt-4o-mini")
+
+    assert "maxLength" in str(JsonBackend().lower(view, inputs, served).json_schema)
+    assert "maxLength" not in str(JsonBackend().lower(view, inputs, hosted).json_schema)
+
+
 @pytest.mark.parametrize("backend", ["json", "completion"])
-def test_json_schema_is_bounded_only_when_the_model_constrains(backend: str) -> None:
+def test_json_schema_is_bounded_only_when_the_model_enforces_it(backend: str) -> None:
     view, inputs = CASES["mixed"]
     free = BACKENDS[backend]().lower(view, inputs, fake_lm())
     held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
@@ -537,6 +549,14 @@ def test_optional_literal_given_null_is_none(backend: str) -> None:
 )
 def test_json_reply_with_text_around_still_parses(backend: str, reply: str) -> None:
     assert BACKENDS[backend]().parse(step(QA), reply) == {"answer": "Paris"}
+
+
+@pytest.mark.parametrize("backend", JSON_PARSERS)
+def test_json_reply_with_raw_line_breaks_inside_a_string_parses(backend: str) -> None:
+    # llama-cpp-python's server lets a schema-held reply write them unescaped
+    reply = '{"answer": "Paris,\n\tthe capital"}'
+
+    assert BACKENDS[backend]().parse(step(QA), reply) == {"answer": "Paris,\n\tthe capital"}
 
 
 @pytest.mark.parametrize("backend", JSON_PARSERS)
