@@ -82,6 +82,13 @@ class LMClient(Protocol):
         ...
 
     @property
+    def enforces_schema(self) -> bool:
+        """Whether a `json_schema` is enforced while decoding: the local model, and a server one
+        runs oneself (an `api_base`), which turns it into a grammar. Backends then bound its
+        strings and lists, so a small model cannot loop inside one until it runs out of tokens."""
+        ...
+
+    @property
     def max_concurrency(self) -> int:
         """How many calls may run at once (1 for an in-process model)."""
         ...

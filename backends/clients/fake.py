@@ -23,6 +23,10 @@ class FakeLM:
         if not callable(self.replies):
             self._queue = list(self.replies)
 
+    @property
+    def enforces_schema(self) -> bool:
+        return self.constrains
+
     def chat_template(self) -> str | None:
         return self.template
 

@@ -69,6 +69,12 @@ class HostedLM:
         self._lock = threading.Lock()
 
     @property
+    def enforces_schema(self) -> bool:
+        # Servers one runs (llama.cpp, vLLM, Ollama) decode under the schema; a hosted API may
+        # only check it, and need not accept length bounds.
+        return self.api_base is not None
+
+    @property
     def identity(self) -> str:
         base = _public(self.api_base)
         return f"litellm:{self.model}" + (f"@{base}" if base else "")

@@ -114,6 +114,7 @@ class LocalLM:
     """A GGUF model run in this process. `LocalLM()` is the embedded default."""
 
     constrains = True
+    enforces_schema = True
     max_concurrency = 1
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
