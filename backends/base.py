@@ -78,7 +78,7 @@ class LMClient(Protocol):
 
     @property
     def constrains(self) -> bool:
-        """Whether it enforces `grammar` and `json_schema` while decoding (the local model)."""
+        """Whether it enforces a `grammar` (GBNF) while decoding: the local model."""
         ...
 
     @property
