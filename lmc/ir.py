@@ -10,7 +10,7 @@ Only `ProgramGraph` mutates the networkx graph; passes build a new graph with `c
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -363,6 +363,55 @@ class ProgramGraph:
 
     def __repr__(self) -> str:
         return f"ProgramGraph({self.name!r}, {len(self._graph)} nodes)"
+
+
+# Graph surgery for the structural passes: `ProgramGraph` has no way to remove a node, so a pass
+# that drops or fuses nodes builds the new graph out of the nodes and wires it keeps.
+
+# (source id, source field, target id, target field, span): one wire to connect.
+WireSpec = tuple[str, str, str, str, Span]
+
+
+def assemble(
+    program: ProgramGraph,
+    nodes: Iterable[Node],
+    wires: Iterable[WireSpec],
+    params: Mapping[str, StepParams] | None = None,
+) -> ProgramGraph:
+    """A new graph named like `program` with exactly `nodes` (in that order) and `wires`.
+
+    Parameters come from `params`, else from `program`; only the keys a step uses are kept, and
+    only the indexes a retrieve reads, so the result verifies without dangling entries.
+    """
+    graph = ProgramGraph(program.name)
+    for node in nodes:
+        graph.add(node)
+    for source, source_field, target, target_field, span in wires:
+        graph.connect(source, source_field, target, target_field, span)
+    learned = {**program.params, **(params or {})}
+    used_keys = {n.param_key for n in graph.nodes() if isinstance(n, StepNode)}
+    graph.params = {key: learned.get(key, StepParams()) for key in sorted(used_keys)}
+    used_indexes = {n.index for n in graph.nodes() if isinstance(n, RetrieveNode)}
+    graph.indexes = {k: v for k, v in program.indexes.items() if k in used_indexes}
+    return graph
+
+
+def rebuild(
+    program: ProgramGraph, keep: Collection[str], rewire: Mapping[str, str] | None = None
+) -> ProgramGraph:
+    """`program` with only the nodes in `keep` (in their original order) and the wires between
+    them; a wire out of a dropped node listed in `rewire` leaves the node it maps to instead."""
+    moved = rewire or {}
+    nodes = [program.node(node_id) for node_id in program.nx.nodes if node_id in keep]
+    wires: list[WireSpec] = []
+    for source, target, wire in program.edges():
+        if target not in keep:
+            continue
+        source = moved.get(source, source)
+        if source not in keep:
+            raise ValueError(f"{target} reads {source}, which is neither kept nor rewired")
+        wires.append((source, wire.source_field, target, wire.target_field, wire.span))
+    return assemble(program, nodes, wires)
 
 
 def _wires(edges: Mapping[str, Mapping[str, Any]]) -> set[Wire]:

@@ -10,9 +10,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lmc.ir import ConstNode, InputNode, OutputNode, ProgramGraph, StepNode, StepParams
+from lmc.ir import ConstNode, InputNode, OutputNode, ProgramGraph, StepNode, StepParams, rebuild
 from lmc.passes.base import CompileContext
-from lmc.passes.dead_steps import rebuild
 
 
 def _sources(program: ProgramGraph, node_id: str, merged: dict[str, str]) -> frozenset[Hashable]:

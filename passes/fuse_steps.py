@@ -10,9 +10,8 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from lmc.backends.base import StepView
-from lmc.ir import InputNode, Node, ProgramGraph, StepNode, StepParams
+from lmc.ir import InputNode, Node, ProgramGraph, StepNode, StepParams, WireSpec, assemble
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.dead_steps import WireSpec, assemble
 from lmc.signatures import REASONING, FieldSpec, ModuleKind, SignatureSpec
 
 # Float means of equal per-example scores can differ in the last bit; that is not a drop.
