@@ -138,6 +138,12 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument(
+        "--dspy-results",
+        type=Path,
+        help="reuse the DSPy side saved by an earlier run with the same options "
+        "(<date>-<model>.dspy.json) instead of running it again",
+    )
     args = parser.parse_args()
     tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
     unknown = set(tasks) - {"gsm8k", "banking77", "hotpotqa"}
@@ -165,7 +171,18 @@ def main() -> None:
         }
         # DSPy first: its optimizer has no call budget, so the calls it spent compiling each task
         # become lmc's budget for that task.
-        dspy_result = run_side(DSPY_PYTHON, "dspy_side.py", config)
+        same = {key: config[key] for key in ("tasks", "limit", "compile", "concurrency")}
+        same["model"] = args.model
+        if args.dspy_results:
+            saved = json.loads(args.dspy_results.read_text(encoding="utf-8"))
+            if saved["options"] != same:
+                raise SystemExit(f"{args.dspy_results} was run with {saved['options']}, not {same}")
+            dspy_result = saved["result"]
+        else:
+            dspy_result = run_side(DSPY_PYTHON, "dspy_side.py", config)
+            # kept at once: the lmc side may still fail, and DSPy's is the long one
+            kept = {"options": same, "result": dspy_result}
+            (RESULTS / f"{stem}.dspy.json").write_text(json.dumps(kept), encoding="utf-8")
         config["compile_budget"] = {
             task: row["compile"]["calls"]
             for task, row in dspy_result["tasks"].items()
