@@ -102,6 +102,12 @@ METRICS: dict[str, Callable[..., float]] = {
 }
 
 
+def compiles(config: dict[str, Any], task: str) -> bool:
+    """Whether this run compiles `task`: `compile` is true (every task) or a list of tasks."""
+    wanted = config.get("compile")
+    return wanted is True or (isinstance(wanted, list) and task in wanted)
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident set size (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -19,7 +19,7 @@ from typing import Any, Literal
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dspy
-from common import DATA, METRICS, labels, load_split, peak_rss_mb, say
+from common import DATA, METRICS, compiles, labels, load_split, peak_rss_mb, say
 from dspy.utils.exceptions import AdapterParseError
 
 
@@ -216,7 +216,7 @@ def run_task(config: dict[str, Any], task: str, index: BM25 | None) -> dict[str,
     say(f"[dspy] {task}: zero-shot on {len(dev)} dev examples")
     row: dict[str, Any] = {"zero_shot": _score(config, program, task, dev)}
     say(f"[dspy] {task}: zero-shot {row['zero_shot']['metric']:.3f}")
-    if config.get("compile"):
+    if compiles(config, task):
         train = examples(task, "train", limit)
         meter = Meter(config)
         say(f"[dspy] {task}: BootstrapFewShotWithRandomSearch, {len(train)} train / {len(dev)} dev")

@@ -20,7 +20,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, METRICS, load_split, peak_rss_mb, say
+from common import DATA, METRICS, compiles, load_split, peak_rss_mb, say
 
 import lmc
 from lmc.backends.base import LMClient
@@ -128,7 +128,7 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
     say(f"[lmc] {task}: zero-shot on {len(dev)} dev examples")
     row: dict[str, Any] = {"zero_shot": _score(_context(config, lm), program, task, dev)}
     say(f"[lmc] {task}: zero-shot {row['zero_shot']['metric']:.3f}")
-    if config.get("compile"):
+    if compiles(config, task):
         train = records("train")
         budget = config.get("compile_budget", {}).get(task)
         say(f"[lmc] {task}: compiling on {len(train)} train, {len(dev)} dev, budget {budget} calls")

@@ -137,6 +137,10 @@ def main() -> None:
     parser.add_argument("--tasks", default="gsm8k,banking77,hotpotqa")
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument(
+        "--compile-tasks",
+        help="compile only these of --tasks (comma-separated); the others run zero-shot only",
+    )
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(
         "--dspy-results",
@@ -149,6 +153,11 @@ def main() -> None:
     unknown = set(tasks) - {"gsm8k", "banking77", "hotpotqa"}
     if unknown:
         raise SystemExit(f"unknown task(s): {', '.join(sorted(unknown))}")
+    compile_tasks = (
+        [task.strip() for task in args.compile_tasks.split(",")] if args.compile_tasks else tasks
+    )
+    if not set(compile_tasks) <= set(tasks):
+        raise SystemExit("--compile-tasks must be among --tasks")
     gguf = model_path(args.model)
     setup_dspy_venv()
 
@@ -165,7 +174,7 @@ def main() -> None:
             "api_base": api_base,
             "tasks": tasks,
             "limit": args.limit,
-            "compile": not args.skip_compile,
+            "compile": [] if args.skip_compile else compile_tasks,
             "concurrency": args.concurrency,
             "overhead_calls": 1000,
         }
@@ -193,6 +202,7 @@ def main() -> None:
 
     command = f"python bench/run.py --model {args.model} --tasks {','.join(tasks)}"
     command += f" --limit {args.limit}" + (" --skip-compile" if args.skip_compile else "")
+    command += f" --compile-tasks {args.compile_tasks}" if args.compile_tasks else ""
     results = {
         "command": command,
         "date": stem[:10],
