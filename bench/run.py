@@ -1,7 +1,8 @@
 """lmc and DSPy 3.4.x side by side on one local model server and the same data: a table of ratios.
 
     .venv/bin/python bench/run.py [--model smollm2|qwen0.5b|qwen1.5b]
-        [--tasks gsm8k,banking77,hotpotqa] [--limit 20] [--skip-compile]
+        [--tasks gsm8k,banking77,hotpotqa] [--limit 20] [--skip-compile | --compile-tasks T,...]
+        [--dspy-results RESULTS.dspy.json]
 
 Sets up DSPy in its own venv (`bench/.venv-dspy`, made once), fetches and hash-checks the model
 file when it is a Qwen one (`bench/models.py`), starts one llama-cpp-python server for both, runs
