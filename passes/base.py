@@ -75,7 +75,9 @@ class Pass(Protocol):
     name: ClassVar[str]
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
-        """At most how many LM calls `apply` makes: the budget check before a compile starts."""
+        """At most how many LM calls `apply` makes: the budget check before a compile starts.
+        A pass that can grow the program (more demos) also has `projected_program(program,
+        context)`: the largest program it may return, on which later passes are projected."""
         ...
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:

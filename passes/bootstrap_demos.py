@@ -29,6 +29,11 @@ class BootstrapDemosPass:
         runs = min(self.max_train, len(context.train)) + self.candidates * len(context.dev)
         return runs * calls_per_run(program)
 
+    def projected_program(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
+        """The program at its largest after this pass: `max_demos` demos on every step."""
+        keys = {step.param_key for step in program.steps()}
+        return with_demos(program, {key: [Demo(())] * self.max_demos for key in keys})
+
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         found = self.bootstrap(program, context)
         for key, demos in self.labeled_demos(program, context).items():

@@ -60,7 +60,14 @@ def projection(
 ) -> list[tuple[str, int]]:
     """The most LM calls each stage may make: the baseline score, then every pass."""
     stages = [("baseline on dev", len(context.dev) * calls_per_run(program))]
-    stages += [(p.name, p.projected_calls(program, context)) for p in pipeline]
+    # Each pass is projected on the largest program the passes before it may leave (a pass that
+    # adds demos says so with `projected_program`), so prune-demos counts the demos it will try.
+    largest = program
+    for a_pass in pipeline:
+        stages.append((a_pass.name, a_pass.projected_calls(largest, context)))
+        grow = getattr(a_pass, "projected_program", None)
+        if grow is not None:
+            largest = grow(largest, context)
     return stages
 
 
