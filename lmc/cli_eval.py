@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from lmc.artifact import (
     Artifact,
@@ -26,7 +25,7 @@ from lmc.artifact import (
     program_from_artifact,
     read_artifact,
 )
-from lmc.cli_run import RunFailed, RunUsageError, _context, _failures
+from lmc.cli_run import RunFailed, RunUsageError, _context, _failures, dataset_progress
 from lmc.files import write_atomically
 from lmc.metrics import Metric, MetricError, builtin, parse_metric, python_metric
 from lmc.program import Program
@@ -78,14 +77,7 @@ def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) 
         raise RunUsageError(str(error)) from None
 
     err = Console(stderr=True, highlight=False, markup=False)
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
+    progress = dataset_progress(err)
     context = _context(args, *(program.compiled_for or ()))
     started = time.perf_counter()
     try:

@@ -30,6 +30,18 @@ class RunFailed(Exception):
     """The work failed (an LM unreachable, a reply unusable after repair): exit 1."""
 
 
+def dataset_progress(err: Console) -> Progress:
+    """A bar of records done, shown on a terminal only (piped output stays plain)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )
+
+
 def add_commands(commands: Any, load_program: Callable[[str, str | None], Program]) -> None:
     run = commands.add_parser("run", help="run a program on an LM")
     run.add_argument("program_file", metavar="PROGRAM.lmp|ARTIFACT.json")
@@ -180,14 +192,7 @@ def _run_dataset(
             write(json.dumps(line, ensure_ascii=False))
             advance()
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
-    )
+    progress = dataset_progress(err)
     try:
         with progress, _output(target) as write:
             task = progress.add_task(program.name, total=len(records))
