@@ -11,7 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
-from lmc.ir import StepParams
+from lmc.ir.graph import StepParams
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 
 Role = Literal["system", "user", "assistant"]

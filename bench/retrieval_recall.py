@@ -33,7 +33,7 @@ def read_questions(path: Path) -> list[tuple[str, set[str]]]:
 def measure(
     corpus: Path, questions: list[tuple[str, set[str]]], kind: str, ks: list[int], field: str
 ) -> dict[str, float]:
-    from lmc.retrieval import build_index, open_retriever, read_corpus
+    from lmc.retrieval.index import build_index, open_retriever, read_corpus
 
     started = time.perf_counter()
     _, built = build_index(read_corpus(corpus, field), kind)

@@ -23,7 +23,7 @@ from lmc.program import Program, load, loads
 from lmc.runtime.context import RunContext, configure
 
 if TYPE_CHECKING:
-    from lmc.compiler import BootstrapFewShot, compile
+    from lmc.compiler.session import BootstrapFewShot, compile
 
 __all__ = [
     "LM",
@@ -52,7 +52,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # The compiler loads on first use: running a program should not pay for it at import.
     if name in ("compile", "BootstrapFewShot"):
-        from lmc import compiler
+        from lmc.compiler import session as compiler
 
         return getattr(compiler, name)
     raise AttributeError(f"module 'lmc' has no attribute {name!r}")

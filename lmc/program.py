@@ -6,12 +6,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmc import syntax as ast
 from lmc.diagnostics import Diagnostic, LmcError, Span, quoted_list
-from lmc.ir import ProgramGraph
-from lmc.lower import CheckedModule, load_text
-from lmc.printer import print_module
+from lmc.ir.graph import ProgramGraph
+from lmc.ir.lower import CheckedModule, load_text
 from lmc.signatures import FieldSpec
+from lmc.syntax import tree as ast
+from lmc.syntax.printer import print_module
 
 if TYPE_CHECKING:
     from lmc.runtime.context import RunContext

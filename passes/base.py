@@ -14,12 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from lmc.artifact import graph_to_json
-from lmc.ir import ProgramGraph, StepNode
-from lmc.metrics import Metric
+from lmc.compiler.artifact import graph_to_json
+from lmc.ir.graph import ProgramGraph, StepNode
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
+from lmc.runtime.metrics import Metric
 
 
 @dataclass

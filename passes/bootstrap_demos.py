@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from lmc.ir import Demo, ProgramGraph, StepNode
+from lmc.ir.graph import Demo, ProgramGraph, StepNode
 from lmc.passes.base import CompileContext, calls_per_run
 
 

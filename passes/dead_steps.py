@@ -7,7 +7,7 @@ from typing import ClassVar
 
 import networkx as nx
 
-from lmc.ir import InputNode, OutputNode, ProgramGraph, StepNode, rebuild
+from lmc.ir.graph import InputNode, OutputNode, ProgramGraph, StepNode, rebuild
 from lmc.passes.base import CompileContext
 
 

@@ -10,7 +10,15 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lmc.ir import ConstNode, InputNode, OutputNode, ProgramGraph, StepNode, StepParams, rebuild
+from lmc.ir.graph import (
+    ConstNode,
+    InputNode,
+    OutputNode,
+    ProgramGraph,
+    StepNode,
+    StepParams,
+    rebuild,
+)
 from lmc.passes.base import CompileContext
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from lmc.backends.base import StepView
-from lmc.ir import InputNode, Node, ProgramGraph, StepNode, StepParams, WireSpec, assemble
+from lmc.ir.graph import InputNode, Node, ProgramGraph, StepNode, StepParams, WireSpec, assemble
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.signatures import REASONING, FieldSpec, ModuleKind, SignatureSpec
 

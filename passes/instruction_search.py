@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from lmc.backends.base import StepView
-from lmc.ir import ProgramGraph, StepNode, StepParams
+from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.runtime.data import Dataset
 from lmc.runtime.executor import StepFailed, call_step

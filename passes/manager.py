@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from lmc.ir import ProgramGraph
+from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, Pass, calls_per_run
 from lmc.runtime.context import BudgetExhausted
 from lmc.runtime.stats import StepStats

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from lmc.ir import ProgramGraph
+from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.passes.bootstrap_demos import with_demos
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn
 
-from lmc import syntax as ast
-from lmc.printer import print_module
 from lmc.signatures import MODULE_KINDS, REASONING, FieldSpec, ModuleKind, SignatureSpec
+from lmc.syntax import tree as ast
+from lmc.syntax.printer import print_module
 from lmc.types import (
     BOOL,
     FLOAT,

@@ -7,15 +7,15 @@ import os
 import typing
 from typing import Any
 
-from lmc import syntax as ast
 from lmc.builder.location import python_span
 from lmc.builder.modules import Module, Prediction
 from lmc.builder.signature import lm_type
 from lmc.builder.trace import StepResult, Symbol, Trace
 from lmc.diagnostics import Diagnostic, LmcError, Span
-from lmc.lower import check
+from lmc.ir.lower import check
 from lmc.program import Program
 from lmc.signatures import FieldSpec
+from lmc.syntax import tree as ast
 from lmc.types import STR
 
 

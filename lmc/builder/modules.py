@@ -109,7 +109,7 @@ class Retrieve(Module):
             return trace.retrieve(self, query, k or self.k, python_span())
         if self.index is None:
             raise ValueError("Retrieve needs an index: lmc.Retrieve(k=3, index=lmc.bm25(...))")
-        from lmc.retrieval import open_retriever
+        from lmc.retrieval.index import open_retriever
 
         retriever = open_retriever(Path(self.index.path), self.index.kind, self.index.text_field)
         return Prediction(passages=retriever.search(str(query), k or self.k))

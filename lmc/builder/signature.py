@@ -18,8 +18,8 @@ from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from lmc.builder.location import python_span
 from lmc.diagnostics import Diagnostic, LmcError, Span
-from lmc.parser import parse_signature_text
 from lmc.signatures import FieldSpec, SignatureSpec
+from lmc.syntax.parser import parse_signature_text
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf
 
 

@@ -16,10 +16,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from lmc import syntax as ast
 from lmc.diagnostics import Diagnostic, LmcError, Span, did_you_mean
-from lmc.parser import KEYWORDS
 from lmc.signatures import ModuleKind, SignatureSpec
+from lmc.syntax import tree as ast
+from lmc.syntax.parser import KEYWORDS
 from lmc.types import BOOL, FLOAT, INT, PASSAGES, STR, ListOf, LmType, Nothing, join
 
 if TYPE_CHECKING:

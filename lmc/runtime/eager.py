@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from lmc.backends.base import StepView
-from lmc.ir import ProgramGraph, StepParams
+from lmc.ir.graph import ProgramGraph, StepParams
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.data import coerce

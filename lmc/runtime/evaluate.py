@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lmc.ir import ProgramGraph
-from lmc.metrics import Metric, MetricError
+from lmc.ir.graph import ProgramGraph
 from lmc.runtime.context import RunContext
 from lmc.runtime.executor import run_records, run_to_end
+from lmc.runtime.metrics import Metric, MetricError
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
-from lmc.ir import (
+from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
     InputNode,
@@ -207,7 +207,7 @@ def _retrieve(
 
 def _open(graph: ProgramGraph, name: str) -> Any:
     """The program's index `name`, from its corpus file (built on first use, then kept)."""
-    from lmc.retrieval import open_retriever
+    from lmc.retrieval.index import open_retriever
     from lmc.runtime.data import DataError
 
     ref = graph.indexes.get(name)

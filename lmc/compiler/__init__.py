@@ -1,0 +1,1 @@
+"""Stage 4: compile sessions, checkpoints and artifacts (passes run inside a session)."""

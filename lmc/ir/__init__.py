@@ -1,0 +1,1 @@
+"""Stage 2: the typed program graph, its checks (lowering from syntax) and its text form."""

@@ -1,0 +1,127 @@
+"""Check a parsed `.lmp` file and lower each program to its `ProgramGraph`.
+
+Declarations are checked here, program bodies in `lmc.lower_program`; every error in the file is
+collected before any is reported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from lmc.diagnostics import Diagnostics, LmcError, did_you_mean, quoted_list
+from lmc.ir.graph import (
+    ProgramGraph,
+)
+from lmc.ir.lower_program import ProgramLowering
+from lmc.signatures import check_signature
+from lmc.syntax import tree as ast
+
+BUILTIN_METRICS = ("exact_match", "contains", "f1", "numeric")
+INDEX_KINDS = ("bm25", "embeddings")
+
+
+@dataclass(frozen=True)
+class CheckedModule:
+    """A file that passed every check: its syntax, and one graph per program."""
+
+    module: ast.Module
+    graphs: dict[str, ProgramGraph]
+    source: str = field(compare=False, default="")
+
+
+def check(
+    module: ast.Module,
+    source: str = "",
+    base_dir: str = ".",
+    diagnostics: Diagnostics | None = None,
+) -> CheckedModule:
+    """Check a whole file; raise `LmcError` listing every error (with any in `diagnostics`)."""
+    diagnostics = diagnostics if diagnostics is not None else Diagnostics()
+    broken = _check_declarations(module, diagnostics)
+    graphs = {
+        p.name: ProgramLowering(p, module, base_dir, diagnostics, broken).run()
+        for p in module.programs()
+    }
+    _check_metric(module, diagnostics)
+    diagnostics.raise_if_any({module.file: source} if source else {})
+    for graph in graphs.values():
+        if problems := graph.verify():
+            raise AssertionError(f"lowering produced an invalid graph: {problems}")
+    return CheckedModule(module, graphs, source)
+
+
+def _check_declarations(module: ast.Module, diagnostics: Diagnostics) -> set[str]:
+    """Check names and signatures; return the signatures whose errors are already reported."""
+    broken: set[str] = set()
+    first: dict[str, ast.Declaration] = {}
+    metrics = 0
+    for decl in module.declarations:
+        if isinstance(decl, ast.MetricDecl):
+            metrics += 1
+            if metrics > 1:
+                diagnostics.error(decl.span, "a file declares at most one metric")
+            continue
+        if decl.name in first:
+            earlier = first[decl.name]
+            diagnostics.error(
+                decl.name_span,
+                f"duplicate declaration '{decl.name}': already declared as "
+                f"{_kind_of(earlier)} at line {earlier.span.line}",
+            )
+        else:
+            first[decl.name] = decl
+        if isinstance(decl, ast.SignatureDecl):
+            valid = decl.valid and check_signature(decl.signature, diagnostics, decl.name_span)
+            if not valid:
+                broken.add(decl.name)
+        elif isinstance(decl, ast.IndexDecl) and decl.kind not in INDEX_KINDS:
+            diagnostics.error(
+                decl.kind_span,
+                f"unknown index kind '{decl.kind}'; expected {quoted_list(INDEX_KINDS)}"
+                + did_you_mean(decl.kind, INDEX_KINDS),
+            )
+    return broken
+
+
+def _check_metric(module: ast.Module, diagnostics: Diagnostics) -> None:
+    metric = module.metric()
+    if metric is None:
+        return
+    if metric.name not in BUILTIN_METRICS:
+        diagnostics.error(
+            metric.name_span,
+            f"unknown metric '{metric.name}'; expected {quoted_list(BUILTIN_METRICS)}"
+            + did_you_mean(metric.name, BUILTIN_METRICS),
+        )
+    for program in module.programs():
+        results = [r.name for r in program.results]
+        if metric.field not in results:
+            diagnostics.error(
+                metric.field_span,
+                f"metric field '{metric.field}' is not a result of program {program.name}; "
+                f"expected {quoted_list(results)}",
+            )
+
+
+def _kind_of(decl: ast.Declaration) -> str:
+    kinds = {
+        ast.SignatureDecl: "a signature",
+        ast.IndexDecl: "an index",
+        ast.ProgramDecl: "a program",
+        ast.MetricDecl: "a metric",
+    }
+    return kinds[type(decl)]
+
+
+def load_text(text: str, file: str = "<string>") -> CheckedModule:
+    """Parse and check `.lmp` source; relative index paths resolve against the file's folder."""
+    from lmc.syntax.parser import parse
+
+    diagnostics = Diagnostics()
+    module = parse(text, file, diagnostics)
+    base = os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else os.getcwd()
+    try:
+        return check(module, text, base, diagnostics)
+    except LmcError as error:
+        raise LmcError(error.diagnostics, {file: text}) from None

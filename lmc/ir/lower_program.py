@@ -1,0 +1,573 @@
+"""Lower one checked program body to its `ProgramGraph`.
+
+Name resolution, argument and type checks, loop unrolling and cycle detection happen in one walk;
+errors go to the shared `Diagnostics` so a file reports all of them at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import networkx as nx
+
+from lmc.diagnostics import Diagnostics, Span, did_you_mean, quoted_list
+from lmc.ir.graph import (
+    ConcatNode,
+    ConstNode,
+    IndexRef,
+    InputNode,
+    ListNode,
+    OutputNode,
+    ProgramGraph,
+    RetrieveNode,
+    StepNode,
+)
+from lmc.signatures import REASONING, ModuleKind, SignatureSpec, check_signature
+from lmc.syntax import printer
+from lmc.syntax import tree as ast
+from lmc.types import (
+    BOOL,
+    EMPTY_LIST,
+    FLOAT,
+    INT,
+    STR,
+    ListOf,
+    LmType,
+    Nothing,
+    OneOf,
+    OptionalOf,
+    accepts,
+    describe,
+    join,
+)
+
+MAX_LOOP_COUNT = 64
+DEFAULT_K = 3
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A typed value: one output port of a node."""
+
+    node: str
+    port: str
+    type: LmType
+
+
+@dataclass(frozen=True)
+class _Step:
+    """A name bound to a step; its fields are read as `name.field`."""
+
+    node: str
+    signature: SignatureSpec
+    module: ModuleKind
+
+    def field_type(self, name: str) -> LmType | None:
+        return next(
+            (f.type for f in self.signature.outputs_for(self.module) if f.name == name), None
+        )
+
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.signature.outputs_for(self.module)]
+
+
+class _Broken:
+    """A name whose bound value had an error; uses of it report nothing more."""
+
+
+@dataclass(frozen=True)
+class _LoopIndex:
+    """The loop variable: a constant in each unrolled copy, made a node only where it is used."""
+
+    value: int
+
+
+_BROKEN = _Broken()
+_Binding = _Value | _Step | _Broken | _LoopIndex
+
+
+class ProgramLowering:
+    def __init__(
+        self,
+        program: ast.ProgramDecl,
+        module: ast.Module,
+        base_dir: str,
+        diagnostics: Diagnostics,
+        broken_signatures: set[str],
+    ):
+        self.broken_signatures = broken_signatures
+        self.program = program
+        self.signatures = module.signatures()
+        self.indexes = module.indexes()
+        self.base_dir = base_dir
+        self.diagnostics = diagnostics
+        self.graph = ProgramGraph(program.name)
+        self.env: dict[str, _Binding] = {}
+        self.edges: list[tuple[_Value, str, str, Span]] = []
+        self.returned: dict[str, ast.Binding] = {}
+        self.results = {r.name: r for r in program.results}
+        self.bind_counts = Counter(_bound_names(program.body))
+        self.forward_steps = {
+            s.target: s.value
+            for s in program.body
+            if isinstance(s, ast.Assign)
+            and isinstance(s.value, ast.StepCall)
+            and self.bind_counts[s.target] == 1
+        }
+        self.shared: dict[str, ast.StepCall] = {}
+        self.constants = 0
+
+    def error(self, span: Span, message: str) -> None:
+        self.diagnostics.error(span, message)
+
+    def run(self) -> ProgramGraph:
+        seen: set[str] = set()
+        for param in self.program.params:
+            if param.name in seen:
+                self.error(param.span, f"parameter '{param.name}' is declared twice")
+                continue
+            seen.add(param.name)
+            node = InputNode(param.name, param.type, param.span)
+            self.graph.add(node)
+            self.env[param.name] = _Value(node.id, "value", param.type)
+        seen = set()
+        for result in self.program.results:
+            if result.name in seen:
+                self.error(result.span, f"result '{result.name}' is declared twice")
+            else:
+                self.graph.add(OutputNode(result.name, result.type, result.span))
+            seen.add(result.name)
+        self.block(self.program.body, in_loop=False)
+        for name, result in self.results.items():
+            if name not in self.returned:
+                self.error(
+                    result.span,
+                    f"result '{name}' is never returned; expected `return {name} = ...`",
+                )
+        for value, target, port, span in self.edges:
+            if value.node in self.graph.nx and target in self.graph.nx:
+                self.graph.connect(value.node, value.port, target, port, span)
+        self.report_cycle()
+        for index in {n.index for n in self.graph.nodes() if isinstance(n, RetrieveNode)}:
+            decl = self.indexes.get(index)
+            if decl is None:
+                continue  # reported where it is used
+            self.graph.indexes[index] = IndexRef(
+                decl.name, decl.kind, decl.path, decl.text_field, self.base_dir
+            )
+        return self.graph
+
+    def report_cycle(self) -> None:
+        try:
+            cycle = nx.find_cycle(nx.DiGraph(self.graph.nx))
+        except nx.NetworkXNoCycle:
+            return
+        steps = [n for n in (self.graph.node(u) for u, _ in cycle) if isinstance(n, StepNode)]
+        path = " -> ".join(s.param_key for s in [*steps, steps[0]])
+        node = steps[0]
+        self.error(node.span, f"cycle: {path}; a step cannot depend on its own output")
+
+    # statements ----------------------------------------------------------------------------------
+
+    def block(self, body: tuple[ast.Statement, ...], in_loop: bool) -> None:
+        for statement in body:
+            if isinstance(statement, ast.Assign):
+                self.assign(statement)
+            elif isinstance(statement, ast.ForLoop):
+                self.loop(statement)
+            else:
+                self.return_(statement, in_loop)
+
+    def assign(self, statement: ast.Assign) -> None:
+        value = statement.value
+        if isinstance(value, ast.StepCall):
+            # Steps bound to one name share learnable parameters: loop copies are the usual case.
+            first = self.shared.setdefault(statement.target, value)
+            if (first.module, first.signature) != (value.module, value.signature):
+                self.error(
+                    value.span,
+                    f"'{statement.target}' was bound to a {first.module} "
+                    f"{_signature_text(first.signature)} step at line {first.span.line}; steps "
+                    "bound to one name share learnable parameters, so expected the same module "
+                    "and signature here (or use another name)",
+                )
+            step = self.step(value, self.graph.fresh_id(statement.target), statement.target)
+            self.env[statement.target] = step or _BROKEN
+            return
+        lowered = self.expr(value, None, hint=statement.target)
+        self.env[statement.target] = lowered or _BROKEN
+
+    def loop(self, statement: ast.ForLoop) -> None:
+        count = statement.count
+        if not (isinstance(count, ast.Constant) and type(count.value) is int):
+            found = (
+                f"found {printer.constant(count.value)}"
+                if isinstance(count, ast.Constant)
+                else "found an expression; the count must be known before the program runs"
+            )
+            self.error(count.span, f"expected a whole number such as range(2); {found}")
+            return
+        if not 1 <= count.value <= MAX_LOOP_COUNT:
+            self.error(count.span, f"expected a count from 1 to {MAX_LOOP_COUNT} in range(...)")
+            return
+        for i in range(count.value):
+            self.env[statement.var] = _LoopIndex(i)
+            self.block(statement.body, in_loop=True)
+
+    def return_(self, statement: ast.Return, in_loop: bool) -> None:
+        if in_loop:
+            self.error(statement.span, "expected `return` after the loop, not inside it")
+            self.returned.update((b.name, b) for b in statement.bindings)
+            return
+        for binding in statement.bindings:
+            result = self.results.get(binding.name)
+            if result is None:
+                self.error(
+                    binding.span,
+                    f"unknown result '{binding.name}'; program {self.program.name} returns "
+                    f"{quoted_list(self.results)}" + did_you_mean(binding.name, self.results),
+                )
+                continue
+            if binding.name in self.returned:
+                line = self.returned[binding.name].span.line
+                self.error(
+                    binding.span,
+                    f"result '{binding.name}' is returned twice (first at line {line})",
+                )
+                continue
+            self.returned[binding.name] = binding
+            self.flow(
+                binding.value,
+                result.type,
+                f"out:{binding.name}",
+                "value",
+                f"result '{binding.name}'",
+            )
+
+    # steps ---------------------------------------------------------------------------------------
+
+    def resolve_signature(self, ref: ast.SignatureRef) -> SignatureSpec | None:
+        """The signature a step runs; None (reported once, where it is wrong) if it is broken."""
+        if ref.inline is not None:
+            valid = ref.valid and check_signature(ref.inline, self.diagnostics)
+            return ref.inline if valid else None
+        assert ref.name is not None
+        decl = self.signatures.get(ref.name)
+        if decl is None:
+            self.error(
+                ref.span,
+                _unknown(
+                    "signature",
+                    ref.name,
+                    self.signatures,
+                    self.indexes,
+                    'or write an inline "a -> b" string',
+                ),
+            )
+            return None
+        return None if ref.name in self.broken_signatures else decl.signature
+
+    def step(self, call: ast.StepCall, node_id: str, key: str) -> _Step | None:
+        signature = self.resolve_signature(call.signature)
+        if signature is None:
+            for arg in call.args:
+                self.expr(arg.value, None)
+            return None
+        if call.module == "chain_of_thought" and signature.output(REASONING) is not None:
+            self.error(
+                call.span,
+                f"chain_of_thought adds a '{REASONING}' output, and {signature.display_name} "
+                f"already declares one; use predict, or rename the field",
+            )
+        node = StepNode(node_id, signature, call.module, key, call.span)
+        self.graph.add(node)
+        self.arguments(call.args, signature, node_id, call.span)
+        return _Step(node_id, signature, call.module)
+
+    def arguments(
+        self, args: tuple[ast.Arg, ...], signature: SignatureSpec, node_id: str, call_span: Span
+    ) -> None:
+        passed: dict[str, ast.Arg] = {}
+        names = [f.name for f in signature.inputs]
+        misspelled: set[str] = set()
+        for arg in args:
+            target = signature.input(arg.name)
+            if target is None:
+                misspelled.update(difflib.get_close_matches(arg.name, names, n=1, cutoff=0.6))
+                self.error(
+                    arg.span,
+                    f"unknown argument '{arg.name}'; {signature.display_name} takes one of "
+                    f"{quoted_list(names)}" + did_you_mean(arg.name, names),
+                )
+                self.expr(arg.value, None)
+            elif arg.name in passed:
+                self.error(arg.span, f"argument '{arg.name}' is passed twice")
+            else:
+                passed[arg.name] = arg
+                self.flow(arg.value, target.type, node_id, arg.name, f"'{arg.name}'")
+        # A misspelled argument is reported once, as unknown, not also as the one missing.
+        missing = [n for n in names if n not in passed and n not in misspelled]
+        if missing:
+            plural = "s" if len(missing) > 1 else ""
+            self.error(
+                call_span,
+                f"missing argument{plural} {quoted_list(missing)}; "
+                f"{signature.display_name} takes {', '.join(f'{n}=...' for n in names)}",
+            )
+
+    def flow(self, expr: ast.Expr, expected: LmType, target: str, port: str, what: str) -> None:
+        """Lower `expr` and wire it into `target.port`, checking that its type fits."""
+        value = self.expr(expr, expected)
+        if value is None:
+            return
+        if not accepts(expected, value.type):
+            hint = ""
+            if isinstance(value.type, OptionalOf) and accepts(expected, value.type.inner):
+                hint = "; the value may be missing: declare the input optional (T?)"
+            elif isinstance(_required(expected), ListOf) and not isinstance(
+                _required(value.type), ListOf
+            ):
+                hint = "; a single value is never wrapped into a list silently: write [value]"
+            self.error(
+                expr.span,
+                f"type mismatch: {what} expects {describe(expected)}, found "
+                f"{describe(value.type)}{hint}",
+            )
+            return
+        self.edges.append((value, target, port, expr.span))
+
+    # expressions ---------------------------------------------------------------------------------
+
+    def expr(self, e: ast.Expr, expected: LmType | None, hint: str = "") -> _Value | None:
+        if isinstance(e, ast.NameRef):
+            return self.name(e)
+        if isinstance(e, ast.FieldRef):
+            return self.field(e)
+        if isinstance(e, ast.Constant):
+            return self.constant(e, expected)
+        if isinstance(e, ast.ListExpr):
+            return self.list_(e, expected)
+        if isinstance(e, ast.Concat):
+            return self.concat(e, expected)
+        return self.retrieve(e, hint)
+
+    def unknown_name(self, name: str, span: Span) -> None:
+        if self.bind_counts[name]:
+            self.error(span, f"'{name}' is used before it is bound")
+        else:
+            known = [*self.env, *self.forward_steps]
+            self.error(span, f"unknown name '{name}'" + did_you_mean(name, known))
+
+    def lookup(self, name: str, span: Span) -> _Value | _Step | _LoopIndex | None:
+        """What `name` is bound to here; None once whatever is wrong with it is reported."""
+        bound = self.env.get(name)
+        if bound is None and name in self.forward_steps:
+            # None: its unknown signature is reported where the step is bound.
+            return self.forward_step(name)
+        if bound is None:
+            self.unknown_name(name, span)
+            return None
+        return None if isinstance(bound, _Broken) else bound
+
+    def name(self, e: ast.NameRef) -> _Value | None:
+        bound = self.lookup(e.name, e.span)
+        if bound is None:
+            return None
+        if isinstance(bound, _LoopIndex):
+            return self.constant(ast.Constant(bound.value, e.span), None)
+        if isinstance(bound, _Step):
+            fields = ", ".join(f"{e.name}.{f}" for f in bound.field_names())
+            self.error(e.span, f"'{e.name}' is a step; expected one of its fields: {fields}")
+            return None
+        return bound
+
+    def forward_step(self, name: str) -> _Step | None:
+        call = self.forward_steps[name]
+        ref = call.signature
+        signature = (
+            ref.inline
+            if ref.inline is not None
+            else (self.signatures[ref.name].signature if ref.name in self.signatures else None)
+        )
+        return None if signature is None else _Step(name, signature, call.module)
+
+    def field(self, e: ast.FieldRef) -> _Value | None:
+        bound = self.lookup(e.step, e.span)
+        if bound is None:
+            return None
+        if isinstance(bound, _Value | _LoopIndex):
+            value_type = bound.type if isinstance(bound, _Value) else INT
+            self.error(
+                e.span,
+                f"'{e.step}' is a value of type {value_type}, not a step; "
+                f"it has no field '{e.field}'",
+            )
+            return None
+        type_ = bound.field_type(e.field)
+        if type_ is None:
+            fields = bound.field_names()
+            self.error(
+                e.span,
+                f"{bound.signature.display_name} has no output '{e.field}'; expected "
+                f"{quoted_list(fields)}" + did_you_mean(e.field, fields),
+            )
+            return None
+        return _Value(bound.node, e.field, type_)
+
+    def fresh(self, base: str) -> str:
+        self.constants += 1
+        return self.graph.fresh_id(f"{base}${self.constants}")
+
+    def constant(self, e: ast.Constant, expected: LmType | None) -> _Value:
+        value = e.value
+        type_: LmType
+        if isinstance(value, bool):
+            type_ = BOOL
+        elif isinstance(value, int):
+            type_ = INT
+        elif isinstance(value, float):
+            type_ = FLOAT
+        else:
+            wanted = _required(expected) if expected is not None else None
+            type_ = wanted if isinstance(wanted, OneOf) and value in wanted.choices else STR
+        node = ConstNode(self.fresh("const"), value, type_, e.span)
+        self.graph.add(node)
+        return _Value(node.id, "value", type_)
+
+    def list_(self, e: ast.ListExpr, expected: LmType | None) -> _Value | None:
+        wanted = _required(expected) if expected is not None else None
+        item_expected = wanted.item if isinstance(wanted, ListOf) else None
+        items = [self.expr(item, item_expected) for item in e.items]
+        if any(i is None for i in items):
+            return None
+        item_type: LmType = Nothing()
+        for item, value in zip(e.items, items, strict=True):
+            assert value is not None
+            joined = join(item_type, value.type)
+            if joined is None:
+                self.error(
+                    item.span,
+                    f"list items must share one type: found {describe(item_type)} and "
+                    f"{describe(value.type)}",
+                )
+                return None
+            item_type = joined
+        if isinstance(item_type, Nothing) and isinstance(wanted, ListOf):
+            item_type = wanted.item
+        node = ListNode(self.fresh("list"), len(items), ListOf(item_type), e.span)
+        self.graph.add(node)
+        for i, value in enumerate(items):
+            assert value is not None
+            self.edges.append((value, node.id, f"item{i}", e.items[i].span))
+        return _Value(node.id, "value", node.type)
+
+    def concat(self, e: ast.Concat, expected: LmType | None) -> _Value | None:
+        left = self.expr(e.left, expected)
+        right = self.expr(e.right, left.type if left is not None else expected)
+        if left is None or right is None:
+            return None
+        for side, value in (("left", left), ("right", right)):
+            if not isinstance(value.type, ListOf):
+                self.error(
+                    (e.left if side == "left" else e.right).span,
+                    f"'+' joins two lists; the {side} side is {describe(value.type)}",
+                )
+                return None
+        joined = join(left.type, right.type)
+        if not isinstance(joined, ListOf):
+            self.error(
+                e.span,
+                f"cannot join {describe(left.type)} and {describe(right.type)} with '+'",
+            )
+            return None
+        if isinstance(joined.item, Nothing):
+            wanted = _required(expected) if expected is not None else None
+            joined = wanted if isinstance(wanted, ListOf) else EMPTY_LIST
+        node = ConcatNode(self.fresh("concat"), joined, e.span)
+        self.graph.add(node)
+        self.edges.append((left, node.id, "left", e.left.span))
+        self.edges.append((right, node.id, "right", e.right.span))
+        return _Value(node.id, "value", joined)
+
+    def retrieve(self, e: ast.Retrieve, hint: str) -> _Value | None:
+        ok = True
+        if e.index not in self.indexes:
+            self.error(
+                e.index_span,
+                _unknown(
+                    "index",
+                    e.index,
+                    self.indexes,
+                    self.signatures,
+                    'declare one: index wiki = bm25("corpus.jsonl")',
+                ),
+            )
+            ok = False
+        k = DEFAULT_K
+        query: ast.Arg | None = None
+        seen: set[str] = set()
+        for arg in e.args:
+            if arg.name in seen:
+                self.error(arg.span, f"argument '{arg.name}' is passed twice")
+                ok = False
+            seen.add(arg.name)
+            if arg.name == "query":
+                query = arg
+            elif arg.name == "k":
+                value = arg.value
+                if isinstance(value, ast.Constant) and type(value.value) is int and value.value > 0:
+                    k = value.value
+                else:
+                    self.error(value.span, "expected a positive whole number for k, such as k=3")
+                    ok = False
+            else:
+                self.error(
+                    arg.span, f"unknown argument '{arg.name}'; retrieve takes query=..., k=N"
+                )
+                ok = False
+        if query is None:
+            self.error(e.span, "missing argument 'query'; retrieve takes query=..., k=N")
+            ok = False
+        node = RetrieveNode(self.fresh(hint or "retrieve"), e.index, k, e.span)
+        self.graph.add(node)
+        if query is not None:
+            self.flow(query.value, STR, node.id, "query", "'query'")
+        return _Value(node.id, "passages", ListOf(STR)) if ok else None
+
+
+def _unknown(
+    kind: str, name: str, known: Mapping[str, object], other: Mapping[str, object], how: str
+) -> str:
+    """`unknown KIND 'x'`, with what is declared, a near name, or what `x` is instead."""
+    if name in other:
+        what, article = ("a signature", "an") if kind == "index" else ("an index", "a")
+        return f"'{name}' is {what}, not {article} {kind}"
+    if not known:
+        plural = "indexes" if kind == "index" else f"{kind}s"
+        return f"unknown {kind} '{name}'; no {plural} are declared ({how})"
+    return f"unknown {kind} '{name}'; expected one of {quoted_list(known)}" + did_you_mean(
+        name, known
+    )
+
+
+def _signature_text(ref: ast.SignatureRef) -> str:
+    return (
+        ref.name if ref.name is not None else f'"{ref.inline.short_text() if ref.inline else ""}"'
+    )
+
+
+def _required(t: LmType) -> LmType:
+    return t.inner if isinstance(t, OptionalOf) else t
+
+
+def _bound_names(body: tuple[ast.Statement, ...]) -> list[str]:
+    names: list[str] = []
+    for statement in body:
+        if isinstance(statement, ast.Assign):
+            names.append(statement.target)
+        elif isinstance(statement, ast.ForLoop):
+            names += [statement.var, *_bound_names(statement.body)]
+    return names

@@ -1,0 +1,1 @@
+"""Retrieval indexes (bm25, embeddings) over JSONL corpora, built once per corpus content."""

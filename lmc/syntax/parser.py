@@ -1,0 +1,596 @@
+"""`.lmp` text -> typed syntax tree (`lmc.syntax`).
+
+Lark parses with positions on; one Transformer builds frozen syntax nodes with spans and keeps the
+comments for `lmc fmt`. Syntax errors name the tokens that were expected, in words.
+"""
+
+from __future__ import annotations
+
+import inspect
+from bisect import bisect_left
+from dataclasses import replace
+from functools import cache
+from importlib import resources
+from typing import Any, TypeVar
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.tree import Meta
+
+from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, did_you_mean
+from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
+from lmc.syntax import tree as ast
+from lmc.types import SCALAR_NAMES, STR, UNKNOWN, ListOf, LmType, OneOf, OptionalOf, Scalar
+
+KEYWORDS = frozenset(
+    "signature program input output return import for in range predict chain_of_thought "
+    "retrieve index metric true false".split()
+)
+
+DECLARATION_KEYWORDS = frozenset({"SIGNATURE", "INDEX", "PROGRAM", "METRIC"})
+
+# How a terminal is named to the user when it is expected and missing.
+TERMINAL_WORDS = {
+    "NAME": "a name",
+    "STRING": "a string",
+    "LONG_STRING": 'a """text""" string',
+    "NUMBER": "a number",
+    "$END": "the end of the file",
+}
+
+_ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+@cache
+def _lark() -> Lark:
+    grammar = resources.files("lmc.grammar").joinpath("lmp.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="basic",
+        start=["start", "sig_text"],
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def parse(text: str, file: str = "<string>", diagnostics: Diagnostics | None = None) -> ast.Module:
+    """Parse `.lmp` source into a syntax tree.
+
+    A syntax error raises `LmcError` at once. Other errors (an unknown type, a bad escape) go to
+    `diagnostics` when given, so the checker can report its own errors beside them; without it,
+    they raise.
+    """
+    comments: list[Token] = []
+    parser = _lark()
+    try:
+        tree = _parse_collecting(parser, text, comments)
+    except UnexpectedInput as error:
+        raise LmcError([_syntax_diagnostic(error, text, file)], {file: text}) from None
+    builder = _ToSyntax(file, text, comments)
+    module = builder.transform(tree)
+    if diagnostics is None:
+        builder.diagnostics.raise_if_any({file: text})
+    else:
+        diagnostics.extend(builder.diagnostics.sorted())
+    assert isinstance(module, ast.Module)
+    return module
+
+
+def _parse_collecting(parser: Lark, text: str, comments: list[Token]) -> Tree[Token]:
+    # Lark's lexer callbacks are fixed at construction; comments are few, so re-lex them here.
+    comments.extend(t for t in parser.lex(text, dont_ignore=True) if t.type == "COMMENT")
+    return parser.parse(text, start="start")
+
+
+def parse_signature_text(
+    text: str,
+    name: str | None = None,
+    *,
+    at: Span | None = None,
+    columns: list[int] | None = None,
+) -> SignatureSpec:
+    """Parse a DSPy-style string signature, `"context: list[str], question -> answer"`.
+
+    `at` is the string literal's span in a file, `columns` the file column of each character of
+    `text` (escapes make them differ), so errors and fields point into the file.
+    """
+    file = at.file if at else "<signature>"
+
+    def place(span: Span) -> Span:
+        if at is None:
+            return span
+        where = columns or [at.column + 1 + i for i in range(len(text))]
+        where = [*where, (where[-1] + 1) if where else at.column + 1]
+        start = where[min(span.column, len(where)) - 1]
+        end = where[min(max(span.end_column, span.column + 1), len(where)) - 1]
+        return Span(at.file, at.line, start, at.line, max(end, start + 1))
+
+    try:
+        tree = _lark().parse(text, start="sig_text")
+    except UnexpectedInput as error:
+        diagnostic = _syntax_diagnostic(error, text, file, start="sig_text")
+        raise LmcError(
+            [replace(diagnostic, span=place(diagnostic.span))], {} if at else {file: text}
+        ) from None
+    builder = _ToSyntax(file, text, [])
+    inputs, outputs = builder.transform(tree)
+    placed = Diagnostics()
+    placed.extend(replace(d, span=place(d.span)) for d in builder.diagnostics.sorted())
+    placed.raise_if_any({} if at else {file: text})
+    inputs = tuple(replace(f, span=place(f.span)) for f in inputs)
+    outputs = tuple(replace(f, span=place(f.span)) for f in outputs)
+    return SignatureSpec(name, inputs, outputs, None, at or builder.span_of_text())
+
+
+# Syntax errors -----------------------------------------------------------------------------------
+
+
+def _describe_terminal(name: str) -> str:
+    if name in TERMINAL_WORDS:
+        return TERMINAL_WORDS[name]
+    pattern = _lark().get_terminal(name).pattern
+    return f"'{pattern.value}'" if pattern.type == "str" else name.lower()
+
+
+def _expected_words(expected: set[str]) -> str:
+    words = sorted({_describe_terminal(t) for t in expected}, key=lambda w: (w[0] != "'", w))
+    if len(words) == 1:
+        return words[0]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _expected_before(prefix: str, start: str) -> set[str]:
+    """The tokens the grammar accepts after `prefix` (empty if the prefix itself is wrong)."""
+    try:
+        interactive = _lark().parse_interactive(prefix, start=start)
+        interactive.exhaust_lexer()
+        accepted: set[str] = interactive.accepts()  # type: ignore[no-untyped-call]
+        return {t for t in accepted if t != "COMMENT"}
+    except UnexpectedInput:
+        return set()
+
+
+def _unclosed_brace(text: str, before: Token) -> str | None:
+    """The header of the innermost `{` still open where `before` stands, e.g. `signature QA`."""
+    opened: list[int] = []
+    try:
+        for token in _lark().lex(text):
+            if (token.line, token.column) >= (before.line, before.column):
+                break
+            if token == "{":
+                opened.append(token.line or 1)
+            elif token == "}" and opened:
+                opened.pop()
+    except UnexpectedInput:
+        return None
+    if not opened:
+        return None
+    header = text.splitlines()[opened[-1] - 1].split("{")[0].strip()
+    return f"`{header}` from line {opened[-1]}"
+
+
+def _syntax_diagnostic(
+    error: UnexpectedInput, text: str, file: str, start: str = "start"
+) -> Diagnostic:
+    line, column = error.line, error.column
+    if isinstance(error, UnexpectedCharacters):
+        position = error.pos_in_stream or 0
+        char = text[position] if position < len(text) else ""
+        span = Span(file, line, column, line, column + 1)
+        if char == '"':
+            return Diagnostic(
+                span,
+                "unterminated string: a string closes with '\"' on the same line "
+                '(use """...""" for text over several lines)',
+            )
+        expected = _expected_before(text[:position], start)
+        tail = f"; expected {_expected_words(expected)}" if expected else ""
+        return Diagnostic(span, f"unexpected character {char!r}{tail}")
+    if isinstance(error, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        end = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
+        return Diagnostic(
+            end, f"unexpected end of file; expected {_expected_words(set(error.expected))}"
+        )
+    assert isinstance(error, UnexpectedToken)
+    token = error.token
+    expected = set(error.accepts or error.expected)
+    if token.type == "$END":
+        lines = text.splitlines() or [""]
+        end = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
+        return Diagnostic(end, f"unexpected end of file; expected {_expected_words(expected)}")
+    span = Span(
+        file,
+        token.line or line,
+        token.column or column,
+        token.end_line or line,
+        token.end_column or column + 1,
+    )
+    found = f"'{token.value}'"
+    if str(token.value) in KEYWORDS and "NAME" in expected:
+        found = f"keyword '{token.value}' (keywords cannot be used as names)"
+    if "RBRACE" in expected and token.type in DECLARATION_KEYWORDS:
+        unclosed = _unclosed_brace(text, token)
+        if unclosed:
+            return Diagnostic(span, f"expected '}}' to close {unclosed}, found {found}")
+    return Diagnostic(span, f"expected {_expected_words(expected)}, found {found}")
+
+
+# Tree -> syntax ----------------------------------------------------------------------------------
+
+_Node = TypeVar(
+    "_Node",
+    ast.Assign,
+    ast.ForLoop,
+    ast.Return,
+    ast.SignatureDecl,
+    ast.IndexDecl,
+    ast.ProgramDecl,
+    ast.MetricDecl,
+)
+
+
+@v_args(meta=True)
+class _ToSyntax(Transformer[Token, Any]):
+    def __init__(self, file: str, text: str, comments: list[Token]):
+        super().__init__()
+        self.file = file
+        self.text = text
+        self.diagnostics = Diagnostics()
+        self._comments = [((c.line or 0, c.column or 0), str(c.value).rstrip()) for c in comments]
+        self._comment_positions = [p for p, _ in self._comments]
+        self._claimed: set[int] = set()
+
+    # spans ---------------------------------------------------------------------------------------
+
+    def span(self, meta: Meta) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(self.file, 1, 1, 1, 1)
+        return Span(self.file, meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def tspan(self, token: Token) -> Span:
+        line, column = token.line or 1, token.column or 1
+        return Span(self.file, line, column, token.end_line or line, token.end_column or column)
+
+    def span_of_text(self) -> Span:
+        return Span(self.file, 1, 1, 1, len(self.text) + 1)
+
+    def name(self, token: Token) -> str:
+        value = str(token)
+        if value in KEYWORDS:
+            self.diagnostics.error(self.tspan(token), f"expected a name, found keyword '{value}'")
+        return value
+
+    # comments ------------------------------------------------------------------------------------
+
+    def _take_comments(self, start: tuple[int, int], end: tuple[int, int]) -> list[int]:
+        first = bisect_left(self._comment_positions, start)
+        taken = []
+        for i in range(first, len(self._comments)):
+            if self._comment_positions[i] >= end:
+                break
+            if i not in self._claimed:
+                self._claimed.add(i)
+                taken.append(i)
+        return taken
+
+    def attach(
+        self, spans: list[Span], container: Span
+    ) -> tuple[list[ast.Comments], tuple[str, ...]]:
+        """Give each child the comments before it and the one after it on its last line.
+
+        Comments inside a child that no nested container claimed move above that child, so
+        formatting never drops a comment.
+        """
+        leading: list[list[str]] = [[] for _ in spans]
+        trailing: list[str | None] = [None for _ in spans]
+        end_comments: list[str] = []
+        previous_end = (container.line, container.column)
+        for i, span in enumerate([*spans, None]):
+            stop = (
+                (span.end_line, span.end_column)
+                if span
+                else (container.end_line, container.end_column)
+            )
+            for index in self._take_comments(previous_end, stop):
+                position, text = self._comments[index]
+                if i > 0 and trailing[i - 1] is None and position[0] == spans[i - 1].end_line:
+                    trailing[i - 1] = text
+                elif span is None:
+                    end_comments.append(text)
+                else:
+                    leading[i].append(text)
+            previous_end = stop
+        return [
+            ast.Comments(tuple(lead), trail) for lead, trail in zip(leading, trailing, strict=True)
+        ], tuple(end_comments)
+
+    def with_comments(
+        self, nodes: list[_Node], container: Span
+    ) -> tuple[tuple[_Node, ...], tuple[str, ...]]:
+        attached, end_comments = self.attach([n.span for n in nodes], container)
+        return tuple(
+            replace(n, comments=c) for n, c in zip(nodes, attached, strict=True)
+        ), end_comments
+
+    # literals ------------------------------------------------------------------------------------
+
+    def string_value(self, token: Token) -> str:
+        return self.string_with_columns(token)[0]
+
+    def string_with_columns(self, token: Token) -> tuple[str, list[int]]:
+        """The string's text, and the file column each of its characters came from."""
+        raw = str(token)
+        if token.type == "LONG_STRING":
+            return inspect.cleandoc(raw[3:-3]), []
+        body, out, columns, i = raw[1:-1], [], [], 0
+        first = (token.column or 1) + 1
+        while i < len(body):
+            char = body[i]
+            columns.append(first + i)
+            if char == "\\":
+                escape = body[i + 1]
+                digits = body[i + 2 : i + 6]
+                if escape == "u" and len(digits) == 4 and set(digits) <= _HEX:
+                    out.append(chr(int(digits, 16)))
+                    i += 6
+                    continue
+                if escape not in _ESCAPES:
+                    line = token.line or 1
+                    self.diagnostics.error(
+                        Span(self.file, line, first + i, line, first + i + 2),
+                        f"unknown escape '\\{escape}' in string; expected \\\", \\\\, \\n, "
+                        "\\r, \\t or \\uXXXX",
+                    )
+                out.append(_ESCAPES.get(escape, escape))
+                i += 2
+            else:
+                out.append(char)
+                i += 1
+        return "".join(out), columns
+
+    # types ---------------------------------------------------------------------------------------
+
+    def type(self, meta: Meta, children: list[Any]) -> LmType:
+        name_token: Token = children[0]
+        args: list[Any] = next((c for c in children[1:] if isinstance(c, list)), [])
+        optional = any(isinstance(c, Token) and c.type == "OPTIONAL_MARK" for c in children)
+        name = str(name_token)
+        span = self.span(meta)
+        resolved: LmType = UNKNOWN
+        if name in SCALAR_NAMES:
+            if args:
+                self.diagnostics.error(span, f"'{name}' takes no type arguments")
+            resolved = Scalar(name)
+        elif name == "list":
+            if len(args) != 1 or not isinstance(args[0], LmType):
+                self.diagnostics.error(span, "expected one element type: list[T]")
+            else:
+                resolved = ListOf(args[0])
+        elif name == "literal":
+            choices = [a for a in args if isinstance(a, str)]
+            if not args or len(choices) != len(args):
+                self.diagnostics.error(span, 'expected strings: literal["a", "b", ...]')
+            elif len(set(choices)) != len(choices):
+                self.diagnostics.error(span, "a literal type lists each choice once")
+            else:
+                resolved = OneOf(tuple(choices))
+        else:
+            self.diagnostics.error(
+                self.tspan(name_token),
+                f"unknown type '{name}'; expected str, int, float, bool, list[T], T? or "
+                f'literal["a", ...]{did_you_mean(name, [*SCALAR_NAMES, "list", "literal"])}',
+            )
+        return (
+            OptionalOf(resolved) if optional and not isinstance(resolved, OptionalOf) else resolved
+        )
+
+    def type_args(self, meta: Meta, children: list[Any]) -> list[Any]:
+        # Numbers parse here only so that `literal[1]` gets a message about types, not tokens.
+        return [
+            c
+            if not isinstance(c, Token)
+            else self.string_value(c)
+            if c.type != "NUMBER"
+            else float(c)
+            for c in children
+        ]
+
+    # signatures ----------------------------------------------------------------------------------
+
+    def field(self, meta: Meta, children: list[Any]) -> tuple[str, FieldSpec]:
+        direction, name, type_, *rest = children
+        desc = rest[0] if rest else None
+        return str(direction), FieldSpec(self.name(name), type_, desc, self.span(meta))
+
+    def instruction(self, meta: Meta, children: list[Token]) -> str:
+        return self.string_value(children[0])
+
+    description = instruction
+
+    def signature(self, meta: Meta, children: list[Any]) -> ast.SignatureDecl:
+        name = self.name(children[1])
+        rest = children[2:]
+        instruction = rest.pop(0) if rest and isinstance(rest[0], str) else None
+        span = self.span(meta)
+        field_comments, end_comments = self.attach([f.span for _, f in rest], span)
+        spec = SignatureSpec(
+            name,
+            tuple(f for d, f in rest if d == "input"),
+            tuple(f for d, f in rest if d == "output"),
+            instruction,
+            span,
+        )
+        # Comments follow the fields in their canonical order: inputs, then outputs.
+        ordered = [c for (d, _), c in zip(rest, field_comments, strict=True) if d == "input"] + [
+            c for (d, _), c in zip(rest, field_comments, strict=True) if d == "output"
+        ]
+        return ast.SignatureDecl(
+            spec,
+            span,
+            field_comments=tuple(ordered),
+            end_comments=end_comments,
+            name_span=self.tspan(children[1]),
+        )
+
+    def short_signature(self, meta: Meta, children: list[Token]) -> ast.SignatureDecl:
+        name, text = self.name(children[1]), children[2]
+        spec, valid = self.inline_signature(text, name)
+        return ast.SignatureDecl(
+            spec, self.span(meta), name_span=self.tspan(children[1]), valid=valid
+        )
+
+    def inline_signature(self, token: Token, name: str | None) -> tuple[SignatureSpec, bool]:
+        text, columns = self.string_with_columns(token)
+        try:
+            return parse_signature_text(text, name, at=self.tspan(token), columns=columns), True
+        except LmcError as error:
+            self.diagnostics.extend(error.diagnostics)
+            return SignatureSpec(name, (), (), None, self.tspan(token)), False
+
+    def sig_text(
+        self, meta: Meta, children: list[tuple[FieldSpec, ...]]
+    ) -> tuple[tuple[FieldSpec, ...], tuple[FieldSpec, ...]]:
+        return children[0], children[1]
+
+    def sig_fields(self, meta: Meta, children: list[FieldSpec]) -> tuple[FieldSpec, ...]:
+        return tuple(children)
+
+    def sig_field(self, meta: Meta, children: list[Any]) -> FieldSpec:
+        type_ = children[1] if len(children) > 1 else STR
+        return FieldSpec(self.name(children[0]), type_, None, self.span(meta))
+
+    # indexes and metrics -------------------------------------------------------------------------
+
+    def index_arg(self, meta: Meta, children: list[Token]) -> tuple[Token | None, Token]:
+        return (children[0], children[1]) if len(children) == 2 else (None, children[0])
+
+    def index_decl(self, meta: Meta, children: list[Any]) -> ast.IndexDecl:
+        _, name, kind, *args = children
+        span = self.span(meta)
+        path: str | None = None
+        text_field = "text"
+        for key, value in args:
+            if key is None and path is None:
+                path = self.string_value(value)
+            elif key is not None and str(key) == "text":
+                text_field = self.string_value(value)
+            else:
+                where = self.tspan(key) if key is not None else self.tspan(value)
+                what = f"option '{key}'" if key is not None else "positional argument"
+                self.diagnostics.error(
+                    where,
+                    f'unexpected {what}; expected {kind}("corpus.jsonl", text="FIELD")',
+                )
+        if path is None:
+            self.diagnostics.error(span, f'expected a corpus path: {kind}("corpus.jsonl")')
+            path = ""
+        return ast.IndexDecl(
+            self.name(name),
+            str(kind),
+            path,
+            text_field,
+            span,
+            name_span=self.tspan(name),
+            kind_span=self.tspan(kind),
+        )
+
+    def metric_decl(self, meta: Meta, children: list[Token]) -> ast.MetricDecl:
+        _, name, field = children
+        return ast.MetricDecl(
+            str(name),
+            self.name(field),
+            self.span(meta),
+            name_span=self.tspan(name),
+            field_span=self.tspan(field),
+        )
+
+    # programs ------------------------------------------------------------------------------------
+
+    def param(self, meta: Meta, children: list[Any]) -> FieldSpec:
+        return FieldSpec(self.name(children[0]), children[1], None, self.span(meta))
+
+    def program(self, meta: Meta, children: list[Any]) -> ast.ProgramDecl:
+        _, name, inputs, outputs, (body, end_comments) = children
+        return ast.ProgramDecl(
+            self.name(name),
+            inputs,
+            outputs,
+            body,
+            self.span(meta),
+            end_comments=end_comments,
+            name_span=self.tspan(name),
+        )
+
+    def params(self, meta: Meta, children: list[FieldSpec]) -> tuple[FieldSpec, ...]:
+        return tuple(children)
+
+    def block(self, meta: Meta, children: list[Any]) -> tuple[tuple[Any, ...], tuple[str, ...]]:
+        return self.with_comments(children, self.span(meta))
+
+    def assign(self, meta: Meta, children: list[Any]) -> ast.Assign:
+        return ast.Assign(self.name(children[0]), children[1], self.span(meta))
+
+    def for_loop(self, meta: Meta, children: list[Any]) -> ast.ForLoop:
+        _, var, _, _, count, (body, end_comments) = children
+        return ast.ForLoop(self.name(var), count, body, self.span(meta), end_comments=end_comments)
+
+    def return_stmt(self, meta: Meta, children: list[Any]) -> ast.Return:
+        return ast.Return(tuple(children[1:]), self.span(meta))
+
+    def binding(self, meta: Meta, children: list[Any]) -> ast.Binding:
+        return ast.Binding(self.name(children[0]), children[1], self.span(meta))
+
+    def step_call(self, meta: Meta, children: list[Any]) -> ast.StepCall:
+        module: ModuleKind = "predict" if children[0] == "predict" else "chain_of_thought"
+        return ast.StepCall(module, children[1], tuple(children[2:]), self.span(meta))
+
+    def signature_ref(self, meta: Meta, children: list[Token]) -> ast.SignatureRef:
+        token = children[0]
+        if token.type == "STRING":
+            spec, valid = self.inline_signature(token, None)
+            return ast.SignatureRef(None, spec, self.tspan(token), valid)
+        return ast.SignatureRef(self.name(token), None, self.tspan(token))
+
+    def arg(self, meta: Meta, children: list[Any]) -> ast.Arg:
+        return ast.Arg(self.name(children[0]), children[1], self.span(meta))
+
+    # expressions ---------------------------------------------------------------------------------
+
+    def name_ref(self, meta: Meta, children: list[Token]) -> ast.NameRef:
+        return ast.NameRef(self.name(children[0]), self.span(meta))
+
+    def field_ref(self, meta: Meta, children: list[Token]) -> ast.FieldRef:
+        return ast.FieldRef(self.name(children[0]), str(children[1]), self.span(meta))
+
+    def string(self, meta: Meta, children: list[Token]) -> ast.Constant:
+        return ast.Constant(self.string_value(children[0]), self.span(meta))
+
+    def number(self, meta: Meta, children: list[Token]) -> ast.Constant:
+        text = str(children[0])
+        return ast.Constant(float(text) if "." in text else int(text), self.span(meta))
+
+    def true(self, meta: Meta, children: list[Token]) -> ast.Constant:
+        return ast.Constant(True, self.span(meta))
+
+    def false(self, meta: Meta, children: list[Token]) -> ast.Constant:
+        return ast.Constant(False, self.span(meta))
+
+    def list_expr(self, meta: Meta, children: list[Any]) -> ast.ListExpr:
+        return ast.ListExpr(tuple(children), self.span(meta))
+
+    def concat(self, meta: Meta, children: list[Any]) -> ast.Concat:
+        return ast.Concat(children[0], children[1], self.span(meta))
+
+    def retrieve(self, meta: Meta, children: list[Any]) -> ast.Retrieve:
+        _, index, *args = children
+        return ast.Retrieve(self.name(index), tuple(args), self.span(meta), self.tspan(index))
+
+    # file ----------------------------------------------------------------------------------------
+
+    def start(self, meta: Meta, children: list[Any]) -> ast.Module:
+        whole = Span(self.file, 1, 1, 10**9, 1)
+        declarations, end_comments = self.with_comments(children, whole)
+        return ast.Module(declarations, self.file, end_comments)

@@ -1,0 +1,176 @@
+"""Syntax tree -> canonical `.lmp` text (`lmc fmt`).
+
+The canonical form: four-space indents, one blank line between declarations, signature fields in
+aligned columns, inputs before outputs, a signature with nothing but plain fields in the short
+string form. Comments are kept. `parse(print(m)) == m` and printing is idempotent.
+"""
+
+from __future__ import annotations
+
+import inspect
+from decimal import Decimal
+
+from lmc.signatures import FieldSpec, SignatureSpec
+from lmc.strings import quote
+from lmc.syntax import tree as ast
+from lmc.types import ListOf, LmType, OneOf, OptionalOf
+
+INDENT = "    "
+
+
+def print_module(module: ast.Module) -> str:
+    blocks = [_declaration(d) for d in module.declarations]
+    tail = "\n".join(module.end_comments)
+    text = "\n\n".join(blocks)
+    if tail:
+        text = f"{text}\n\n{tail}" if text else tail
+    return text + "\n" if text else ""
+
+
+def _with_comments(lines: list[str], comments: ast.Comments, indent: str) -> list[str]:
+    out = [indent + c for c in comments.leading] + lines
+    if comments.trailing:
+        out[-1] = f"{out[-1]}  {comments.trailing}"
+    return out
+
+
+def _declaration(decl: ast.Declaration) -> str:
+    if isinstance(decl, ast.SignatureDecl):
+        lines = _signature(decl)
+    elif isinstance(decl, ast.IndexDecl):
+        lines = [
+            f"index {decl.name} = {decl.kind}({quote(decl.path)}, text={quote(decl.text_field)})"
+        ]
+    elif isinstance(decl, ast.MetricDecl):
+        lines = [f"metric {decl.name}({decl.field})"]
+    else:
+        lines = _program(decl)
+    return "\n".join(_with_comments(lines, decl.comments, ""))
+
+
+# signatures --------------------------------------------------------------------------------------
+
+
+def is_plain(signature: SignatureSpec) -> bool:
+    """Whether the short string form says everything: no instruction, descriptions or literals."""
+    fields = signature.inputs + signature.outputs
+    return signature.instruction is None and all(
+        f.desc is None and not _has_literal(f.type) for f in fields
+    )
+
+
+def _has_literal(t: LmType) -> bool:
+    if isinstance(t, OneOf):
+        return True
+    if isinstance(t, ListOf):
+        return _has_literal(t.item)
+    if isinstance(t, OptionalOf):
+        return _has_literal(t.inner)
+    return False
+
+
+def _signature(decl: ast.SignatureDecl) -> list[str]:
+    sig = decl.signature
+    has_comments = any(c.leading or c.trailing for c in decl.field_comments) or decl.end_comments
+    if is_plain(sig) and not has_comments and sig.inputs and sig.outputs:
+        return [f"signature {decl.name} = {quote(sig.short_text())}"]
+    lines = [f"signature {decl.name} {{"]
+    if sig.instruction is not None:
+        lines += [INDENT + line if line else "" for line in text_literal(sig.instruction)]
+    fields = [("input", f) for f in sig.inputs] + [("output", f) for f in sig.outputs]
+    comments = decl.field_comments or tuple(ast.NO_COMMENTS for _ in fields)
+    name_width = max((len(f.name) + 1 for _, f in fields), default=0)
+    type_width = max((len(str(f.type)) for _, f in fields if f.desc is not None), default=0)
+    for (direction, f), comment in zip(fields, comments, strict=True):
+        line = f"{direction:<6} {f.name + ':':<{name_width}} "
+        if f.desc is None:
+            line += str(f.type)
+        else:
+            line += f"{f.type!s:<{type_width}} {quote(f.desc)}"
+        lines += _with_comments([INDENT + line], comment, INDENT)
+    lines += [INDENT + c for c in decl.end_comments]
+    return [*lines, "}"]
+
+
+def text_literal(text: str) -> list[str]:
+    """Text as `.lmp` source lines: triple-quoted when that reads back identically, else escaped."""
+    triple_safe = '"""' not in text and not text.endswith('"') and inspect.cleandoc(text) == text
+    if triple_safe and "\n" not in text and text:
+        return [f'"""{text}"""']
+    if triple_safe and text:
+        return ['"""', *text.split("\n"), '"""']
+    return [quote(text)]
+
+
+# programs ----------------------------------------------------------------------------------------
+
+
+def _params(fields: tuple[FieldSpec, ...]) -> str:
+    return ", ".join(f"{f.name}: {f.type}" for f in fields)
+
+
+def _program(decl: ast.ProgramDecl) -> list[str]:
+    head = f"program {decl.name}({_params(decl.params)}) -> ({_params(decl.results)}) {{"
+    return [head, *_block(decl.body, decl.end_comments, INDENT), "}"]
+
+
+def _block(
+    body: tuple[ast.Statement, ...], end_comments: tuple[str, ...], indent: str
+) -> list[str]:
+    lines: list[str] = []
+    for statement in body:
+        lines += _with_comments(_statement(statement, indent), statement.comments, indent)
+    return lines + [indent + c for c in end_comments]
+
+
+def _statement(statement: ast.Statement, indent: str) -> list[str]:
+    if isinstance(statement, ast.Assign):
+        value = statement.value
+        rendered = _step(value) if isinstance(value, ast.StepCall) else expr(value)
+        return [f"{indent}{statement.target} = {rendered}"]
+    if isinstance(statement, ast.Return):
+        bindings = ", ".join(f"{b.name} = {expr(b.value)}" for b in statement.bindings)
+        return [f"{indent}return {bindings}"]
+    head = f"{indent}for {statement.var} in range({expr(statement.count)}) {{"
+    return [head, *_block(statement.body, statement.end_comments, indent + INDENT), indent + "}"]
+
+
+def _step(call: ast.StepCall) -> str:
+    ref = call.signature
+    if ref.inline is not None:
+        signature = quote(ref.inline.short_text())
+    else:
+        signature = ref.name or ""
+    return f"{call.module} {signature}({_args(call.args)})"
+
+
+def _args(args: tuple[ast.Arg, ...]) -> str:
+    return ", ".join(f"{a.name}={expr(a.value)}" for a in args)
+
+
+def expr(e: ast.Expr) -> str:
+    if isinstance(e, ast.NameRef):
+        return e.name
+    if isinstance(e, ast.FieldRef):
+        return f"{e.step}.{e.field}"
+    if isinstance(e, ast.Constant):
+        return constant(e.value)
+    if isinstance(e, ast.ListExpr):
+        return "[" + ", ".join(expr(i) for i in e.items) + "]"
+    if isinstance(e, ast.Concat):
+        right = expr(e.right)
+        if isinstance(e.right, ast.Concat):
+            right = f"({right})"
+        return f"{expr(e.left)} + {right}"
+    return f"retrieve {e.index}({_args(e.args)})"
+
+
+def constant(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return quote(value)
+    if isinstance(value, float):
+        text = format(Decimal(repr(value)), "f")
+        return text if "." in text else text + ".0"
+    return str(value)

