@@ -1,4 +1,4 @@
-"""`Program`: one checked program, and `load` / `loads` for `.lmp` text."""
+"""`Program`: one checked program graph, and `load` / `loads` for `.lmp` text and artifacts."""
 
 from __future__ import annotations
 
@@ -6,51 +6,49 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmc.diagnostics import Diagnostic, LmcError, Span, quoted_list
 from lmc.ir.graph import ProgramGraph
-from lmc.ir.lower import CheckedModule, load_text
+from lmc.ir.lower import load_text, select
 from lmc.signatures import FieldSpec
-from lmc.syntax import tree as ast
-from lmc.syntax.printer import print_module
 
 if TYPE_CHECKING:
+    from lmc.compiler.artifact import CompileInfo
+    from lmc.ir.graph import MetricRef
+    from lmc.passes.record import PassRecord
     from lmc.runtime.context import RunContext
 
 
 class Program:
-    """A checked program: its graph IR and the syntax it was written (or traced) as.
+    """A checked program: its graph IR, the one truth every stage reads and writes.
 
-    Two programs are equal when their graphs are: same steps, wiring, types and parameters,
-    whatever the step names, spans and comments.
+    A compiled program also carries how it was compiled (`compiled`: model, backend, data hashes,
+    metric and pass log). Two programs are equal when their graphs are: same steps, wiring,
+    types and learned parameters, whatever the step names.
     """
 
-    def __init__(
-        self, ir: ProgramGraph, source: ast.Module, compiled_for: tuple[str, str] | None = None
-    ):
+    def __init__(self, ir: ProgramGraph, compiled: CompileInfo | None = None):
         self.ir = ir
-        self.source = source
-        # (model, backend) a compiled program was optimized on: what it runs on by default.
-        self.compiled_for = compiled_for
+        self.compiled = compiled
 
     @property
     def name(self) -> str:
         return self.ir.name
 
     @property
-    def declaration(self) -> ast.ProgramDecl:
-        return next(p for p in self.source.programs() if p.name == self.name)
-
-    @property
     def inputs(self) -> tuple[FieldSpec, ...]:
-        return self.declaration.params
+        return tuple(FieldSpec(n.name, n.type) for n in self.ir.inputs())
 
     @property
     def outputs(self) -> tuple[FieldSpec, ...]:
-        return self.declaration.results
+        return tuple(FieldSpec(n.name, n.type) for n in self.ir.outputs())
 
     @property
-    def metric(self) -> ast.MetricDecl | None:
-        return self.source.metric()
+    def metric(self) -> MetricRef | None:
+        return self.ir.metric
+
+    @property
+    def log(self) -> tuple[PassRecord, ...]:
+        """What each pass of the compile bought and cost; empty for a program not compiled."""
+        return self.compiled.passes if self.compiled is not None else ()
 
     def __call__(self, **inputs: Any) -> Any:
         """Run the program on the current run context (see `lmc.configure`)."""
@@ -63,9 +61,25 @@ class Program:
 
         return Prediction(**run_program(self.ir, self.inputs, inputs, context))
 
-    def to_lmp(self) -> str:
-        """The program as canonical `.lmp` text, with the signatures and indexes it uses."""
-        return print_module(self.source)
+    def to_lmp(self, folder: str | os.PathLike[str] | None = None) -> str:
+        """The program as `.lmp` text, with the signatures and indexes it uses and what a
+        compile learned; corpus paths relative to `folder` (default: the working folder)."""
+        from lmc.ir.text import print_program
+
+        return print_program(self.ir, os.fspath(folder) if folder is not None else None)
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the program: as `.lmp` text, or as an artifact (`.json`) that also keeps how it
+        was compiled. Either reads back with `lmc.load` as an equal program."""
+        from lmc.compiler.artifact import CompileInfo, is_artifact_path, write_artifact
+        from lmc.files import write_atomically
+
+        target = Path(path)
+        if is_artifact_path(target):
+            write_artifact(target, self.ir, self.compiled or CompileInfo())
+        else:
+            text = self.to_lmp(target.resolve().parent)
+            write_atomically(target, text.encode("utf-8"))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Program):
@@ -80,90 +94,20 @@ class Program:
         return f"<Program {self.name}({inputs}) -> ({outputs}), {len(self.ir.steps())} steps>"
 
 
-def select(checked: CheckedModule, name: str | None, how: str = "program=") -> Program:
-    """The program called `name`, or the file's only program."""
-    module = checked.module
-    names = list(checked.graphs)
-    whole_file = Span(module.file, 1, 1, 1, 1)
-    if name is None:
-        if len(names) != 1:
-            found = f"{len(names)} programs ({quoted_list(names)})" if names else "no program"
-            raise LmcError(
-                [
-                    Diagnostic(
-                        whole_file,
-                        f"expected one program to run; the file has {found}"
-                        + (f": choose one with {how}NAME" if names else ""),
-                    )
-                ],
-                {module.file: checked.source},
-            )
-        name = names[0]
-    if name not in checked.graphs:
-        raise LmcError(
-            [
-                Diagnostic(
-                    whole_file, f"no program named '{name}'; the file has {quoted_list(names)}"
-                )
-            ],
-            {module.file: checked.source},
-        )
-    return Program(checked.graphs[name], _used_by(module, name))
-
-
-def _used_by(module: ast.Module, name: str) -> ast.Module:
-    """The declarations one program needs, in file order: a self-contained `.lmp` file."""
-    program = next(p for p in module.programs() if p.name == name)
-    signatures, indexes = set(), set()
-    stack: list[ast.Statement] = list(program.body)
-    while stack:
-        statement = stack.pop()
-        if isinstance(statement, ast.ForLoop):
-            stack += statement.body
-        elif isinstance(statement, ast.Assign):
-            if isinstance(statement.value, ast.StepCall):
-                signatures.add(statement.value.signature.name)
-            else:
-                indexes |= _indexes_in(statement.value)
-        if isinstance(statement, ast.Assign | ast.Return):
-            values = (
-                [statement.value]
-                if isinstance(statement, ast.Assign)
-                else [b.value for b in statement.bindings]
-            )
-            for value in values:
-                if isinstance(value, ast.StepCall):
-                    for arg in value.args:
-                        indexes |= _indexes_in(arg.value)
-                else:
-                    indexes |= _indexes_in(value)
-    kept = tuple(
-        d
-        for d in module.declarations
-        if d is program
-        or (isinstance(d, ast.SignatureDecl) and d.name in signatures)
-        or (isinstance(d, ast.IndexDecl) and d.name in indexes)
-        or isinstance(d, ast.MetricDecl)
-    )
-    return ast.Module(kept, module.file, module.end_comments if kept == module.declarations else ())
-
-
-def _indexes_in(expr: ast.Expr) -> set[str]:
-    if isinstance(expr, ast.Retrieve):
-        return {expr.index} | {i for a in expr.args for i in _indexes_in(a.value)}
-    if isinstance(expr, ast.Concat):
-        return _indexes_in(expr.left) | _indexes_in(expr.right)
-    if isinstance(expr, ast.ListExpr):
-        return {i for item in expr.items for i in _indexes_in(item)}
-    return set()
-
-
 def loads(text: str, program: str | None = None, *, file: str = "<string>") -> Program:
     """Parse and check `.lmp` text; return the program named `program`, or the only one."""
-    return select(load_text(text, file), program)
+    return Program(select(load_text(text, file), program))
 
 
 def load(path: str | os.PathLike[str], program: str | None = None) -> Program:
-    """Read, parse and check a `.lmp` file; return the program named `program`, or the only one."""
+    """Read a `.lmp` file (the program named `program`, or its only one) or an artifact `.json`
+    (its compiled program, with how it was compiled)."""
+    from lmc.compiler.artifact import ArtifactError, is_artifact_path, read_artifact
+
     file = os.fspath(path)
-    return loads(Path(file).read_text(encoding="utf-8"), program, file=file)
+    if not is_artifact_path(file):
+        return loads(Path(file).read_text(encoding="utf-8"), program, file=file)
+    graph, info = read_artifact(file)
+    if program is not None and program != graph.name:
+        raise ArtifactError(f"{file}: the artifact holds program '{graph.name}', not '{program}'")
+    return Program(graph, info)

@@ -8,14 +8,13 @@ traced. The pass manager verifies the graph before and after every pass.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from lmc.compiler.artifact import graph_to_json
 from lmc.ir.graph import ProgramGraph, StepNode
+from lmc.ir.text import print_program
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
@@ -54,7 +53,7 @@ class CompileContext:
     ) -> Evaluation:
         data = data if data is not None else self.dev
         context = self.teacher if teacher else self.run
-        key = (json.dumps(graph_to_json(program), sort_keys=True), id(data), teacher)
+        key = (print_program(program), id(data), teacher)
         if key in self._scores:
             known = self._scores[key][1]
             if known.calls or not capture:

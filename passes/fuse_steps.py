@@ -6,8 +6,9 @@ A: one signature with A's inputs and B's, both instructions, and the outputs rea
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from lmc.backends.base import StepView
 from lmc.ir.graph import InputNode, Node, ProgramGraph, StepNode, StepParams, WireSpec, assemble
@@ -114,12 +115,10 @@ def fuse(program: ProgramGraph, first: str, second: str) -> tuple[ProgramGraph, 
         b_out.setdefault(REASONING, REASONING)
     outputs = (*a_kept, *(replace(spec, name=b_out[spec.name]) for spec in b.signature.outputs))
 
-    signature = SignatureSpec(
-        name=(
-            f"{a.signature.name}Then{b.signature.name}"
-            if a.signature.name and b.signature.name
-            else None
-        ),
+    signature = _fused_signature(
+        program,
+        a,
+        b,
         inputs=tuple(inputs),
         outputs=outputs,
         instruction=_instruction(program, a, b, [(f, into_b[f][1]) for f in sorted(internal)]),
@@ -153,6 +152,26 @@ def fuse(program: ProgramGraph, first: str, second: str) -> tuple[ProgramGraph, 
             wires.append((source, sf, target, tf, span))
     fresh: dict[str, StepParams] = {} if key in program.params else {key: StepParams()}
     return assemble(program, nodes, wires, fresh), fused_id
+
+
+def _fused_signature(
+    program: ProgramGraph, a: StepNode, b: StepNode, **parts: Any
+) -> SignatureSpec:
+    """The fused signature, named `FirstThenSecond` from the signatures' names (or the steps'
+    keys, for inline ones). A name another, different signature of the program has gets a
+    number, so the program can still be written as one `.lmp` file; fusing loop copies alike
+    gives equal signatures, which keep one name."""
+
+    def part(step: StepNode) -> str:
+        name = step.signature.name or step.param_key
+        return "".join(word[:1].upper() + word[1:] for word in re.split(r"[^A-Za-z0-9]+", name))
+
+    base = f"{part(a)}Then{part(b)}"
+    named = {s.signature.name: s.signature for s in program.steps()}
+    name, n = base, 2
+    while name in named and named[name] != SignatureSpec(name=name, **parts):
+        name, n = f"{base}{n}", n + 1
+    return SignatureSpec(name=name, **parts)
 
 
 def _instruction(

@@ -9,35 +9,18 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, Pass, calls_per_run
+from lmc.passes.record import PassRecord
 from lmc.runtime.context import BudgetExhausted
 from lmc.runtime.stats import StepStats
 
 
 class PassBroke(Exception):
     """A pass produced an invalid graph: a bug in lmc, reported with the pass's name."""
-
-
-@dataclass
-class PassRecord:
-    name: str
-    options: dict[str, Any]
-    metric_before: float
-    metric_after: float
-    calls: int
-    cached: int
-    prompt_tokens: int
-    completion_tokens: int
-    seconds: float
-    calls_per_run: int
-    notes: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -78,7 +61,7 @@ def _spent(context: CompileContext) -> StepStats:
     return total
 
 
-def _verify(program: ProgramGraph, when: str, name: str) -> None:
+def verify_between(program: ProgramGraph, when: str, name: str) -> None:
     problems = program.verify()
     if problems:
         listed = "; ".join(p.message for p in problems)
@@ -99,7 +82,7 @@ def run_pipeline(
     baseline = records[0].metric_before if records else context.score(program).score
     current, score = program, (records[-1].metric_after if records else baseline)
     for a_pass in pipeline[len(records) :]:
-        _verify(current, "before", a_pass.name)
+        verify_between(current, "before", a_pass.name)
         spent, started = _spent(context), time.perf_counter()
         notes: list[str] = []
         say = context.say
@@ -114,7 +97,7 @@ def run_pipeline(
         except BudgetExhausted as exhausted:
             note(f"{exhausted}: {a_pass.name} stopped; the program before it is kept")
             candidate = current
-        _verify(candidate, "after", a_pass.name)
+        verify_between(candidate, "after", a_pass.name)
         try:
             # Passes return new graphs; an equal one needs no new score.
             after = score if candidate == current else context.score(candidate).score

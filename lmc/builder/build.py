@@ -38,7 +38,7 @@ def build(module: Module, *, name: str | None = None) -> Program:
     program = ast.ProgramDecl(name, params, results, body, forward_span)
     source = ast.Module((*signatures, *indexes, program), forward_span.file)
     checked = check(source, "", os.getcwd())
-    return Program(checked.graphs[name], source)
+    return Program(checked.graphs[name])
 
 
 def _definition_span(module: Module, fallback: Span) -> Span:

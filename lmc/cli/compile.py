@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -17,7 +15,7 @@ from rich.table import Table
 
 from lmc.cli.run import RunFailed, RunUsageError, _context
 from lmc.cli.run import _failures as run_failures
-from lmc.compiler import checkpoint
+from lmc.passes.record import PassRecord
 from lmc.program import Program
 
 DEFAULT_PIPELINE_HELP = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
@@ -53,75 +51,17 @@ def cmd_compile(
     args: argparse.Namespace, out: Console, load_program: Callable[[str, str | None], Program]
 ) -> int:
     from lmc.compiler.session import BudgetTooSmall, compile_program
-    from lmc.passes.registry import DEFAULT_PIPELINE, PipelineError, parse_pipeline
-    from lmc.runtime.data import DataError, load_dataset
-    from lmc.runtime.metrics import MetricError, builtin, parse_metric
+    from lmc.runtime.metrics import MetricError
 
     program = load_program(args.program_file, args.program)
-    try:
-        metric = _metric(args, program, builtin, parse_metric)
-        passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
-        if metric.field and metric.field not in {f.name for f in program.outputs}:
-            raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
-        expected = [metric.field] if metric.field else []
-        train = load_dataset(Path(args.train), program.inputs, expected)
-        dev = load_dataset(Path(args.dev), program.inputs, expected) if args.dev else None
-    except (MetricError, PipelineError, DataError) as error:
-        raise RunUsageError(str(error)) from None
+    metric, passes, train, dev = _inputs(args, program)
     run = _context(args)
     teacher = _context(args, lm=args.teacher_lm) if args.teacher_lm else run
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
-
-    def plan(stages: list[tuple[str, int]]) -> None:
-        total = sum(calls for _, calls in stages)
-        listed = ", ".join(f"{name} ≤{calls}" for name, calls in stages)
-        budget = f" (budget {args.budget_calls})" if args.budget_calls is not None else ""
-        err.print(f"projected LM calls: {listed}; at most {total}{budget}")
-
-    table = _table()
-    saved_at = checkpoint.checkpoint_path(
-        source=program.to_lmp(),
-        train=train.sha256,
-        dev=dev.sha256 if dev else None,
-        pipeline=args.pipeline or DEFAULT_PIPELINE,
-        metric=metric.label,
-        seed=args.seed,
-        lm=run.lm.identity,
-        teacher=teacher.lm.identity,
-        backend=args.backend,
-    )
-    start, done = None, None
-    if args.resume:
-        resumed = checkpoint.load(saved_at)
-        if resumed is None:
-            err.print("no checkpoint of this compile: starting from the beginning")
-        else:
-            start, done = resumed
-            err.print(f"resuming after {', '.join(r.name for r in done)}")
-            for record in done:
-                table.add_row(*_row(record))
-    finished: list[Any] = list(done or [])
-
-    def on_record(record: Any, program_after: Any) -> None:
-        finished.append(record)
-        checkpoint.save(saved_at, program_after, finished)
-        table.add_row(*_row(record))
-        if err.is_terminal:
-            return  # the live table shows it
-        err.print(
-            f"{record.name}: dev {metric.label} {record.metric_before:.3f} -> "
-            f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
-            f"{record.prompt_tokens + record.completion_tokens} tokens, "
-            f"{record.seconds:.1f}s"
-        )
-
-    # On a terminal the table of passes fills in as each one finishes; elsewhere, plain lines.
-    live: AbstractContextManager[Any] = (
-        Live(table, console=err, refresh_per_second=2) if err.is_terminal else nullcontext()
-    )
+    shown = _PassTable(err, metric.label, args.budget_calls)
     try:
-        with live:
+        with shown.live():
             compiled = compile_program(
                 program,
                 train,
@@ -132,19 +72,20 @@ def cmd_compile(
                 teacher=teacher,
                 seed=args.seed,
                 budget_calls=args.budget_calls,
+                resume=args.resume,
                 say=lambda message: err.print(f"  {message}", style="dim"),
-                on_record=on_record,
-                on_plan=plan,
-                done=done,
-                start=start,
+                on_record=shown.add,
+                on_plan=shown.plan,
             )
     except (BudgetTooSmall, MetricError) as error:
         raise RunUsageError(str(error)) from None
     except _failures() as error:
         raise RunFailed(str(error)) from None
     target = Path(args.output or f"{program.name}.compiled.json")
-    _write(target, compiled, args, run)
-    saved_at.unlink(missing_ok=True)
+    try:
+        compiled.program.save(target)
+    except OSError as error:
+        raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
     result = compiled.result
     total_calls = run.stats.total().calls + (
         teacher.stats.total().calls if teacher is not run else 0
@@ -157,7 +98,77 @@ def cmd_compile(
     return 0
 
 
-def _metric(args: argparse.Namespace, program: Program, builtin: Any, parse_metric: Any) -> Any:
+def _inputs(args: argparse.Namespace, program: Program) -> tuple[Any, Any, Any, Any]:
+    """The metric, passes and datasets the options name, all checked before any LM call."""
+    from lmc.passes.registry import DEFAULT_PIPELINE, PipelineError, parse_pipeline
+    from lmc.runtime.data import DataError, load_dataset
+    from lmc.runtime.metrics import MetricError
+
+    try:
+        metric = _metric(args, program)
+        passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
+        if metric.field and metric.field not in {f.name for f in program.outputs}:
+            raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
+        expected = [metric.field] if metric.field else []
+        train = load_dataset(Path(args.train), program.inputs, expected)
+        dev = load_dataset(Path(args.dev), program.inputs, expected) if args.dev else None
+    except (MetricError, PipelineError, DataError) as error:
+        raise RunUsageError(str(error)) from None
+    return metric, passes, train, dev
+
+
+class _PassTable:
+    """The plan, then one row per finished pass: a live table on a terminal, else lines."""
+
+    def __init__(self, err: Console, metric: str, budget: int | None):
+        self.err, self.metric, self.budget = err, metric, budget
+        self.table = Table(
+            "pass",
+            "dev before",
+            "dev after",
+            "LM calls",
+            "cached",
+            "tokens",
+            "seconds",
+            "calls/run",
+            title="compile",
+        )
+
+    def live(self) -> AbstractContextManager[Any]:
+        if self.err.is_terminal:
+            return Live(self.table, console=self.err, refresh_per_second=2)
+        return nullcontext()
+
+    def plan(self, stages: list[tuple[str, int]]) -> None:
+        total = sum(calls for _, calls in stages)
+        listed = ", ".join(f"{name} ≤{calls}" for name, calls in stages)
+        budget = f" (budget {self.budget})" if self.budget is not None else ""
+        self.err.print(f"projected LM calls: {listed}; at most {total}{budget}")
+
+    def add(self, record: PassRecord) -> None:
+        self.table.add_row(
+            record.name,
+            f"{record.metric_before:.3f}",
+            f"{record.metric_after:.3f}",
+            str(record.calls),
+            str(record.cached),
+            str(record.prompt_tokens + record.completion_tokens),
+            f"{record.seconds:.1f}",
+            str(record.calls_per_run),
+        )
+        if self.err.is_terminal:
+            return  # the live table shows it
+        self.err.print(
+            f"{record.name}: dev {self.metric} {record.metric_before:.3f} -> "
+            f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
+            f"{record.prompt_tokens + record.completion_tokens} tokens, "
+            f"{record.seconds:.1f}s"
+        )
+
+
+def _metric(args: argparse.Namespace, program: Program) -> Any:
+    from lmc.runtime.metrics import builtin, parse_metric
+
     if args.metric:
         return parse_metric(args.metric)
     declared = program.metric
@@ -171,47 +182,3 @@ def _failures() -> tuple[type[Exception], ...]:
     from lmc.runtime.context import BudgetExhausted
 
     return (*run_failures(), PassBroke, BudgetExhausted)
-
-
-def _table() -> Table:
-    return Table(
-        "pass",
-        "dev before",
-        "dev after",
-        "LM calls",
-        "cached",
-        "tokens",
-        "seconds",
-        "calls/run",
-        title="compile",
-    )
-
-
-def _row(record: Any) -> list[str]:
-    return [
-        record.name,
-        f"{record.metric_before:.3f}",
-        f"{record.metric_after:.3f}",
-        str(record.calls),
-        str(record.cached),
-        str(record.prompt_tokens + record.completion_tokens),
-        f"{record.seconds:.1f}",
-        str(record.calls_per_run),
-    ]
-
-
-def _write(target: Path, compiled: Any, args: argparse.Namespace, run: Any) -> None:
-    from lmc.compiler.artifact import Artifact, write_artifact
-
-    artifact = Artifact(
-        program=compiled.program.ir,
-        source=compiled.program.to_lmp(),
-        # The model as the user named it, so `lmc run ARTIFACT` can run on it again.
-        lm=args.lm or os.environ.get("LMC_LM") or "local",
-        backend=run.backend.name,
-        datasets={"train": compiled.train.sha256, "dev": compiled.dev.sha256},
-        metric=compiled.metric.to_json(),
-        passes=[r.to_json() for r in compiled.result.records],
-        created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-    )
-    write_artifact(target, artifact)

@@ -18,13 +18,13 @@ from typing import Any
 
 from rich.console import Console
 
-from lmc.cli.run import RunFailed, RunUsageError, _context, _failures, dataset_progress
-from lmc.compiler.artifact import (
-    Artifact,
-    ArtifactError,
-    is_artifact_path,
-    program_from_artifact,
-    read_artifact,
+from lmc.cli.run import (
+    RunFailed,
+    RunUsageError,
+    _context,
+    _failures,
+    compiled_for,
+    dataset_progress,
 )
 from lmc.files import write_atomically
 from lmc.program import Program
@@ -67,8 +67,8 @@ def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) 
     from lmc.runtime.data import DataError, load_dataset
     from lmc.runtime.evaluate import evaluate
 
-    program, artifact = _load(args.program_file, args.program, load_program)
-    metric = resolve_metric(args.metric, artifact, program)
+    program = load_program(args.program_file, args.program)
+    metric = resolve_metric(args.metric, program)
     if args.concurrency < 1:
         raise RunUsageError("--concurrency must be at least 1")
     try:
@@ -78,7 +78,7 @@ def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) 
 
     err = Console(stderr=True, highlight=False, markup=False)
     progress = dataset_progress(err)
-    context = _context(args, *(program.compiled_for or ()))
+    context = _context(args, *compiled_for(program))
     started = time.perf_counter()
     try:
         with progress:
@@ -128,20 +128,7 @@ def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) 
     return EXIT_OK
 
 
-def _load(
-    path: str, name: str | None, load_program: LoadProgram
-) -> tuple[Program, Artifact | None]:
-    """The program to score, and the artifact it came from (None for a `.lmp` file)."""
-    if not is_artifact_path(path):
-        return load_program(path, name), None
-    try:
-        artifact = read_artifact(path)
-        return program_from_artifact(artifact, name, path), artifact
-    except ArtifactError as error:
-        raise RunUsageError(str(error)) from None
-
-
-def resolve_metric(spec: str | None, artifact: Artifact | None, program: Program) -> Metric:
+def resolve_metric(spec: str | None, program: Program) -> Metric:
     """`--metric`, else the artifact's metric, else the program's `.lmp` declaration.
 
     Raises `RunUsageError` when there is none, it cannot be found, or a builtin metric reads a
@@ -150,8 +137,8 @@ def resolve_metric(spec: str | None, artifact: Artifact | None, program: Program
     try:
         if spec:
             metric = parse_metric(spec)
-        elif artifact is not None and artifact.metric is not None:
-            metric = metric_from_json(artifact.metric)
+        elif program.compiled is not None and program.compiled.metric is not None:
+            metric = metric_from_json(program.compiled.metric)
         elif program.metric is not None:
             metric = builtin(program.metric.name, program.metric.field)
         else:

@@ -19,11 +19,11 @@ from lmc.cli import compile as cli_compile
 from lmc.cli import eval as cli_eval
 from lmc.cli import index as cli_index
 from lmc.cli import run as cli_run
-from lmc.compiler.artifact import ArtifactError, is_artifact_path, load_program_file
+from lmc.compiler.artifact import ArtifactError, is_artifact_path
 from lmc.diagnostics import LmcError
 from lmc.files import write_atomically
-from lmc.ir.lower import load_text
-from lmc.program import Program, select
+from lmc.ir.lower import load_text, select
+from lmc.program import Program, load
 from lmc.syntax.parser import parse
 from lmc.syntax.printer import print_module
 
@@ -50,10 +50,10 @@ def _read(path: str) -> str:
 def _load_program(path: str, name: str | None) -> Program:
     if is_artifact_path(path):
         try:
-            return load_program_file(path, name)
+            return load(path, name)
         except ArtifactError as error:
             raise UsageError(str(error)) from None
-    return select(load_text(_read(path), path), name, how="--program ")
+    return Program(select(load_text(_read(path), path), name, how="--program "))
 
 
 # commands ----------------------------------------------------------------------------------------
@@ -85,6 +85,13 @@ def cmd_check(args: argparse.Namespace, out: Console) -> int:
 def cmd_fmt(args: argparse.Namespace, out: Console) -> int:
     unformatted = []
     for path in args.files:
+        if is_artifact_path(path):
+            # An artifact's program in its text form, as it would read beside the artifact.
+            program = _load_program(path, None)
+            if args.check or args.write:
+                raise UsageError(f"{path}: --check and --write are for .lmp files, not artifacts")
+            sys.stdout.write(program.to_lmp(Path(path).resolve().parent))
+            continue
         text = _read(path)
         formatted = print_module(parse(text, path))
         if args.check:
@@ -104,6 +111,9 @@ def cmd_show(args: argparse.Namespace, out: Console) -> int:
     from lmc.ir.render import RenderError, write_picture
 
     program = _load_program(args.program_file, args.program)
+    if args.lmp:
+        sys.stdout.write(program.to_lmp(Path(args.program_file).resolve().parent))
+        return EXIT_OK
     target = args.output or f"{program.name}.svg"
     try:
         written = write_picture(program.ir, target)
@@ -133,7 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     check.set_defaults(handler=cmd_check)
 
     fmt = commands.add_parser("fmt", help="print (or check, or rewrite) the canonical form")
-    fmt.add_argument("files", nargs="+", metavar="PROGRAM.lmp")
+    fmt.add_argument("files", nargs="+", metavar="PROGRAM.lmp|ARTIFACT.json")
     mode = fmt.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true", help="exit 1 if a file is not canonical")
     mode.add_argument("-w", "--write", action="store_true", help="rewrite files in place")
@@ -147,6 +157,11 @@ def _parser() -> argparse.ArgumentParser:
         help="picture to write: .svg, .png, .pdf or .dot (default: PROGRAM_NAME.svg)",
     )
     show.add_argument("--program", help="which program of the file")
+    show.add_argument(
+        "--lmp",
+        action="store_true",
+        help="print the program (a compiled one with what it learned) as .lmp text instead",
+    )
     show.set_defaults(handler=cmd_show)
 
     cli_run.add_commands(commands, _load_program)

@@ -101,7 +101,7 @@ def cmd_run(
         inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     except DataError as error:
         raise RunUsageError(str(error)) from None
-    context = _context(args, *(program.compiled_for or ()))
+    context = _context(args, *compiled_for(program))
     try:
         if records is not None:
             return _run_dataset(program, records, args, context)
@@ -109,6 +109,12 @@ def cmd_run(
     finally:
         if context.trace is not None:
             context.trace.close()
+
+
+def compiled_for(program: Program) -> tuple[str | None, str | None]:
+    """The model and backend a compiled program runs on unless the options say otherwise."""
+    info = program.compiled
+    return (info.lm, info.backend) if info is not None else (None, None)
 
 
 def _context(

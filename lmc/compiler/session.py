@@ -7,13 +7,24 @@ what each pass bought and cost.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lmc.compiler import checkpoint
+from lmc.compiler.artifact import CompileInfo
 from lmc.ir.graph import ProgramGraph
+from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext, Pass
-from lmc.passes.manager import CompileResult, PassRecord, projection, run_pipeline
+from lmc.passes.manager import (
+    CompileResult,
+    options_of,
+    projection,
+    run_pipeline,
+    verify_between,
+)
+from lmc.passes.record import PassRecord
 from lmc.passes.registry import DEFAULT_PIPELINE, parse_pipeline
 from lmc.program import Program
 from lmc.runtime.context import Budget, RunContext, configure, current_context
@@ -36,6 +47,8 @@ class BudgetTooSmall(Exception):
 
 @dataclass
 class Compiled:
+    """A finished compile: the program (carrying its `CompileInfo`) and what it was made from."""
+
     program: Program
     result: CompileResult
     stages: list[tuple[str, int]]
@@ -55,32 +68,72 @@ def compile_program(
     teacher: RunContext | None = None,
     seed: int = 0,
     budget_calls: int | None = None,
+    resume: bool = False,
     say: Callable[[str], None] = lambda message: None,
-    on_record: Callable[[PassRecord, ProgramGraph], None] = lambda record, program: None,
+    on_record: Callable[[PassRecord], None] = lambda record: None,
     on_plan: Callable[[list[tuple[str, int]]], None] = lambda stages: None,
-    done: list[PassRecord] | None = None,
-    start: ProgramGraph | None = None,
 ) -> Compiled:
     """Run the pipeline on `program`. Without `dev`, train is split by `seed`. The budget is
-    checked against the pipeline's projected calls before any LM call, and never exceeded."""
+    checked against the pipeline's projected calls before any LM call, and never exceeded.
+
+    After every pass the program and log are checkpointed; with `resume`, a compile of the same
+    program, data, pipeline, metric, seed and models goes on after the last finished pass (every
+    LM call already made comes from the cache either way). `on_record` sees the record of each
+    pass this call runs.
+    """
     passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     if dev is None:
         train, dev = split(train, seed)
     teacher = teacher or run
     context = CompileContext(run, teacher, train, dev, metric, seed, say)
-    graph = start if start is not None else program.ir
+    if passes:
+        verify_between(program.ir, "before", passes[0].name)
+    saved_at = checkpoint.checkpoint_path(
+        program=print_program(program.ir),
+        train=train.sha256,
+        dev=dev.sha256,
+        pipeline=[(p.name, options_of(p)) for p in passes],
+        metric=metric.label,
+        seed=seed,
+        lm=run.lm.identity,
+        teacher=teacher.lm.identity,
+        backend=run.backend.name,
+    )
+    resumed = checkpoint.load(saved_at) if resume else None
+    graph, done = resumed if resumed is not None else (program.ir, [])
+    if resume:
+        say(
+            f"resuming after {', '.join(r.name for r in done)}"
+            if done
+            else "no checkpoint of this compile: starting from the beginning"
+        )
     stages = projection(graph, passes, context)
     on_plan(stages)
     if budget_calls is not None and sum(calls for _, calls in stages) > budget_calls:
         raise BudgetTooSmall(budget_calls, stages)
+    finished = list(done)
+
+    def keep(record: PassRecord, program_after: ProgramGraph) -> None:
+        finished.append(record)
+        checkpoint.save(saved_at, program_after, finished)
+        on_record(record)
+
     # The budget binds this compile's calls only; the contexts get their own limits back after.
     earlier = run.budget, teacher.budget
     run.budget = teacher.budget = Budget(budget_calls)
     try:
-        result = run_pipeline(graph, passes, context, on_record=on_record, done=done)
+        result = run_pipeline(graph, passes, context, on_record=keep, done=done)
     finally:
         run.budget, teacher.budget = earlier
-    return Compiled(Program(result.program, program.source), result, stages, train, dev, metric)
+    saved_at.unlink(missing_ok=True)
+    info = CompileInfo(
+        lm=run.model,
+        backend=run.backend.name,
+        datasets={"train": train.sha256, "dev": dev.sha256},
+        metric=metric.to_json(),
+        passes=tuple(result.records),
+    )
+    return Compiled(Program(result.program, info), result, stages, train, dev, metric)
 
 
 def as_metric(metric: str | Metric | Callable[..., Any], program: Program) -> Metric:
@@ -124,8 +177,13 @@ def compile(
     teacher: str | RunContext | None = None,
     seed: int = 0,
     budget_calls: int | None = None,
+    resume: bool = False,
+    save: str | os.PathLike[str] | None = None,
 ) -> Program:
-    """Optimize `program` (a Program, or an lmc.Module to build) and return the compiled one."""
+    """Optimize `program` (a Program, or an lmc.Module to build) and return the compiled one,
+    which carries its pass log (`compiled.log`). `resume` goes on after the last finished pass
+    of an interrupted compile of the same inputs; `save` writes the result (`.json` artifact or
+    `.lmp` text) as `program.save` would."""
     if not isinstance(program, Program):
         from lmc.builder.build import build
 
@@ -149,7 +207,10 @@ def compile(
         teacher=teacher_context,
         seed=seed,
         budget_calls=budget_calls,
+        resume=resume,
     )
+    if save is not None:
+        compiled.program.save(save)
     return compiled.program
 
 

@@ -21,7 +21,7 @@ from lmc.diagnostics import Diagnostic, Span, span_field
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 from lmc.types import PASSAGES, STR, ListOf, LmType, accepts, describe
 
-ConstValue = str | int | float | bool | tuple["ConstValue", ...]
+ConstValue = str | int | float | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +197,21 @@ class StepParams:
 
 @dataclass(frozen=True, slots=True)
 class IndexRef:
-    """A corpus a program retrieves from; `path` as written, relative to `base`."""
+    """A corpus a program retrieves from. `path` is absolute: the text form writes it relative
+    to the file it is written in, and reading resolves it against that file's folder."""
 
     name: str
     kind: str
     path: str
     text_field: str = "text"
-    base: str = field(default=".", compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MetricRef:
+    """`metric NAME(FIELD)`: the builtin metric the program is scored with unless told."""
+
+    name: str
+    field: str
 
 
 class ProgramGraph:
@@ -214,6 +222,7 @@ class ProgramGraph:
         self._graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
         self.indexes: dict[str, IndexRef] = {}
         self.params: dict[str, StepParams] = {}
+        self.metric: MetricRef | None = None
 
     # building ------------------------------------------------------------------------------------
 
@@ -251,6 +260,7 @@ class ProgramGraph:
         other._graph = self._graph.copy()
         other.indexes = dict(self.indexes)
         other.params = dict(self.params)
+        other.metric = self.metric
         return other
 
     # reading -------------------------------------------------------------------------------------
@@ -329,8 +339,13 @@ class ProgramGraph:
                     )
             if isinstance(node, RetrieveNode) and node.index not in self.indexes:
                 problems.append(Diagnostic(node.span, f"unknown index '{node.index}'"))
+        nowhere = Span("<ir>", 0, 0, 0, 0)
         for key in set(self.params) - set(keys_signatures):
-            problems.append(Diagnostic(Span("<ir>", 0, 0, 0, 0), f"parameters '{key}' are unused"))
+            problems.append(Diagnostic(nowhere, f"parameters '{key}' are unused"))
+        read = {n.index for n in self.nodes() if isinstance(n, RetrieveNode)}
+        for index in set(self.indexes) - read:
+            problems.append(Diagnostic(nowhere, f"index '{index}' is unused"))
+        problems += _signature_problems(signature for signature, _ in keys_signatures.values())
         return problems
 
     # equality ------------------------------------------------------------------------------------
@@ -338,7 +353,9 @@ class ProgramGraph:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ProgramGraph):
             return NotImplemented
-        if self.indexes != other.indexes or len(self._graph) != len(other._graph):
+        if (self.indexes, self.metric) != (other.indexes, other.metric):
+            return False
+        if len(self._graph) != len(other._graph):
             return False
         matcher = MultiDiGraphMatcher(
             self._graph,
@@ -393,6 +410,7 @@ def assemble(
     graph.params = {key: learned.get(key, StepParams()) for key in sorted(used_keys)}
     used_indexes = {n.index for n in graph.nodes() if isinstance(n, RetrieveNode)}
     graph.indexes = {k: v for k, v in program.indexes.items() if k in used_indexes}
+    graph.metric = program.metric
     return graph
 
 
@@ -412,6 +430,29 @@ def rebuild(
             raise ValueError(f"{target} reads {source}, which is neither kept nor rewired")
         wires.append((source, wire.source_field, target, wire.target_field, wire.span))
     return assemble(program, nodes, wires)
+
+
+def _signature_problems(signatures: Iterable[SignatureSpec]) -> list[Diagnostic]:
+    """What keeps the steps' signatures from being declared in one `.lmp` file: one name for two
+    different signatures, or an unnamed one with more than its inline `"a -> b"` form says."""
+    problems: list[Diagnostic] = []
+    named: dict[str, SignatureSpec] = {}
+    for signature in signatures:
+        if signature.name is None:
+            fields = signature.inputs + signature.outputs
+            if signature.instruction is not None or any(f.desc is not None for f in fields):
+                problems.append(
+                    Diagnostic(
+                        signature.span,
+                        f"signature {signature.display_name} has no name but an instruction or "
+                        "field descriptions",
+                    )
+                )
+        elif named.setdefault(signature.name, signature) != signature:
+            problems.append(
+                Diagnostic(signature.span, f"two different signatures are named {signature.name}")
+            )
+    return problems
 
 
 def _wires(edges: Mapping[str, Mapping[str, Any]]) -> set[Wire]:

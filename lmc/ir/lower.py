@@ -9,10 +9,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from lmc.diagnostics import Diagnostics, LmcError, did_you_mean, quoted_list
-from lmc.ir.graph import (
-    ProgramGraph,
-)
+from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, did_you_mean, quoted_list
+from lmc.ir.graph import MetricRef, ProgramGraph
 from lmc.ir.lower_program import ProgramLowering
 from lmc.signatures import check_signature
 from lmc.syntax import tree as ast
@@ -44,6 +42,9 @@ def check(
         for p in module.programs()
     }
     _check_metric(module, diagnostics)
+    declared = module.metric()
+    for graph in graphs.values():
+        graph.metric = MetricRef(declared.name, declared.field) if declared else None
     diagnostics.raise_if_any({module.file: source} if source else {})
     for graph in graphs.values():
         if problems := graph.verify():
@@ -125,3 +126,34 @@ def load_text(text: str, file: str = "<string>") -> CheckedModule:
         return check(module, text, base, diagnostics)
     except LmcError as error:
         raise LmcError(error.diagnostics, {file: text}) from None
+
+
+def select(checked: CheckedModule, name: str | None, how: str = "program=") -> ProgramGraph:
+    """The graph of the program called `name`, or of the file's only program."""
+    module = checked.module
+    names = list(checked.graphs)
+    whole_file = Span(module.file, 1, 1, 1, 1)
+    if name is None:
+        if len(names) != 1:
+            found = f"{len(names)} programs ({quoted_list(names)})" if names else "no program"
+            raise LmcError(
+                [
+                    Diagnostic(
+                        whole_file,
+                        f"expected one program to run; the file has {found}"
+                        + (f": choose one with {how}NAME" if names else ""),
+                    )
+                ],
+                {module.file: checked.source},
+            )
+        name = names[0]
+    if name not in checked.graphs:
+        raise LmcError(
+            [
+                Diagnostic(
+                    whole_file, f"no program named '{name}'; the file has {quoted_list(names)}"
+                )
+            ],
+            {module.file: checked.source},
+        )
+    return checked.graphs[name]

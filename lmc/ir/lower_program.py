@@ -7,6 +7,7 @@ errors go to the shared `Diagnostics` so a file reports all of them at once.
 from __future__ import annotations
 
 import difflib
+import os
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from lmc.diagnostics import Diagnostics, Span, did_you_mean, quoted_list
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
+    Demo,
     IndexRef,
     InputNode,
     ListNode,
@@ -24,6 +26,7 @@ from lmc.ir.graph import (
     ProgramGraph,
     RetrieveNode,
     StepNode,
+    StepParams,
 )
 from lmc.signatures import REASONING, ModuleKind, SignatureSpec, check_signature
 from lmc.syntax import printer
@@ -64,6 +67,7 @@ class _Step:
     node: str
     signature: SignatureSpec
     module: ModuleKind
+    key: str  # the learnable parameters it reads
 
     def field_type(self, name: str) -> LmType | None:
         return next(
@@ -118,6 +122,10 @@ class ProgramLowering:
             and self.bind_counts[s.target] == 1
         }
         self.shared: dict[str, ast.StepCall] = {}
+        # Names bound to calls of an earlier step (`b = a(...)`): the parameter key they read.
+        self.reused: dict[str, str] = {}
+        # Learned blocks by parameter key, with where the first one was written.
+        self.learned: dict[str, tuple[StepParams, Span]] = {}
         self.constants = 0
 
     def error(self, span: Span, message: str) -> None:
@@ -155,9 +163,8 @@ class ProgramLowering:
             decl = self.indexes.get(index)
             if decl is None:
                 continue  # reported where it is used
-            self.graph.indexes[index] = IndexRef(
-                decl.name, decl.kind, decl.path, decl.text_field, self.base_dir
-            )
+            path = os.path.abspath(os.path.join(self.base_dir, decl.path))
+            self.graph.indexes[index] = IndexRef(decl.name, decl.kind, path, decl.text_field)
         return self.graph
 
     def report_cycle(self) -> None:
@@ -183,10 +190,16 @@ class ProgramLowering:
 
     def assign(self, statement: ast.Assign) -> None:
         value = statement.value
+        if isinstance(value, ast.StepReuse):
+            step = self.reuse(value, statement.target)
+            self.env[statement.target] = step or _BROKEN
+            return
         if isinstance(value, ast.StepCall):
             # Steps bound to one name share learnable parameters: loop copies are the usual case.
             first = self.shared.setdefault(statement.target, value)
-            if (first.module, first.signature) != (value.module, value.signature):
+            if statement.target in self.reused:
+                self.error(value.span, _rebound(statement.target))
+            elif (first.module, first.signature) != (value.module, value.signature):
                 self.error(
                     value.span,
                     f"'{statement.target}' was bound to a {first.module} "
@@ -197,7 +210,15 @@ class ProgramLowering:
             step = self.step(value, self.graph.fresh_id(statement.target), statement.target)
             self.env[statement.target] = step or _BROKEN
             return
-        lowered = self.expr(value, None, hint=statement.target)
+        lowered = self.expr(value, statement.type, hint=statement.target)
+        if lowered is not None and statement.type is not None:
+            if not accepts(statement.type, lowered.type):
+                self.error(
+                    value.span,
+                    f"type mismatch: '{statement.target}' is declared "
+                    f"{describe(statement.type)}, found {describe(lowered.type)}",
+                )
+                lowered = None
         self.env[statement.target] = lowered or _BROKEN
 
     def loop(self, statement: ast.ForLoop) -> None:
@@ -284,8 +305,54 @@ class ProgramLowering:
             )
         node = StepNode(node_id, signature, call.module, key, call.span)
         self.graph.add(node)
+        if call.learned is not None:
+            self.learn(call.learned, node)
         self.arguments(call.args, signature, node_id, call.span)
-        return _Step(node_id, signature, call.module)
+        return _Step(node_id, signature, call.module, key)
+
+    def learn(self, learned: ast.Learned, step: StepNode) -> None:
+        """Set the parameters a step's learned block gives; steps sharing them agree."""
+        fields = [
+            f.name for f in (*step.signature.inputs, *step.signature.outputs_for(step.module))
+        ]
+        for demo in learned.demos:
+            for name, _ in demo:
+                if name not in fields:
+                    self.error(
+                        learned.span,
+                        f"demo field '{name}' is not a field of {step.signature.display_name}; "
+                        f"expected {quoted_list(fields)}" + did_you_mean(name, fields),
+                    )
+        params = StepParams(learned.instruction, tuple(Demo(demo) for demo in learned.demos))
+        earlier = self.learned.setdefault(step.param_key, (params, learned.span))
+        if earlier[0] != params:
+            self.error(
+                learned.span,
+                f"'{step.param_key}' already learned other parameters at line "
+                f"{earlier[1].line}; steps that share parameters give them once",
+            )
+        self.graph.params[step.param_key] = earlier[0]
+
+    def reuse(self, call: ast.StepReuse, target: str) -> _Step | None:
+        """`target = step(...)`: another call of a bound step, reading its parameters."""
+        bound = self.lookup(call.step, call.step_span)
+        if not isinstance(bound, _Step):
+            if bound is not None:
+                self.error(
+                    call.step_span,
+                    f"'{call.step}' is not a step; only a step can be called again, "
+                    f"`{target} = STEP(...)`",
+                )
+            for arg in call.args:
+                self.expr(arg.value, None)
+            return None
+        key = self.reused.setdefault(target, bound.key)
+        if key != bound.key or (target in self.shared and target != bound.key):
+            self.error(call.span, _rebound(target))
+        node_id = self.graph.fresh_id(target)
+        self.graph.add(StepNode(node_id, bound.signature, bound.module, bound.key, call.span))
+        self.arguments(call.args, bound.signature, node_id, call.span)
+        return _Step(node_id, bound.signature, bound.module, bound.key)
 
     def arguments(
         self, args: tuple[ast.Arg, ...], signature: SignatureSpec, node_id: str, call_span: Span
@@ -392,7 +459,7 @@ class ProgramLowering:
             if ref.inline is not None
             else (self.signatures[ref.name].signature if ref.name in self.signatures else None)
         )
-        return None if signature is None else _Step(name, signature, call.module)
+        return None if signature is None else _Step(name, signature, call.module, name)
 
     def field(self, e: ast.FieldRef) -> _Value | None:
         bound = self.lookup(e.step, e.span)
@@ -556,6 +623,13 @@ def _unknown(
 def _signature_text(ref: ast.SignatureRef) -> str:
     return (
         ref.name if ref.name is not None else f'"{ref.inline.short_text() if ref.inline else ""}"'
+    )
+
+
+def _rebound(name: str) -> str:
+    return (
+        f"'{name}' is bound to calls of different steps; steps bound to one name share "
+        "learnable parameters (use another name)"
     )
 
 

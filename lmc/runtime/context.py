@@ -39,6 +39,9 @@ class RunContext:
     # Called with (record, step id, inputs, outputs) after each step: how a compile pass sees
     # what the program did.
     on_step: Callable[[int | None, str, dict[str, Any], dict[str, Any]], None] | None = None
+    # The model as the user named it (`local`, `openai/NAME`), recorded in compiled artifacts
+    # so that they run on it again; None for a client passed in directly.
+    model: str | None = None
     _gate: threading.BoundedSemaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -101,11 +104,14 @@ def configure(
 ) -> RunContext:
     """A run context: `lm` is a model string (`local`, `local:PATH.gguf`, a litellm string) or a
     client; by default `$LMC_LM`, else the embedded local model."""
+    model = lm if isinstance(lm, str) else None
     if lm is None or isinstance(lm, str):
-        client = open_lm(lm or os.environ.get("LMC_LM") or DEFAULT_MODEL, api_base)
+        model = lm or os.environ.get("LMC_LM") or DEFAULT_MODEL
+        client = open_lm(model, api_base)
     else:
         client = lm
     return RunContext(
+        model=model,
         lm=client,
         backend=registry.get(backend) if isinstance(backend, str) else backend,
         cache=ResponseCache() if cache else None,

@@ -214,7 +214,7 @@ def _open(graph: ProgramGraph, name: str) -> Any:
     if ref is None:
         raise RetrievalUnavailable(f"index '{name}' is not declared by the program")
     try:
-        return open_retriever(Path(ref.base) / ref.path, ref.kind, ref.text_field)
+        return open_retriever(Path(ref.path), ref.kind, ref.text_field)
     except DataError as error:
         raise RetrievalUnavailable(f"index '{name}': {error}") from None
 

@@ -531,7 +531,11 @@ class _ToSyntax(Transformer[Token, Any]):
         return self.with_comments(children, self.span(meta))
 
     def assign(self, meta: Meta, children: list[Any]) -> ast.Assign:
-        return ast.Assign(self.name(children[0]), children[1], self.span(meta))
+        annotation = children[1] if len(children) == 3 else None
+        return ast.Assign(self.name(children[0]), children[-1], self.span(meta), type=annotation)
+
+    def assign_type(self, meta: Meta, children: list[LmType]) -> LmType:
+        return children[0]
 
     def for_loop(self, meta: Meta, children: list[Any]) -> ast.ForLoop:
         _, var, _, _, count, (body, end_comments) = children
@@ -545,7 +549,87 @@ class _ToSyntax(Transformer[Token, Any]):
 
     def step_call(self, meta: Meta, children: list[Any]) -> ast.StepCall:
         module: ModuleKind = "predict" if children[0] == "predict" else "chain_of_thought"
-        return ast.StepCall(module, children[1], tuple(children[2:]), self.span(meta))
+        learned = children.pop() if isinstance(children[-1], ast.Learned) else None
+        return ast.StepCall(module, children[1], tuple(children[2:]), self.span(meta), learned)
+
+    def step_reuse(self, meta: Meta, children: list[Any]) -> ast.StepReuse:
+        step = children[0]
+        return ast.StepReuse(
+            self.name(step), tuple(children[1:]), self.span(meta), self.tspan(step)
+        )
+
+    # learned parameters --------------------------------------------------------------------------
+
+    def learned(self, meta: Meta, children: list[tuple[str, Any]]) -> ast.Learned:
+        instruction: str | None = None
+        demos: list[ast.DemoFields] = []
+        for kind, value in children:
+            if kind == "demo":
+                demos.append(value)
+            elif instruction is None:
+                instruction = value
+            else:
+                self.diagnostics.error(self.span(meta), "a step has one learned instruction")
+        return ast.Learned(instruction, tuple(demos), self.span(meta))
+
+    def learned_text(self, meta: Meta, children: list[Token]) -> tuple[str, Any]:
+        word, text = children
+        if str(word) != "instruction":
+            self.diagnostics.error(
+                self.tspan(word),
+                f"unknown learned parameter '{word}'; expected instruction \"...\" or "
+                "demo { field: value ... }",
+            )
+        return "instruction", self.string_value(text)
+
+    def learned_demo(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        word, *fields = children
+        if str(word) != "demo":
+            self.diagnostics.error(
+                self.tspan(word),
+                f"unknown learned parameter '{word}'; expected demo {{ field: value ... }} or "
+                'instruction "..."',
+            )
+        names = [name for name, _ in fields]
+        for name in {n for n in names if names.count(n) > 1}:
+            self.diagnostics.error(self.span(meta), f"a demo gives field '{name}' twice")
+        return "demo", tuple(fields)
+
+    def demo_field(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        return self.name(children[0]), children[1]
+
+    def v_string(self, meta: Meta, children: list[Token]) -> str:
+        return self.string_value(children[0])
+
+    def v_number(self, meta: Meta, children: list[Token]) -> int | float:
+        return self.number_value(children[0])
+
+    def v_negative(self, meta: Meta, children: list[Token]) -> int | float:
+        return -self.number_value(children[0])
+
+    def v_true(self, meta: Meta, children: list[Token]) -> bool:
+        return True
+
+    def v_false(self, meta: Meta, children: list[Token]) -> bool:
+        return False
+
+    def v_name(self, meta: Meta, children: list[Token]) -> None:
+        if str(children[0]) != "null":
+            self.diagnostics.error(
+                self.tspan(children[0]),
+                f"expected a value (a string, a number, true, false, null, [...] or {{...}}), "
+                f"found '{children[0]}'",
+            )
+        return None
+
+    def v_list(self, meta: Meta, children: list[Any]) -> list[Any]:
+        return list(children)
+
+    def v_object(self, meta: Meta, children: list[tuple[str, Any]]) -> dict[str, Any]:
+        return dict(children)
+
+    def v_pair(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        return self.string_value(children[0]), children[1]
 
     def signature_ref(self, meta: Meta, children: list[Token]) -> ast.SignatureRef:
         token = children[0]
@@ -569,8 +653,19 @@ class _ToSyntax(Transformer[Token, Any]):
         return ast.Constant(self.string_value(children[0]), self.span(meta))
 
     def number(self, meta: Meta, children: list[Token]) -> ast.Constant:
-        text = str(children[0])
-        return ast.Constant(float(text) if "." in text else int(text), self.span(meta))
+        return ast.Constant(self.number_value(children[0]), self.span(meta))
+
+    def number_value(self, token: Token) -> int | float:
+        text = str(token)
+        if "." in text:
+            return float(text)
+        try:
+            return int(text)
+        except ValueError:  # longer than Python reads as a whole number
+            self.diagnostics.error(
+                self.tspan(token), f"a whole number of {len(text)} digits is too long"
+            )
+            return 0
 
     def true(self, meta: Meta, children: list[Token]) -> ast.Constant:
         return ast.Constant(True, self.span(meta))

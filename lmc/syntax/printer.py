@@ -8,7 +8,9 @@ string form. Comments are kept. `parse(print(m)) == m` and printing is idempoten
 from __future__ import annotations
 
 import inspect
+import math
 from decimal import Decimal
+from typing import Any
 
 from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.strings import quote
@@ -126,8 +128,15 @@ def _block(
 def _statement(statement: ast.Statement, indent: str) -> list[str]:
     if isinstance(statement, ast.Assign):
         value = statement.value
-        rendered = _step(value) if isinstance(value, ast.StepCall) else expr(value)
-        return [f"{indent}{statement.target} = {rendered}"]
+        target = statement.target
+        if statement.type is not None:
+            target = f"{target}: {statement.type}"
+        if isinstance(value, ast.StepCall):
+            head = f"{indent}{target} = {_step(value)}"
+            return _learned(head, value.learned, indent)
+        if isinstance(value, ast.StepReuse):
+            return [f"{indent}{target} = {value.step}({_args(value.args)})"]
+        return [f"{indent}{target} = {expr(value)}"]
     if isinstance(statement, ast.Return):
         bindings = ", ".join(f"{b.name} = {expr(b.value)}" for b in statement.bindings)
         return [f"{indent}return {bindings}"]
@@ -142,6 +151,41 @@ def _step(call: ast.StepCall) -> str:
     else:
         signature = ref.name or ""
     return f"{call.module} {signature}({_args(call.args)})"
+
+
+def _learned(head: str, learned: ast.Learned | None, indent: str) -> list[str]:
+    """A step's learned block: its instruction, then one `demo { ... }` per demo."""
+    if learned is None:
+        return [head]
+    inner = indent + INDENT
+    lines = [head + " {"]
+    if learned.instruction is not None:
+        text = text_literal(learned.instruction)
+        lines.append(f"{inner}instruction {text[0]}")
+        lines += [inner + line if line else "" for line in text[1:]]
+    for demo in learned.demos:
+        width = max((len(name) + 1 for name, _ in demo), default=0)
+        lines.append(f"{inner}demo {{")
+        lines += [f"{inner}{INDENT}{name + ':':<{width}} {value(v)}" for name, v in demo]
+        lines.append(f"{inner}}}")
+    return [*lines, indent + "}"]
+
+
+def value(v: Any) -> str:
+    """A demo value (JSON's kinds) as `.lmp` text."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool | int | str):
+        return constant(v)
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError(f"a demo value {v} has no .lmp spelling (nor a JSON one)")
+        return constant(v) if v >= 0 or math.copysign(1, v) > 0 else "-" + constant(-v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(value(item) for item in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{quote(str(k))}: {value(x)}" for k, x in v.items()) + "}"
+    raise ValueError(f"a demo value of type {type(v).__name__} has no .lmp spelling")
 
 
 def _args(args: tuple[ast.Arg, ...]) -> str:

@@ -18,7 +18,7 @@ import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
-from lmc.compiler.artifact import Artifact, write_artifact
+from lmc.compiler.artifact import CompileInfo
 from lmc.ir.graph import Demo, StepParams
 
 QA = """\
@@ -86,7 +86,7 @@ def summary(out: str) -> dict[str, str]:
     return match.groupdict()
 
 
-def write_compiled(path: str, source: str, metric: dict[str, object] | None) -> Artifact:
+def write_compiled(path: str, source: str, metric: dict[str, object] | None) -> lmc.Program:
     """An artifact of QA as `lmc compile` would write it, with one learned demo."""
     program = lmc.loads(source)
     graph = program.ir.copy()
@@ -94,9 +94,9 @@ def write_compiled(path: str, source: str, metric: dict[str, object] | None) -> 
         instruction="Answer like a librarian.",
         demos=(Demo((("question", "Who wrote Hamlet?"), ("answer", "Shakespeare"))),),
     )
-    artifact = Artifact(graph, program.to_lmp(), "fake-model", "json", metric=metric)
-    write_artifact(path, artifact)
-    return artifact
+    compiled = lmc.Program(graph, CompileInfo("fake-model", "json", metric=metric))
+    compiled.save(path)
+    return compiled
 
 
 # scoring -----------------------------------------------------------------------------------------
@@ -356,13 +356,13 @@ def test_missing_data_exits_2(fake: FakeLM, capsys: pytest.CaptureFixture[str]) 
 def test_a_bad_artifact_exits_2_with_one_line(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    Path("qa.json").write_text('{"schema": "lmc-artifact", "version": 2}', encoding="utf-8")
+    Path("qa.json").write_text('{"schema": "lmc-artifact", "version": 99}', encoding="utf-8")
 
     code, _, err = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
 
     assert code == EXIT_BAD_INPUT
     assert err == (
-        "lmc: error: qa.json: written by lmc with artifact version 2; this lmc reads version 1: "
+        "lmc: error: qa.json: written by lmc with artifact version 99; this lmc reads version 2: "
         "re-run lmc compile\n"
     )
 

@@ -632,7 +632,7 @@ def test_passing_teacher_runs_give_demos_to_every_step_they_went_through() -> No
 def with_qa_demos(program: Program, *numbers: int) -> Program:
     graph = program.ir.copy()
     graph.params["gen"] = StepParams(demos=tuple(qa_demo(n) for n in numbers))
-    return Program(graph, program.source)
+    return Program(graph)
 
 
 def test_prune_demos_drops_demos_that_do_not_help_and_keeps_one_that_does(qa: Program) -> None:
@@ -788,7 +788,7 @@ def test_an_invalid_program_is_reported_before_the_first_pass(qa: Program) -> No
     with pytest.raises(
         PassBroke, match="invalid before prune-demos: parameters 'ghost' are unused"
     ):
-        compile_qa(Program(graph, qa.source), run, "prune-demos")
+        compile_qa(Program(graph), run, "prune-demos")
 
 
 def test_without_a_cache_a_compile_asks_the_lm_no_more_than_with_one(qa: Program) -> None:

@@ -1,8 +1,8 @@
 """Golden tests for the structural passes: `dead-steps`, `dedupe-steps` and `fuse-steps`.
 
-Each `tests/passes/golden/<pass>/<case>.lmp` is a program; `<case>.expected` holds the pass's
-result as stable text (nodes in topological order, wires, parameters, indexes) followed by what
-the pass said. Run with `LMC_UPDATE_GOLDEN=1` to (re)write the expected files from the current
+Each `tests/passes/golden/<pass>/<case>.lmp` is a program; `<case>.expected` is the program the
+pass returns, in the IR's text form (itself a `.lmp` file, which must parse back to the result),
+followed by what the pass said as comments: IR in, IR out, as sqlglot and xDSL test theirs. Run with `LMC_UPDATE_GOLDEN=1` to (re)write the expected files from the current
 behaviour, then review every one by hand. No test runs a real LM: `FakeLM` answers.
 """
 
@@ -22,17 +22,10 @@ import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.ir.graph import (
-    ConcatNode,
-    ConstNode,
-    InputNode,
-    ListNode,
-    Node,
-    OutputNode,
     ProgramGraph,
-    RetrieveNode,
-    StepNode,
     StepParams,
 )
+from lmc.ir.text import parse_program, print_program
 from lmc.passes.base import CompileContext, Dataset, Pass
 from lmc.passes.dead_steps import DeadStepsPass
 from lmc.passes.dedupe_steps import DedupeStepsPass
@@ -59,41 +52,9 @@ def _case_id(case: Path) -> str:
 # Rendering -----------------------------------------------------------------------------------------
 
 
-def _node_text(node: Node) -> str:
-    if isinstance(node, InputNode):
-        return f"{node.id} input {node.type}"
-    if isinstance(node, OutputNode):
-        return f"{node.id} output {node.type}"
-    if isinstance(node, StepNode):
-        sig = node.signature
-        return f'{node.id} {node.module} {sig.name or "inline"} "{sig.short_text()}" key={node.param_key}'
-    if isinstance(node, RetrieveNode):
-        return f"{node.id} retrieve {node.index} k={node.k}"
-    if isinstance(node, ConstNode):
-        return f"{node.id} const {node.type} {json.dumps(node.value)}"
-    if isinstance(node, ListNode):
-        return f"{node.id} list {node.type} size={node.size}"
-    assert isinstance(node, ConcatNode)
-    return f"{node.id} concat {node.type}"
-
-
-def render(graph: ProgramGraph) -> str:
-    """A graph as stable text: what a golden file compares."""
-    lines = [f"program {graph.name}"]
-    for node in graph.topological():
-        lines.append(f"node {_node_text(node)}")
-        if isinstance(node, StepNode) and node.signature.instruction is not None:
-            lines.append(f"    instruction {json.dumps(node.signature.instruction)}")
-    for source, target, wire in sorted(
-        graph.edges(), key=lambda e: (e[0], e[2].source_field, e[1], e[2].target_field)
-    ):
-        lines.append(f"wire {source}.{wire.source_field} -> {target}.{wire.target_field}")
-    for key, params in sorted(graph.params.items()):
-        instruction = json.dumps(params.instruction) if params.instruction is not None else "-"
-        lines.append(f"params {key}: instruction {instruction}, {len(params.demos)} demos")
-    for name, index in sorted(graph.indexes.items()):
-        lines.append(f"index {name} = {index.kind}({index.path!r}, text={index.text_field!r})")
-    return "\n".join(lines)
+def render(graph: ProgramGraph, case: Path) -> str:
+    """A graph in its text form, corpus paths relative to the case's folder."""
+    return print_program(graph, str(case.parent))
 
 
 # Data and a fake LM --------------------------------------------------------------------------------
@@ -172,13 +133,6 @@ def compile_context(
 # What each case needs besides its program ---------------------------------------------------------
 
 
-def _own_instruction(graph: ProgramGraph) -> None:
-    graph.params["b"] = StepParams(instruction="Answer in one word.")
-
-
-SETUP: dict[str, Callable[[ProgramGraph], None]] = {
-    "dedupe-steps/different_params_not_merged": _own_instruction,
-}
 FAKES: dict[str, Callable[[LMRequest], str]] = {
     "fuse-steps/fused_scores_lower_rejected": answering(wrong_when_fused=True),
 }
@@ -191,11 +145,7 @@ def _fake_for(case_id: str) -> FakeLM:
 
 
 def _load(case: Path) -> lmc.Program:
-    program = lmc.load(case)
-    setup = SETUP.get(_case_id(case))
-    if setup is not None:
-        setup(program.ir)
-    return program
+    return lmc.load(case)
 
 
 # Golden tests --------------------------------------------------------------------------------------
@@ -212,7 +162,7 @@ def test_pass_output_matches_golden(case: Path) -> None:
     program = _load(case)
     graph = program.ir
     assert graph.verify() == []
-    before, before_text = graph.copy(), render(graph)
+    before, before_text = graph.copy(), render(graph, case)
     lm, said = _fake_for(case_id), []
     context = compile_context(program, lm, said)
     a_pass = PASSES[case.parent.name]()
@@ -223,15 +173,18 @@ def test_pass_output_matches_golden(case: Path) -> None:
     assert result is not graph
     assert result.verify() == []
     assert graph == before, "apply changed its input"
-    assert render(graph) == before_text, "apply changed its input"
+    assert render(graph, case) == before_text, "apply changed its input"
     assert len(lm.requests) <= projected
-    rendered = render(result) + "\n-- said\n" + "\n".join(said)
+    # The expected file is the program after the pass, in the IR's text form (a .lmp file),
+    # then what the pass said as comments.
+    rendered = render(result, case) + "".join(f"# {message}\n" for message in said)
     expected_file = case.with_suffix(".expected")
     if UPDATE:
-        expected_file.write_text(rendered + "\n", encoding="utf-8")
+        expected_file.write_text(rendered, encoding="utf-8")
     assert expected_file.exists(), f"missing {expected_file.name}; run with LMC_UPDATE_GOLDEN=1"
-    expected = expected_file.read_text(encoding="utf-8").removesuffix("\n")
+    expected = expected_file.read_text(encoding="utf-8")
     assert rendered == expected
+    assert parse_program(expected, str(case)) == result
 
 
 # What the golden files show, asserted directly -----------------------------------------------------
@@ -408,9 +361,7 @@ def test_the_passes_are_registered_with_their_options() -> None:
 
 
 def _runs(graph: ProgramGraph, program: lmc.Program, **inputs: Any) -> Any:
-    return lmc.Program(graph, program.source).run(
-        inputs, lmc.configure(FakeLM(answering()), cache=False)
-    )
+    return lmc.Program(graph).run(inputs, lmc.configure(FakeLM(answering()), cache=False))
 
 
 def test_structural_passes_keep_what_the_program_computes() -> None:

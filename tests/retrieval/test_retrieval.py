@@ -139,17 +139,12 @@ def test_retrievals_are_in_the_trace_and_shown(
 
 
 def test_an_artifact_finds_its_corpus_after_its_folder_moves(tmp_path: Path) -> None:
-    from lmc.compiler.artifact import Artifact, read_artifact, write_artifact
-
     project = tmp_path / "project"
     project.mkdir()
     write_corpus(project / "corpus.jsonl", PASSAGES)
     (project / "ask.lmp").write_text(PROGRAM, encoding="utf-8")
     program = lmc.load(project / "ask.lmp")
-    write_artifact(
-        project / "ask.json",
-        Artifact(program=program.ir, source=program.to_lmp(), lm="local", backend="json"),
-    )
+    program.save(project / "ask.json")
     moved = project.rename(tmp_path / "moved")
-    ref = read_artifact(moved / "ask.json").program.indexes["facts"]
-    assert Path(ref.base) / ref.path == moved / "corpus.jsonl"
+    ref = lmc.load(moved / "ask.json").ir.indexes["facts"]
+    assert Path(ref.path) == moved / "corpus.jsonl"

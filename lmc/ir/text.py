@@ -1,0 +1,198 @@
+"""The IR's text form: a program graph printed as one `.lmp` file, and read back.
+
+`print_program(graph)` writes the signatures and indexes the graph uses, the program as
+straight-line statements in topological order, and its metric. Loops stay unrolled: a later call
+of a step that shares its parameters is written `draft_2 = draft(...)`. What passes learned is a
+block after the step (`{ instruction "..." demo { ... } }`); fused steps are ordinary steps
+with their own signatures; removed steps are simply absent. `parse_program` reads the text back,
+and `parse_program(print_program(g)) == g` for every well-formed graph.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import networkx as nx
+
+from lmc.diagnostics import LmcError
+from lmc.ir.graph import (
+    ConcatNode,
+    ConstNode,
+    InputNode,
+    ListNode,
+    Node,
+    OutputNode,
+    ProgramGraph,
+    RetrieveNode,
+    StepNode,
+    StepParams,
+)
+from lmc.ir.lower import load_text, select
+from lmc.signatures import FieldSpec, SignatureSpec
+from lmc.syntax import tree as ast
+from lmc.syntax.parser import KEYWORDS
+from lmc.syntax.printer import print_module
+from lmc.types import ListOf, LmType, Nothing, OptionalOf, Unknown
+
+_VALUE_NODES = (ConstNode, ListNode, ConcatNode)
+
+
+def print_program(graph: ProgramGraph, folder: str | None = None) -> str:
+    """`graph` as `.lmp` text; corpus paths relative to `folder` (default: the working folder),
+    where the text is meant to be read from."""
+    return print_module(to_syntax(graph, folder))
+
+
+def parse_program(text: str, file: str = "<string>", name: str | None = None) -> ProgramGraph:
+    """The graph of the program in `.lmp` text: `name`, or the file's only program."""
+    return select(load_text(text, file), name)
+
+
+def to_syntax(graph: ProgramGraph, folder: str | None = None) -> ast.Module:
+    """The syntax tree `print_program` prints."""
+    problems = graph.verify()
+    if problems:
+        raise ValueError(
+            "cannot print a malformed program graph: " + "; ".join(p.message for p in problems)
+        )
+    return _Printer(graph, folder or os.getcwd()).module()
+
+
+class _Printer:
+    def __init__(self, graph: ProgramGraph, folder: str):
+        self.graph = graph
+        self.folder = folder
+        order = {node_id: i for i, node_id in enumerate(graph.nx.nodes)}
+        self.order = [
+            graph.node(n) for n in nx.lexicographical_topological_sort(graph.nx, key=order.get)
+        ]
+        self.taken = set(KEYWORDS) | {n.name for n in graph.inputs()}
+        self.names: dict[str, str] = {}
+        self.first_of_key: dict[str, str] = {}  # parameter key -> name of its first step
+
+    def module(self) -> ast.Module:
+        graph = self.graph
+        statements = [s for node in self.order if (s := self.statement(node)) is not None]
+        outputs = graph.outputs()
+        returned = (ast.Binding(out.name, self.source_of(out.id, "value")) for out in outputs)
+        statements.append(ast.Return(tuple(returned)))
+        program = ast.ProgramDecl(
+            graph.name,
+            tuple(FieldSpec(n.name, n.type) for n in graph.inputs()),
+            tuple(FieldSpec(n.name, n.type) for n in outputs),
+            tuple(statements),
+        )
+        declarations: list[ast.Declaration] = []
+        seen: set[SignatureSpec] = set()
+        for step in (n for n in self.order if isinstance(n, StepNode)):
+            if step.signature.name is not None and step.signature not in seen:
+                seen.add(step.signature)
+                declarations.append(ast.SignatureDecl(step.signature))
+        for index in graph.indexes.values():
+            path = os.path.relpath(index.path, self.folder)
+            declarations.append(ast.IndexDecl(index.name, index.kind, path, index.text_field))
+        declarations.append(program)
+        if graph.metric is not None:
+            declarations.append(ast.MetricDecl(graph.metric.name, graph.metric.field))
+        return ast.Module(tuple(declarations))
+
+    def name(self, node_id: str) -> str:
+        """A binding name for a node: its id where that is a fresh identifier."""
+        if node_id not in self.names:
+            # `gen@2` and `const$3` are ids the lowering made up; the name before them is the
+            # user's, and reading the text back makes the same ids, so printing is idempotent.
+            base = re.sub(r"\W+", "_", re.split(r"[@$]", node_id)[0]).strip("_") or "value"
+            if base[0].isdigit():
+                base = f"n_{base}"
+            name, n = base, 2
+            while name in self.taken:
+                name, n = f"{base}_{n}", n + 1
+            self.taken.add(name)
+            self.names[node_id] = name
+        return self.names[node_id]
+
+    def inlined(self, node: Node) -> bool:
+        """A value node read exactly once is written where it is read, unless its type holds
+        the checker's `nothing` (`[]` read as it is): written in place, the reader's type would
+        fill that in."""
+        return (
+            isinstance(node, _VALUE_NODES)
+            and len(self.graph.outgoing(node.id)) == 1
+            and _spellable(node.type)
+        )
+
+    def statement(self, node: Node) -> ast.Statement | None:
+        if isinstance(node, InputNode | OutputNode) or self.inlined(node):
+            return None
+        name = self.name(node.id)
+        if isinstance(node, StepNode):
+            return ast.Assign(name, self.step(node, name))
+        if isinstance(node, RetrieveNode):
+            args = (
+                ast.Arg("query", self.source_of(node.id, "query")),
+                ast.Arg("k", ast.Constant(node.k)),
+            )
+            return ast.Assign(name, ast.Retrieve(node.index, args))
+        assert isinstance(node, _VALUE_NODES)
+        # The type a value is checked against where nothing else gives it one; the checker's
+        # own `nothing` (of `[]`) has no spelling, and `[]` alone lowers to it anyway.
+        spelled = node.type if _spellable(node.type) else None
+        return ast.Assign(name, self.value(node), type=spelled)
+
+    def step(self, node: StepNode, name: str) -> ast.StepCall | ast.StepReuse:
+        args = tuple(ast.Arg(p.name, self.source_of(node.id, p.name)) for p in node.inputs())
+        first = self.first_of_key.setdefault(node.param_key, name)
+        if first != name:
+            return ast.StepReuse(first, args)
+        signature = node.signature
+        ref = (
+            ast.SignatureRef(signature.name)
+            if signature.name is not None
+            else ast.SignatureRef(None, signature)
+        )
+        params = self.graph.params[node.param_key]
+        learned = None
+        if params != StepParams():
+            demos = tuple(demo.fields for demo in params.demos)
+            learned = ast.Learned(params.instruction, demos)
+        return ast.StepCall(node.module, ref, args, learned=learned)
+
+    def source_of(self, node_id: str, port: str) -> ast.Expr:
+        """The expression for what flows into `node_id`'s input `port`."""
+        incoming = self.graph.incoming(node_id)
+        source, wire = next((s, w) for s, w in incoming if w.target_field == port)
+        node = self.graph.node(source)
+        if isinstance(node, InputNode):
+            return ast.NameRef(node.name)
+        if isinstance(node, StepNode):
+            return ast.FieldRef(self.name(source), wire.source_field)
+        if self.inlined(node):
+            return self.value(node)
+        return ast.NameRef(self.name(source))
+
+    def value(self, node: Node) -> ast.Expr:
+        if isinstance(node, ConstNode):
+            return ast.Constant(node.value)
+        if isinstance(node, ListNode):
+            return ast.ListExpr(tuple(self.source_of(node.id, p.name) for p in node.inputs()))
+        assert isinstance(node, ConcatNode)
+        return ast.Concat(self.source_of(node.id, "left"), self.source_of(node.id, "right"))
+
+
+def _spellable(t: LmType) -> bool:
+    if isinstance(t, Nothing | Unknown):
+        return False
+    if isinstance(t, ListOf):
+        return _spellable(t.item)
+    if isinstance(t, OptionalOf):
+        return _spellable(t.inner)
+    return True
+
+
+def program_error_line(error: LmcError) -> str:
+    """The first diagnostic of an error in a program's text, as `line L, column C: message`."""
+    if not error.diagnostics:
+        return str(error)
+    first = error.diagnostics[0]
+    return f"line {first.span.line}, column {first.span.column}: {first.message}"
