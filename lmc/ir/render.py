@@ -109,7 +109,7 @@ def _node_attributes(node: Node, copies: dict[str, list[str]]) -> dict[str, str]
         label = f"<<b>retrieve</b><br/>{html.escape(node.index)}, k={node.k}>"
         return {"label": label, "shape": "cylinder", "fillcolor": "#e0f7fa"}
     if isinstance(node, ConstNode):
-        text = constant(node.value) if not isinstance(node.value, tuple) else str(node.value)
+        text = constant(node.value)
         if len(text) > 40:
             text = text[:37] + "..."
         return {"label": text, "shape": "note", "fillcolor": "#fafafa", "fontsize": "9"}
