@@ -119,7 +119,7 @@ class _Printer:
         return (
             isinstance(node, _VALUE_NODES)
             and len(self.graph.outgoing(node.id)) == 1
-            and _spellable(node.type)
+            and _spelled(node.type)
         )
 
     def statement(self, node: Node) -> ast.Statement | None:
@@ -137,7 +137,7 @@ class _Printer:
         assert isinstance(node, _VALUE_NODES)
         # The type a value is checked against where nothing else gives it one; the checker's
         # own `nothing` (of `[]`) has no spelling, and `[]` alone lowers to it anyway.
-        spelled = node.type if _spellable(node.type) else None
+        spelled = node.type if _spelled(node.type) else None
         return ast.Assign(name, self.value(node), type=spelled)
 
     def step(self, node: StepNode, name: str) -> ast.StepCall | ast.StepReuse:
@@ -180,13 +180,20 @@ class _Printer:
         return ast.Concat(self.source_of(node.id, "left"), self.source_of(node.id, "right"))
 
 
-def _spellable(t: LmType) -> bool:
+def writes_every_type(graph: ProgramGraph) -> bool:
+    """Whether every value's type has a spelling; the known gap of the text form is a value
+    typed with the checker's `nothing` (an `[]` no reader types), which may read back typed
+    otherwise."""
+    return all(_spelled(n.type) for n in graph.nodes() if isinstance(n, _VALUE_NODES))
+
+
+def _spelled(t: LmType) -> bool:
     if isinstance(t, Nothing | Unknown):
         return False
     if isinstance(t, ListOf):
-        return _spellable(t.item)
+        return _spelled(t.item)
     if isinstance(t, OptionalOf):
-        return _spellable(t.inner)
+        return _spelled(t.inner)
     return True
 
 
