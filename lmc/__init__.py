@@ -20,7 +20,7 @@ from lmc.builder.modules import (
 from lmc.builder.signature import InputField, OutputField, Signature
 from lmc.diagnostics import LmcError
 from lmc.program import Program, load, loads
-from lmc.runtime.context import RunContext, configure
+from lmc.runtime.context import RunContext, configure, context
 
 if TYPE_CHECKING:
     from lmc.compiler.session import BootstrapFewShot, compile
@@ -44,6 +44,7 @@ __all__ = [
     "build",
     "compile",
     "configure",
+    "context",
     "load",
     "loads",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,3 +15,13 @@ def isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LMC_CACHE_DIR", str(cache))
     monkeypatch.delenv("LMC_LM", raising=False)
     return cache
+
+
+@pytest.fixture(autouse=True)
+def fresh_default_model() -> Iterator[None]:
+    """A top-level `lmc.configure(...)` in one test does not become another test's model."""
+    from lmc.runtime.context import reset_default
+
+    reset_default()
+    yield
+    reset_default()

@@ -128,10 +128,10 @@ def _context(
     `default_lm` (what an artifact was compiled for), else the default model; likewise the
     backend."""
     from lmc.backends.clients.local import ModelFileError
-    from lmc.runtime.context import DEFAULT_BACKEND, configure
+    from lmc.runtime.context import DEFAULT_BACKEND, context
 
     try:
-        return configure(
+        return context(
             lm or args.lm or default_lm,
             backend=args.backend or default_backend or DEFAULT_BACKEND,
             api_base=args.api_base,

@@ -27,7 +27,8 @@ from lmc.passes.manager import (
 from lmc.passes.record import PassRecord
 from lmc.passes.registry import DEFAULT_PIPELINE, parse_pipeline
 from lmc.program import Program
-from lmc.runtime.context import Budget, RunContext, configure, current_context
+from lmc.runtime.context import Budget, RunContext, current_context
+from lmc.runtime.context import context as open_context
 from lmc.runtime.data import Dataset, coerce, hash_records, split
 from lmc.runtime.metrics import Metric, builtin, parse_metric
 
@@ -193,9 +194,9 @@ def compile(
         if declared is None:
             raise ValueError("lmc.compile needs a metric: metric='exact_match(answer)'")
         metric = builtin(declared.name, declared.field)
-    run = lm if isinstance(lm, RunContext) else (configure(lm) if lm else current_context())
+    run = lm if isinstance(lm, RunContext) else (open_context(lm) if lm else current_context())
     teacher_context = (
-        teacher if isinstance(teacher, RunContext) else (configure(teacher) if teacher else None)
+        teacher if isinstance(teacher, RunContext) else (open_context(teacher) if teacher else None)
     )
     compiled = compile_program(
         program,

@@ -1,7 +1,12 @@
 """`RunContext`: everything a run needs (LM, backend, cache, trace, counters), passed explicitly.
 
-`lmc.configure(...)` makes one; used as `with lmc.configure(lm=...):` it is also what eager calls
-(`lmc.Predict(Sig)(question=...)`) use in that block, in that thread or task only.
+Which context an eager call (`lmc.Predict(Sig)(question=...)`, `program(...)`) uses, first match:
+1. the innermost `with lmc.configure(...)` / `with lmc.context(...)` block of this thread or task;
+2. the innermost open block that this thread was started inside (a thread started in a block
+   sees it; threads that were already running when the block opened do not);
+3. the process default set by a top-level `lmc.configure(...)`;
+4. `$LMC_LM`, else the embedded model, made once.
+A configured model is therefore never replaced by the embedded one behind the user's back.
 """
 
 from __future__ import annotations
@@ -51,10 +56,15 @@ class RunContext:
         """At most `lm.max_concurrency` LM calls at once, however the run is scheduled."""
         return self._gate
 
-    _tokens: list[Token[RunContext | None]] = field(default_factory=list, repr=False)
+    _blocks: list[_Block] = field(default_factory=list, repr=False)
 
     def __enter__(self) -> RunContext:
-        self._tokens.append(_CURRENT.set(self))
+        # `with lmc.configure(...)` scopes the model to the block: undo the process default
+        # that the call itself set, unless something else has replaced it since.
+        _scopes.undo_default(self)
+        block = _Block(self, _CURRENT.set(self), frozenset(threading.enumerate()))
+        self._blocks.append(block)
+        _scopes.open(block)
         return self
 
     def __exit__(
@@ -63,7 +73,9 @@ class RunContext:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        _CURRENT.reset(self._tokens.pop())
+        block = self._blocks.pop()
+        _scopes.close(block)
+        _CURRENT.reset(block.token)
 
 
 class BudgetExhausted(Exception):
@@ -89,11 +101,68 @@ class Budget:
         return None if self.limit is None else self.limit - self.used
 
 
+@dataclass(frozen=True, eq=False)
+class _Block:
+    """One open `with` block: its context, and the threads that were running when it opened
+    (they keep their own model; threads started later inside it see this one)."""
+
+    context: RunContext
+    token: Token[RunContext | None]
+    threads_before: frozenset[threading.Thread]
+
+
+class _Scopes:
+    """The process default and the open blocks, shared by every thread, behind one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._default: RunContext | None = None
+        # What the latest `configure` replaced, to put back if that call turns out to be the
+        # head of a `with` statement.
+        self._replaced: RunContext | None = None
+        self._blocks: list[_Block] = []
+
+    def set_default(self, context: RunContext) -> None:
+        with self._lock:
+            self._replaced, self._default = self._default, context
+
+    def undo_default(self, context: RunContext) -> None:
+        with self._lock:
+            if self._default is context:
+                self._default, self._replaced = self._replaced, None
+
+    def open(self, block: _Block) -> None:
+        with self._lock:
+            self._blocks.append(block)
+
+    def close(self, block: _Block) -> None:
+        with self._lock:
+            self._blocks.remove(block)
+
+    def inherited(self, thread: threading.Thread) -> RunContext | None:
+        with self._lock:
+            for block in reversed(self._blocks):
+                if thread not in block.threads_before:
+                    return block.context
+        return None
+
+    def default(self) -> RunContext:
+        with self._lock:
+            if self._default is None:
+                self._default = context()
+            return self._default
+
+    def reset(self) -> None:
+        """Forget the process default (tests start from a fresh process's state)."""
+        with self._lock:
+            self._default = self._replaced = None
+
+
 _CURRENT: ContextVar[RunContext | None] = ContextVar("lmc_run_context", default=None)
-_DEFAULT: list[RunContext] = []
+_scopes = _Scopes()
 
 
-def configure(
+def context(
     lm: str | LMClient | None = None,
     *,
     backend: str | Backend = DEFAULT_BACKEND,
@@ -102,8 +171,9 @@ def configure(
     trace: str | None = None,
     concurrency: int = 4,
 ) -> RunContext:
-    """A run context: `lm` is a model string (`local`, `local:PATH.gguf`, a litellm string) or a
-    client; by default `$LMC_LM`, else the embedded local model."""
+    """A run context, to pass explicitly or to scope with `with lmc.context(...):`. `lm` is a model
+    string (`local`, `local:PATH.gguf`, a litellm string) or a client; by default `$LMC_LM`, else
+    the embedded local model."""
     model = lm if isinstance(lm, str) else None
     if lm is None or isinstance(lm, str):
         model = lm or os.environ.get("LMC_LM") or DEFAULT_MODEL
@@ -120,11 +190,32 @@ def configure(
     )
 
 
+def configure(
+    lm: str | LMClient | None = None,
+    *,
+    backend: str | Backend = DEFAULT_BACKEND,
+    api_base: str | None = None,
+    cache: bool = True,
+    trace: str | None = None,
+    concurrency: int = 4,
+) -> RunContext:
+    """Like `context(...)`, and also the process default from now on, as `dspy.configure` is;
+    `with lmc.configure(...):` instead scopes it to the block (and leaves the default alone)."""
+    made = context(
+        lm, backend=backend, api_base=api_base, cache=cache, trace=trace, concurrency=concurrency
+    )
+    _scopes.set_default(made)
+    return made
+
+
 def current_context() -> RunContext:
-    """The context of the enclosing `with lmc.configure(...)`, else a default one (made once)."""
-    context = _CURRENT.get()
-    if context is not None:
-        return context
-    if not _DEFAULT:
-        _DEFAULT.append(configure())
-    return _DEFAULT[0]
+    """The context eager calls run on (see the module's docstring for the order)."""
+    scoped = _CURRENT.get()
+    if scoped is not None:
+        return scoped
+    return _scopes.inherited(threading.current_thread()) or _scopes.default()
+
+
+def reset_default() -> None:
+    """Forget what a top-level `lmc.configure` set: the next eager call starts from `$LMC_LM`."""
+    _scopes.reset()

@@ -131,7 +131,7 @@ def dataset(program: Program, items: Iterable[dict[str, Any]], name: str) -> Dat
 
 def context(reply: Reply, *, cache: bool = True) -> tuple[FakeLM, RunContext]:
     fake = FakeLM(reply, identity="fake-model")
-    return fake, lmc.configure(fake, cache=cache)
+    return fake, lmc.context(fake, cache=cache)
 
 
 def compile_qa(

@@ -119,7 +119,7 @@ def dataset(program: lmc.Program, name: str) -> Dataset:
 def compile_context(
     program: lmc.Program, lm: FakeLM, said: list[str] | None = None
 ) -> CompileContext:
-    run = lmc.configure(lm, cache=False)
+    run = lmc.context(lm, cache=False)
     return CompileContext(
         run=run,
         teacher=run,
@@ -361,7 +361,7 @@ def test_the_passes_are_registered_with_their_options() -> None:
 
 
 def _runs(graph: ProgramGraph, program: lmc.Program, **inputs: Any) -> Any:
-    return lmc.Program(graph).run(inputs, lmc.configure(FakeLM(answering()), cache=False))
+    return lmc.Program(graph).run(inputs, lmc.context(FakeLM(answering()), cache=False))
 
 
 def test_structural_passes_keep_what_the_program_computes() -> None:

@@ -98,7 +98,7 @@ def test_a_retrieve_step_feeds_the_passages_to_the_next_step(tmp_path: Path) -> 
         return json.dumps({"answer": "Paris" if "Eiffel" in seen else "unknown"})
 
     fake = FakeLM(answer)
-    context = lmc.configure(fake, cache=False)
+    context = lmc.context(fake, cache=False)
     assert program.run({"question": "Where is the Eiffel Tower?"}, context).answer == "Paris"
     assert context.stats.retrievals == 1
 
@@ -126,7 +126,7 @@ def test_retrievals_are_in_the_trace_and_shown(
     (tmp_path / "ask.lmp").write_text(PROGRAM, encoding="utf-8")
     program = lmc.load(tmp_path / "ask.lmp")
     trace = tmp_path / "trace.jsonl"
-    context = lmc.configure(FakeLM(['{"answer": "Paris"}']), cache=False, trace=str(trace))
+    context = lmc.context(FakeLM(['{"answer": "Paris"}']), cache=False, trace=str(trace))
     program.run({"question": "Where is the Eiffel Tower?"}, context)
     assert context.trace is not None
     context.trace.close()

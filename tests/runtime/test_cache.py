@@ -272,9 +272,9 @@ def test_a_second_run_is_answered_from_the_cache_without_an_lm_call() -> None:
     fake = FakeLM(lambda request: '{"answer": "Paris"}')
     program = lmc.loads(ONE_STEP)
 
-    first = program.run({"question": "Capital of France?"}, lmc.configure(fake, cache=True))
+    first = program.run({"question": "Capital of France?"}, lmc.context(fake, cache=True))
     calls = list(fake.requests)
-    again = lmc.configure(fake, cache=True)
+    again = lmc.context(fake, cache=True)
     second = program.run({"question": "Capital of France?"}, again)
 
     assert len(calls) == 1
@@ -289,8 +289,8 @@ def test_another_model_identity_is_not_answered_from_the_cache() -> None:
     first = FakeLM(lambda request: '{"answer": "from a"}', identity="model-a")
     second = FakeLM(lambda request: '{"answer": "from b"}', identity="model-b")
 
-    program.run({"question": "q"}, lmc.configure(first, cache=True))
-    outputs = program.run({"question": "q"}, lmc.configure(second, cache=True))
+    program.run({"question": "q"}, lmc.context(first, cache=True))
+    outputs = program.run({"question": "q"}, lmc.context(second, cache=True))
 
     assert outputs == lmc.Prediction(answer="from b")
     assert len(second.requests) == 1

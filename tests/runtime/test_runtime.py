@@ -136,7 +136,7 @@ def test_steps_run_in_dependency_order_and_outputs_are_typed() -> None:
             }
         )
     )
-    context = lmc.configure(fake, backend="json", cache=False)
+    context = lmc.context(fake, backend="json", cache=False)
 
     outputs = lmc.loads(CHAIN).run({"text": "a b c"}, context)
 
@@ -162,7 +162,7 @@ def test_independent_steps_are_in_flight_at_the_same_time() -> None:
         side = "left" if instruction(request) == "Write the left side." else "right"
         return json.dumps({side: side.upper()})
 
-    context = lmc.configure(FakeLM(reply, max_concurrency=2), cache=False)
+    context = lmc.context(FakeLM(reply, max_concurrency=2), cache=False)
 
     outputs = lmc.loads(BOTH).run({"text": "x"}, context)
 
@@ -180,7 +180,7 @@ def test_max_concurrency_one_runs_independent_steps_one_after_another() -> None:
         return json.dumps({side: side.upper()})
 
     fake = FakeLM(reply, max_concurrency=1)
-    context = lmc.configure(fake, cache=False)
+    context = lmc.context(fake, cache=False)
 
     outputs = lmc.loads(BOTH).run({"text": "x"}, context)
 
@@ -194,7 +194,7 @@ def test_max_concurrency_one_runs_independent_steps_one_after_another() -> None:
 
 def test_an_unparsable_reply_gets_exactly_one_repair_call() -> None:
     fake = FakeLM(["I think the answer is Paris.", '{"answer": "Paris"}'])
-    context = lmc.configure(fake, cache=False)
+    context = lmc.context(fake, cache=False)
 
     outputs = lmc.loads(ONE_STEP).run({"question": "Capital of France?"}, context)
 
@@ -211,7 +211,7 @@ def test_an_unparsable_reply_gets_exactly_one_repair_call() -> None:
 
 def test_a_second_unusable_reply_fails_the_step_with_the_raw_reply() -> None:
     fake = FakeLM(["no json here", '{"wrong_key": 1}'])
-    context = lmc.configure(fake, cache=False)
+    context = lmc.context(fake, cache=False)
 
     with pytest.raises(StepFailed) as failure:
         lmc.loads(ONE_STEP).run({"question": "q"}, context)
@@ -230,7 +230,7 @@ def test_a_second_unusable_reply_fails_the_step_with_the_raw_reply() -> None:
 def test_trace_has_one_line_per_call_with_both_attempts_of_a_repair(tmp_path: Path) -> None:
     path = tmp_path / "trace.jsonl"
     fake = FakeLM(["not json", '{"answer": "Paris"}'])
-    context = lmc.configure(fake, cache=False, trace=str(path))
+    context = lmc.context(fake, cache=False, trace=str(path))
 
     lmc.loads(ONE_STEP).run({"question": "Capital of France?"}, context)
     assert context.trace is not None
@@ -284,7 +284,7 @@ def test_dataset_results_come_in_input_order_with_bounded_concurrency() -> None:
         return json.dumps({"answer": f"a-{question}"})
 
     fake = FakeLM(reply, max_concurrency=64)
-    context = lmc.configure(fake, cache=False, concurrency=2)
+    context = lmc.context(fake, cache=False, concurrency=2)
     records = [{"question": f"q{i}"} for i in range(6)]
 
     results = collect(context, lmc.loads(ONE_STEP), records)
@@ -301,7 +301,7 @@ def test_a_failing_record_carries_its_error_and_reply_and_the_others_succeed() -
         question = first_input(request)
         return "garbage" if question == "bad" else json.dumps({"answer": question.upper()})
 
-    context = lmc.configure(FakeLM(reply), cache=False, concurrency=3)
+    context = lmc.context(FakeLM(reply), cache=False, concurrency=3)
     records = [{"question": q} for q in ("one", "bad", "three")]
 
     results = collect(context, lmc.loads(ONE_STEP), records)
@@ -372,7 +372,7 @@ def test_calling_a_program_returns_a_prediction_on_the_current_context() -> None
 
 def test_retrieve_without_a_loaded_index_names_the_index() -> None:
     fake = FakeLM(['{"answer": "x"}'])
-    context = lmc.configure(fake, cache=False)
+    context = lmc.context(fake, cache=False)
 
     with pytest.raises(RetrievalUnavailable, match="'wiki'"):
         lmc.loads(RAG).run({"question": "q"}, context)

@@ -1,0 +1,138 @@
+"""Which model an eager call runs on, as a DSPy user expects: `lmc.configure(...)` at top level is
+the process default, `with lmc.configure(...)` scopes a block, and threads and tasks started inside a
+block see it. Every LM here is a `FakeLM` that names itself in its answers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import lmc
+from lmc.backends.clients.fake import FakeLM
+
+
+def named(name: str) -> FakeLM:
+    return FakeLM(lambda request: '{"answer": "%s"}' % name, identity=name)
+
+
+def ask() -> str:
+    answer: str = lmc.Predict("question -> answer")(question="which model?").answer
+    return answer
+
+
+def ask_in_thread() -> str:
+    answers: list[str] = []
+    thread = threading.Thread(target=lambda: answers.append(ask()))
+    thread.start()
+    thread.join()
+    return answers[0]
+
+
+def test_a_top_level_configure_is_the_default_for_every_later_call() -> None:
+    lmc.configure(named("served"), cache=False)
+
+    assert ask() == "served"
+    assert ask_in_thread() == "served"
+
+
+def test_a_later_top_level_configure_replaces_the_earlier_one() -> None:
+    lmc.configure(named("first"), cache=False)
+    lmc.configure(named("second"), cache=False)
+
+    assert ask() == "second"
+
+
+def test_a_with_block_scopes_its_model_and_leaves_the_default_as_it_was() -> None:
+    lmc.configure(named("default"), cache=False)
+
+    with lmc.configure(named("block"), cache=False):
+        inside = ask()
+
+    assert (inside, ask()) == ("block", "default")
+
+
+def test_lmc_context_makes_a_context_without_touching_the_default() -> None:
+    lmc.configure(named("default"), cache=False)
+
+    explicit = lmc.context(named("explicit"), cache=False)
+
+    assert ask() == "default"
+    with explicit:
+        assert ask() == "explicit"
+
+
+def test_a_thread_started_inside_a_block_sees_the_block() -> None:
+    lmc.configure(named("default"), cache=False)
+
+    with lmc.configure(named("block"), cache=False):
+        inside = ask_in_thread()
+
+    assert (inside, ask_in_thread()) == ("block", "default")
+
+
+def test_a_thread_pool_started_inside_a_block_sees_the_block() -> None:
+    with lmc.configure(named("block"), cache=False), ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: ask(), range(4)))
+
+    assert answers == ["block"] * 4
+
+
+def test_a_thread_already_running_keeps_its_model_while_another_thread_opens_a_block() -> None:
+    # A server's request thread must not pick up the model another request scoped to itself.
+    lmc.configure(named("default"), cache=False)
+    block_open, asked = threading.Event(), threading.Event()
+    answers: list[str] = []
+
+    def request() -> None:
+        block_open.wait()
+        answers.append(ask())
+        asked.set()
+
+    worker = threading.Thread(target=request)
+    worker.start()
+    with lmc.configure(named("block"), cache=False):
+        block_open.set()
+        asked.wait()
+    worker.join()
+
+    assert answers == ["default"]
+
+
+def test_tasks_started_inside_a_block_see_it() -> None:
+    async def main() -> list[str]:
+        with lmc.configure(named("block"), cache=False):
+            task = asyncio.create_task(asyncio.to_thread(ask))
+            in_thread = await asyncio.to_thread(ask)
+            return [await task, in_thread]
+
+    lmc.configure(named("default"), cache=False)
+
+    assert asyncio.run(main()) == ["block", "block"]
+
+
+def test_the_innermost_block_wins_in_threads_started_inside_it() -> None:
+    with lmc.configure(named("outer"), cache=False):
+        with lmc.configure(named("inner"), cache=False):
+            inner = ask_in_thread()
+        outer = ask_in_thread()
+
+    assert (inner, outer) == ("inner", "outer")
+
+
+def test_compile_without_an_lm_uses_the_configured_model() -> None:
+    fake = named("Paris")
+    lmc.configure(fake, cache=False)
+    program = lmc.loads(
+        'signature QA {\n  """Answer."""\n  input question: str\n  output answer: str\n}\n'
+        "program P(question: str) -> (answer: str) {\n"
+        "  gen = predict QA(question=question)\n  return answer = gen.answer\n}\n"
+    )
+    train = [{"question": f"q{i}", "answer": "Paris"} for i in range(3)]
+
+    compiled = lmc.compile(
+        program, trainset=train, metric="exact_match(answer)", pipeline="bootstrap-demos"
+    )
+
+    assert fake.requests, "the compile ran on the configured model"
+    assert compiled(question="q").answer == "Paris"
