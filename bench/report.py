@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lmc.passes.registry import DEFAULT_PIPELINE
+from lmc.passes.pipeline import DEFAULT_PIPELINE
 
 BENCH = Path(__file__).resolve().parent
 DSPY_PYTHON = BENCH / ".venv-dspy" / "bin" / "python"

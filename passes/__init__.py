@@ -1,1 +1,1 @@
-"""Passes: IR -> IR transformations, registered by name (see `lmc.passes.registry`)."""
+"""Passes: IR -> IR transformations, registered by name in `lmc.plugins.PASSES`."""

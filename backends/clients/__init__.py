@@ -1,8 +1,10 @@
-"""LM clients, chosen by model string: `local`, `local:PATH.gguf`, or any litellm model string."""
+"""LM clients, chosen by model string: `KIND` or `KIND:SPEC` for a registered model kind
+(`local`, `local:PATH.gguf`; see `lmc.plugins.MODEL_KINDS`), or any litellm `provider/name`."""
 
 from __future__ import annotations
 
 from lmc.backends.base import LMClient
+from lmc.plugins import MODEL_KINDS
 
 DEFAULT_MODEL = "local"
 
@@ -15,17 +17,15 @@ def LM(model: str = DEFAULT_MODEL, *, api_base: str | None = None) -> LMClient:
 
 def open_lm(model: str = DEFAULT_MODEL, api_base: str | None = None) -> LMClient:
     """The client for a model string (see the CLI spec's MODEL)."""
-    if model == "local" or model.startswith("local:"):
-        from lmc.backends.clients.local import LocalLM
-
-        if api_base:
-            raise ValueError("--api-base is for served models; local runs in this process")
-        return LocalLM(model.partition(":")[2] or None)
+    kind, _, spec = model.partition(":")
+    if "/" not in kind and kind in MODEL_KINDS:
+        client: LMClient = MODEL_KINDS.load(kind)(spec, api_base)
+        return client
     if "/" not in model:
+        kinds = ", ".join(f"{k}, {k}:SPEC" for k in MODEL_KINDS.names() if k != "litellm")
         raise ValueError(
-            f"unknown model '{model}': expected local, local:PATH.gguf, or a litellm model "
-            "string such as openai/gpt-4o-mini or ollama/llama3"
+            f"unknown model '{model}': expected {kinds}, or a litellm model string such as "
+            "openai/gpt-4o-mini or ollama/llama3"
         )
-    from lmc.backends.clients.hosted import HostedLM
-
-    return HostedLM(model, api_base)
+    hosted: LMClient = MODEL_KINDS.load("litellm")(model, api_base)
+    return hosted

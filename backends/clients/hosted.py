@@ -44,6 +44,11 @@ def _public(url: str | None) -> str:
     return urlunsplit((parts.scheme, host, parts.path.rstrip("/"), "", ""))
 
 
+def open_hosted(model: str, api_base: str | None) -> HostedLM:
+    """Any litellm model string (`openai/NAME`, `ollama/llama3`, ...)."""
+    return HostedLM(model, api_base)
+
+
 class HostedLM:
     """Any litellm model string; `api_base` points at a served model (an OpenAI-style server)."""
 

@@ -29,6 +29,13 @@ class ModelFileError(Exception):
     """The model file is missing or cannot be loaded."""
 
 
+def open_local(path: str, api_base: str | None) -> LocalLM:
+    """`local` (the embedded model) or `local:PATH.gguf`, run in this process."""
+    if api_base:
+        raise ValueError("--api-base is for served models; local runs in this process")
+    return LocalLM(path or None)
+
+
 def default_model_path() -> Path:
     # Found without importing the package: importing it imports the `llm` tool, slowly.
     spec = importlib.util.find_spec(DEFAULT_PACKAGE)

@@ -100,7 +100,7 @@ def cmd_compile(
 
 def _inputs(args: argparse.Namespace, program: Program) -> tuple[Any, Any, Any, Any]:
     """The metric, passes and datasets the options name, all checked before any LM call."""
-    from lmc.passes.registry import DEFAULT_PIPELINE, PipelineError, parse_pipeline
+    from lmc.passes.pipeline import DEFAULT_PIPELINE, PipelineError, parse_pipeline
     from lmc.runtime.data import DataError, load_dataset
     from lmc.runtime.metrics import MetricError
 

@@ -139,7 +139,7 @@ def _context(
             trace=getattr(args, "trace", None),
             concurrency=args.concurrency,
         )
-    except (KeyError, ValueError) as error:
+    except (LookupError, ValueError) as error:
         raise RunUsageError(str(error).strip("'\"")) from None
     except ModelFileError as error:
         raise RunFailed(str(error)) from None

@@ -24,8 +24,8 @@ from lmc.passes.manager import (
     run_pipeline,
     verify_between,
 )
+from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
 from lmc.passes.record import PassRecord
-from lmc.passes.registry import DEFAULT_PIPELINE, parse_pipeline
 from lmc.program import Program
 from lmc.runtime.context import Budget, RunContext, current_context
 from lmc.runtime.context import context as open_context

@@ -9,14 +9,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, did_you_mean, quoted_list
+from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, quoted_list
 from lmc.ir.graph import MetricRef, ProgramGraph
 from lmc.ir.lower_program import ProgramLowering
+from lmc.plugins import INDEX_KINDS, METRICS
 from lmc.signatures import check_signature
 from lmc.syntax import tree as ast
-
-BUILTIN_METRICS = ("exact_match", "contains", "f1", "numeric")
-INDEX_KINDS = ("bm25", "embeddings")
 
 
 @dataclass(frozen=True)
@@ -77,11 +75,7 @@ def _check_declarations(module: ast.Module, diagnostics: Diagnostics) -> set[str
             if not valid:
                 broken.add(decl.name)
         elif isinstance(decl, ast.IndexDecl) and decl.kind not in INDEX_KINDS:
-            diagnostics.error(
-                decl.kind_span,
-                f"unknown index kind '{decl.kind}'; expected {quoted_list(INDEX_KINDS)}"
-                + did_you_mean(decl.kind, INDEX_KINDS),
-            )
+            diagnostics.error(decl.kind_span, INDEX_KINDS.unknown(decl.kind))
     return broken
 
 
@@ -89,12 +83,8 @@ def _check_metric(module: ast.Module, diagnostics: Diagnostics) -> None:
     metric = module.metric()
     if metric is None:
         return
-    if metric.name not in BUILTIN_METRICS:
-        diagnostics.error(
-            metric.name_span,
-            f"unknown metric '{metric.name}'; expected {quoted_list(BUILTIN_METRICS)}"
-            + did_you_mean(metric.name, BUILTIN_METRICS),
-        )
+    if metric.name not in METRICS:
+        diagnostics.error(metric.name_span, METRICS.unknown(metric.name))
     for program in module.programs():
         results = [r.name for r in program.results]
         if metric.field not in results:

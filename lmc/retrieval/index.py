@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lmc.files import cache_dir
+from lmc.plugins import INDEX_KINDS, UnknownName
 from lmc.runtime.data import DataError, jsonl_objects, read_bytes
 
 INDEX_FORMAT = 1
-KINDS = ("bm25", "embeddings")
 
 
 @dataclass(frozen=True)
@@ -124,13 +124,10 @@ class BM25Index:
 
 
 def _index_class(kind: str) -> Any:
-    if kind == "bm25":
-        return BM25Index
-    if kind == "embeddings":
-        from lmc.retrieval.embeddings import EmbeddingsIndex
-
-        return EmbeddingsIndex
-    raise DataError(f"unknown index kind '{kind}'; expected one of {', '.join(KINDS)}")
+    try:
+        return INDEX_KINDS.load(kind)
+    except UnknownName as error:
+        raise DataError(str(error)) from None
 
 
 def index_folder(kind: str, corpus: Corpus) -> Path:

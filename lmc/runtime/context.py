@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from lmc.backends import registry
 from lmc.backends.base import Backend, LMClient
 from lmc.backends.clients import DEFAULT_MODEL, open_lm
+from lmc.plugins import BACKENDS
 from lmc.runtime.cache import ResponseCache
 from lmc.runtime.stats import RunStats
 from lmc.runtime.trace import TraceWriter
@@ -183,7 +183,7 @@ def context(
     return RunContext(
         model=model,
         lm=client,
-        backend=registry.get(backend) if isinstance(backend, str) else backend,
+        backend=BACKENDS.load(backend)() if isinstance(backend, str) else backend,
         cache=ResponseCache() if cache else None,
         trace=TraceWriter(trace) if trace else None,
         concurrency=concurrency,

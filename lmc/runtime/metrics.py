@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-BUILTINS = ("exact_match", "contains", "f1", "numeric")
+from lmc.plugins import METRICS, UnknownName
 
 
 class MetricError(Exception):
@@ -31,16 +31,16 @@ def normalize(text: Any) -> str:
     return " ".join(no_articles.split())
 
 
-def _exact_match(expected: Any, predicted: Any) -> float:
+def exact_match(expected: Any, predicted: Any) -> float:
     return float(normalize(expected) == normalize(predicted))
 
 
-def _contains(expected: Any, predicted: Any) -> float:
+def contains(expected: Any, predicted: Any) -> float:
     wanted = normalize(expected)
     return float(bool(wanted) and wanted in normalize(predicted))
 
 
-def _f1(expected: Any, predicted: Any) -> float:
+def f1(expected: Any, predicted: Any) -> float:
     truth, guess = normalize(expected).split(), normalize(predicted).split()
     common = sum((Counter(truth) & Counter(guess)).values())
     if not truth or not guess or common == 0:
@@ -67,17 +67,9 @@ def to_number(value: Any) -> float | None:
         return None
 
 
-def _numeric(expected: Any, predicted: Any) -> float:
+def numeric(expected: Any, predicted: Any) -> float:
     a, b = to_number(expected), to_number(predicted)
     return float(a is not None and b is not None and abs(a - b) <= 1e-6 * max(1.0, abs(a)))
-
-
-_FIELD_METRICS: dict[str, Callable[[Any, Any], float]] = {
-    "exact_match": _exact_match,
-    "contains": _contains,
-    "f1": _f1,
-    "numeric": _numeric,
-}
 
 
 @dataclass(frozen=True)
@@ -103,9 +95,11 @@ class Metric:
 
 
 def builtin(name: str, field: str) -> Metric:
-    compare = _FIELD_METRICS.get(name)
-    if compare is None:
-        raise MetricError(f"unknown metric '{name}'; expected one of {', '.join(BUILTINS)}")
+    """The field metric registered as `name` (see `lmc.plugins.METRICS`), on `field`."""
+    try:
+        compare: Callable[[Any, Any], float] = METRICS.load(name)
+    except UnknownName as error:
+        raise MetricError(str(error)) from None
 
     def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
         if field not in example:

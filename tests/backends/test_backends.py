@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from lmc.backends import registry
+import lmc
 from lmc.backends.base import Backend, LMRequest, Message, ReplyError, StepView
 from lmc.backends.chat import COMPLETED, ChatBackend, marker
 from lmc.backends.clients.fake import FakeLM
@@ -23,6 +23,8 @@ from lmc.backends.completion import CompletionBackend, TemplateMissing, render_p
 from lmc.backends.json_object import JsonBackend
 from lmc.backends.schema import MAX_ITEMS, MAX_TEXT
 from lmc.ir.graph import Demo, StepParams
+from lmc.plugins import BACKENDS as REGISTERED
+from lmc.plugins import UnknownName
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf
 
@@ -731,36 +733,35 @@ def test_completion_repair_prompt_is_the_whole_conversation_rendered() -> None:
 
 
 def test_registry_lists_the_builtin_backends() -> None:
-    names = registry.names()
+    names = REGISTERED.names()
     assert {"chat", "completion", "json"} <= set(names)
-    assert names == sorted(names)
+    assert list(names) == sorted(names)
     for name, cls in BACKENDS.items():
-        backend = registry.get(name)
+        backend = REGISTERED.load(name)()
         assert type(backend) is cls
         assert backend.name == name
 
 
 def test_registry_unknown_name_names_the_choices() -> None:
-    with pytest.raises(KeyError) as caught:
-        registry.get("xml")
-    message = str(caught.value)
-    assert "xml" in message
-    for name in ("chat", "completion", "json"):
-        assert name in message
+    with pytest.raises(UnknownName) as caught:
+        REGISTERED.load("jsno")
+    assert str(caught.value) == (
+        "unknown backend 'jsno'; expected 'chat', 'completion' or 'json'; did you mean 'json'?"
+    )
 
 
 def test_registry_refuses_a_second_backend_of_the_same_name() -> None:
     with pytest.raises(ValueError, match="'chat' is already registered"):
-        registry.register("chat", JsonBackend)
-    assert type(registry.get("chat")) is ChatBackend
+        REGISTERED.register("chat", JsonBackend)
+    assert REGISTERED.load("chat") is ChatBackend
 
 
 def test_registry_takes_a_new_backend(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(registry, "_FACTORIES", dict(registry._FACTORIES))
+    monkeypatch.setattr(REGISTERED, "_targets", dict(REGISTERED._targets))
 
     class Shouty(JsonBackend):
         name = "shouty"
 
-    registry.register("shouty", Shouty)
-    assert "shouty" in registry.names()
-    assert isinstance(registry.get("shouty"), Shouty)
+    REGISTERED.register("shouty", Shouty)
+    assert "shouty" in REGISTERED.names()
+    assert isinstance(lmc.context(FakeLM(), backend="shouty").backend, Shouty)

@@ -23,7 +23,7 @@ from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from lmc.ir.graph import Demo, StepParams
-from lmc.passes.registry import DEFAULT_PIPELINE
+from lmc.passes.pipeline import DEFAULT_PIPELINE
 from lmc.program import load, loads
 from lmc.runtime.data import load_dataset, split
 
@@ -327,8 +327,8 @@ def test_an_unknown_pass_is_refused(fake: FakeLM, capsys: pytest.CaptureFixture[
         out,
         err,
         fake,
-        "unknown pass 'prune'; expected one of bootstrap-demos, dead-steps, dedupe-steps, "
-        "fuse-steps, instruction-search, prune-demos",
+        "unknown pass 'prune'; expected 'bootstrap-demos', 'dead-steps', 'dedupe-steps', "
+        "'fuse-steps', 'instruction-search' or 'prune-demos'; did you mean 'prune-demos'?",
     )
 
 
@@ -410,7 +410,7 @@ def test_an_unknown_metric_is_refused(fake: FakeLM, capsys: pytest.CaptureFixtur
         out,
         err,
         fake,
-        "unknown metric 'bleu'; expected one of exact_match, contains, f1, numeric",
+        "unknown metric 'bleu'; expected 'contains', 'exact_match', 'f1' or 'numeric'",
     )
 
 

@@ -232,7 +232,10 @@ def test_no_metric_at_all_exits_2(
 @pytest.mark.parametrize(
     ("metric", "message"),
     [
-        ("exact(answer)", "unknown metric 'exact'; expected one of exact_match, contains"),
+        (
+            "exact(answer)",
+            "unknown metric 'exact'; expected 'contains', 'exact_match', 'f1' or 'numeric'; did you mean 'exact_match'?",
+        ),
         ("exact_match(reply)", "'reply' is not an output of program QA; expected one of answer"),
         ("nowhere_at_all:fn", "cannot import nowhere_at_all"),
         ("answer", "expected NAME(FIELD) or package.module:function; found 'answer'"),

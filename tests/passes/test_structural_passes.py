@@ -30,7 +30,7 @@ from lmc.passes.base import CompileContext, Dataset, Pass
 from lmc.passes.dead_steps import DeadStepsPass
 from lmc.passes.dedupe_steps import DedupeStepsPass
 from lmc.passes.fuse_steps import FuseStepsPass, fusable_pairs
-from lmc.passes.registry import parse_pipeline
+from lmc.passes.pipeline import parse_pipeline
 from lmc.runtime.data import coerce
 from lmc.runtime.metrics import builtin
 

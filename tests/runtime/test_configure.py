@@ -13,7 +13,7 @@ from lmc.backends.clients.fake import FakeLM
 
 
 def named(name: str) -> FakeLM:
-    return FakeLM(lambda request: '{"answer": "%s"}' % name, identity=name)
+    return FakeLM(lambda request: f'{{"answer": "{name}"}}', identity=name)
 
 
 def ask() -> str:

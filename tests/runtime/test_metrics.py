@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from lmc.runtime.metrics import BUILTINS, Metric, MetricError, builtin, parse_metric, to_number
+from lmc.plugins import METRICS
+from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, to_number
 
 
 def score(name: str, expected: Any, predicted: Any) -> float:
@@ -135,14 +136,14 @@ def test_to_number_reads_the_last_number_and_never_a_bool(value: Any, number: fl
 # every builtin -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("name", METRICS.names())
 def test_a_builtin_scores_a_prediction_without_the_field_as_empty(name: str) -> None:
     metric = builtin(name, "answer")
 
     assert metric.score({"answer": "Paris"}, {}) == 0.0
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("name", METRICS.names())
 def test_a_builtin_on_an_example_without_the_field_is_a_metric_error(name: str) -> None:
     metric = builtin(name, "answer")
 
@@ -153,7 +154,7 @@ def test_a_builtin_on_an_example_without_the_field_is_a_metric_error(name: str) 
 # parse_metric ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", BUILTINS)
+@pytest.mark.parametrize("name", METRICS.names())
 def test_parse_metric_reads_name_and_field(name: str) -> None:
     metric = parse_metric(f"{name}(answer)")
 
@@ -179,7 +180,7 @@ def test_an_unknown_metric_names_the_builtins() -> None:
         parse_metric("bleu(answer)")
 
     assert str(raised.value) == (
-        "unknown metric 'bleu'; expected one of exact_match, contains, f1, numeric"
+        "unknown metric 'bleu'; expected 'contains', 'exact_match', 'f1' or 'numeric'"
     )
 
 

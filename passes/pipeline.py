@@ -1,26 +1,15 @@
-"""Passes by name, and pipelines written as `bootstrap-demos{max_demos=4},fuse-steps`.
-
-A pipeline is parsed and checked (names, options, their types) before any LM call.
-"""
+"""Pipelines written as `bootstrap-demos{max_demos=4},fuse-steps`, of passes named in
+`lmc.plugins.PASSES`. A pipeline is parsed and checked (names, options, their types) before any LM
+call."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 from typing import Any, get_type_hints
 
 from lmc.passes.base import Pass
-
-# name -> "module:Class" under lmc.passes; imported only when used.
-_PASSES: dict[str, str] = {
-    "dead-steps": "dead_steps:DeadStepsPass",
-    "dedupe-steps": "dedupe_steps:DedupeStepsPass",
-    "bootstrap-demos": "bootstrap_demos:BootstrapDemosPass",
-    "instruction-search": "instruction_search:InstructionSearchPass",
-    "fuse-steps": "fuse_steps:FuseStepsPass",
-    "prune-demos": "prune_demos:PruneDemosPass",
-}
+from lmc.plugins import PASSES, UnknownName
 
 DEFAULT_PIPELINE = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
 
@@ -29,26 +18,11 @@ class PipelineError(Exception):
     """A pipeline spec that names an unknown pass or option, or a badly typed value."""
 
 
-def register(name: str, target: str) -> None:
-    """Add a pass: `target` is `package.module:Class`. A name already taken is an error."""
-    if name in _PASSES:
-        raise ValueError(f"a pass named '{name}' is already registered")
-    _PASSES[name] = target
-
-
-def names() -> list[str]:
-    return sorted(_PASSES)
-
-
 def pass_class(name: str) -> type[Any]:
-    target = _PASSES.get(name)
-    if target is None:
-        raise PipelineError(f"unknown pass '{name}'; expected one of {', '.join(names())}")
-    module_name, _, class_name = target.partition(":")
-    if "." not in module_name:
-        module_name = f"lmc.passes.{module_name}"
-    cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
-    return cls
+    try:
+        return PASSES.load(name)
+    except UnknownName as error:
+        raise PipelineError(str(error)) from None
 
 
 _ITEM = re.compile(r"\s*([a-z][a-z0-9-]*)\s*(?:\{([^{}]*)\})?\s*")

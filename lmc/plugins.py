@@ -1,0 +1,139 @@
+"""Every pluggable kind, by name: passes, backends, model kinds, index kinds and metrics.
+
+One pattern for all five: a `Registry` maps a name to `package.module:attribute`, imported on
+first use, so the checker, the CLI's choices and its help list and check names without loading
+what they name (`lmc check` and `lmc --help` stay fast). Another package adds one in code with
+`PASSES.register("my-pass", MyPass)`, or without code through an entry point in the registry's
+group (`[project.entry-points."lmc.passes"] my-pass = "mypkg.passes:MyPass"`); a name already
+taken is an error, so a plug-in never silently replaces a builtin.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Mapping
+from typing import Any, Generic, TypeVar
+
+from lmc.diagnostics import did_you_mean, quoted_list
+
+T = TypeVar("T")
+
+
+class UnknownName(LookupError):
+    """A name that no registry entry has: says what there is, and the closest one."""
+
+    def __init__(self, kind: str, name: str, known: tuple[str, ...]) -> None:
+        self.kind, self.name, self.known = kind, name, known
+        super().__init__(
+            f"unknown {kind} '{name}'; expected {quoted_list(known)}" + did_you_mean(name, known)
+        )
+
+
+class Registry(Generic[T]):
+    """Names of one kind of plug-in, each bound to an object or to where it is imported from."""
+
+    def __init__(self, kind: str, group: str, targets: Mapping[str, str]) -> None:
+        self.kind = kind
+        self.group = group  # the entry-point group other packages register under
+        self._targets: dict[str, str | T] = dict(targets)
+        self._lock = threading.Lock()
+        self._scanned = False
+
+    def register(self, name: str, target: str | T) -> None:
+        """`target` is the object itself or `package.module:attribute`."""
+        with self._lock:
+            if name in self._targets:
+                raise ValueError(f"a {self.kind} named '{name}' is already registered")
+            self._targets[name] = target
+
+    def names(self) -> tuple[str, ...]:
+        self._scan_entry_points()
+        return tuple(sorted(self._targets))
+
+    def __contains__(self, name: object) -> bool:
+        if name not in self._targets:
+            self._scan_entry_points()
+        return name in self._targets
+
+    def unknown(self, name: str) -> str:
+        """What to tell a user who named `name`, which is not registered."""
+        return str(UnknownName(self.kind, name, self.names()))
+
+    def load(self, name: str) -> T:
+        """The object registered as `name`, imported now if need be; `UnknownName` if none is."""
+        if name not in self:
+            raise UnknownName(self.kind, name, self.names())
+        target = self._targets[name]
+        return self._import(target) if isinstance(target, str) else target
+
+    def _import(self, target: str) -> T:
+        module_name, _, attribute = target.partition(":")
+        value: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            value = getattr(value, part)
+        loaded: T = value
+        return loaded
+
+    def _scan_entry_points(self) -> None:
+        # Only when a name is not a builtin, or all names are listed: scanning installed
+        # packages' metadata costs milliseconds that `lmc check` should not pay.
+        if self._scanned:
+            return
+        from importlib.metadata import entry_points
+
+        with self._lock:
+            for point in entry_points(group=self.group):
+                self._targets.setdefault(point.name, point.value)
+            self._scanned = True
+
+
+# The builtins. Model kinds are the prefixes of model strings (`local`, `local:PATH.gguf`); any
+# other `provider/name` string goes to litellm.
+PASSES: Registry[type[Any]] = Registry(
+    "pass",
+    "lmc.passes",
+    {
+        "dead-steps": "lmc.passes.dead_steps:DeadStepsPass",
+        "dedupe-steps": "lmc.passes.dedupe_steps:DedupeStepsPass",
+        "bootstrap-demos": "lmc.passes.bootstrap_demos:BootstrapDemosPass",
+        "instruction-search": "lmc.passes.instruction_search:InstructionSearchPass",
+        "fuse-steps": "lmc.passes.fuse_steps:FuseStepsPass",
+        "prune-demos": "lmc.passes.prune_demos:PruneDemosPass",
+    },
+)
+BACKENDS: Registry[Any] = Registry(
+    "backend",
+    "lmc.backends",
+    {
+        "chat": "lmc.backends.chat:ChatBackend",
+        "json": "lmc.backends.json_object:JsonBackend",
+        "completion": "lmc.backends.completion:CompletionBackend",
+    },
+)
+MODEL_KINDS: Registry[Any] = Registry(
+    "model kind",
+    "lmc.models",
+    {
+        "local": "lmc.backends.clients.local:open_local",
+        "litellm": "lmc.backends.clients.hosted:open_hosted",
+    },
+)
+INDEX_KINDS: Registry[Any] = Registry(
+    "index kind",
+    "lmc.index_kinds",
+    {
+        "bm25": "lmc.retrieval.index:BM25Index",
+        "embeddings": "lmc.retrieval.embeddings:EmbeddingsIndex",
+    },
+)
+METRICS: Registry[Any] = Registry(
+    "metric",
+    "lmc.metrics",
+    {
+        "exact_match": "lmc.runtime.metrics:exact_match",
+        "contains": "lmc.runtime.metrics:contains",
+        "f1": "lmc.runtime.metrics:f1",
+        "numeric": "lmc.runtime.metrics:numeric",
+    },
+)
