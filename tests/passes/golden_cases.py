@@ -6,9 +6,9 @@ A case is a few files in `tests/passes/golden/<pass>/`, all named after it:
   pass's options, in the pipeline syntax users write (NAME must be the folder's pass); without
   it the pass runs with its defaults. The program's `metric` declaration scores it, else
   `exact_match(answer)`.
-- `<case>.train.jsonl` and `<case>.dev.jsonl`, its data, optional: without a dev file the train
-  records are the dev set too, and without either the pass gets no data (structural passes that
-  make no LM call need none).
+- `<case>.train.jsonl` and `<case>.dev.jsonl`, its data, optional: a case with one of the two
+  uses it as both (prune-demos, for one, reads only dev), and without either the pass gets no
+  data (the structural passes that make no LM call need none).
 - `<case>.replies.json`, the fake LM's script, optional: without it any LM call fails the test.
 - `<case>.expected`, what the test compares: the program the pass returns, in the IR's text form,
   then what the pass said and, when the case has data, the dev metric before and after it and the
@@ -119,14 +119,13 @@ def metric_of(program: lmc.Program) -> Metric:
 
 
 def datasets(path: Path, program: lmc.Program, metric: Metric) -> tuple[Dataset, Dataset] | None:
-    train_file, dev_file = beside(path, ".train.jsonl"), beside(path, ".dev.jsonl")
-    if not train_file.exists():
-        assert not dev_file.exists(), f"{dev_file.name} needs a {train_file.name}"
-        return None
-    train = load_dataset(train_file, program.inputs, (metric.field,))
-    if not dev_file.exists():
-        return train, train
-    return train, load_dataset(dev_file, program.inputs, (metric.field,))
+    """The case's train and dev sets; a case with one of the two files uses it as both."""
+    found = [
+        load_dataset(file, program.inputs, (metric.field,)) if file.exists() else None
+        for file in (beside(path, ".train.jsonl"), beside(path, ".dev.jsonl"))
+    ]
+    train, dev = found[0] or found[1], found[1] or found[0]
+    return (train, dev) if train is not None and dev is not None else None
 
 
 def no_data(name: str) -> Dataset:

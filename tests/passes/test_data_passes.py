@@ -69,3 +69,28 @@ def test_bootstrap_demos_uses_the_first_labeled_train_records_when_no_run_passes
         Demo(tuple(record.items())) for record in first_two
     )
     assert "bootstrap-demos: 0 of 3 teacher runs passed the metric" in outcome.said
+
+
+# prune-demos -------------------------------------------------------------------------------------
+
+
+def test_prune_demos_drops_a_misleading_demo_and_one_that_adds_nothing() -> None:
+    outcome = _run("prune-demos", "demos_that_do_not_help_dropped")
+
+    assert _demo_values(outcome.program, "gen", "question") == ["Who wrote Hamlet?"]
+    assert outcome.said == ["prune-demos: dropped 2 demos, kept 1"]
+    assert (outcome.record.metric_before, outcome.record.metric_after) == (0.0, 1.0)
+
+
+def test_prune_demos_keeps_demos_whose_removal_lowers_the_dev_metric() -> None:
+    outcome = _run("prune-demos", "demos_that_help_together_kept")
+
+    assert outcome.program == _input_of("prune-demos", "demos_that_help_together_kept")
+
+
+def test_prune_demos_judges_each_steps_demos_on_their_own() -> None:
+    outcome = _run("prune-demos", "each_step_keeps_what_it_needs")
+
+    assert _demo_values(outcome.program, "rewrite", "question") == ["Who wrote Hamlet?"]
+    assert outcome.program.params["lookup"].demos == ()
+    assert outcome.record.metric_after == 1.0
