@@ -62,7 +62,7 @@ class InstructionSearchPass:
         current = program
         for key in sorted(program.params):
             step = next(s for s in program.steps() if s.param_key == key)
-            best_score = context.score(current, batch).score
+            start = best_score = context.score(current, batch).score
             for number, proposal in enumerate(self.proposals(step, current, context)):
                 candidate = current.copy()
                 candidate.params[key] = replace(candidate.params[key], instruction=proposal)
@@ -70,9 +70,16 @@ class InstructionSearchPass:
                 context.say(f"instruction-search: {key} candidate {number + 1} scores {score:.3f}")
                 if score > best_score:
                     current, best_score = candidate, score
-            if current.params[key].instruction is not None:
+            if best_score > start:
                 context.say(
                     f"instruction-search: {key} now reads: {current.params[key].instruction}"
+                )
+            else:
+                # Said either way: a learned instruction that stays did not just change, and a
+                # step without one should not leave the reader guessing what became of it.
+                context.say(
+                    f"instruction-search: {key} keeps its instruction; no candidate scored above "
+                    f"{start:.3f}"
                 )
         return current
 

@@ -713,6 +713,26 @@ def test_instruction_search_keeps_the_instruction_when_no_proposal_scores_higher
     assert compiled.program.ir.params["gen"].instruction is None
     assert compiled.program == qa
     assert compiled.result.final == compiled.result.baseline == 0.0
+    assert compiled.result.records[0].notes[-1] == (
+        "instruction-search: gen keeps its instruction; no candidate scored above 0.000"
+    )
+
+
+def test_instruction_search_does_not_say_a_learned_instruction_it_keeps_is_new(
+    qa: Program,
+) -> None:
+    graph = qa.ir.copy()
+    graph.params["gen"] = StepParams(instruction=USELESS)
+    _, run = context(proposing({}))
+
+    compiled = compile_qa(Program(graph), run, "instruction-search{candidates=2}")
+
+    assert compiled.program.ir.params["gen"].instruction == USELESS
+    notes = compiled.result.records[0].notes
+    assert not any("now reads" in note for note in notes)
+    assert notes[-1] == (
+        "instruction-search: gen keeps its instruction; no candidate scored above 0.000"
+    )
 
 
 def test_instruction_search_proposals_see_the_step_and_the_data(qa: Program) -> None:
