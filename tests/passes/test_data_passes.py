@@ -94,3 +94,26 @@ def test_prune_demos_judges_each_steps_demos_on_their_own() -> None:
     assert _demo_values(outcome.program, "rewrite", "question") == ["Who wrote Hamlet?"]
     assert outcome.program.params["lookup"].demos == ()
     assert outcome.record.metric_after == 1.0
+
+
+# instruction-search ------------------------------------------------------------------------------
+
+
+def test_instruction_search_keeps_the_candidate_that_scores_best() -> None:
+    outcome = _run("instruction-search", "best_candidate_kept")
+
+    assert outcome.program.params["gen"].instruction == (
+        "Reply with the name alone, as an encyclopedia would title it."
+    )
+    assert (outcome.record.metric_before, outcome.record.metric_after) == (0.0, 1.0)
+
+
+def test_instruction_search_keeps_an_instruction_no_candidate_beats() -> None:
+    # The first candidate ties with the learned instruction: a tie does not replace it.
+    outcome = _run("instruction-search", "original_kept_when_no_candidate_beats_it")
+
+    assert outcome.program == _input_of(
+        "instruction-search", "original_kept_when_no_candidate_beats_it"
+    )
+    assert outcome.said[0] == "instruction-search: gen candidate 1 scores 0.500"
+    assert outcome.record.metric_after == outcome.record.metric_before == 0.5

@@ -23,10 +23,10 @@ UPDATE = os.environ.get("LMC_UPDATE_GOLDEN") == "1"
 CASES = case_paths()
 
 
-def test_every_golden_folder_is_a_pass_with_cases() -> None:
-    for folder in GOLDEN.iterdir():
-        assert folder.name in names(), folder.name
-        assert len(list(folder.glob("*.lmp"))) >= 2, folder.name
+def test_every_pass_has_cases_and_every_folder_is_a_pass() -> None:
+    assert sorted(folder.name for folder in GOLDEN.iterdir()) == names()
+    for name in names():
+        assert len(list((GOLDEN / name).glob("*.lmp"))) >= 2, name
 
 
 def test_every_file_belongs_to_a_case() -> None:
