@@ -54,6 +54,7 @@ GOLDEN = Path(__file__).parent / "golden"
 SUFFIXES = (".lmp", ".expected", ".train.jsonl", ".dev.jsonl", ".replies.json")
 
 PASS_LINE = "# pass: "
+RULE_KEYS = {"why", "input", "shown", "reply"}
 
 
 def case_paths() -> list[Path]:
@@ -98,6 +99,11 @@ def fake_lm(path: Path) -> FakeLM:
     if not script.exists():
         return FakeLM(())  # any LM call fails the test: the case says it needs none
     rules = json.loads(script.read_text(encoding="utf-8"))
+    for number, rule in enumerate(rules, 1):
+        # A misspelt condition would be ignored, and the rule would answer every call.
+        unknown = sorted(set(rule) - RULE_KEYS)
+        assert not unknown, f"{script.name}: rule {number}: unknown {unknown}; known {RULE_KEYS}"
+        assert "reply" in rule, f"{script.name}: rule {number} has no reply"
     return FakeLM(scripted(rules, script.name))
 
 

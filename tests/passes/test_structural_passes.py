@@ -33,7 +33,7 @@ from lmc.passes.registry import parse_pipeline
 from lmc.runtime.data import coerce
 from lmc.runtime.metrics import builtin
 
-# Data and a fake LM --------------------------------------------------------------------------------
+# Data and a fake LM for programs written inline (a golden case has its own files) ----------------
 
 ANSWERS = {
     "What is the capital of France?": "Paris",
