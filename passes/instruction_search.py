@@ -51,16 +51,18 @@ class InstructionSearchPass:
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         keys = len(program.params)
         batch = min(self.minibatch, len(context.dev))
-        return keys * (self.candidates + (self.candidates + 1) * batch * calls_per_run(program))
+        search = keys * (self.candidates + (self.candidates + 1) * batch * calls_per_run(program))
+        # Scored on part of dev, the result is new to the pass manager, which scores it on all
+        # of dev after the pass; on all of dev, those scores are the ones the search paid for.
+        rescore = len(context.dev) * calls_per_run(program) if batch < len(context.dev) else 0
+        return search + rescore
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
-        batch_indexes = list(range(len(context.dev)))
-        context.rng(self.name).shuffle(batch_indexes)
-        batch = context.dev.subset(sorted(batch_indexes[: self.minibatch]), "dev minibatch")
+        batch = self.batch(context)
         current = program
         for key in sorted(program.params):
             step = next(s for s in program.steps() if s.param_key == key)
-            best_score = context.score(current, batch).score
+            start = best_score = context.score(current, batch).score
             for number, proposal in enumerate(self.proposals(step, current, context)):
                 candidate = current.copy()
                 candidate.params[key] = replace(candidate.params[key], instruction=proposal)
@@ -68,11 +70,27 @@ class InstructionSearchPass:
                 context.say(f"instruction-search: {key} candidate {number + 1} scores {score:.3f}")
                 if score > best_score:
                     current, best_score = candidate, score
-            if current.params[key].instruction is not None:
+            if best_score > start:
                 context.say(
                     f"instruction-search: {key} now reads: {current.params[key].instruction}"
                 )
+            else:
+                # Said either way: a learned instruction that stays did not just change, and a
+                # step without one should not leave the reader guessing what became of it.
+                context.say(
+                    f"instruction-search: {key} keeps its instruction; no candidate scored above "
+                    f"{start:.3f}"
+                )
         return current
+
+    def batch(self, context: CompileContext) -> Dataset:
+        """The dev examples candidates are scored on: the dev set itself when `minibatch` covers
+        it, so the compile's scores of it (the baseline, the result) are shared, not paid twice."""
+        if self.minibatch >= len(context.dev):
+            return context.dev
+        indexes = list(range(len(context.dev)))
+        context.rng(self.name).shuffle(indexes)
+        return context.dev.subset(sorted(indexes[: self.minibatch]), "dev minibatch")
 
     def proposals(
         self, step: StepNode, program: ProgramGraph, context: CompileContext

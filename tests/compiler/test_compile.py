@@ -713,6 +713,26 @@ def test_instruction_search_keeps_the_instruction_when_no_proposal_scores_higher
     assert compiled.program.ir.params["gen"].instruction is None
     assert compiled.program == qa
     assert compiled.result.final == compiled.result.baseline == 0.0
+    assert compiled.result.records[0].notes[-1] == (
+        "instruction-search: gen keeps its instruction; no candidate scored above 0.000"
+    )
+
+
+def test_instruction_search_does_not_say_a_learned_instruction_it_keeps_is_new(
+    qa: Program,
+) -> None:
+    graph = qa.ir.copy()
+    graph.params["gen"] = StepParams(instruction=USELESS)
+    _, run = context(proposing({}))
+
+    compiled = compile_qa(Program(graph), run, "instruction-search{candidates=2}")
+
+    assert compiled.program.ir.params["gen"].instruction == USELESS
+    notes = compiled.result.records[0].notes
+    assert not any("now reads" in note for note in notes)
+    assert notes[-1] == (
+        "instruction-search: gen keeps its instruction; no candidate scored above 0.000"
+    )
 
 
 def test_instruction_search_proposals_see_the_step_and_the_data(qa: Program) -> None:
@@ -726,6 +746,27 @@ def test_instruction_search_proposals_see_the_step_and_the_data(qa: Program) -> 
     assert "output answer (str)" in given["task"]
     assert given["data"].startswith("4 examples with fields answer")
     assert '"question": "q0"' in given["examples"]
+
+
+@pytest.mark.parametrize("minibatch", [2, 8], ids=["part-of-dev", "all-of-dev"])
+def test_instruction_search_keeps_its_result_on_the_budget_it_projects(
+    qa: Program, minibatch: int
+) -> None:
+    # The pass manager scores what a pass returns on the whole dev set. Instruction-search scores
+    # on a minibatch, so that score is not one it already paid for: unless it is projected, a
+    # budget that fits the projection runs out on it, and the pass's result is thrown away.
+    pipeline = f"instruction-search{{candidates=2,minibatch={minibatch}}}"
+    plans: list[list[tuple[str, int]]] = []
+    fake, run = context(proposing({"Be precise and brief.": GOOD}), cache=False)
+    compile_qa(qa, run, pipeline, on_plan=plans.append)
+    projected = sum(calls for _, calls in plans[0])
+    assert len(fake.requests) <= projected
+
+    _, run = context(proposing({"Be precise and brief.": GOOD}), cache=False)
+    compiled = compile_qa(qa, run, pipeline, budget_calls=projected)
+
+    assert compiled.program.ir.params["gen"].instruction == GOOD
+    assert compiled.result.final == 1.0
 
 
 # the pass manager --------------------------------------------------------------------------------

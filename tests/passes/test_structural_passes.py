@@ -1,22 +1,22 @@
-"""Golden tests for the structural passes: `dead-steps`, `dedupe-steps` and `fuse-steps`.
+"""The structural passes, `dead-steps`, `dedupe-steps` and `fuse-steps`, beyond their golden files.
 
-Each `tests/passes/golden/<pass>/<case>.lmp` is a program; `<case>.expected` is the program the
-pass returns, in the IR's text form (itself a `.lmp` file, which must parse back to the result),
-followed by what the pass said as comments: IR in, IR out, as sqlglot and xDSL test theirs. Run with `LMC_UPDATE_GOLDEN=1` to (re)write the expected files from the current
-behaviour, then review every one by hand. No test runs a real LM: `FakeLM` answers.
+`test_golden.py` compares each pass's output on the cases in `tests/passes/golden/<pass>/` with
+the expected files; the tests here assert what those files show directly, so an update of the
+golden files cannot accept a regression unnoticed, and cover programs written inline. No test
+runs a real LM: `FakeLM` answers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
-import os
 import re
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from golden_cases import GOLDEN, load_case
 
 import lmc
 from lmc.backends.base import LMRequest
@@ -25,8 +25,7 @@ from lmc.ir.graph import (
     ProgramGraph,
     StepParams,
 )
-from lmc.ir.text import parse_program, print_program
-from lmc.passes.base import CompileContext, Dataset, Pass
+from lmc.passes.base import CompileContext, Dataset
 from lmc.passes.dead_steps import DeadStepsPass
 from lmc.passes.dedupe_steps import DedupeStepsPass
 from lmc.passes.fuse_steps import FuseStepsPass, fusable_pairs
@@ -34,30 +33,7 @@ from lmc.passes.pipeline import parse_pipeline
 from lmc.runtime.data import coerce
 from lmc.runtime.metrics import builtin
 
-GOLDEN = Path(__file__).parent / "golden"
-UPDATE = os.environ.get("LMC_UPDATE_GOLDEN") == "1"
-
-PASSES: dict[str, Callable[[], Pass]] = {
-    "dead-steps": DeadStepsPass,
-    "dedupe-steps": DedupeStepsPass,
-    "fuse-steps": FuseStepsPass,
-}
-CASES = sorted(GOLDEN.glob("*/*.lmp"))
-
-
-def _case_id(case: Path) -> str:
-    return f"{case.parent.name}/{case.stem}"
-
-
-# Rendering -----------------------------------------------------------------------------------------
-
-
-def render(graph: ProgramGraph, case: Path) -> str:
-    """A graph in its text form, corpus paths relative to the case's folder."""
-    return print_program(graph, str(case.parent))
-
-
-# Data and a fake LM --------------------------------------------------------------------------------
+# Data and a fake LM for programs written inline (a golden case has its own files) ----------------
 
 ANSWERS = {
     "What is the capital of France?": "Paris",
@@ -130,72 +106,16 @@ def compile_context(
     )
 
 
-# What each case needs besides its program ---------------------------------------------------------
-
-
-FAKES: dict[str, Callable[[LMRequest], str]] = {
-    "fuse-steps/fused_scores_lower_rejected": answering(wrong_when_fused=True),
-}
-
-
-def _fake_for(case_id: str) -> FakeLM:
-    if case_id.startswith("fuse-steps/"):
-        return FakeLM(FAKES.get(case_id, answering()))
-    return FakeLM(())  # any LM call fails the test: these passes make none
-
-
-def _load(case: Path) -> lmc.Program:
-    return lmc.load(case)
-
-
-# Golden tests --------------------------------------------------------------------------------------
-
-
-def test_there_are_cases() -> None:
-    for name in PASSES:
-        assert len(list((GOLDEN / name).glob("*.lmp"))) >= 3, name
-
-
-@pytest.mark.parametrize("case", CASES, ids=[_case_id(c) for c in CASES])
-def test_pass_output_matches_golden(case: Path) -> None:
-    case_id = _case_id(case)
-    program = _load(case)
-    graph = program.ir
-    assert graph.verify() == []
-    before, before_text = graph.copy(), render(graph, case)
-    lm, said = _fake_for(case_id), []
-    context = compile_context(program, lm, said)
-    a_pass = PASSES[case.parent.name]()
-    projected = a_pass.projected_calls(graph, context)
-
-    result = a_pass.apply(graph, context)
-
-    assert result is not graph
-    assert result.verify() == []
-    assert graph == before, "apply changed its input"
-    assert render(graph, case) == before_text, "apply changed its input"
-    assert len(lm.requests) <= projected
-    # The expected file is the program after the pass, in the IR's text form (a .lmp file),
-    # then what the pass said as comments.
-    rendered = render(result, case) + "".join(f"# {message}\n" for message in said)
-    expected_file = case.with_suffix(".expected")
-    if UPDATE:
-        expected_file.write_text(rendered, encoding="utf-8")
-    assert expected_file.exists(), f"missing {expected_file.name}; run with LMC_UPDATE_GOLDEN=1"
-    expected = expected_file.read_text(encoding="utf-8")
-    assert rendered == expected
-    assert parse_program(expected, str(case)) == result
-
-
 # What the golden files show, asserted directly -----------------------------------------------------
 
 
 def _apply(pass_name: str, case: str, lm: FakeLM | None = None) -> tuple[ProgramGraph, list[str]]:
-    path = GOLDEN / pass_name / f"{case}.lmp"
-    program = _load(path)
+    """The pass on a golden case's program, data and fake LM (or `lm`), outside the pass
+    manager: `lm.requests` are all the pass asked."""
+    loaded = load_case(GOLDEN / pass_name / f"{case}.lmp", lm)
     said: list[str] = []
-    context = compile_context(program, lm or _fake_for(_case_id(path)), said)
-    return PASSES[pass_name]().apply(program.ir, context), said
+    context = dataclasses.replace(loaded.context, say=said.append)
+    return loaded.a_pass.apply(loaded.program.ir, context), said
 
 
 def _steps(graph: ProgramGraph) -> list[str]:
@@ -245,7 +165,7 @@ def test_dedupe_merges_to_a_fixpoint() -> None:
 
 @pytest.mark.parametrize("case", ["different_inputs_not_merged", "different_params_not_merged"])
 def test_dedupe_keeps_steps_that_differ(case: str) -> None:
-    program = _load(GOLDEN / "dedupe-steps" / f"{case}.lmp")
+    program = lmc.load(GOLDEN / "dedupe-steps" / f"{case}.lmp")
     result, _ = _apply("dedupe-steps", case)
     assert result == program.ir
 
