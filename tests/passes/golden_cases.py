@@ -43,8 +43,8 @@ from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext, Pass
 from lmc.passes.manager import run_pipeline
+from lmc.passes.pipeline import parse_pipeline
 from lmc.passes.record import PassRecord
-from lmc.passes.registry import parse_pipeline
 from lmc.runtime.data import Dataset, hash_records, load_dataset
 from lmc.runtime.metrics import Metric, builtin
 

@@ -17,15 +17,15 @@ import pytest
 from golden_cases import GOLDEN, SUFFIXES, case_id, case_paths, load_case, render, run_case
 
 from lmc.ir.text import parse_program, print_program
-from lmc.passes.registry import names
+from lmc.plugins import PASSES
 
 UPDATE = os.environ.get("LMC_UPDATE_GOLDEN") == "1"
 CASES = case_paths()
 
 
 def test_every_pass_has_cases_and_every_folder_is_a_pass() -> None:
-    assert sorted(folder.name for folder in GOLDEN.iterdir()) == names()
-    for name in names():
+    assert sorted(folder.name for folder in GOLDEN.iterdir()) == list(PASSES.names())
+    for name in PASSES.names():
         assert len(list((GOLDEN / name).glob("*.lmp"))) >= 2, name
 
 
