@@ -126,7 +126,7 @@ def fuse(program: ProgramGraph, first: str, second: str) -> tuple[ProgramGraph, 
     )
     fused_id = program.fresh_id(f"{first}_then_{second}")
     key = _param_key(program, f"{a.param_key}_then_{b.param_key}", signature, module)
-    fused = StepNode(fused_id, signature, module, key, a.span)
+    fused = StepNode(fused_id, signature, module, key, span=a.span)
 
     nodes: list[Node] = []
     for node_id in program.nx.nodes:

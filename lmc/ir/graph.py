@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import networkx as nx
 from networkx.algorithms.isomorphism import MultiDiGraphMatcher
 
-from lmc.diagnostics import Diagnostic, Span, span_field
+from lmc.diagnostics import NO_SPAN, Diagnostic, Span, span_field
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 from lmc.types import PASSAGES, STR, ListOf, LmType, accepts, describe
 
@@ -31,31 +31,49 @@ class Port:
 
 
 @dataclass(frozen=True, slots=True)
-class InputNode:
+class Node:
+    """What every node has: a name, which is its id unless its kind says otherwise, and the span
+    of source it came from. Equality ignores both (names are like variables, spans are
+    presentation); a kind whose name is part of the program (inputs, outputs) redeclares it."""
+
+    name: str = field(compare=False)
+    span: Span = field(default=NO_SPAN, compare=False, hash=False, repr=False, kw_only=True)
+    # Whether running the node calls out (an LM, an index) rather than computing a value: the
+    # runtime runs those on worker threads, and they are what a program's cost is made of.
+    calls_out: ClassVar[bool] = False
+
+    @property
+    def id(self) -> str:
+        return self.name
+
+    def inputs(self) -> tuple[Port, ...]:
+        return ()
+
+    def outputs(self) -> tuple[Port, ...]:
+        raise NotImplementedError(type(self).__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class InputNode(Node):
     """A program parameter."""
 
     name: str
     type: LmType
-    span: Span = span_field()
 
     @property
     def id(self) -> str:
         return f"in:{self.name}"
-
-    def inputs(self) -> tuple[Port, ...]:
-        return ()
 
     def outputs(self) -> tuple[Port, ...]:
         return (Port("value", self.type),)
 
 
 @dataclass(frozen=True, slots=True)
-class OutputNode:
+class OutputNode(Node):
     """A program result."""
 
     name: str
     type: LmType
-    span: Span = span_field()
 
     @property
     def id(self) -> str:
@@ -69,19 +87,14 @@ class OutputNode:
 
 
 @dataclass(frozen=True, slots=True)
-class StepNode:
+class StepNode(Node):
     """One LM call: a signature run as `predict` or `chain_of_thought`."""
 
-    name: str = field(compare=False)  # names are like variables: equality ignores them
     signature: SignatureSpec
     module: ModuleKind
     # Which learnable parameters the step reads; copies of one step share a key.
     param_key: str = field(compare=False)
-    span: Span = span_field()
-
-    @property
-    def id(self) -> str:
-        return self.name
+    calls_out: ClassVar[bool] = True
 
     def inputs(self) -> tuple[Port, ...]:
         return tuple(Port(f.name, f.type) for f in self.signature.inputs)
@@ -91,17 +104,12 @@ class StepNode:
 
 
 @dataclass(frozen=True, slots=True)
-class RetrieveNode:
+class RetrieveNode(Node):
     """Top-k passages from an index for a query."""
 
-    name: str = field(compare=False)  # names are like variables: equality ignores them
     index: str
     k: int
-    span: Span = span_field()
-
-    @property
-    def id(self) -> str:
-        return self.name
+    calls_out: ClassVar[bool] = True
 
     def inputs(self) -> tuple[Port, ...]:
         return (Port("query", STR),)
@@ -111,35 +119,22 @@ class RetrieveNode:
 
 
 @dataclass(frozen=True, slots=True)
-class ConstNode:
-    name: str = field(compare=False)  # names are like variables: equality ignores them
+class ConstNode(Node):
+    """A literal value."""
+
     value: ConstValue
     type: LmType
-    span: Span = span_field()
-
-    @property
-    def id(self) -> str:
-        return self.name
-
-    def inputs(self) -> tuple[Port, ...]:
-        return ()
 
     def outputs(self) -> tuple[Port, ...]:
         return (Port("value", self.type),)
 
 
 @dataclass(frozen=True, slots=True)
-class ListNode:
+class ListNode(Node):
     """`[a, b, ...]` built from values that flow in."""
 
-    name: str = field(compare=False)  # names are like variables: equality ignores them
     size: int
     type: ListOf
-    span: Span = span_field()
-
-    @property
-    def id(self) -> str:
-        return self.name
 
     def inputs(self) -> tuple[Port, ...]:
         return tuple(Port(f"item{i}", self.type.item) for i in range(self.size))
@@ -149,16 +144,10 @@ class ListNode:
 
 
 @dataclass(frozen=True, slots=True)
-class ConcatNode:
+class ConcatNode(Node):
     """`a + b` on two lists."""
 
-    name: str = field(compare=False)  # names are like variables: equality ignores them
     type: ListOf
-    span: Span = span_field()
-
-    @property
-    def id(self) -> str:
-        return self.name
 
     def inputs(self) -> tuple[Port, ...]:
         return (Port("left", self.type), Port("right", self.type))
@@ -167,7 +156,16 @@ class ConcatNode:
         return (Port("value", self.type),)
 
 
-Node = InputNode | OutputNode | StepNode | RetrieveNode | ConstNode | ListNode | ConcatNode
+# Every kind of node; each table that dispatches on node kind covers exactly these.
+NODE_KINDS: tuple[type[Node], ...] = (
+    InputNode,
+    OutputNode,
+    StepNode,
+    RetrieveNode,
+    ConstNode,
+    ListNode,
+    ConcatNode,
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -138,7 +138,7 @@ class ProgramLowering:
                 self.error(param.span, f"parameter '{param.name}' is declared twice")
                 continue
             seen.add(param.name)
-            node = InputNode(param.name, param.type, param.span)
+            node = InputNode(param.name, param.type, span=param.span)
             self.graph.add(node)
             self.env[param.name] = _Value(node.id, "value", param.type)
         seen = set()
@@ -146,7 +146,7 @@ class ProgramLowering:
             if result.name in seen:
                 self.error(result.span, f"result '{result.name}' is declared twice")
             else:
-                self.graph.add(OutputNode(result.name, result.type, result.span))
+                self.graph.add(OutputNode(result.name, result.type, span=result.span))
             seen.add(result.name)
         self.block(self.program.body, in_loop=False)
         for name, result in self.results.items():
@@ -303,7 +303,7 @@ class ProgramLowering:
                 f"chain_of_thought adds a '{REASONING}' output, and {signature.display_name} "
                 f"already declares one; use predict, or rename the field",
             )
-        node = StepNode(node_id, signature, call.module, key, call.span)
+        node = StepNode(node_id, signature, call.module, key, span=call.span)
         self.graph.add(node)
         if call.learned is not None:
             self.learn(call.learned, node)
@@ -350,7 +350,7 @@ class ProgramLowering:
         if key != bound.key or (target in self.shared and target != bound.key):
             self.error(call.span, _rebound(target))
         node_id = self.graph.fresh_id(target)
-        self.graph.add(StepNode(node_id, bound.signature, bound.module, bound.key, call.span))
+        self.graph.add(StepNode(node_id, bound.signature, bound.module, bound.key, span=call.span))
         self.arguments(call.args, bound.signature, node_id, call.span)
         return _Step(node_id, bound.signature, bound.module, bound.key)
 
@@ -500,7 +500,7 @@ class ProgramLowering:
         else:
             wanted = _required(expected) if expected is not None else None
             type_ = wanted if isinstance(wanted, OneOf) and value in wanted.choices else STR
-        node = ConstNode(self.fresh("const"), value, type_, e.span)
+        node = ConstNode(self.fresh("const"), value, type_, span=e.span)
         self.graph.add(node)
         return _Value(node.id, "value", type_)
 
@@ -524,7 +524,7 @@ class ProgramLowering:
             item_type = joined
         if isinstance(item_type, Nothing) and isinstance(wanted, ListOf):
             item_type = wanted.item
-        node = ListNode(self.fresh("list"), len(items), ListOf(item_type), e.span)
+        node = ListNode(self.fresh("list"), len(items), ListOf(item_type), span=e.span)
         self.graph.add(node)
         for i, value in enumerate(items):
             assert value is not None
@@ -553,7 +553,7 @@ class ProgramLowering:
         if isinstance(joined.item, Nothing):
             wanted = _required(expected) if expected is not None else None
             joined = wanted if isinstance(wanted, ListOf) else EMPTY_LIST
-        node = ConcatNode(self.fresh("concat"), joined, e.span)
+        node = ConcatNode(self.fresh("concat"), joined, span=e.span)
         self.graph.add(node)
         self.edges.append((left, node.id, "left", e.left.span))
         self.edges.append((right, node.id, "right", e.right.span))
@@ -598,7 +598,7 @@ class ProgramLowering:
         if query is None:
             self.error(e.span, "missing argument 'query'; retrieve takes query=..., k=N")
             ok = False
-        node = RetrieveNode(self.fresh(hint or "retrieve"), e.index, k, e.span)
+        node = RetrieveNode(self.fresh(hint or "retrieve"), e.index, k, span=e.span)
         self.graph.add(node)
         if query is not None:
             self.flow(query.value, STR, node.id, "query", "'query'")

@@ -10,7 +10,9 @@ import html
 import itertools
 import os
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import graphviz
 
@@ -94,29 +96,19 @@ def _copies(graph: ProgramGraph) -> dict[str, list[str]]:
 
 
 def _node_attributes(node: Node, copies: dict[str, list[str]]) -> dict[str, str]:
-    if isinstance(node, InputNode):
-        return {"label": f"{node.name}\n{node.type}", "shape": "oval", "fillcolor": "#e8f5e9"}
-    if isinstance(node, OutputNode):
-        return {
-            "label": f"{node.name}\n{node.type}",
-            "shape": "oval",
-            "fillcolor": "#e3f2fd",
-            "peripheries": "2",
-        }
-    if isinstance(node, StepNode):
-        return _step_attributes(node, copies)
-    if isinstance(node, RetrieveNode):
-        label = f"<<b>retrieve</b><br/>{html.escape(node.index)}, k={node.k}>"
-        return {"label": label, "shape": "cylinder", "fillcolor": "#e0f7fa"}
-    if isinstance(node, ConstNode):
-        text = constant(node.value)
-        if len(text) > 40:
-            text = text[:37] + "..."
-        return {"label": text, "shape": "note", "fillcolor": "#fafafa", "fontsize": "9"}
-    if isinstance(node, ListNode):
-        return {"label": "[ ]", "shape": "box", "fillcolor": "#fafafa", "fontsize": "9"}
-    assert isinstance(node, ConcatNode)
-    return {"label": "+", "shape": "circle", "fillcolor": "#fafafa", "width": "0.3"}
+    return _ATTRIBUTES[type(node)](node, copies)
+
+
+def _constant_attributes(node: ConstNode, copies: dict[str, list[str]]) -> dict[str, str]:
+    text = constant(node.value)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return {"label": text, "shape": "note", "fillcolor": "#fafafa", "fontsize": "9"}
+
+
+def _retrieve_attributes(node: RetrieveNode, copies: dict[str, list[str]]) -> dict[str, str]:
+    label = f"<<b>retrieve</b><br/>{html.escape(node.index)}, k={node.k}>"
+    return {"label": label, "shape": "cylinder", "fillcolor": "#e0f7fa"}
 
 
 def _step_attributes(node: StepNode, copies: dict[str, list[str]]) -> dict[str, str]:
@@ -138,6 +130,37 @@ def _step_attributes(node: StepNode, copies: dict[str, list[str]]) -> dict[str, 
         colour = COPY_COLOURS[sorted(copies).index(node.param_key) % len(COPY_COLOURS)]
     label = '<<table border="0" cellspacing="0" cellpadding="1">' + "".join(rows) + "</table>>"
     return {"label": label, "shape": "box", "style": "rounded,filled", "fillcolor": colour}
+
+
+# How each kind of node is drawn; `tests/ir` checks that every node kind has an entry.
+_ATTRIBUTES: dict[type[Node], Callable[[Any, dict[str, list[str]]], dict[str, str]]] = {
+    InputNode: lambda node, copies: {
+        "label": f"{node.name}\n{node.type}",
+        "shape": "oval",
+        "fillcolor": "#e8f5e9",
+    },
+    OutputNode: lambda node, copies: {
+        "label": f"{node.name}\n{node.type}",
+        "shape": "oval",
+        "fillcolor": "#e3f2fd",
+        "peripheries": "2",
+    },
+    StepNode: _step_attributes,
+    RetrieveNode: _retrieve_attributes,
+    ConstNode: _constant_attributes,
+    ListNode: lambda node, copies: {
+        "label": "[ ]",
+        "shape": "box",
+        "fillcolor": "#fafafa",
+        "fontsize": "9",
+    },
+    ConcatNode: lambda node, copies: {
+        "label": "+",
+        "shape": "circle",
+        "fillcolor": "#fafafa",
+        "width": "0.3",
+    },
+}
 
 
 def _safe(node_id: str) -> str:

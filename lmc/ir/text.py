@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
+from typing import Any
 
 import networkx as nx
 
@@ -123,18 +125,22 @@ class _Printer:
         )
 
     def statement(self, node: Node) -> ast.Statement | None:
-        if isinstance(node, InputNode | OutputNode) or self.inlined(node):
+        """The binding of a node's value, or None for one written where it is read."""
+        write = _STATEMENTS[type(node)]
+        if write is None or self.inlined(node):
             return None
-        name = self.name(node.id)
-        if isinstance(node, StepNode):
-            return ast.Assign(name, self.step(node, name))
-        if isinstance(node, RetrieveNode):
-            args = (
-                ast.Arg("query", self.source_of(node.id, "query")),
-                ast.Arg("k", ast.Constant(node.k)),
-            )
-            return ast.Assign(name, ast.Retrieve(node.index, args))
-        assert isinstance(node, _VALUE_NODES)
+        return write(self, node, self.name(node.id))
+
+    def step_binding(self, node: StepNode, name: str) -> ast.Assign:
+        return ast.Assign(name, self.step(node, name))
+
+    def retrieval(self, node: RetrieveNode, name: str) -> ast.Assign:
+        query = ast.Arg("query", self.source_of(node.id, "query"))
+        return ast.Assign(
+            name, ast.Retrieve(node.index, (query, ast.Arg("k", ast.Constant(node.k))))
+        )
+
+    def value_binding(self, node: ConstNode | ListNode | ConcatNode, name: str) -> ast.Assign:
         # The type a value is checked against where nothing else gives it one; the checker's
         # own `nothing` (of `[]`) has no spelling, and `[]` alone lowers to it anyway.
         spelled = node.type if _spelled(node.type) else None
@@ -172,12 +178,32 @@ class _Printer:
         return ast.NameRef(self.name(source))
 
     def value(self, node: Node) -> ast.Expr:
-        if isinstance(node, ConstNode):
-            return ast.Constant(node.value)
-        if isinstance(node, ListNode):
-            return ast.ListExpr(tuple(self.source_of(node.id, p.name) for p in node.inputs()))
-        assert isinstance(node, ConcatNode)
+        return _VALUES[type(node)](self, node)
+
+    def items(self, node: ListNode) -> ast.Expr:
+        return ast.ListExpr(tuple(self.source_of(node.id, p.name) for p in node.inputs()))
+
+    def concat(self, node: ConcatNode) -> ast.Expr:
         return ast.Concat(self.source_of(node.id, "left"), self.source_of(node.id, "right"))
+
+
+# How each kind of node is written: as a binding of its own (None: never bound; inputs and
+# outputs are the program's header), and, for values, as an expression where it is read.
+# `tests/ir` checks that every node kind has an entry.
+_STATEMENTS: dict[type[Node], Callable[[_Printer, Any, str], ast.Statement] | None] = {
+    InputNode: None,
+    OutputNode: None,
+    StepNode: _Printer.step_binding,
+    RetrieveNode: _Printer.retrieval,
+    ConstNode: _Printer.value_binding,
+    ListNode: _Printer.value_binding,
+    ConcatNode: _Printer.value_binding,
+}
+_VALUES: dict[type[Node], Callable[[_Printer, Any], ast.Expr]] = {
+    ConstNode: lambda printer, node: ast.Constant(node.value),
+    ListNode: _Printer.items,
+    ConcatNode: _Printer.concat,
+}
 
 
 def writes_every_type(graph: ProgramGraph) -> bool:

@@ -144,11 +144,21 @@ class _Run:
         values = {}
         for task, wire in predecessors:
             values[wire.target_field] = (await task)[wire.source_field]
-        if isinstance(node, StepNode | RetrieveNode):
+        if node.calls_out:
             return await asyncio.to_thread(
                 _in_worker, self.context, self.graph, node, values, inputs, self.record
             )
         return _evaluate(self.context, self.graph, node, values, inputs, self.record)
+
+
+@dataclass(frozen=True)
+class _Evaluation:
+    """What evaluating one node may read besides the values flowing into it."""
+
+    context: RunContext
+    graph: ProgramGraph
+    inputs: dict[str, Any]
+    record: int | None
 
 
 def _evaluate(
@@ -159,22 +169,30 @@ def _evaluate(
     inputs: dict[str, Any],
     record: int | None,
 ) -> dict[str, Any]:
-    """One node's output fields from the values flowing into it. Steps and retrieval block."""
-    if isinstance(node, InputNode):
-        return {"value": inputs[node.name]}
-    if isinstance(node, OutputNode):
-        return values
-    if isinstance(node, ConstNode):
-        return {"value": node.value}
-    if isinstance(node, ListNode):
-        return {"value": [values[f"item{i}"] for i in range(node.size)]}
-    if isinstance(node, ConcatNode):
-        return {"value": list(values["left"]) + list(values["right"])}
-    if isinstance(node, RetrieveNode):
-        return {"passages": _retrieve(context, graph, node, values["query"], record)}
-    assert isinstance(node, StepNode)
-    view = StepView(node.signature, node.module, graph.params[node.param_key])
-    return call_step(context, node.id, view, values, record)
+    """One node's output fields from the values flowing into it. Nodes that call out block."""
+    evaluate = EVALUATORS[type(node)]
+    return evaluate(_Evaluation(context, graph, inputs, record), node, values)
+
+
+def _step(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
+    view = StepView(node.signature, node.module, run.graph.params[node.param_key])
+    return call_step(run.context, node.id, view, values, run.record)
+
+
+def _retrieval(run: _Evaluation, node: RetrieveNode, values: dict[str, Any]) -> dict[str, Any]:
+    return {"passages": _retrieve(run.context, run.graph, node, values["query"], run.record)}
+
+
+# How each kind of node computes its outputs; `tests/ir` checks that every kind has an entry.
+EVALUATORS: dict[type[Node], Callable[[_Evaluation, Any, dict[str, Any]], dict[str, Any]]] = {
+    InputNode: lambda run, node, values: {"value": run.inputs[node.name]},
+    OutputNode: lambda run, node, values: values,
+    ConstNode: lambda run, node, values: {"value": node.value},
+    ListNode: lambda run, node, values: {"value": [values[f"item{i}"] for i in range(node.size)]},
+    ConcatNode: lambda run, node, values: {"value": [*values["left"], *values["right"]]},
+    RetrieveNode: _retrieval,
+    StepNode: _step,
+}
 
 
 def _in_worker(*args: Any) -> dict[str, Any]:
@@ -221,7 +239,7 @@ def _open(graph: ProgramGraph, name: str) -> Any:
 
 def _one_at_a_time(graph: ProgramGraph) -> bool:
     """Whether no two steps could ever run at once (each step depends on the one before)."""
-    steps = [n.id for n in graph.topological() if isinstance(n, StepNode | RetrieveNode)]
+    steps = [n.id for n in graph.topological() if n.calls_out]
     return all(nx.has_path(graph.nx, a, b) for a, b in itertools.pairwise(steps))
 
 

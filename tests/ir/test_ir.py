@@ -237,3 +237,15 @@ program P(question: str) -> (answer: str) {
     for source, target, _ in backwards.edges():
         assert position[source] < position[target], (source, target)
     assert [s.name for s in backwards.steps()] == ["draft", "other", "final"]
+
+
+def test_every_node_kind_is_evaluated_drawn_and_written() -> None:
+    # A new kind of node must say how it runs, how `lmc show` draws it and how the text form
+    # writes it; a missing entry would otherwise surface as a KeyError on some user's program.
+    from lmc.ir import render, text
+    from lmc.ir.graph import NODE_KINDS, Node
+    from lmc.runtime import executor
+
+    assert all(issubclass(kind, Node) for kind in NODE_KINDS)
+    for table in (executor.EVALUATORS, render._ATTRIBUTES, text._STATEMENTS):
+        assert set(table) == set(NODE_KINDS)
