@@ -8,9 +8,11 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-from lmc.passes.base import Pass
+if TYPE_CHECKING:
+    # Only a type here: the registry stays light, so `lmc compile --help` can show the default.
+    from lmc.passes.base import Pass
 
 # name -> "module:Class" under lmc.passes; imported only when used.
 _PASSES: dict[str, str] = {
