@@ -39,6 +39,14 @@ def show(parser: Parser) -> None:
     )
 
 
+def opt(parser: Parser) -> None:
+    options.program_file(parser)
+    options.pipeline(parser, default=None)
+    parser.add_argument("-o", "--output", help="write the program here instead of stdout")
+    options.compile_inputs(parser, train_required=False)
+    options.model(parser)
+
+
 def run(parser: Parser) -> None:
     options.program_file(parser)
     parser.add_argument(

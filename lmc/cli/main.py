@@ -51,6 +51,7 @@ COMMANDS = (
     Command("check", "parse and type-check; every error at once", arguments.check, "check:run"),
     Command("fmt", "print (or check, or rewrite) the canonical form", arguments.fmt, "fmt:run"),
     Command("show", "the program graph as a picture", arguments.show, "show:run"),
+    Command("opt", "print the program after a pipeline of passes", arguments.opt, "opt:run"),
     Command("run", "run a program on an LM", arguments.run, "run:run"),
     Command(
         "trace show",
