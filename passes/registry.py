@@ -5,7 +5,6 @@ A pipeline is parsed and checked (names, options, their types) before any LM cal
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import re
 from typing import TYPE_CHECKING, Any, get_type_hints
@@ -88,6 +87,8 @@ def parse_pipeline(spec: str) -> list[Pass]:
 
 
 def _make(name: str, options_text: str) -> Pass:
+    import dataclasses  # here, not at the top: `lmc --help` reads DEFAULT_PIPELINE and no more
+
     cls = pass_class(name)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = get_type_hints(cls)

@@ -14,8 +14,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from lmc.cli import arguments
 from lmc.cli.errors import (
@@ -28,13 +27,11 @@ from lmc.cli.errors import (
     UsageError,
     print_diagnostics,
 )
-from lmc.diagnostics import LmcError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "main"]
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     words: str  # "check", or "trace show": a command of the group `trace`
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
@@ -74,44 +71,43 @@ COMMANDS = (
 )
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return _handler(args.handler)(args)
+    except (Exception, KeyboardInterrupt) as error:
+        code = exit_code(error)
+        if code is None:
+            raise  # not a user's mistake nor a failed LM: a bug in lmc, with its traceback
+        return code
+
+
+def exit_code(error: BaseException) -> int | None:
+    """Show `error` on stderr the way its kind is shown and return its exit code; None for an
+    error that is none of these kinds."""
+    from lmc.diagnostics import LmcError  # a program's errors; loaded by then if raised
+
+    # Which error means which exit code, and how it is shown; the first class that matches wins.
+    kinds: tuple[tuple[type[BaseException], int, Callable[[Any], None]], ...] = (
+        (LmcError, EXIT_BAD_INPUT, print_diagnostics),
+        (UsageError, EXIT_BAD_INPUT, _show_message),
+        (RunUsageError, EXIT_BAD_INPUT, _show_message),
+        (RunFailed, EXIT_FAILED, _show_message),
+        (KeyboardInterrupt, EXIT_INTERRUPTED, _show_interrupted),
+    )
+    for kind, code, show in kinds:
+        if isinstance(error, kind):
+            show(error)
+            return code
+    return None
+
+
 def _show_message(error: BaseException) -> None:
     print(f"lmc: error: {error}", file=sys.stderr)
 
 
 def _show_interrupted(error: BaseException) -> None:
     print("lmc: interrupted", file=sys.stderr)
-
-
-def _show_diagnostics(error: BaseException) -> None:
-    assert isinstance(error, LmcError)
-    print_diagnostics(error)
-
-
-# Which error means which exit code, and how it is shown; the first class that matches wins.
-ERRORS: tuple[tuple[type[BaseException], int, Callable[[BaseException], None]], ...] = (
-    (LmcError, EXIT_BAD_INPUT, _show_diagnostics),
-    (UsageError, EXIT_BAD_INPUT, _show_message),
-    (RunUsageError, EXIT_BAD_INPUT, _show_message),
-    (RunFailed, EXIT_FAILED, _show_message),
-    (KeyboardInterrupt, EXIT_INTERRUPTED, _show_interrupted),
-)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
-    try:
-        return _handler(args.handler)(args)
-    except tuple(kind for kind, _, _ in ERRORS) as error:
-        return exit_code(error)
-
-
-def exit_code(error: BaseException) -> int:
-    """Show `error` on stderr the way its kind is shown, and return its exit code."""
-    for kind, code, show in ERRORS:
-        if isinstance(error, kind):
-            show(error)
-            return code
-    raise error
 
 
 def _handler(target: str) -> Callable[[argparse.Namespace], int]:
