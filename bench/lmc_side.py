@@ -56,7 +56,7 @@ def overhead_us(calls: int) -> float:
     from lmc.backends.clients.fake import FakeLM
 
     program = lmc.loads(OVERHEAD_PROGRAM)
-    context = lmc.configure(FakeLM(lambda request: '{"answer": "Paris"}'), cache=False)
+    context = lmc.context(FakeLM(lambda request: '{"answer": "Paris"}'), cache=False)
     executor.run(context, program.ir, {"question": "warm up"})
     started = time.perf_counter()
     for i in range(calls):
@@ -78,7 +78,7 @@ def served_lm(api_base: str) -> LMClient:
         from lmc.backends.clients import open_lm
 
         client = open_lm("openai/bench", api_base)
-        warm_up = lmc.configure(client, cache=False)
+        warm_up = lmc.context(client, cache=False)
         executor.run(warm_up, lmc.loads(OVERHEAD_PROGRAM).ir, {"question": "warm up"})
         _SERVED.append(client)
     return _SERVED[0]
@@ -86,7 +86,7 @@ def served_lm(api_base: str) -> LMClient:
 
 def _context(config: dict[str, Any], lm: LMClient | None) -> RunContext:
     client = lm if lm is not None else served_lm(config["api_base"])
-    return lmc.configure(client, cache=False, concurrency=int(config.get("concurrency", 4)))
+    return lmc.context(client, cache=False, concurrency=int(config.get("concurrency", 4)))
 
 
 def _score(

@@ -32,7 +32,7 @@ program QA(question: str) -> (answer: str) {
 
 def fake_overhead(calls: int) -> dict[str, float]:
     program = lmc.loads(PROGRAM)
-    context = lmc.configure(FakeLM(lambda request: '{"answer": "Paris"}'), cache=False)
+    context = lmc.context(FakeLM(lambda request: '{"answer": "Paris"}'), cache=False)
     started = time.perf_counter()
     for i in range(calls):
         executor.run(context, program.ir, {"question": f"question {i}"})
@@ -51,7 +51,7 @@ def fake_overhead(calls: int) -> dict[str, float]:
 
 def local_calls_per_second(calls: int) -> dict[str, float]:
     program = lmc.loads(PROGRAM)
-    context = lmc.configure("local", cache=False)
+    context = lmc.context("local", cache=False)
     executor.run(context, program.ir, {"question": "warm up"})
     started = time.perf_counter()
     for i in range(calls):

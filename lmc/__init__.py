@@ -4,26 +4,56 @@ Declare what each LM step does (a signature), wire steps into a program, in a `.
 Python, and lmc checks it before any LM call.
 """
 
+from __future__ import annotations
+
+import importlib
 from typing import TYPE_CHECKING, Any
 
-from lmc.backends.clients import LM
-from lmc.builder.build import build
-from lmc.builder.modules import (
-    ChainOfThought,
-    IndexSpec,
-    Module,
-    Predict,
-    Prediction,
-    Retrieve,
-    bm25,
-)
-from lmc.builder.signature import InputField, OutputField, Signature
-from lmc.diagnostics import LmcError
-from lmc.program import Program, load, loads
-from lmc.runtime.context import RunContext, configure, context
-
 if TYPE_CHECKING:
+    from lmc.backends.clients import LM
+    from lmc.builder.build import build
+    from lmc.builder.modules import (
+        ChainOfThought,
+        IndexSpec,
+        Module,
+        Predict,
+        Prediction,
+        Retrieve,
+        bm25,
+    )
+    from lmc.builder.signature import InputField, OutputField, Signature
     from lmc.compiler.session import BootstrapFewShot, compile
+    from lmc.diagnostics import LmcError
+    from lmc.program import Program, load, loads
+    from lmc.runtime.context import RunContext, configure, context
+
+# Each public name -> the module that defines it. `import lmc` loads none of them: the command
+# line (`lmc check`, `lmc --help`) and scripts that use one corner of lmc should not pay for
+# pydantic, networkx, rich and jinja2 at import. The TYPE_CHECKING imports above are the same
+# names, so type checkers and editors see what users get.
+_HOMES: dict[str, str] = {
+    "LM": "lmc.backends.clients",
+    "BootstrapFewShot": "lmc.compiler.session",
+    "ChainOfThought": "lmc.builder.modules",
+    "IndexSpec": "lmc.builder.modules",
+    "InputField": "lmc.builder.signature",
+    "LmcError": "lmc.diagnostics",
+    "Module": "lmc.builder.modules",
+    "OutputField": "lmc.builder.signature",
+    "Predict": "lmc.builder.modules",
+    "Prediction": "lmc.builder.modules",
+    "Program": "lmc.program",
+    "Retrieve": "lmc.builder.modules",
+    "RunContext": "lmc.runtime.context",
+    "Signature": "lmc.builder.signature",
+    "bm25": "lmc.builder.modules",
+    "build": "lmc.builder.build",
+    "compile": "lmc.compiler.session",
+    "configure": "lmc.runtime.context",
+    "context": "lmc.runtime.context",
+    "load": "lmc.program",
+    "loads": "lmc.program",
+}
 
 __all__ = [
     "LM",
@@ -51,9 +81,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # The compiler loads on first use: running a program should not pay for it at import.
-    if name in ("compile", "BootstrapFewShot"):
-        from lmc.compiler import session as compiler
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'lmc' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # found once; later lookups skip this function
+    return value
 
-        return getattr(compiler, name)
-    raise AttributeError(f"module 'lmc' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -1,4 +1,5 @@
-"""File writes that never leave a half-written file behind."""
+"""Files: where lmc keeps its caches, which files are artifacts, and writes that never leave a
+half-written file behind. Light on purpose: the command line imports it before anything else."""
 
 from __future__ import annotations
 
@@ -10,6 +11,11 @@ from pathlib import Path
 def cache_dir() -> Path:
     """Where lmc keeps what it can rebuild: LM cache, indexes, checkpoints (`$LMC_CACHE_DIR`)."""
     return Path(os.environ.get("LMC_CACHE_DIR") or Path.home() / ".cache" / "lmc")
+
+
+def is_artifact_path(path: str | os.PathLike[str]) -> bool:
+    """Whether a program file argument names an artifact (`.json`) rather than `.lmp` text."""
+    return os.fspath(path).lower().endswith(".json")
 
 
 def write_atomically(target: Path, data: bytes) -> None:

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lmc.files import is_artifact_path
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.lower import load_text, select
 from lmc.signatures import FieldSpec
@@ -71,7 +72,7 @@ class Program:
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the program: as `.lmp` text, or as an artifact (`.json`) that also keeps how it
         was compiled. Either reads back with `lmc.load` as an equal program."""
-        from lmc.compiler.artifact import CompileInfo, is_artifact_path, write_artifact
+        from lmc.compiler.artifact import CompileInfo, write_artifact
         from lmc.files import write_atomically
 
         target = Path(path)
@@ -102,7 +103,7 @@ def loads(text: str, program: str | None = None, *, file: str = "<string>") -> P
 def load(path: str | os.PathLike[str], program: str | None = None) -> Program:
     """Read a `.lmp` file (the program named `program`, or its only one) or an artifact `.json`
     (its compiled program, with how it was compiled)."""
-    from lmc.compiler.artifact import ArtifactError, is_artifact_path, read_artifact
+    from lmc.compiler.artifact import ArtifactError, read_artifact
 
     file = os.fspath(path)
     if not is_artifact_path(file):

@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-from lmc.passes.base import Pass
 from lmc.plugins import PASSES, UnknownName
+
+if TYPE_CHECKING:
+    # Only a type here: the pipeline module stays light, so `lmc compile --help` can show the
+    # default without importing the passes.
+    from lmc.passes.base import Pass
 
 DEFAULT_PIPELINE = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
 
@@ -60,6 +64,7 @@ def parse_pipeline(spec: str) -> list[Pass]:
 
 
 def _make(name: str, options_text: str) -> Pass:
+
     cls = pass_class(name)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = get_type_hints(cls)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
@@ -13,50 +12,25 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from lmc.cli.run import RunFailed, RunUsageError, _context
-from lmc.cli.run import _failures as run_failures
+from lmc.cli.errors import EXIT_OK, RunFailed, RunUsageError
+from lmc.cli.loading import load_program
+from lmc.cli.running import failures, run_context
+from lmc.compiler.session import BudgetTooSmall, compile_program
+from lmc.passes.base import Pass
+from lmc.passes.manager import PassBroke
+from lmc.passes.pipeline import DEFAULT_PIPELINE, PipelineError, parse_pipeline
 from lmc.passes.record import PassRecord
 from lmc.program import Program
-
-DEFAULT_PIPELINE_HELP = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
-
-
-def add_command(commands: Any, load_program: Callable[[str, str | None], Program]) -> None:
-    compile_ = commands.add_parser("compile", help="optimize a program against data and a metric")
-    compile_.add_argument("program_file", metavar="PROGRAM.lmp")
-    compile_.add_argument("--train", required=True, metavar="TRAIN.jsonl")
-    compile_.add_argument("--dev", metavar="DEV.jsonl", help="default: part of --train (by --seed)")
-    compile_.add_argument("--program", help="which program of the file")
-    compile_.add_argument(
-        "--metric", help="NAME(FIELD) or package.module:function (default: the file's metric)"
-    )
-    compile_.add_argument("-p", "--pipeline", help=f"passes (default: {DEFAULT_PIPELINE_HELP})")
-    compile_.add_argument("--budget-calls", type=int, help="never make more LM calls than this")
-    compile_.add_argument("--lm", help="model to compile for (default: local)")
-    compile_.add_argument("--teacher-lm", help="model that runs the program for demos")
-    compile_.add_argument("--api-base", help="address of a served model")
-    compile_.add_argument("--backend", default="json")
-    compile_.add_argument("--seed", type=int, default=0)
-    compile_.add_argument("--concurrency", type=int, default=4)
-    compile_.add_argument("-o", "--output", help="artifact to write (default: NAME.compiled.json)")
-    compile_.add_argument(
-        "--resume",
-        action="store_true",
-        help="go on after an interrupted compile (completed LM calls come from the cache)",
-    )
-    compile_.set_defaults(handler=lambda args, out: cmd_compile(args, out, load_program))
+from lmc.runtime.context import BudgetExhausted
+from lmc.runtime.data import DataError, Dataset, load_dataset
+from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 
 
-def cmd_compile(
-    args: argparse.Namespace, out: Console, load_program: Callable[[str, str | None], Program]
-) -> int:
-    from lmc.compiler.session import BudgetTooSmall, compile_program
-    from lmc.runtime.metrics import MetricError
-
+def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program)
-    metric, passes, train, dev = _inputs(args, program)
-    run = _context(args)
-    teacher = _context(args, lm=args.teacher_lm) if args.teacher_lm else run
+    metric, passes, train, dev = compile_inputs(args, program)
+    student = run_context(args)
+    teacher = run_context(args, lm=args.teacher_lm) if args.teacher_lm else student
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
     shown = _PassTable(err, metric.label, args.budget_calls)
@@ -68,7 +42,7 @@ def cmd_compile(
                 metric,
                 dev=dev,
                 pipeline=passes,
-                run=run,
+                run=student,
                 teacher=teacher,
                 seed=args.seed,
                 budget_calls=args.budget_calls,
@@ -79,7 +53,7 @@ def cmd_compile(
             )
     except (BudgetTooSmall, MetricError) as error:
         raise RunUsageError(str(error)) from None
-    except _failures() as error:
+    except compile_failures() as error:
         raise RunFailed(str(error)) from None
     target = Path(args.output or f"{program.name}.compiled.json")
     try:
@@ -87,23 +61,21 @@ def cmd_compile(
     except OSError as error:
         raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
     result = compiled.result
-    total_calls = run.stats.total().calls + (
-        teacher.stats.total().calls if teacher is not run else 0
+    total_calls = student.stats.total().calls + (
+        teacher.stats.total().calls if teacher is not student else 0
     )
-    out.print(
+    print(
         f"wrote {target}: dev {metric.label} {result.baseline:.3f} -> {result.final:.3f} "
         f"on {len(compiled.dev)} examples, {total_calls} LM calls, "
         f"{time.perf_counter() - started:.0f}s"
     )
-    return 0
+    return EXIT_OK
 
 
-def _inputs(args: argparse.Namespace, program: Program) -> tuple[Any, Any, Any, Any]:
+def compile_inputs(
+    args: argparse.Namespace, program: Program
+) -> tuple[Metric, list[Pass], Dataset, Dataset | None]:
     """The metric, passes and datasets the options name, all checked before any LM call."""
-    from lmc.passes.pipeline import DEFAULT_PIPELINE, PipelineError, parse_pipeline
-    from lmc.runtime.data import DataError, load_dataset
-    from lmc.runtime.metrics import MetricError
-
     try:
         metric = _metric(args, program)
         passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
@@ -115,6 +87,29 @@ def _inputs(args: argparse.Namespace, program: Program) -> tuple[Any, Any, Any, 
     except (MetricError, PipelineError, DataError) as error:
         raise RunUsageError(str(error)) from None
     return metric, passes, train, dev
+
+
+def pass_line(record: PassRecord, metric: str) -> str:
+    """What one pass of a compile bought and cost, in one line."""
+    return (
+        f"{record.name}: dev {metric} {record.metric_before:.3f} -> "
+        f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
+        f"{record.prompt_tokens + record.completion_tokens} tokens, "
+        f"{record.seconds:.1f}s"
+    )
+
+
+def plan_line(stages: list[tuple[str, int]], budget: int | None) -> str:
+    """The LM calls each stage of a compile may make, and the budget they must fit."""
+    total = sum(calls for _, calls in stages)
+    listed = ", ".join(f"{name} ≤{calls}" for name, calls in stages)
+    within = f" (budget {budget})" if budget is not None else ""
+    return f"projected LM calls: {listed}; at most {total}{within}"
+
+
+def compile_failures() -> tuple[type[Exception], ...]:
+    """Errors that end a compile as failed work (exit 1): a run's, a broken pass, no budget."""
+    return (*failures(), PassBroke, BudgetExhausted)
 
 
 class _PassTable:
@@ -140,10 +135,7 @@ class _PassTable:
         return nullcontext()
 
     def plan(self, stages: list[tuple[str, int]]) -> None:
-        total = sum(calls for _, calls in stages)
-        listed = ", ".join(f"{name} ≤{calls}" for name, calls in stages)
-        budget = f" (budget {self.budget})" if self.budget is not None else ""
-        self.err.print(f"projected LM calls: {listed}; at most {total}{budget}")
+        self.err.print(plan_line(stages, self.budget))
 
     def add(self, record: PassRecord) -> None:
         self.table.add_row(
@@ -158,27 +150,13 @@ class _PassTable:
         )
         if self.err.is_terminal:
             return  # the live table shows it
-        self.err.print(
-            f"{record.name}: dev {self.metric} {record.metric_before:.3f} -> "
-            f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
-            f"{record.prompt_tokens + record.completion_tokens} tokens, "
-            f"{record.seconds:.1f}s"
-        )
+        self.err.print(pass_line(record, self.metric))
 
 
-def _metric(args: argparse.Namespace, program: Program) -> Any:
-    from lmc.runtime.metrics import builtin, parse_metric
-
+def _metric(args: argparse.Namespace, program: Program) -> Metric:
     if args.metric:
         return parse_metric(args.metric)
     declared = program.metric
     if declared is None:
         raise RunUsageError("no metric: pass --metric NAME(FIELD) or declare one in the file")
     return builtin(declared.name, declared.field)
-
-
-def _failures() -> tuple[type[Exception], ...]:
-    from lmc.passes.manager import PassBroke
-    from lmc.runtime.context import BudgetExhausted
-
-    return (*run_failures(), PassBroke, BudgetExhausted)

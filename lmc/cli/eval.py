@@ -18,83 +18,62 @@ from typing import Any
 
 from rich.console import Console
 
-from lmc.cli.run import (
-    RunFailed,
-    RunUsageError,
-    _context,
-    _failures,
-    compiled_for,
-    dataset_progress,
-)
+from lmc.cli.errors import EXIT_OK, RunFailed, RunUsageError
+from lmc.cli.loading import load_program
+from lmc.cli.running import compiled_for, dataset_progress, failures, run_context
 from lmc.files import write_atomically
 from lmc.program import Program
+from lmc.runtime.context import RunContext
+from lmc.runtime.data import DataError, Dataset, load_dataset
+from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, python_metric
 
-EXIT_OK = 0
 
-LoadProgram = Callable[[str, str | None], Program]
-
-
-def add_commands(commands: Any, load_program: LoadProgram) -> None:
-    """Register `lmc eval` on the command line's subparsers."""
-    evaluate = commands.add_parser("eval", help="score a program or artifact on a dataset")
-    evaluate.add_argument("program_file", metavar="PROGRAM.lmp|ARTIFACT.json")
-    evaluate.add_argument(
-        "--data", required=True, metavar="DATA.jsonl", help="examples: inputs and expected outputs"
-    )
-    evaluate.add_argument(
-        "--metric",
-        metavar="NAME(FIELD)|package.module:function",
-        help="how to score (default: the artifact's metric, else the file's metric declaration)",
-    )
-    evaluate.add_argument("--program", help="which program of the file")
-    evaluate.add_argument("--out", metavar="RESULTS.jsonl", help="per-example results, as JSONL")
-    evaluate.add_argument(
-        "--lm", help="model: local (default), local:PATH.gguf, or a litellm string"
-    )
-    evaluate.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
-    evaluate.add_argument("--backend", help="prompt format: json (default), chat, completion")
-    evaluate.add_argument("--concurrency", type=int, default=4, help="examples in flight at once")
-    evaluate.add_argument(
-        "--no-cache", action="store_true", help="neither read nor write the cache"
-    )
-    evaluate.add_argument("--trace", metavar="TRACE.jsonl", help="write every LM call here")
-    evaluate.set_defaults(handler=lambda args, out: cmd_eval(args, out, load_program))
-
-
-def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) -> int:
+def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
-    from lmc.runtime.data import DataError, load_dataset
-    from lmc.runtime.evaluate import evaluate
-
     program = load_program(args.program_file, args.program)
     metric = resolve_metric(args.metric, program)
-    if args.concurrency < 1:
-        raise RunUsageError("--concurrency must be at least 1")
     try:
         data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     except DataError as error:
         raise RunUsageError(str(error)) from None
-
-    err = Console(stderr=True, highlight=False, markup=False)
-    progress = dataset_progress(err)
-    context = _context(args, *compiled_for(program))
+    context = run_context(args, *compiled_for(program))
     started = time.perf_counter()
+    try:
+        result = _evaluate(program, metric, data, context)
+    finally:
+        if context.trace is not None:
+            context.trace.close()
+    elapsed = time.perf_counter() - started
+    _report(_result_lines(data, result), args.out)
+    total = context.stats.total()
+    failed = sum(1 for e in result.errors if e is not None)
+    examples = len(data)
+    print(
+        f"metric {metric.label} = {result.score:.3f} on {examples} "
+        f"example{'s' * (examples != 1)} ({total.calls} LM calls, {total.cache_hits} cached, "
+        f"{total.repairs} repairs, {failed} failed, {elapsed:.1f}s)"
+    )
+    return EXIT_OK
+
+
+def _evaluate(program: Program, metric: Metric, data: Dataset, context: RunContext) -> Evaluation:
+    """Every example through the program and the metric, with a progress bar on a terminal."""
+    progress = dataset_progress(_stderr())
     try:
         with progress:
             task = progress.add_task(f"eval {program.name}", total=len(data))
             counted = _counting(metric, data.examples, lambda: progress.advance(task))
             result = evaluate(context, program.ir, data.examples, data.inputs, counted)
             progress.update(task, completed=len(data))
-    except _failures() as error:
+    except failures() as error:
         raise RunFailed(str(error)) from None
     except MetricError as error:
         raise RunUsageError(str(error)) from None
-    finally:
-        if context.trace is not None:
-            context.trace.close()
-    elapsed = time.perf_counter() - started
+    return result
 
+
+def _result_lines(data: Dataset, result: Evaluation) -> list[dict[str, Any]]:
     lines = []
     for index, (example, score, prediction, failure) in enumerate(
         zip(data.examples, result.scores, result.predictions, result.errors, strict=True)
@@ -105,27 +84,26 @@ def cmd_eval(args: argparse.Namespace, out: Console, load_program: LoadProgram) 
         else:
             line["error"] = failure
         lines.append(line)
-    if args.out:
-        target = Path(args.out)
-        text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
-        try:
-            write_atomically(target, text.encode("utf-8"))
-        except OSError as error:
-            raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
-        err.print(f"wrote {target}")
-    else:
-        for line in lines:
-            out.print(_result_text(line))
+    return lines
 
-    total = context.stats.total()
-    failed = sum(1 for e in result.errors if e is not None)
-    examples = len(data)
-    out.print(
-        f"metric {metric.label} = {result.score:.3f} on {examples} "
-        f"example{'s' * (examples != 1)} ({total.calls} LM calls, {total.cache_hits} cached, "
-        f"{total.repairs} repairs, {failed} failed, {elapsed:.1f}s)"
-    )
-    return EXIT_OK
+
+def _report(lines: list[dict[str, Any]], out: str | None) -> None:
+    """Per-example results: as JSONL to `out`, else one line each on stdout."""
+    if out is None:
+        for line in lines:
+            print(_result_text(line))
+        return
+    target = Path(out)
+    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    try:
+        write_atomically(target, text.encode("utf-8"))
+    except OSError as error:
+        raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
+    _stderr().print(f"wrote {target}")
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, markup=False)
 
 
 def resolve_metric(spec: str | None, program: Program) -> Metric:

@@ -5,28 +5,16 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lmc.cli.run import RunUsageError
+from lmc.cli.errors import EXIT_OK, RunUsageError
+from lmc.retrieval.index import build_index, read_corpus
+from lmc.runtime.data import DataError
 
 
-def add_commands(commands: Any) -> None:
-    index = commands.add_parser("index", help="retrieval indexes")
-    index_commands = index.add_subparsers(dest="index_command", required=True, metavar="COMMAND")
-    build = index_commands.add_parser("build", help="build the index of a JSONL corpus")
-    build.add_argument("corpus", metavar="CORPUS.jsonl")
-    build.add_argument("--text", default="text", help="the field holding each passage")
-    build.add_argument("--kind", default="bm25", choices=("bm25", "embeddings"))
-    build.set_defaults(handler=cmd_index_build)
-
-
-def cmd_index_build(args: argparse.Namespace, out: Console) -> int:
-    from lmc.retrieval.index import build_index, read_corpus
-    from lmc.runtime.data import DataError
-
+def build(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, markup=False)
     started = time.perf_counter()
     progress = Progress(
@@ -52,8 +40,8 @@ def cmd_index_build(args: argparse.Namespace, out: Console) -> int:
     except DataError as error:
         raise RunUsageError(str(error)) from None
     what = f"built in {time.perf_counter() - started:.1f}s" if built else "already built"
-    out.print(
+    print(
         f"{args.kind} index of {args.corpus} ({len(corpus.texts)} passages, field "
         f"'{args.text}'): {what}, at {folder}"
     )
-    return 0
+    return EXIT_OK

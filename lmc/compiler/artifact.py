@@ -199,8 +199,3 @@ def _read_json(name: str) -> Any:
             f"{name}: not an lmc artifact: invalid JSON at line {error.lineno}, "
             f"column {error.colno} ({error.msg}); the file may be truncated"
         ) from None
-
-
-def is_artifact_path(path: str | os.PathLike[str]) -> bool:
-    """Whether a program file argument names an artifact (`.json`) rather than `.lmp` text."""
-    return os.fspath(path).lower().endswith(".json")

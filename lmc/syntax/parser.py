@@ -18,6 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.tree import Meta
 
 from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, did_you_mean
+from lmc.files import cache_dir
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 from lmc.syntax import tree as ast
 from lmc.types import SCALAR_NAMES, STR, UNKNOWN, ListOf, LmType, OneOf, OptionalOf, Scalar
@@ -52,7 +53,21 @@ def _lark() -> Lark:
         start=["start", "sig_text"],
         propagate_positions=True,
         maybe_placeholders=False,
+        cache=_grammar_cache(),
     )
+
+
+def _grammar_cache() -> str | bool:
+    """Where Lark keeps the analysed grammar: building the LALR tables takes most of a short
+    `lmc check`, loading them a few milliseconds. Lark stores the hash of the grammar, its options
+    and versions in the file and rebuilds on any difference, or when the file cannot be read (a
+    half-written one from a concurrent first run included); so the cache is never stale."""
+    folder = cache_dir() / "grammar"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False  # a read-only home: build the tables every time
+    return str(folder / "lmp.lark.cache")
 
 
 def parse(text: str, file: str = "<string>", diagnostics: Diagnostics | None = None) -> ast.Module:

@@ -132,3 +132,22 @@ def test_the_report_is_a_table_of_ratios_drawn_again_from_the_saved_results(
     assert "| cold start: import, s (best of 3) | 0.200 | 0.400 | 0.50x |" in text
     assert "| gsm8k: compiled test metric (n=2) |" in text
     assert "| gsm8k: compile LM calls |" in text
+
+
+def test_the_startup_table_shows_medians_ratios_to_dspy_and_goals(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import startup
+
+    table = startup.rows(Path("dspy-python"))
+    times = {row.label: [1.0, 1.0, 1.0] for row in table}
+    times["lmc --help"] = [0.05, 0.2, 0.06]  # a median of 0.06: 0.06x of DSPy, within 0.1x
+    times[f"lmc check {startup.PROGRAM}"] = [0.3, 0.3, 0.2]  # 0.3 s: over 0.25 s
+
+    text = startup.report(table, times, "python bench/startup.py --runs 3", "a machine.")
+
+    assert "`python bench/startup.py --runs 3`: " in text
+    assert "| `lmc --help` | 0.060 | 0.050 | 0.06x | ≤ 0.1x | yes |" in text
+    assert f"| `lmc check {startup.PROGRAM}` | 0.300 | 0.200 | 0.30x | < 0.25 s | **no** |" in text
+    assert '| `python -c "import dspy"` | 1.000 | 1.000 | 1.00x |  |  |' in text

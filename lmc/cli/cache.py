@@ -1,0 +1,22 @@
+"""`lmc cache stats` and `lmc cache clear`: the LM response cache."""
+
+from __future__ import annotations
+
+import argparse
+
+from lmc.cli.errors import EXIT_OK
+from lmc.runtime.cache import ResponseCache
+
+
+def stats(args: argparse.Namespace) -> int:
+    found = ResponseCache().stats()
+    print(f"{found.path}: {found.entries} entries, {found.bytes / 1e6:.1f} MB")
+    for model, count in found.models.items():
+        print(f"  {model}: {count}")
+    return EXIT_OK
+
+
+def clear(args: argparse.Namespace) -> int:
+    removed = ResponseCache().clear()
+    print(f"removed {removed} entries")
+    return EXIT_OK

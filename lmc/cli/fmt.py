@@ -1,0 +1,43 @@
+"""`lmc fmt`: print, check or rewrite `.lmp` files in their canonical form; an artifact's program
+is printed as the `.lmp` text it holds."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lmc.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
+from lmc.cli.loading import load_program, read_source
+from lmc.files import is_artifact_path, write_atomically
+from lmc.syntax.parser import parse
+from lmc.syntax.printer import print_module
+
+
+def run(args: argparse.Namespace) -> int:
+    unformatted = []
+    for path in args.files:
+        if is_artifact_path(path):
+            _print_artifact(path, args)
+            continue
+        text = read_source(path)
+        formatted = print_module(parse(text, path))
+        if args.check:
+            if formatted != text:
+                unformatted.append(path)
+                print(f"would reformat {path}")
+        elif args.write:
+            if formatted != text:
+                write_atomically(Path(path), formatted.encode())
+                print(f"reformatted {path}")
+        else:
+            sys.stdout.write(formatted)
+    return EXIT_FAILED if unformatted else EXIT_OK
+
+
+def _print_artifact(path: str, args: argparse.Namespace) -> None:
+    """An artifact's program in its text form, as it would read beside the artifact."""
+    program = load_program(path, None)
+    if args.check or args.write:
+        raise UsageError(f"{path}: --check and --write are for .lmp files, not artifacts")
+    sys.stdout.write(program.to_lmp(Path(path).resolve().parent))

@@ -1,0 +1,46 @@
+"""Reading the files a command is given: `.lmp` text, and programs from `.lmp` or artifacts.
+
+Heavy parts of lmc (the IR, artifacts) are imported inside the functions that need them, so
+`lmc fmt` on a `.lmp` file never loads them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lmc.cli.errors import UsageError
+from lmc.files import is_artifact_path
+
+if TYPE_CHECKING:
+    from lmc.program import Program
+
+
+def read_source(path: str) -> str:
+    """A `.lmp` file's text; a missing, unreadable or non-UTF-8 file is a `UsageError`."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{path}: is a folder, expected a .lmp file") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def load_program(path: str, name: str | None) -> Program:
+    """The program `name` (or the only one) of a `.lmp` file, or an artifact's compiled program."""
+    from lmc.program import Program, load
+
+    if is_artifact_path(path):
+        from lmc.compiler.artifact import ArtifactError
+
+        try:
+            return load(path, name)
+        except ArtifactError as error:
+            raise UsageError(str(error)) from None
+    from lmc.ir.lower import load_text, select
+
+    return Program(select(load_text(read_source(path), path), name, how="--program "))

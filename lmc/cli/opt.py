@@ -1,0 +1,143 @@
+"""`lmc opt`: the program after a pipeline of passes, as `.lmp` text (like `mlir-opt`).
+
+Structural passes run on the program alone. A pass that scores the program (to keep a change
+only if the metric allows it, or to learn demos and instructions) needs data: with `--train`,
+the pipeline runs as `lmc compile` runs it (same inputs, budget, cache); without, such a pass
+stops `opt` with a usage error naming `--train`. The program goes to stdout (or `-o FILE`); what
+the passes say goes to stderr as `# ...` lines, so `opt FILE 2>&1` reads as one `.lmp` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from lmc.backends.clients.fake import FakeLM
+from lmc.cli.compile import compile_failures, compile_inputs, pass_line, plan_line
+from lmc.cli.errors import EXIT_OK, RunFailed, RunUsageError
+from lmc.cli.loading import load_program
+from lmc.cli.running import run_context
+from lmc.compiler.session import BudgetTooSmall, compile_program
+from lmc.files import write_atomically
+from lmc.ir.graph import ProgramGraph
+from lmc.ir.text import print_program
+from lmc.passes.base import CompileContext, Pass
+from lmc.passes.manager import verify_between
+from lmc.passes.pipeline import PipelineError, parse_pipeline
+from lmc.plugins import BACKENDS
+from lmc.program import Program
+from lmc.runtime.context import DEFAULT_BACKEND, RunContext
+from lmc.runtime.data import Dataset, hash_records
+from lmc.runtime.evaluate import Evaluation
+from lmc.runtime.metrics import Metric, MetricError
+
+# Options that only mean something when the passes learn from data (`--train`).
+DATA_OPTIONS = ("dev", "metric", "teacher_lm", "budget_calls", "lm", "api_base", "backend")
+
+
+class NeedsData(Exception):
+    """A pass asked for a score, and `opt` was given no data to score on."""
+
+
+def run(args: argparse.Namespace) -> int:
+    program = load_program(args.program_file, args.program)
+    if args.train:
+        graph = _with_data(args, program)
+    else:
+        graph = _without_data(args, program)
+    if args.output:
+        target = Path(args.output)
+        text = print_program(graph, str(target.resolve().parent))
+        try:
+            write_atomically(target, text.encode("utf-8"))
+        except OSError as error:
+            raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
+    else:
+        sys.stdout.write(print_program(graph, str(Path(args.program_file).resolve().parent)))
+    return EXIT_OK
+
+
+def _say(message: str) -> None:
+    print(f"# {message}", file=sys.stderr, flush=True)
+
+
+def _with_data(args: argparse.Namespace, program: Program) -> ProgramGraph:
+    """The pipeline as `lmc compile` runs it: checked inputs, a baseline, a budget, a pass log."""
+    metric, passes, train, dev = compile_inputs(args, program)
+    student = run_context(args)
+    teacher = run_context(args, lm=args.teacher_lm) if args.teacher_lm else student
+    try:
+        compiled = compile_program(
+            program,
+            train,
+            metric,
+            dev=dev,
+            pipeline=passes,
+            run=student,
+            teacher=teacher,
+            seed=args.seed,
+            budget_calls=args.budget_calls,
+            say=_say,
+            on_record=lambda record: _say(pass_line(record, metric.label)),
+            on_plan=lambda stages: _say(plan_line(stages, args.budget_calls)),
+        )
+    except (BudgetTooSmall, MetricError) as error:
+        raise RunUsageError(str(error)) from None
+    except compile_failures() as error:
+        raise RunFailed(str(error)) from None
+    return compiled.program.ir
+
+
+def _without_data(args: argparse.Namespace, program: Program) -> ProgramGraph:
+    """Each pass in turn, the graph verified around it; a pass that scores stops `opt`."""
+    for name in DATA_OPTIONS:
+        if getattr(args, name) is not None:
+            option = "--" + name.replace("_", "-")
+            raise RunUsageError(f"{option} is for passes that learn from data: add --train DATA")
+    try:
+        passes = parse_pipeline(args.pipeline)
+    except PipelineError as error:
+        raise RunUsageError(str(error)) from None
+    context = _no_data_context(args.seed)
+    graph = program.ir
+    for a_pass in passes:
+        graph = _apply(a_pass, graph, context)
+    return graph
+
+
+def _apply(a_pass: Pass, graph: ProgramGraph, context: CompileContext) -> ProgramGraph:
+    try:
+        verify_between(graph, "before", a_pass.name)
+        result = a_pass.apply(graph, context)
+        verify_between(result, "after", a_pass.name)
+    except NeedsData:
+        raise RunUsageError(
+            f"{a_pass.name} scores the program on data to decide: add --train DATA "
+            "(and --metric if the file declares none)"
+        ) from None
+    except compile_failures() as error:
+        raise RunFailed(str(error)) from None
+    return result
+
+
+class _WithoutData(CompileContext):
+    """What passes see when `opt` has no data: asking for a score raises `NeedsData`."""
+
+    def score(self, *args: Any, **kwargs: Any) -> Evaluation:
+        raise NeedsData
+
+
+def _no_data_context(seed: int) -> CompileContext:
+    def no_model(request: Any) -> str:
+        raise NeedsData  # only a score calls the LM; this is in case a pass ever does directly
+
+    nothing = Dataset("no data", (), (), hash_records([]))
+    no_metric = Metric("none", None, lambda example, prediction: 0.0)
+    context = RunContext(
+        lm=FakeLM(no_model, identity="no model"),
+        backend=BACKENDS.load(DEFAULT_BACKEND)(),
+        cache=None,
+    )
+    return _WithoutData(context, context, nothing, nothing, no_metric, seed, _say)

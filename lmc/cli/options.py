@@ -1,0 +1,49 @@
+"""Options that several commands share, each defined once.
+
+Only argparse here: building the parser (for `lmc --help`, or any command) loads nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+ANY_PROGRAM = "PROGRAM.lmp|ARTIFACT.json"
+
+
+def program_file(parser: argparse.ArgumentParser, metavar: str = ANY_PROGRAM) -> None:
+    parser.add_argument("program_file", metavar=metavar)
+    parser.add_argument("--program", help="which program of the file")
+
+
+def model(parser: argparse.ArgumentParser) -> None:
+    """The LM and how it is called: `--lm`, `--api-base`, `--backend`, `--concurrency`."""
+    parser.add_argument("--lm", help="model: local (default), local:PATH.gguf, or a litellm string")
+    parser.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
+    parser.add_argument("--backend", help="prompt format: json (default), chat, completion")
+    parser.add_argument("--concurrency", type=int, default=4, help="records in flight at once")
+
+
+def call_log(parser: argparse.ArgumentParser) -> None:
+    """Where LM calls are remembered: the response cache, and a trace file."""
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument("--trace", metavar="TRACE.jsonl", help="write every LM call here")
+
+
+def compile_inputs(parser: argparse.ArgumentParser, *, train_required: bool) -> None:
+    """What passes learn from: data, a metric, a seed, a teacher model and a call budget."""
+    parser.add_argument("--train", required=train_required, metavar="TRAIN.jsonl")
+    parser.add_argument("--dev", metavar="DEV.jsonl", help="default: part of --train (by --seed)")
+    parser.add_argument(
+        "--metric", help="NAME(FIELD) or package.module:function (default: the file's metric)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--teacher-lm", help="model that runs the program for demos")
+    parser.add_argument("--budget-calls", type=int, help="never make more LM calls than this")
+
+
+def pipeline(parser: argparse.ArgumentParser, *, default: str | None) -> None:
+    """`-p PASSES`; required when there is no default."""
+    described = f"default: {default}" if default else "e.g. dead-steps,dedupe-steps"
+    parser.add_argument(
+        "-p", "--pipeline", required=default is None, help=f"passes, in order ({described})"
+    )

@@ -1,0 +1,82 @@
+"""What the commands that call an LM share (`run`, `eval`, `compile`, `opt`): the run context
+their options ask for, the failures that end their work (exit 1), and a dataset progress bar."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from lmc.cli.errors import RunFailed, RunUsageError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from lmc.program import Program
+    from lmc.runtime.context import RunContext
+
+
+def compiled_for(program: Program) -> tuple[str | None, str | None]:
+    """The model and backend a compiled program runs on unless the options say otherwise."""
+    info = program.compiled
+    return (info.lm, info.backend) if info is not None else (None, None)
+
+
+def run_context(
+    args: argparse.Namespace,
+    default_lm: str | None = None,
+    default_backend: str | None = None,
+    *,
+    lm: str | None = None,
+) -> RunContext:
+    """The run context the options ask for: `lm` (a compile's teacher), else `--lm`, else
+    `default_lm` (what an artifact was compiled for), else the default model; likewise the
+    backend."""
+    from lmc.backends.clients.local import ModelFileError
+    from lmc.runtime.context import DEFAULT_BACKEND, context
+
+    if args.concurrency < 1:
+        raise RunUsageError("--concurrency must be at least 1")
+    try:
+        return context(
+            lm or args.lm or default_lm,
+            backend=args.backend or default_backend or DEFAULT_BACKEND,
+            api_base=args.api_base,
+            cache=not getattr(args, "no_cache", False),
+            trace=getattr(args, "trace", None),
+            concurrency=args.concurrency,
+        )
+    except (LookupError, ValueError) as error:
+        raise RunUsageError(str(error).strip("'\"")) from None
+    except ModelFileError as error:
+        raise RunFailed(str(error)) from None
+
+
+def failures() -> tuple[type[Exception], ...]:
+    """Errors that mean the work failed, not the input: an LM unreachable, a chat template
+    missing, a retrieval index that cannot be loaded."""
+    from lmc.backends.clients.hosted import HostedLMError
+    from lmc.backends.completion import TemplateMissing
+    from lmc.runtime.executor import RetrievalUnavailable
+
+    return (HostedLMError, TemplateMissing, RetrievalUnavailable)
+
+
+def dataset_progress(err: Console) -> Progress:
+    """A bar of records done, shown on a terminal only (piped output stays plain)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=not err.is_terminal,
+    )

@@ -1,0 +1,30 @@
+"""`lmc show`: the program graph as a picture (or, with `--lmp`, as `.lmp` text)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from lmc.cli.errors import EXIT_FAILED, EXIT_OK, UsageError, say_error
+from lmc.cli.loading import load_program
+from lmc.ir.render import RenderError, write_picture
+
+
+def run(args: argparse.Namespace) -> int:
+    program = load_program(args.program_file, args.program)
+    if args.lmp:
+        sys.stdout.write(program.to_lmp(Path(args.program_file).resolve().parent))
+        return EXIT_OK
+    target = args.output or f"{program.name}.svg"
+    try:
+        written = write_picture(program.ir, target)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    except OSError as error:
+        raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
+    except RenderError as error:
+        say_error(str(error))
+        return EXIT_FAILED
+    print(f"wrote {written}")
+    return EXIT_OK
