@@ -55,7 +55,7 @@ def merge_duplicates(program: ProgramGraph) -> tuple[ProgramGraph, dict[str, str
             merged[node.id] = first
     if not merged:
         return program, merged
-    keep = {node_id for node_id in program.nx.nodes if node_id not in merged}
+    keep = {node_id for node_id in program.node_ids() if node_id not in merged}
     return rebuild(program, keep, merged), merged
 
 

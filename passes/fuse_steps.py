@@ -129,7 +129,7 @@ def fuse(program: ProgramGraph, first: str, second: str) -> tuple[ProgramGraph, 
     fused = StepNode(fused_id, signature, module, key, span=a.span)
 
     nodes: list[Node] = []
-    for node_id in program.nx.nodes:
+    for node_id in program.node_ids():
         if node_id == first:
             nodes.append(fused)
         elif node_id != second:

@@ -5,21 +5,25 @@ operators of the language); an edge carries one field from a source node's outpu
 node's input, with its type. Loops are already unrolled: unrolled copies of a step share one
 parameter key, so what a pass learns for one copy holds for all.
 
-Only `ProgramGraph` mutates the networkx graph; passes build a new graph with `copy()`.
+Only `ProgramGraph` mutates its graph; passes build a new graph with `copy()`. It keeps nodes and
+wires in plain dicts shaped as networkx's `MultiDiGraph` keeps them (the same iteration orders),
+and hands a networkx view to the algorithms that need one (`.nx`): `lmc check` and `lmc fmt`,
+which need none, do not pay the tenth of a second that importing networkx costs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+import heapq
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
-
-import networkx as nx
-from networkx.algorithms.isomorphism import MultiDiGraphMatcher
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lmc.diagnostics import NO_SPAN, Diagnostic, Span, span_field
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 from lmc.types import PASSAGES, STR, ListOf, LmType, accepts, describe
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 ConstValue = str | int | float | bool
 
@@ -217,7 +221,11 @@ class ProgramGraph:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+        self._nodes: dict[str, Node] = {}
+        # source -> target -> target field -> wire, and the same by target: networkx's layout.
+        self._succ: dict[str, dict[str, dict[str, Wire]]] = {}
+        self._pred: dict[str, dict[str, dict[str, Wire]]] = {}
+        self._nx: nx.MultiDiGraph[str] | None = None
         self.indexes: dict[str, IndexRef] = {}
         self.params: dict[str, StepParams] = {}
         self.metric: MetricRef | None = None
@@ -225,9 +233,11 @@ class ProgramGraph:
     # building ------------------------------------------------------------------------------------
 
     def add(self, node: Node) -> str:
-        if node.id in self._graph:
+        if node.id in self._nodes:
             raise ValueError(f"node {node.id!r} is already in the graph")
-        self._graph.add_node(node.id, node=node)
+        self._nodes[node.id] = node
+        self._succ[node.id], self._pred[node.id] = {}, {}
+        self._nx = None
         if isinstance(node, StepNode):
             self.params.setdefault(node.param_key, StepParams())
         return node.id
@@ -242,20 +252,28 @@ class ProgramGraph:
     ) -> None:
         port = {p.name: p for p in self.node(source).outputs()}[source_field]
         wire = Wire(source_field, target_field, port.type, span or self.node(target).span)
-        self._graph.add_edge(source, target, key=target_field, wire=wire)
+        self._succ[source].setdefault(target, {})[target_field] = wire
+        self._pred[target].setdefault(source, {})[target_field] = wire
+        self._nx = None
 
     def fresh_id(self, base: str) -> str:
         """`base`, or `base@2`, `base@3`, ... (`@` never occurs in a name the user writes)."""
-        if base not in self._graph:
+        if base not in self._nodes:
             return base
         n = 2
-        while f"{base}@{n}" in self._graph:
+        while f"{base}@{n}" in self._nodes:
             n += 1
         return f"{base}@{n}"
 
     def copy(self) -> ProgramGraph:
         other = ProgramGraph(self.name)
-        other._graph = self._graph.copy()
+        other._nodes = dict(self._nodes)
+        other._succ = {
+            u: {v: dict(keys) for v, keys in out.items()} for u, out in self._succ.items()
+        }
+        other._pred = {
+            v: {u: dict(keys) for u, keys in in_.items()} for v, in_ in self._pred.items()
+        }
         other.indexes = dict(self.indexes)
         other.params = dict(self.params)
         other.metric = self.metric
@@ -263,16 +281,48 @@ class ProgramGraph:
 
     # reading -------------------------------------------------------------------------------------
 
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self._nodes
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
     def node(self, node_id: str) -> Node:
-        node: Node = self._graph.nodes[node_id]["node"]
-        return node
+        return self._nodes[node_id]
 
     def nodes(self) -> Iterator[Node]:
-        for node_id in self._graph.nodes:
-            yield self.node(node_id)
+        yield from self._nodes.values()
 
-    def topological(self) -> list[Node]:
-        return [self.node(n) for n in nx.lexicographical_topological_sort(self._graph)]
+    def node_ids(self) -> list[str]:
+        """Every node's id, in the order the nodes were added."""
+        return list(self._nodes)
+
+    def topological(self, key: Callable[[str], Any] | None = None) -> list[Node]:
+        """Nodes in dependency order; among nodes ready at once, the least by `key` (default:
+        the id) first, then the earliest added: networkx's lexicographical topological sort."""
+        order = self._sorted_ids(key)
+        if len(order) != len(self._nodes):
+            raise ValueError(f"{self.name} has a cycle; it has no dependency order")
+        return [self._nodes[n] for n in order]
+
+    def is_acyclic(self) -> bool:
+        return len(self._sorted_ids(None)) == len(self._nodes)
+
+    def _sorted_ids(self, key: Callable[[str], Any] | None) -> list[str]:
+        rank = key or (lambda node_id: node_id)
+        added = {node_id: i for i, node_id in enumerate(self._nodes)}
+        waiting = {v: sum(map(len, in_.values())) for v, in_ in self._pred.items()}
+        ready = [(rank(v), added[v], v) for v, count in waiting.items() if count == 0]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            node_id = heapq.heappop(ready)[2]
+            order.append(node_id)
+            for target, keys in self._succ[node_id].items():
+                waiting[target] -= len(keys)
+                if waiting[target] == 0:
+                    heapq.heappush(ready, (rank(target), added[target], target))
+        return order
 
     def steps(self) -> list[StepNode]:
         return [n for n in self.topological() if isinstance(n, StepNode)]
@@ -284,19 +334,32 @@ class ProgramGraph:
         return [n for n in self.nodes() if isinstance(n, OutputNode)]
 
     def incoming(self, node_id: str) -> list[tuple[str, Wire]]:
-        return [(u, d["wire"]) for u, _, d in self._graph.in_edges(node_id, data=True)]
+        return [(u, w) for u, keys in self._pred[node_id].items() for w in keys.values()]
 
     def outgoing(self, node_id: str) -> list[tuple[str, Wire]]:
-        return [(v, d["wire"]) for _, v, d in self._graph.out_edges(node_id, data=True)]
+        return [(v, w) for v, keys in self._succ[node_id].items() for w in keys.values()]
 
     def edges(self) -> Iterator[tuple[str, str, Wire]]:
-        for u, v, d in self._graph.edges(data=True):
-            yield u, v, d["wire"]
+        for u, out in self._succ.items():
+            for v, keys in out.items():
+                for wire in keys.values():
+                    yield u, v, wire
 
     @property
     def nx(self) -> nx.MultiDiGraph[str]:
-        """The underlying graph, for reading (layouts, algorithms); never mutate it."""
-        return self._graph
+        """The graph as a networkx `MultiDiGraph` (node attribute `node`, edge key the target
+        field, edge attribute `wire`), for networkx's algorithms; made on first use after a
+        change. Never mutate it: it does not write back."""
+        if self._nx is None:
+            import networkx as nx
+
+            graph: nx.MultiDiGraph[str] = nx.MultiDiGraph()
+            for node_id, node in self._nodes.items():
+                graph.add_node(node_id, node=node)
+            for u, v, wire in self.edges():
+                graph.add_edge(u, v, key=wire.target_field, wire=wire)
+            self._nx = graph
+        return self._nx
 
     # checking ------------------------------------------------------------------------------------
 
@@ -306,7 +369,7 @@ class ProgramGraph:
         Run before and after every pass.
         """
         problems: list[Diagnostic] = []
-        for cycle in _cycles(self._graph):
+        for cycle in self._cycles():
             names = " -> ".join([*cycle, cycle[0]])
             problems.append(Diagnostic(self.node(cycle[0]).span, f"cycle: {names}"))
         keys_signatures: dict[str, tuple[SignatureSpec, ModuleKind]] = {}
@@ -353,11 +416,13 @@ class ProgramGraph:
             return NotImplemented
         if (self.indexes, self.metric) != (other.indexes, other.metric):
             return False
-        if len(self._graph) != len(other._graph):
+        if len(self) != len(other):
             return False
+        from networkx.algorithms.isomorphism import MultiDiGraphMatcher
+
         matcher = MultiDiGraphMatcher(
-            self._graph,
-            other._graph,
+            self.nx,
+            other.nx,
             node_match=lambda a, b: a["node"] == b["node"],
             edge_match=lambda a, b: _wires(a) == _wires(b),
         )
@@ -377,7 +442,16 @@ class ProgramGraph:
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"ProgramGraph({self.name!r}, {len(self._graph)} nodes)"
+        return f"ProgramGraph({self.name!r}, {len(self)} nodes)"
+
+    def _cycles(self) -> list[list[str]]:
+        """One cycle, if there is any (none in a program the checker passed)."""
+        if self.is_acyclic():
+            return []
+        import networkx as nx
+
+        simple: nx.DiGraph[str] = nx.DiGraph(self.nx)
+        return [list(c) for c in nx.simple_cycles(simple)][:1]
 
 
 # Graph surgery for the structural passes: `ProgramGraph` has no way to remove a node, so a pass
@@ -418,7 +492,7 @@ def rebuild(
     """`program` with only the nodes in `keep` (in their original order) and the wires between
     them; a wire out of a dropped node listed in `rewire` leaves the node it maps to instead."""
     moved = rewire or {}
-    nodes = [program.node(node_id) for node_id in program.nx.nodes if node_id in keep]
+    nodes = [program.node(node_id) for node_id in program.node_ids() if node_id in keep]
     wires: list[WireSpec] = []
     for source, target, wire in program.edges():
         if target not in keep:
@@ -453,13 +527,14 @@ def _signature_problems(signatures: Iterable[SignatureSpec]) -> list[Diagnostic]
     return problems
 
 
+def _copied(
+    adjacency: dict[str, dict[str, dict[str, Wire]]],
+) -> dict[str, dict[str, dict[str, Wire]]]:
+    return {u: {v: dict(keys) for v, keys in out.items()} for u, out in adjacency.items()}
+
+
 def _wires(edges: Mapping[str, Mapping[str, Any]]) -> set[Wire]:
     return {d["wire"] for d in edges.values()}
-
-
-def _cycles(graph: nx.MultiDiGraph[str]) -> list[list[str]]:
-    simple: nx.DiGraph[str] = nx.DiGraph(graph)
-    return [list(c) for c in nx.simple_cycles(simple)][:1]
 
 
 def field_port(spec: FieldSpec) -> Port:

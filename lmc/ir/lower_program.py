@@ -12,8 +12,6 @@ from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import networkx as nx
-
 from lmc.diagnostics import Diagnostics, Span, did_you_mean, quoted_list
 from lmc.ir.graph import (
     ConcatNode,
@@ -156,7 +154,7 @@ class ProgramLowering:
                     f"result '{name}' is never returned; expected `return {name} = ...`",
                 )
         for value, target, port, span in self.edges:
-            if value.node in self.graph.nx and target in self.graph.nx:
+            if value.node in self.graph and target in self.graph:
                 self.graph.connect(value.node, value.port, target, port, span)
         self.report_cycle()
         for index in {n.index for n in self.graph.nodes() if isinstance(n, RetrieveNode)}:
@@ -168,10 +166,11 @@ class ProgramLowering:
         return self.graph
 
     def report_cycle(self) -> None:
-        try:
-            cycle = nx.find_cycle(nx.DiGraph(self.graph.nx))
-        except nx.NetworkXNoCycle:
+        if self.graph.is_acyclic():
             return
+        import networkx as nx  # only to name the cycle: a checked program has none
+
+        cycle = nx.find_cycle(nx.DiGraph(self.graph.nx))
         steps = [n for n in (self.graph.node(u) for u, _ in cycle) if isinstance(n, StepNode)]
         path = " -> ".join(s.param_key for s in [*steps, steps[0]])
         node = steps[0]

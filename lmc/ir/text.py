@@ -15,8 +15,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import networkx as nx
-
 from lmc.diagnostics import LmcError
 from lmc.ir.graph import (
     ConcatNode,
@@ -65,10 +63,8 @@ class _Printer:
     def __init__(self, graph: ProgramGraph, folder: str):
         self.graph = graph
         self.folder = folder
-        order = {node_id: i for i, node_id in enumerate(graph.nx.nodes)}
-        self.order = [
-            graph.node(n) for n in nx.lexicographical_topological_sort(graph.nx, key=order.get)
-        ]
+        added = {node_id: i for i, node_id in enumerate(graph.node_ids())}
+        self.order = graph.topological(key=added.__getitem__)
         self.taken = set(KEYWORDS) | {n.name for n in graph.inputs()}
         self.names: dict[str, str] = {}
         self.first_of_key: dict[str, str] = {}  # parameter key -> name of its first step
