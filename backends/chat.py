@@ -16,6 +16,7 @@ from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError,
 from lmc.backends.schema import (
     MAX_ITEMS,
     MAX_TEXT,
+    InvalidValues,
     demo_values,
     field_line,
     render_value,
@@ -105,10 +106,10 @@ class ChatBackend(Backend):
                 raw[f.name] = None
             else:
                 raw[f.name] = text if _is_text(f.type) else _loads(text)
-        checked = validate(step.outputs, raw)
-        if isinstance(checked, str):
-            raise ReplyError(checked, reply)
-        return checked
+        try:
+            return validate(step.outputs, raw)
+        except InvalidValues as error:
+            raise ReplyError(str(error), reply) from None
 
     def repair(
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient

@@ -17,9 +17,10 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lmc.backends.base import LMClient, LMRequest, Message, ReplyError, StepView
 from lmc.backends.json_object import JsonBackend
+from lmc.errors import RunError
 
 
-class TemplateMissing(Exception):
+class TemplateMissing(RunError):
     """The model has no chat template to render a raw prompt with."""
 
 

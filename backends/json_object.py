@@ -13,7 +13,14 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
-from lmc.backends.schema import demo_values, field_line, object_schema, render_value, validate
+from lmc.backends.schema import (
+    InvalidValues,
+    demo_values,
+    field_line,
+    object_schema,
+    render_value,
+    validate,
+)
 from lmc.signatures import FieldSpec
 
 
@@ -74,10 +81,10 @@ class JsonBackend(Backend):
         missing = [f.name for f in step.outputs if f.name not in data]
         if missing:
             raise ReplyError(f"the reply has no {', '.join(repr(m) for m in missing)}", reply)
-        checked = validate(step.outputs, data)
-        if isinstance(checked, str):
-            raise ReplyError(checked, reply)
-        return checked
+        try:
+            return validate(step.outputs, data)
+        except InvalidValues as error:
+            raise ReplyError(str(error), reply) from None
 
     def repair(
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient

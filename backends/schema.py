@@ -101,8 +101,12 @@ def outputs_model(fields: tuple[FieldSpec, ...]) -> type[BaseModel]:
     )
 
 
-def validate(fields: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str, Any] | str:
-    """Typed values, or a message saying which field is wrong and why."""
+class InvalidValues(ValueError):
+    """Values that do not fit their fields' types; the message says which field and why."""
+
+
+def validate(fields: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str, Any]:
+    """The values, typed; `InvalidValues` says which field is wrong and why."""
     try:
         model = outputs_model(fields).model_validate(values)
     except ValidationError as error:
@@ -110,7 +114,7 @@ def validate(fields: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str,
         for item in error.errors():
             where = ".".join(str(p) for p in item["loc"]) or "reply"
             problems.append(f"{where}: {item['msg']}")
-        return "; ".join(problems)
+        raise InvalidValues("; ".join(problems)) from None
     return {f.name: getattr(model, f.name) for f in fields}
 
 

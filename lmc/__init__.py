@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     )
     from lmc.builder.signature import InputField, OutputField, Signature
     from lmc.compiler.session import BootstrapFewShot, compile
-    from lmc.diagnostics import LmcError
+    from lmc.diagnostics import ProgramError
+    from lmc.errors import InputError, LmcError, RunError
     from lmc.program import Program, load, loads
     from lmc.runtime.context import RunContext, configure, context
 
@@ -37,7 +38,10 @@ _HOMES: dict[str, str] = {
     "ChainOfThought": "lmc.builder.modules",
     "IndexSpec": "lmc.builder.modules",
     "InputField": "lmc.builder.signature",
-    "LmcError": "lmc.diagnostics",
+    "InputError": "lmc.errors",
+    "LmcError": "lmc.errors",
+    "ProgramError": "lmc.diagnostics",
+    "RunError": "lmc.errors",
     "Module": "lmc.builder.modules",
     "OutputField": "lmc.builder.signature",
     "Predict": "lmc.builder.modules",
@@ -60,6 +64,7 @@ __all__ = [
     "BootstrapFewShot",
     "ChainOfThought",
     "IndexSpec",
+    "InputError",
     "InputField",
     "LmcError",
     "Module",
@@ -67,8 +72,10 @@ __all__ = [
     "Predict",
     "Prediction",
     "Program",
+    "ProgramError",
     "Retrieve",
     "RunContext",
+    "RunError",
     "Signature",
     "bm25",
     "build",

@@ -11,6 +11,8 @@ import linecache
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from lmc.errors import InputError
+
 
 @dataclass(frozen=True, slots=True)
 class Span:
@@ -61,8 +63,9 @@ class Diagnostic:
         return f"{head}\n {gutter} | {text}\n {pad} | {' ' * (start - 1)}{caret}"
 
 
-class LmcError(Exception):
-    """A problem with the user's input, reported without a traceback and exit code 2."""
+class ProgramError(InputError):
+    """Errors in a program's text (or in a Python program's declarations), each a diagnostic at
+    its file, line and column; all of a file's errors are collected before one is raised."""
 
     def __init__(self, diagnostics: Iterable[Diagnostic], sources: dict[str, str] | None = None):
         self.diagnostics = tuple(diagnostics)
@@ -101,7 +104,7 @@ class Diagnostics:
 
     def raise_if_any(self, sources: dict[str, str]) -> None:
         if self._items:
-            raise LmcError(self.sorted(), sources)
+            raise ProgramError(self.sorted(), sources)
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

@@ -16,11 +16,12 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from lmc.diagnostics import did_you_mean, quoted_list
+from lmc.errors import InputError
 
 T = TypeVar("T")
 
 
-class UnknownName(LookupError):
+class UnknownName(InputError, LookupError):
     """A name that no registry entry has: says what there is, and the closest one."""
 
     def __init__(self, kind: str, name: str, known: tuple[str, ...]) -> None:

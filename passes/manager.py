@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lmc.errors import RunError
 from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, Pass, calls_per_run
 from lmc.passes.record import PassRecord
@@ -19,7 +20,7 @@ from lmc.runtime.context import BudgetExhausted
 from lmc.runtime.stats import StepStats
 
 
-class PassBroke(Exception):
+class PassBroke(RunError):
     """A pass produced an invalid graph: a bug in lmc, reported with the pass's name."""
 
 

@@ -8,6 +8,7 @@ import dataclasses
 import re
 from typing import TYPE_CHECKING, Any, get_type_hints
 
+from lmc.errors import InputError
 from lmc.plugins import PASSES, UnknownName
 
 if TYPE_CHECKING:
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 DEFAULT_PIPELINE = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
 
 
-class PipelineError(Exception):
+class PipelineError(InputError):
     """A pipeline spec that names an unknown pass or option, or a badly typed value."""
 
 

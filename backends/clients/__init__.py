@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from lmc.backends.base import LMClient
+from lmc.errors import InputError
 from lmc.plugins import MODEL_KINDS
 
 DEFAULT_MODEL = "local"
@@ -23,7 +24,7 @@ def open_lm(model: str = DEFAULT_MODEL, api_base: str | None = None) -> LMClient
         return client
     if "/" not in model:
         kinds = ", ".join(f"{k}, {k}:SPEC" for k in MODEL_KINDS.names() if k != "litellm")
-        raise ValueError(
+        raise InputError(
             f"unknown model '{model}': expected {kinds}, or a litellm model string such as "
             "openai/gpt-4o-mini or ollama/llama3"
         )

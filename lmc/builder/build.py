@@ -11,7 +11,7 @@ from lmc.builder.location import python_span
 from lmc.builder.modules import Module, Prediction
 from lmc.builder.signature import lm_type
 from lmc.builder.trace import StepResult, Symbol, Trace
-from lmc.diagnostics import Diagnostic, LmcError, Span
+from lmc.diagnostics import Diagnostic, ProgramError, Span
 from lmc.ir.lower import check
 from lmc.program import Program
 from lmc.signatures import FieldSpec
@@ -61,7 +61,7 @@ def _parameters(module: Module, span: Span) -> tuple[FieldSpec, ...]:
     params = []
     for parameter in inspect.signature(forward).parameters.values():
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise LmcError(
+            raise ProgramError(
                 [
                     Diagnostic(
                         span,
@@ -73,7 +73,7 @@ def _parameters(module: Module, span: Span) -> tuple[FieldSpec, ...]:
         try:
             type_ = lm_type(hints[parameter.name]) if parameter.name in hints else STR
         except TypeError as error:
-            raise LmcError([Diagnostic(span, f"input '{parameter.name}': {error}")]) from None
+            raise ProgramError([Diagnostic(span, f"input '{parameter.name}': {error}")]) from None
         params.append(FieldSpec(parameter.name, type_, None, span))
     return tuple(params)
 
@@ -88,7 +88,7 @@ def _outputs(
     elif isinstance(result, Symbol):
         named = [(result._label, result)]
     else:
-        raise LmcError(
+        raise ProgramError(
             [
                 Diagnostic(
                     span,

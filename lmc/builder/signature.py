@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, get_args, get_origin
 
 from lmc.builder.location import python_span
-from lmc.diagnostics import Diagnostic, LmcError, Span
+from lmc.diagnostics import Diagnostic, ProgramError, Span
 from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.syntax.parser import parse_signature_text
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf
@@ -58,7 +58,7 @@ def _spec_of_class(cls: type[Signature], span: Span) -> SignatureSpec:
     try:
         hints = typing.get_type_hints(cls)
     except NameError as error:
-        raise LmcError(
+        raise ProgramError(
             [Diagnostic(span, f"signature {cls.__name__}: cannot resolve a field type ({error})")]
         ) from None
     inherited = [b.spec for b in cls.__mro__[1:] if issubclass(b, Signature) and b is not Signature]
@@ -85,7 +85,7 @@ def _spec_of_class(cls: type[Signature], span: Span) -> SignatureSpec:
         field = FieldSpec(name, type_, marker.desc, span)
         (inputs if marker.direction == "input" else outputs).append(field)
     if problems:
-        raise LmcError(problems)
+        raise ProgramError(problems)
     doc = cls.__dict__.get("__doc__")
     instruction = (
         inspect.cleandoc(doc) if doc else (inherited[0].instruction if inherited else None)

@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from lmc.diagnostics import Diagnostic, LmcError, Span, did_you_mean
+from lmc.diagnostics import Diagnostic, ProgramError, Span, did_you_mean
 from lmc.signatures import ModuleKind, SignatureSpec
 from lmc.syntax import tree as ast
 from lmc.syntax.parser import KEYWORDS
@@ -159,7 +159,7 @@ class Trace:
         if spec.name is not None:
             known = self.signatures.setdefault(spec.name, spec)
             if known != spec:
-                raise LmcError(
+                raise ProgramError(
                     [
                         Diagnostic(
                             span, f"two different signatures are named {spec.name}; rename one"
@@ -180,7 +180,7 @@ class Trace:
 
     def retrieve(self, module: Retrieve, query: Any, k: int, span: Span) -> Passages:
         if module.index is None:
-            raise LmcError(
+            raise ProgramError(
                 [
                     Diagnostic(
                         span,
@@ -191,7 +191,7 @@ class Trace:
             )
         index = self.indexes.setdefault(module.index.name, module.index)
         if index != module.index:
-            raise LmcError(
+            raise ProgramError(
                 [
                     Diagnostic(
                         span,
@@ -228,7 +228,7 @@ class Trace:
     def expr(self, value: Any, span: Span) -> tuple[ast.Expr, LmType]:
         if isinstance(value, Symbol):
             if value._trace is not self:
-                raise LmcError([Diagnostic(span, "a value from another traced program")])
+                raise ProgramError([Diagnostic(span, "a value from another traced program")])
             ref = value._ref
             if isinstance(ref, _StepField):
                 return self.field_ref(ref, span), value._type
@@ -236,7 +236,7 @@ class Trace:
             return replace(ref, span=span), value._type
         if isinstance(value, StepResult):
             fields = ", ".join(f"pred.{f}" for f in value.declared_outputs())
-            raise LmcError(
+            raise ProgramError(
                 [
                     Diagnostic(
                         span, f"pass one field of a step's result, not the whole result: {fields}"
@@ -258,7 +258,7 @@ class Trace:
             return ast.Constant(value, span), FLOAT
         if isinstance(value, str):
             return ast.Constant(value, span), STR
-        raise LmcError(
+        raise ProgramError(
             [
                 Diagnostic(
                     span,

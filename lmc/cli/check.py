@@ -6,16 +6,16 @@ import argparse
 
 from lmc.cli.errors import EXIT_OK
 from lmc.cli.loading import read_source
-from lmc.diagnostics import LmcError
+from lmc.diagnostics import ProgramError
 from lmc.ir.lower import load_text
 
 
 def run(args: argparse.Namespace) -> int:
-    failed: list[LmcError] = []
+    failed: list[ProgramError] = []
     for path in args.files:
         try:
             checked = load_text(read_source(path), path)
-        except LmcError as error:
+        except ProgramError as error:
             failed.append(error)
             continue
         steps = sum(len(g.steps()) for g in checked.graphs.values())
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
             f"{steps} step{'s' * (steps != 1)})"
         )
     if failed:
-        raise LmcError(
+        raise ProgramError(
             [d for e in failed for d in e.diagnostics],
             {k: v for e in failed for k, v in e.sources.items()},
         )

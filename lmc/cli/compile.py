@@ -12,17 +12,15 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from lmc.cli.errors import EXIT_OK, RunFailed, RunUsageError
+from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import failures, run_context
-from lmc.compiler.session import BudgetTooSmall, compile_program
+from lmc.cli.running import run_context
+from lmc.compiler.session import compile_program
 from lmc.passes.base import Pass
-from lmc.passes.manager import PassBroke
-from lmc.passes.pipeline import DEFAULT_PIPELINE, PipelineError, parse_pipeline
+from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
 from lmc.passes.record import PassRecord
 from lmc.program import Program
-from lmc.runtime.context import BudgetExhausted
-from lmc.runtime.data import DataError, Dataset, load_dataset
+from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 
 
@@ -34,32 +32,27 @@ def run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
     shown = _PassTable(err, metric.label, args.budget_calls)
-    try:
-        with shown.live():
-            compiled = compile_program(
-                program,
-                train,
-                metric,
-                dev=dev,
-                pipeline=passes,
-                run=student,
-                teacher=teacher,
-                seed=args.seed,
-                budget_calls=args.budget_calls,
-                resume=args.resume,
-                say=lambda message: err.print(f"  {message}", style="dim"),
-                on_record=shown.add,
-                on_plan=shown.plan,
-            )
-    except (BudgetTooSmall, MetricError) as error:
-        raise RunUsageError(str(error)) from None
-    except compile_failures() as error:
-        raise RunFailed(str(error)) from None
+    with shown.live():
+        compiled = compile_program(
+            program,
+            train,
+            metric,
+            dev=dev,
+            pipeline=passes,
+            run=student,
+            teacher=teacher,
+            seed=args.seed,
+            budget_calls=args.budget_calls,
+            resume=args.resume,
+            say=lambda message: err.print(f"  {message}", style="dim"),
+            on_record=shown.add,
+            on_plan=shown.plan,
+        )
     target = Path(args.output or f"{program.name}.compiled.json")
     try:
         compiled.program.save(target)
     except OSError as error:
-        raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
+        raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
     result = compiled.result
     total_calls = student.stats.total().calls + (
         teacher.stats.total().calls if teacher is not student else 0
@@ -76,16 +69,13 @@ def compile_inputs(
     args: argparse.Namespace, program: Program
 ) -> tuple[Metric, list[Pass], Dataset, Dataset | None]:
     """The metric, passes and datasets the options name, all checked before any LM call."""
-    try:
-        metric = _metric(args, program)
-        passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
-        if metric.field and metric.field not in {f.name for f in program.outputs}:
-            raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
-        expected = [metric.field] if metric.field else []
-        train = load_dataset(Path(args.train), program.inputs, expected)
-        dev = load_dataset(Path(args.dev), program.inputs, expected) if args.dev else None
-    except (MetricError, PipelineError, DataError) as error:
-        raise RunUsageError(str(error)) from None
+    metric = _metric(args, program)
+    passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
+    if metric.field and metric.field not in {f.name for f in program.outputs}:
+        raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
+    expected = [metric.field] if metric.field else []
+    train = load_dataset(Path(args.train), program.inputs, expected)
+    dev = load_dataset(Path(args.dev), program.inputs, expected) if args.dev else None
     return metric, passes, train, dev
 
 
@@ -105,11 +95,6 @@ def plan_line(stages: list[tuple[str, int]], budget: int | None) -> str:
     listed = ", ".join(f"{name} ≤{calls}" for name, calls in stages)
     within = f" (budget {budget})" if budget is not None else ""
     return f"projected LM calls: {listed}; at most {total}{within}"
-
-
-def compile_failures() -> tuple[type[Exception], ...]:
-    """Errors that end a compile as failed work (exit 1): a run's, a broken pass, no budget."""
-    return (*failures(), PassBroke, BudgetExhausted)
 
 
 class _PassTable:
@@ -158,5 +143,5 @@ def _metric(args: argparse.Namespace, program: Program) -> Metric:
         return parse_metric(args.metric)
     declared = program.metric
     if declared is None:
-        raise RunUsageError("no metric: pass --metric NAME(FIELD) or declare one in the file")
+        raise UsageError("no metric: pass --metric NAME(FIELD) or declare one in the file")
     return builtin(declared.name, declared.field)

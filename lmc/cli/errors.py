@@ -1,7 +1,8 @@
 """Exit codes, the errors commands raise for them, and how a program's errors are shown.
 
-Which error means which exit code is decided in one place, `lmc.cli.main`; this module stays
-light (no rich, no lmc internals) so that every command, and `lmc --help`, can import it.
+Which error means which exit code is decided in one place, `lmc.cli.main`, by the error's kind
+(`lmc.errors`); this module stays light (no rich, no lmc internals) so that every command, and
+`lmc --help`, can import it.
 """
 
 from __future__ import annotations
@@ -9,30 +10,28 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+from lmc.errors import InputError, RunError
+
 if TYPE_CHECKING:
-    from lmc.diagnostics import LmcError
+    from lmc.diagnostics import ProgramError
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 EXIT_INTERRUPTED = 130
 
 
-class UsageError(Exception):
-    """Bad command-line input that is not about a program's text (a missing file, say)."""
+class UsageError(InputError):
+    """Bad command-line input that is not about a program's text (options, a missing file)."""
 
 
-class RunUsageError(Exception):
-    """Bad input to `lmc run` (options, inputs, data): exit 2."""
-
-
-class RunFailed(Exception):
-    """The work failed (an LM unreachable, a reply unusable after repair): exit 1."""
+class RunFailed(RunError):
+    """The work failed, with more said than the error that ended it (a step's raw reply)."""
 
 
 def say_error(message: str) -> None:
     print(f"lmc: {message}", file=sys.stderr)
 
 
-def print_diagnostics(error: LmcError) -> None:
+def print_diagnostics(error: ProgramError) -> None:
     """Every error of a program, with its source line and caret; in colour on a terminal."""
     lines = error.render().splitlines()
     count = len(error.diagnostics)

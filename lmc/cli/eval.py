@@ -18,13 +18,13 @@ from typing import Any
 
 from rich.console import Console
 
-from lmc.cli.errors import EXIT_OK, RunFailed, RunUsageError
+from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import compiled_for, dataset_progress, failures, run_context
+from lmc.cli.running import compiled_for, dataset_progress, run_context
 from lmc.files import write_atomically
 from lmc.program import Program
 from lmc.runtime.context import RunContext
-from lmc.runtime.data import DataError, Dataset, load_dataset
+from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, python_metric
 
@@ -33,10 +33,7 @@ def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
     program = load_program(args.program_file, args.program)
     metric = resolve_metric(args.metric, program)
-    try:
-        data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
-    except DataError as error:
-        raise RunUsageError(str(error)) from None
+    data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     context = run_context(args, *compiled_for(program))
     started = time.perf_counter()
     try:
@@ -60,16 +57,11 @@ def run(args: argparse.Namespace) -> int:
 def _evaluate(program: Program, metric: Metric, data: Dataset, context: RunContext) -> Evaluation:
     """Every example through the program and the metric, with a progress bar on a terminal."""
     progress = dataset_progress(_stderr())
-    try:
-        with progress:
-            task = progress.add_task(f"eval {program.name}", total=len(data))
-            counted = _counting(metric, data.examples, lambda: progress.advance(task))
-            result = evaluate(context, program.ir, data.examples, data.inputs, counted)
-            progress.update(task, completed=len(data))
-    except failures() as error:
-        raise RunFailed(str(error)) from None
-    except MetricError as error:
-        raise RunUsageError(str(error)) from None
+    with progress:
+        task = progress.add_task(f"eval {program.name}", total=len(data))
+        counted = _counting(metric, data.examples, lambda: progress.advance(task))
+        result = evaluate(context, program.ir, data.examples, data.inputs, counted)
+        progress.update(task, completed=len(data))
     return result
 
 
@@ -98,7 +90,7 @@ def _report(lines: list[dict[str, Any]], out: str | None) -> None:
     try:
         write_atomically(target, text.encode("utf-8"))
     except OSError as error:
-        raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
+        raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
     _stderr().print(f"wrote {target}")
 
 
@@ -109,23 +101,20 @@ def _stderr() -> Console:
 def resolve_metric(spec: str | None, program: Program) -> Metric:
     """`--metric`, else the artifact's metric, else the program's `.lmp` declaration.
 
-    Raises `RunUsageError` when there is none, it cannot be found, or a builtin metric reads a
+    Raises an input error when there is none, it cannot be found, or a builtin metric reads a
     field the program does not output.
     """
-    try:
-        if spec:
-            metric = parse_metric(spec)
-        elif program.compiled is not None and program.compiled.metric is not None:
-            metric = metric_from_json(program.compiled.metric)
-        elif program.metric is not None:
-            metric = builtin(program.metric.name, program.metric.field)
-        else:
-            raise RunUsageError("no metric: pass --metric NAME(FIELD)")
-    except MetricError as error:
-        raise RunUsageError(str(error)) from None
+    if spec:
+        metric = parse_metric(spec)
+    elif program.compiled is not None and program.compiled.metric is not None:
+        metric = metric_from_json(program.compiled.metric)
+    elif program.metric is not None:
+        metric = builtin(program.metric.name, program.metric.field)
+    else:
+        raise UsageError("no metric: pass --metric NAME(FIELD)")
     outputs = [f.name for f in program.outputs]
     if metric.field is not None and metric.field not in outputs:
-        raise RunUsageError(
+        raise UsageError(
             f"metric {metric.label}: '{metric.field}' is not an output of program "
             f"{program.name}; expected one of {', '.join(outputs)}"
         )

@@ -9,9 +9,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from lmc.cli.errors import EXIT_OK, RunUsageError
+from lmc.cli.errors import EXIT_OK
 from lmc.retrieval.index import build_index, read_corpus
-from lmc.runtime.data import DataError
 
 
 def build(args: argparse.Namespace) -> int:
@@ -25,20 +24,15 @@ def build(args: argparse.Namespace) -> int:
         disable=not err.is_terminal,
         transient=True,
     )
-    try:
-        with progress:
-            task = progress.add_task(f"reading {args.corpus}", total=None)
-            corpus = read_corpus(
-                Path(args.corpus),
-                args.text,
-                progress=lambda n: progress.update(task, description=f"reading: {n} passages"),
-            )
-            progress.update(
-                task, description=f"indexing {len(corpus.texts)} passages ({args.kind})"
-            )
-            folder, built = build_index(corpus, args.kind)
-    except DataError as error:
-        raise RunUsageError(str(error)) from None
+    with progress:
+        task = progress.add_task(f"reading {args.corpus}", total=None)
+        corpus = read_corpus(
+            Path(args.corpus),
+            args.text,
+            progress=lambda n: progress.update(task, description=f"reading: {n} passages"),
+        )
+        progress.update(task, description=f"indexing {len(corpus.texts)} passages ({args.kind})")
+        folder, built = build_index(corpus, args.kind)
     what = f"built in {time.perf_counter() - started:.1f}s" if built else "already built"
     print(
         f"{args.kind} index of {args.corpus} ({len(corpus.texts)} passages, field "

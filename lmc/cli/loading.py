@@ -35,12 +35,7 @@ def load_program(path: str, name: str | None) -> Program:
     from lmc.program import Program, load
 
     if is_artifact_path(path):
-        from lmc.compiler.artifact import ArtifactError
-
-        try:
-            return load(path, name)
-        except ArtifactError as error:
-            raise UsageError(str(error)) from None
+        return load(path, name)
     from lmc.ir.lower import load_text, select
 
     return Program(select(load_text(read_source(path), path), name, how="--program "))

@@ -22,11 +22,10 @@ from lmc.cli.errors import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    RunFailed,
-    RunUsageError,
-    UsageError,
     print_diagnostics,
 )
+from lmc.diagnostics import ProgramError
+from lmc.errors import InputError, RunError
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "main"]
 
@@ -84,18 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def exit_code(error: BaseException) -> int | None:
     """Show `error` on stderr the way its kind is shown and return its exit code; None for an
-    error that is none of these kinds."""
-    from lmc.diagnostics import LmcError  # a program's errors; loaded by then if raised
-
-    # Which error means which exit code, and how it is shown; the first class that matches wins.
-    kinds: tuple[tuple[type[BaseException], int, Callable[[Any], None]], ...] = (
-        (LmcError, EXIT_BAD_INPUT, print_diagnostics),
-        (UsageError, EXIT_BAD_INPUT, _show_message),
-        (RunUsageError, EXIT_BAD_INPUT, _show_message),
-        (RunFailed, EXIT_FAILED, _show_message),
-        (KeyboardInterrupt, EXIT_INTERRUPTED, _show_interrupted),
-    )
-    for kind, code, show in kinds:
+    error that is not lmc's own (a bug, to be shown with its traceback)."""
+    for kind, code, show in _EXITS:
         if isinstance(error, kind):
             show(error)
             return code
@@ -108,6 +97,16 @@ def _show_message(error: BaseException) -> None:
 
 def _show_interrupted(error: BaseException) -> None:
     print("lmc: interrupted", file=sys.stderr)
+
+
+# Which kind of error means which exit code, and how it is shown; the first match wins (a
+# program's errors are input errors shown with their source lines).
+_EXITS: tuple[tuple[type[BaseException], int, Callable[[Any], None]], ...] = (
+    (ProgramError, EXIT_BAD_INPUT, print_diagnostics),
+    (InputError, EXIT_BAD_INPUT, _show_message),
+    (RunError, EXIT_FAILED, _show_message),
+    (KeyboardInterrupt, EXIT_INTERRUPTED, _show_interrupted),
+)
 
 
 def _handler(target: str) -> Callable[[argparse.Namespace], int]:

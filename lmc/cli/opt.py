@@ -15,23 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from lmc.backends.clients.fake import FakeLM
-from lmc.cli.compile import compile_failures, compile_inputs, pass_line, plan_line
-from lmc.cli.errors import EXIT_OK, RunFailed, RunUsageError
+from lmc.cli.compile import compile_inputs, pass_line, plan_line
+from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import run_context
-from lmc.compiler.session import BudgetTooSmall, compile_program
+from lmc.compiler.session import compile_program
 from lmc.files import write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext, Pass
 from lmc.passes.manager import verify_between
-from lmc.passes.pipeline import PipelineError, parse_pipeline
+from lmc.passes.pipeline import parse_pipeline
 from lmc.plugins import BACKENDS
 from lmc.program import Program
 from lmc.runtime.context import DEFAULT_BACKEND, RunContext
 from lmc.runtime.data import Dataset, hash_records
 from lmc.runtime.evaluate import Evaluation
-from lmc.runtime.metrics import Metric, MetricError
+from lmc.runtime.metrics import Metric
 
 # Options that only mean something when the passes learn from data (`--train`).
 DATA_OPTIONS = ("dev", "metric", "teacher_lm", "budget_calls", "lm", "api_base", "backend")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             write_atomically(target, text.encode("utf-8"))
         except OSError as error:
-            raise RunUsageError(f"{target}: cannot write it ({error.strerror})") from None
+            raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
     else:
         sys.stdout.write(print_program(graph, str(Path(args.program_file).resolve().parent)))
     return EXIT_OK
@@ -68,25 +68,20 @@ def _with_data(args: argparse.Namespace, program: Program) -> ProgramGraph:
     metric, passes, train, dev = compile_inputs(args, program)
     student = run_context(args)
     teacher = run_context(args, lm=args.teacher_lm) if args.teacher_lm else student
-    try:
-        compiled = compile_program(
-            program,
-            train,
-            metric,
-            dev=dev,
-            pipeline=passes,
-            run=student,
-            teacher=teacher,
-            seed=args.seed,
-            budget_calls=args.budget_calls,
-            say=_say,
-            on_record=lambda record: _say(pass_line(record, metric.label)),
-            on_plan=lambda stages: _say(plan_line(stages, args.budget_calls)),
-        )
-    except (BudgetTooSmall, MetricError) as error:
-        raise RunUsageError(str(error)) from None
-    except compile_failures() as error:
-        raise RunFailed(str(error)) from None
+    compiled = compile_program(
+        program,
+        train,
+        metric,
+        dev=dev,
+        pipeline=passes,
+        run=student,
+        teacher=teacher,
+        seed=args.seed,
+        budget_calls=args.budget_calls,
+        say=_say,
+        on_record=lambda record: _say(pass_line(record, metric.label)),
+        on_plan=lambda stages: _say(plan_line(stages, args.budget_calls)),
+    )
     return compiled.program.ir
 
 
@@ -95,11 +90,8 @@ def _without_data(args: argparse.Namespace, program: Program) -> ProgramGraph:
     for name in DATA_OPTIONS:
         if getattr(args, name) is not None:
             option = "--" + name.replace("_", "-")
-            raise RunUsageError(f"{option} is for passes that learn from data: add --train DATA")
-    try:
-        passes = parse_pipeline(args.pipeline)
-    except PipelineError as error:
-        raise RunUsageError(str(error)) from None
+            raise UsageError(f"{option} is for passes that learn from data: add --train DATA")
+    passes = parse_pipeline(args.pipeline)
     context = _no_data_context(args.seed)
     graph = program.ir
     for a_pass in passes:
@@ -113,12 +105,10 @@ def _apply(a_pass: Pass, graph: ProgramGraph, context: CompileContext) -> Progra
         result = a_pass.apply(graph, context)
         verify_between(result, "after", a_pass.name)
     except NeedsData:
-        raise RunUsageError(
+        raise UsageError(
             f"{a_pass.name} scores the program on data to decide: add --train DATA "
             "(and --metric if the file declares none)"
         ) from None
-    except compile_failures() as error:
-        raise RunFailed(str(error)) from None
     return result
 
 

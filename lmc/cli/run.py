@@ -15,27 +15,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, RunUsageError
+from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import compiled_for, dataset_progress, failures, run_context
+from lmc.cli.running import compiled_for, dataset_progress, run_context
 from lmc.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
-from lmc.runtime.data import DataError, parse_cli_inputs, read_records
+from lmc.runtime.data import parse_cli_inputs, read_records
 from lmc.runtime.stats import RunStats
 
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program)
     if args.data and args.input:
-        raise RunUsageError("give either --input FIELD=VALUE ... or --data IN.jsonl, not both")
+        raise UsageError("give either --input FIELD=VALUE ... or --data IN.jsonl, not both")
     if args.out and not args.data:
-        raise RunUsageError("--out is for a dataset run: add --data IN.jsonl")
-    try:
-        records = read_records(Path(args.data), program.inputs) if args.data else None
-        inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
-    except DataError as error:
-        raise RunUsageError(str(error)) from None
+        raise UsageError("--out is for a dataset run: add --data IN.jsonl")
+    records = read_records(Path(args.data), program.inputs) if args.data else None
+    inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     context = run_context(args, *compiled_for(program))
     try:
         if records is not None:
@@ -55,8 +52,6 @@ def _run_one(
             outputs = executor.run(context, program.ir, inputs)
     except executor.StepFailed as failure:
         raise RunFailed(f"{failure}\nthe reply was:\n{failure.reply}") from None
-    except failures() as error:
-        raise RunFailed(str(error)) from None
     if args.json:
         print(json.dumps(outputs, ensure_ascii=False))
     else:
@@ -88,12 +83,9 @@ def _run_dataset(
             advance()
 
     progress = dataset_progress(err)
-    try:
-        with progress, _output(target) as write:
-            task = progress.add_task(program.name, total=len(records))
-            asyncio.run(stream(write, lambda: progress.advance(task)))
-    except failures() as error:
-        raise RunFailed(str(error)) from None
+    with progress, _output(target) as write:
+        task = progress.add_task(program.name, total=len(records))
+        asyncio.run(stream(write, lambda: progress.advance(task)))
     elapsed = time.perf_counter() - started
     _summary(err, context.stats, len(records), failed, elapsed, target)
     return EXIT_FAILED if failed else EXIT_OK

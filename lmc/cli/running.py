@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from lmc.cli.errors import RunFailed, RunUsageError
+from lmc.cli.errors import UsageError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,34 +32,18 @@ def run_context(
     """The run context the options ask for: `lm` (a compile's teacher), else `--lm`, else
     `default_lm` (what an artifact was compiled for), else the default model; likewise the
     backend."""
-    from lmc.backends.clients.local import ModelFileError
     from lmc.runtime.context import DEFAULT_BACKEND, context
 
     if args.concurrency < 1:
-        raise RunUsageError("--concurrency must be at least 1")
-    try:
-        return context(
-            lm or args.lm or default_lm,
-            backend=args.backend or default_backend or DEFAULT_BACKEND,
-            api_base=args.api_base,
-            cache=not getattr(args, "no_cache", False),
-            trace=getattr(args, "trace", None),
-            concurrency=args.concurrency,
-        )
-    except (LookupError, ValueError) as error:
-        raise RunUsageError(str(error).strip("'\"")) from None
-    except ModelFileError as error:
-        raise RunFailed(str(error)) from None
-
-
-def failures() -> tuple[type[Exception], ...]:
-    """Errors that mean the work failed, not the input: an LM unreachable, a chat template
-    missing, a retrieval index that cannot be loaded."""
-    from lmc.backends.clients.hosted import HostedLMError
-    from lmc.backends.completion import TemplateMissing
-    from lmc.runtime.executor import RetrievalUnavailable
-
-    return (HostedLMError, TemplateMissing, RetrievalUnavailable)
+        raise UsageError("--concurrency must be at least 1")
+    return context(
+        lm or args.lm or default_lm,
+        backend=args.backend or default_backend or DEFAULT_BACKEND,
+        api_base=args.api_base,
+        cache=not getattr(args, "no_cache", False),
+        trace=getattr(args, "trace", None),
+        concurrency=args.concurrency,
+    )
 
 
 def dataset_progress(err: Console) -> Progress:

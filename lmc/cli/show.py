@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from lmc.cli.errors import EXIT_FAILED, EXIT_OK, UsageError, say_error
+from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.ir.render import RenderError, write_picture
+from lmc.ir.render import write_picture
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,12 +19,7 @@ def run(args: argparse.Namespace) -> int:
     target = args.output or f"{program.name}.svg"
     try:
         written = write_picture(program.ir, target)
-    except ValueError as error:
-        raise UsageError(str(error)) from None
     except OSError as error:
         raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
-    except RenderError as error:
-        say_error(str(error))
-        return EXIT_FAILED
     print(f"wrote {written}")
     return EXIT_OK

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lmc.cli.errors import EXIT_OK, RunUsageError
+from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.runtime.trace import read_trace, show_trace
 
 
@@ -15,9 +15,7 @@ def show(args: argparse.Namespace) -> int:
     try:
         calls = read_trace(Path(args.trace_file))
     except FileNotFoundError:
-        raise RunUsageError(f"{args.trace_file}: no such file") from None
-    except ValueError as error:
-        raise RunUsageError(str(error)) from None
+        raise UsageError(f"{args.trace_file}: no such file") from None
     # Prompts are long: this console wraps them inside their panels.
     console = Console(highlight=False, markup=False)
     show_trace(calls[: args.n] if args.n is not None else calls, console)

@@ -23,7 +23,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from lmc.diagnostics import LmcError
+from lmc.diagnostics import ProgramError
+from lmc.errors import InputError
 from lmc.files import write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import parse_program, print_program, program_error_line
@@ -35,7 +36,7 @@ SCHEMA_VERSION = 2
 T = TypeVar("T")
 
 
-class ArtifactError(Exception):
+class ArtifactError(InputError):
     """An artifact file that cannot be used: not JSON, another schema or version, incomplete, or
     a program that does not check. The message names the file and what was expected."""
 
@@ -174,7 +175,7 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[ProgramGraph, CompileIn
     beside = os.path.join(os.path.dirname(os.path.abspath(name)), "program.lmp")
     try:
         graph = parse_program(text, beside)
-    except LmcError as error:
+    except ProgramError as error:
         raise ArtifactError(
             f"{name}: its program does not check: {program_error_line(error)}"
         ) from None

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from lmc.diagnostics import LmcError
+from lmc.diagnostics import ProgramError
 from lmc.files import cache_dir, write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import parse_program, print_program
@@ -41,5 +41,5 @@ def load(path: Path) -> tuple[ProgramGraph, list[PassRecord]] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
         records = [PassRecord.from_json(r) for r in data["passes"]]
         return parse_program(data["program"], str(path.with_suffix(".lmp"))), records
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, LmcError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, ProgramError):
         return None

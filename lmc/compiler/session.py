@@ -14,6 +14,7 @@ from typing import Any
 
 from lmc.compiler import checkpoint
 from lmc.compiler.artifact import CompileInfo
+from lmc.errors import InputError
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext, Pass
@@ -33,7 +34,7 @@ from lmc.runtime.data import Dataset, coerce, hash_records, split
 from lmc.runtime.metrics import Metric, builtin, parse_metric
 
 
-class BudgetTooSmall(Exception):
+class BudgetTooSmall(InputError):
     """The pipeline's projected LM calls do not fit the budget; nothing was run."""
 
     def __init__(self, budget: int, stages: list[tuple[str, int]]):
@@ -192,7 +193,7 @@ def compile(
     if metric is None:
         declared = program.metric
         if declared is None:
-            raise ValueError("lmc.compile needs a metric: metric='exact_match(answer)'")
+            raise InputError("lmc.compile needs a metric: metric='exact_match(answer)'")
         metric = builtin(declared.name, declared.field)
     run = lm if isinstance(lm, RunContext) else (open_context(lm) if lm else current_context())
     teacher_context = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, quoted_list
+from lmc.diagnostics import Diagnostic, Diagnostics, ProgramError, Span, quoted_list
 from lmc.ir.graph import MetricRef, ProgramGraph
 from lmc.ir.lower_program import ProgramLowering
 from lmc.plugins import INDEX_KINDS, METRICS
@@ -32,7 +32,7 @@ def check(
     base_dir: str = ".",
     diagnostics: Diagnostics | None = None,
 ) -> CheckedModule:
-    """Check a whole file; raise `LmcError` listing every error (with any in `diagnostics`)."""
+    """Check a whole file; raise `ProgramError` listing every error (with any in `diagnostics`)."""
     diagnostics = diagnostics if diagnostics is not None else Diagnostics()
     broken = _check_declarations(module, diagnostics)
     graphs = {
@@ -114,8 +114,8 @@ def load_text(text: str, file: str = "<string>") -> CheckedModule:
     base = os.path.dirname(os.path.abspath(file)) if not file.startswith("<") else os.getcwd()
     try:
         return check(module, text, base, diagnostics)
-    except LmcError as error:
-        raise LmcError(error.diagnostics, {file: text}) from None
+    except ProgramError as error:
+        raise ProgramError(error.diagnostics, {file: text}) from None
 
 
 def select(checked: CheckedModule, name: str | None, how: str = "program=") -> ProgramGraph:
@@ -126,7 +126,7 @@ def select(checked: CheckedModule, name: str | None, how: str = "program=") -> P
     if name is None:
         if len(names) != 1:
             found = f"{len(names)} programs ({quoted_list(names)})" if names else "no program"
-            raise LmcError(
+            raise ProgramError(
                 [
                     Diagnostic(
                         whole_file,
@@ -138,7 +138,7 @@ def select(checked: CheckedModule, name: str | None, how: str = "program=") -> P
             )
         name = names[0]
     if name not in checked.graphs:
-        raise LmcError(
+        raise ProgramError(
             [
                 Diagnostic(
                     whole_file, f"no program named '{name}'; the file has {quoted_list(names)}"

@@ -16,6 +16,7 @@ from typing import Any
 
 import graphviz
 
+from lmc.errors import InputError, RunError
 from lmc.files import write_atomically
 from lmc.ir.graph import (
     ConcatNode,
@@ -36,7 +37,7 @@ COPY_COLOURS = ("#ffe0b2", "#e1bee7", "#c8e6c9", "#ffcdd2", "#d1c4e9", "#b2dfdb"
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf"}
 
 
-class RenderError(Exception):
+class RenderError(RunError):
     """The picture could not be made (Graphviz missing or failing); not the user's input."""
 
 
@@ -186,6 +187,6 @@ def write_picture(graph: ProgramGraph, path: str | os.PathLike[str]) -> Path:
         except graphviz.CalledProcessError as error:
             raise RenderError(f"Graphviz failed: {error.stderr.decode(errors='replace')}") from None
     else:
-        raise ValueError(f"expected an output ending in .svg, .png, .pdf or .dot; found '{target}'")
+        raise InputError(f"expected an output ending in .svg, .png, .pdf or .dot; found '{target}'")
     write_atomically(target, data)
     return target

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from lmc.diagnostics import LmcError
+from lmc.diagnostics import ProgramError
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
@@ -219,7 +219,7 @@ def _spelled(t: LmType) -> bool:
     return True
 
 
-def program_error_line(error: LmcError) -> str:
+def program_error_line(error: ProgramError) -> str:
     """The first diagnostic of an error in a program's text, as `line L, column C: message`."""
     if not error.diagnostics:
         return str(error)

@@ -22,6 +22,7 @@ from typing import Any
 
 from lmc.backends.base import Backend, LMClient
 from lmc.backends.clients import DEFAULT_MODEL, open_lm
+from lmc.errors import RunError
 from lmc.plugins import BACKENDS
 from lmc.runtime.cache import ResponseCache
 from lmc.runtime.stats import RunStats
@@ -78,7 +79,7 @@ class RunContext:
         _CURRENT.reset(block.token)
 
 
-class BudgetExhausted(Exception):
+class BudgetExhausted(RunError):
     """The next LM call would go over the call budget; nothing was spent on it."""
 
 

@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lmc.backends.schema import validate
+from lmc.backends.schema import InvalidValues, validate
+from lmc.errors import InputError
 from lmc.signatures import FieldSpec
 from lmc.types import STR, OneOf, OptionalOf
 
 
-class DataError(Exception):
+class DataError(InputError):
     """Bad input data: a message that names the file and record, or the `--input` field."""
 
 
@@ -32,10 +33,10 @@ def coerce(fields: tuple[FieldSpec, ...], values: Mapping[str, Any], where: str)
             f"{where}: missing {names}; the program takes "
             + ", ".join(f"{f.name}: {f.type}" for f in fields)
         )
-    checked = validate(fields, {f.name: values[f.name] for f in fields})
-    if isinstance(checked, str):
-        raise DataError(f"{where}: {checked}")
-    return checked
+    try:
+        return validate(fields, {f.name: values[f.name] for f in fields})
+    except InvalidValues as error:
+        raise DataError(f"{where}: {error}") from None
 
 
 def parse_cli_inputs(fields: tuple[FieldSpec, ...], pairs: list[str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
+from lmc.errors import RunError
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
@@ -34,7 +35,7 @@ from lmc.runtime.context import RunContext
 T = TypeVar("T")
 
 
-class StepFailed(Exception):
+class StepFailed(RunError):
     """A step's reply could not be used, even after one repair call."""
 
     def __init__(self, step: str, message: str, reply: str):
@@ -44,7 +45,7 @@ class StepFailed(Exception):
         self.reply = reply
 
 
-class RetrievalUnavailable(Exception):
+class RetrievalUnavailable(RunError):
     """A retrieve step whose index is not loaded in the run context."""
 
 

@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lmc.errors import InputError
 from lmc.plugins import METRICS, UnknownName
 
 
-class MetricError(Exception):
+class MetricError(InputError):
     """A metric that cannot be found or does not fit the program."""
 
 

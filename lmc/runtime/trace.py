@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.text import Text
 
 from lmc.backends.base import LMRequest, LMResponse
+from lmc.errors import InputError
 
 
 class TraceWriter:
@@ -83,8 +84,12 @@ TRACE_KEYS = ("step", "backend", "model", "attempt", "request", "reply")
 RETRIEVAL_KEYS = ("step", "index", "query", "k", "passages")
 
 
+class TraceError(InputError):
+    """A file that is not an lmc trace; says which line."""
+
+
 def read_trace(path: Path) -> list[dict[str, Any]]:
-    """The calls in a trace file; a malformed line raises ValueError naming its line number."""
+    """The calls in a trace file; a malformed line raises `TraceError` naming its line number."""
     calls = []
     with path.open(encoding="utf-8") as file:
         for number, line in enumerate(file, 1):
@@ -93,12 +98,12 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
             try:
                 call = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(f"{path}: line {number}: not JSON ({error.msg})") from None
+                raise TraceError(f"{path}: line {number}: not JSON ({error.msg})") from None
             retrieval = isinstance(call, dict) and call.get("kind") == "retrieval"
             keys = RETRIEVAL_KEYS if retrieval else TRACE_KEYS
             missing = [k for k in keys if not isinstance(call, dict) or k not in call]
             if missing:
-                raise ValueError(
+                raise TraceError(
                     f"{path}: line {number}: not an lmc trace line (expected the keys "
                     f"{', '.join(TRACE_KEYS)}; written by lmc run --trace)"
                 )

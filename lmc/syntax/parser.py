@@ -17,7 +17,7 @@ from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.tree import Meta
 
-from lmc.diagnostics import Diagnostic, Diagnostics, LmcError, Span, did_you_mean
+from lmc.diagnostics import Diagnostic, Diagnostics, ProgramError, Span, did_you_mean
 from lmc.files import cache_dir
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 from lmc.syntax import tree as ast
@@ -73,7 +73,7 @@ def _grammar_cache() -> str | bool:
 def parse(text: str, file: str = "<string>", diagnostics: Diagnostics | None = None) -> ast.Module:
     """Parse `.lmp` source into a syntax tree.
 
-    A syntax error raises `LmcError` at once. Other errors (an unknown type, a bad escape) go to
+    A syntax error raises `ProgramError` at once. Other errors (an unknown type, a bad escape) go to
     `diagnostics` when given, so the checker can report its own errors beside them; without it,
     they raise.
     """
@@ -82,7 +82,7 @@ def parse(text: str, file: str = "<string>", diagnostics: Diagnostics | None = N
     try:
         tree = _parse_collecting(parser, text, comments)
     except UnexpectedInput as error:
-        raise LmcError([_syntax_diagnostic(error, text, file)], {file: text}) from None
+        raise ProgramError([_syntax_diagnostic(error, text, file)], {file: text}) from None
     builder = _ToSyntax(file, text, comments)
     module = builder.transform(tree)
     if diagnostics is None:
@@ -126,7 +126,7 @@ def parse_signature_text(
         tree = _lark().parse(text, start="sig_text")
     except UnexpectedInput as error:
         diagnostic = _syntax_diagnostic(error, text, file, start="sig_text")
-        raise LmcError(
+        raise ProgramError(
             [replace(diagnostic, span=place(diagnostic.span))], {} if at else {file: text}
         ) from None
     builder = _ToSyntax(file, text, [])
@@ -461,7 +461,7 @@ class _ToSyntax(Transformer[Token, Any]):
         text, columns = self.string_with_columns(token)
         try:
             return parse_signature_text(text, name, at=self.tspan(token), columns=columns), True
-        except LmcError as error:
+        except ProgramError as error:
             self.diagnostics.extend(error.diagnostics)
             return SignatureSpec(name, (), (), None, self.tspan(token)), False
 

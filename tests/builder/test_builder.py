@@ -221,7 +221,7 @@ def test_mistakes_in_python_programs_point_at_the_python_line() -> None:
             prediction = self.generate_answer(context=question, question=question)
             return lmc.Prediction(answer=prediction.answer)
 
-    with pytest.raises(lmc.LmcError) as caught:
+    with pytest.raises(lmc.ProgramError) as caught:
         lmc.build(Broken())
     message = caught.value.render()
     assert "test_builder.py:" in message
@@ -257,7 +257,7 @@ def test_branching_on_a_traced_value_is_refused_with_an_explanation() -> None:
 
 
 def test_unsupported_field_type_is_reported_at_class_definition() -> None:
-    with pytest.raises(lmc.LmcError, match="field 'when'"):
+    with pytest.raises(lmc.ProgramError, match="field 'when'"):
 
         class Bad(lmc.Signature):
             question: str = lmc.InputField()

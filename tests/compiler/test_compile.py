@@ -945,7 +945,7 @@ def test_lmc_compile_without_any_metric_asks_for_one(qa: Program) -> None:
     fake, run = context(right_with_demos)
 
     with pytest.raises(
-        ValueError, match=r"lmc.compile needs a metric: metric='exact_match\(answer\)'"
+        lmc.InputError, match=r"lmc.compile needs a metric: metric='exact_match\(answer\)'"
     ):
         compile_(qa, trainset=records(0, 1), lm=run)
 

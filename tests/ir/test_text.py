@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from strategies import modules
 
 import lmc
-from lmc.diagnostics import LmcError
+from lmc.diagnostics import ProgramError
 from lmc.ir.graph import Demo, ProgramGraph, StepParams, rebuild
 from lmc.ir.lower import check
 from lmc.ir.text import parse_program, print_program, writes_every_type
@@ -154,6 +154,6 @@ def test_mistakes_in_the_new_forms_are_reported_where_they_are(text: str, messag
         "    return answer = gen.answer\n"
         "}\n"
     )
-    with pytest.raises(LmcError) as raised:
+    with pytest.raises(ProgramError) as raised:
         lmc.loads(source)
     assert message in str(raised.value)

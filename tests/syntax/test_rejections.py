@@ -1,7 +1,7 @@
 """Golden tests: every rejection in `tests/syntax/golden/rejections/` renders exactly as expected.
 
 Each `<case>.lmp` holds a small program with a mistake (or several, for the "all errors at once"
-case); `<case>.expected` holds the exact `LmcError.render()` text. Run with `LMC_UPDATE_GOLDEN=1`
+case); `<case>.expected` holds the exact `ProgramError.render()` text. Run with `LMC_UPDATE_GOLDEN=1`
 to (re)write the expected files from the current behaviour, then review every one by hand.
 """
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lmc.diagnostics import LmcError
+from lmc.diagnostics import ProgramError
 from lmc.ir.graph import StepNode
 from lmc.ir.lower import load_text
 
@@ -32,7 +32,7 @@ def test_there_are_cases() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_rejection_renders_as_expected(case: Path) -> None:
     text = case.read_text(encoding="utf-8")
-    with pytest.raises(LmcError) as caught:
+    with pytest.raises(ProgramError) as caught:
         load_text(text, case.name)
     rendered = caught.value.render()
     expected_file = case.with_suffix(".expected")
@@ -45,7 +45,7 @@ def test_rejection_renders_as_expected(case: Path) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
 def test_every_error_names_this_file(case: Path) -> None:
-    with pytest.raises(LmcError) as caught:
+    with pytest.raises(ProgramError) as caught:
         load_text(case.read_text(encoding="utf-8"), case.name)
     diagnostics = caught.value.diagnostics
     assert diagnostics
@@ -160,6 +160,6 @@ program QA(question: str, question: str) -> (answer: str) {
 
 
 def test_duplicate_parameter_is_reported_not_crashed() -> None:
-    with pytest.raises(LmcError) as caught:
+    with pytest.raises(ProgramError) as caught:
         load_text(DUPLICATE_PARAMETER, "duplicate_parameter.lmp")
     assert "parameter 'question' is declared twice" in caught.value.render()

@@ -1,0 +1,27 @@
+"""One error tree: everything lmc raises on purpose is an `LmcError`, in one of two kinds.
+
+- `InputError`: what the user gave is wrong (a program's text, a dataset, an artifact, a pipeline,
+  a metric, a budget, a model string, a command-line option); fix it and run again. `lmc` exits 2
+  and prints the message alone (a program's errors with their source lines), never a traceback.
+- `RunError`: the input was fine and the work failed (a step's reply unusable after repair, an LM
+  unreachable, a model file, a retrieval index, a pass that broke the program, the LM-call
+  budget spent); `lmc` exits 1.
+
+A module declares its own subclasses (`DataError`, `StepFailed`, ...) where they are raised, so
+callers can catch narrowly; the command line maps the two kinds to exit codes in one place.
+This module imports nothing, so every layer may use it.
+"""
+
+from __future__ import annotations
+
+
+class LmcError(Exception):
+    """Any error lmc raises on purpose; its message is meant for the user as it is."""
+
+
+class InputError(LmcError):
+    """The user's input is wrong: exit 2."""
+
+
+class RunError(LmcError):
+    """The input was fine and the work failed: exit 1."""

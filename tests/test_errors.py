@@ -1,0 +1,110 @@
+"""One error tree: every error lmc raises for a user is an `InputError` (exit 2) or a `RunError`
+(exit 1), and the command line maps them by kind, in one place."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+
+import pytest
+
+import lmc
+from lmc.cli.errors import EXIT_BAD_INPUT, EXIT_FAILED
+from lmc.cli.main import exit_code
+from lmc.errors import InputError, LmcError, RunError
+
+# Raised and caught inside lmc, never reaching a user: a reply a backend could not parse (the
+# executor repairs it or raises StepFailed), values that do not fit their types (turned into a
+# DataError or a ReplyError), and `lmc opt`'s signal that a pass wants data.
+INTERNAL = {"ReplyError", "InvalidValues", "NeedsData"}
+
+# Loading these needs an optional extra (and torch); they declare no error of their own.
+SKIPPED = {"lmc.retrieval.embeddings"}
+
+KINDS = {
+    "ProgramError": InputError,
+    "DataError": InputError,
+    "ArtifactError": InputError,
+    "PipelineError": InputError,
+    "MetricError": InputError,
+    "BudgetTooSmall": InputError,
+    "UnknownName": InputError,
+    "UsageError": InputError,
+    "TraceError": InputError,
+    "StepFailed": RunError,
+    "HostedLMError": RunError,
+    "ModelFileError": RunError,
+    "RetrievalUnavailable": RunError,
+    "TemplateMissing": RunError,
+    "PassBroke": RunError,
+    "BudgetExhausted": RunError,
+    "RenderError": RunError,
+    "RunFailed": RunError,
+}
+
+
+def lmc_errors() -> dict[str, type[BaseException]]:
+    found: dict[str, type[BaseException]] = {}
+    # lmc.backends and lmc.passes live in folders of their own that the package maps.
+    names = [m.name for m in pkgutil.walk_packages(lmc.__path__, "lmc.")]
+    for package in ("lmc.backends", "lmc.passes"):
+        path = importlib.import_module(package).__path__
+        names += [m.name for m in pkgutil.walk_packages(path, f"{package}.")]
+    for module_name in sorted(set(names) - SKIPPED):
+        for name, value in vars(importlib.import_module(module_name)).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == module_name
+            ):
+                found[name] = value
+    return found
+
+
+def kind_of(cls: type[BaseException]) -> type[LmcError] | None:
+    return next((kind for kind in (InputError, RunError) if issubclass(cls, kind)), None)
+
+
+def test_every_error_lmc_declares_is_an_input_error_or_a_run_error() -> None:
+    # A new error class fails this until it is given a kind here (and so an exit code).
+    declared = {
+        name: cls
+        for name, cls in lmc_errors().items()
+        if name not in INTERNAL | {"LmcError", "InputError", "RunError"}
+    }
+
+    assert {name: kind_of(cls) for name, cls in declared.items()} == {
+        name: KINDS.get(name) for name in declared
+    }
+    assert set(declared) == set(KINDS)
+
+
+def test_input_and_run_errors_are_never_both() -> None:
+    for cls in lmc_errors().values():
+        assert not (issubclass(cls, InputError) and issubclass(cls, RunError)), cls
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (InputError("bad input"), EXIT_BAD_INPUT),
+        (RunError("the work failed"), EXIT_FAILED),
+    ],
+)
+def test_the_command_line_maps_each_kind_to_its_exit_code(
+    error: LmcError, code: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert exit_code(error) == code
+    assert capsys.readouterr().err == f"lmc: error: {error}\n"
+
+
+def test_an_error_that_is_not_lmcs_is_left_to_show_its_traceback() -> None:
+    assert exit_code(ZeroDivisionError("a bug")) is None
+
+
+def test_one_except_clause_catches_whatever_lmc_raises_for_a_user() -> None:
+    with pytest.raises(lmc.LmcError):
+        lmc.loads("program P(")
+    with pytest.raises(lmc.InputError, match="unknown model"):
+        lmc.LM("gpt-4o")
