@@ -52,6 +52,11 @@ class Registry(Generic[T]):
         self._scan_entry_points()
         return tuple(sorted(self._targets))
 
+    def described(self) -> str:
+        """The names known without scanning installed packages, for help texts (which must
+        cost nothing to build; an entry point's name is still accepted, and listed in errors)."""
+        return ", ".join(sorted(self._targets))
+
     def __contains__(self, name: object) -> bool:
         if name not in self._targets:
             self._scan_entry_points()

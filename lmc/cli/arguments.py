@@ -10,6 +10,7 @@ import argparse
 
 from lmc.cli import options
 from lmc.passes.pipeline import DEFAULT_PIPELINE
+from lmc.plugins import INDEX_KINDS
 
 Parser = argparse.ArgumentParser
 
@@ -103,4 +104,6 @@ def compile_(parser: Parser) -> None:
 def index_build(parser: Parser) -> None:
     parser.add_argument("corpus", metavar="CORPUS.jsonl")
     parser.add_argument("--text", default="text", help="the field holding each passage")
-    parser.add_argument("--kind", default="bm25", choices=("bm25", "embeddings"))
+    parser.add_argument(
+        "--kind", default="bm25", help=f"index kind: {INDEX_KINDS.described()} (default: bm25)"
+    )

@@ -1,11 +1,14 @@
 """Options that several commands share, each defined once.
 
-Only argparse here: building the parser (for `lmc --help`, or any command) loads nothing else.
+Only argparse and the plug-in registries' names here: building the parser (for `lmc --help`, or
+any command) loads nothing else.
 """
 
 from __future__ import annotations
 
 import argparse
+
+from lmc.plugins import BACKENDS, METRICS, MODEL_KINDS, PASSES
 
 ANY_PROGRAM = "PROGRAM.lmp|ARTIFACT.json"
 
@@ -17,9 +20,13 @@ def program_file(parser: argparse.ArgumentParser, metavar: str = ANY_PROGRAM) ->
 
 def model(parser: argparse.ArgumentParser) -> None:
     """The LM and how it is called: `--lm`, `--api-base`, `--backend`, `--concurrency`."""
-    parser.add_argument("--lm", help="model: local (default), local:PATH.gguf, or a litellm string")
+    parser.add_argument(
+        "--lm",
+        help="model: local (the embedded default), local:PATH.gguf, a litellm string such as "
+        f"openai/NAME, or KIND:SPEC of a model kind ({MODEL_KINDS.described()})",
+    )
     parser.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
-    parser.add_argument("--backend", help="prompt format: json (default), chat, completion")
+    parser.add_argument("--backend", help=f"prompt format: {BACKENDS.described()} (default: json)")
     parser.add_argument("--concurrency", type=int, default=4, help="records in flight at once")
 
 
@@ -34,7 +41,9 @@ def compile_inputs(parser: argparse.ArgumentParser, *, train_required: bool) -> 
     parser.add_argument("--train", required=train_required, metavar="TRAIN.jsonl")
     parser.add_argument("--dev", metavar="DEV.jsonl", help="default: part of --train (by --seed)")
     parser.add_argument(
-        "--metric", help="NAME(FIELD) or package.module:function (default: the file's metric)"
+        "--metric",
+        help=f"NAME(FIELD), NAME one of {METRICS.described()}; or package.module:function "
+        "(default: the file's metric)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher-lm", help="model that runs the program for demos")
@@ -45,5 +54,9 @@ def pipeline(parser: argparse.ArgumentParser, *, default: str | None) -> None:
     """`-p PASSES`; required when there is no default."""
     described = f"default: {default}" if default else "e.g. dead-steps,dedupe-steps"
     parser.add_argument(
-        "-p", "--pipeline", required=default is None, help=f"passes, in order ({described})"
+        "-p",
+        "--pipeline",
+        required=default is None,
+        help=f"passes, in order, each NAME or NAME{{option=value,...}}; NAME one of "
+        f"{PASSES.described()} ({described})",
     )
