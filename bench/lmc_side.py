@@ -24,7 +24,8 @@ from common import DATA, METRICS, compiles, load_split, peak_rss_mb, say
 
 import lmc
 from lmc.backends.base import LMClient
-from lmc.compiler.session import BudgetTooSmall, as_dataset, as_metric, compile_program
+from lmc.builder.optimize import as_dataset, as_metric
+from lmc.compiler.session import BudgetTooSmall, compile_program
 from lmc.passes.pipeline import DEFAULT_PIPELINE
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext

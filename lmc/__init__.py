@@ -17,16 +17,16 @@ if TYPE_CHECKING:
         IndexSpec,
         Module,
         Predict,
-        Prediction,
         Retrieve,
         bm25,
     )
+    from lmc.builder.optimize import BootstrapFewShot, compile
     from lmc.builder.signature import InputField, OutputField, Signature
-    from lmc.compiler.session import BootstrapFewShot, compile
+    from lmc.compiler.program import Program, load, loads
     from lmc.diagnostics import ProgramError
     from lmc.errors import InputError, LmcError, RunError
-    from lmc.program import Program, load, loads
     from lmc.runtime.context import RunContext, configure, context
+    from lmc.runtime.prediction import Prediction
 
 # Each public name -> the module that defines it. `import lmc` loads none of them: the command
 # line (`lmc check`, `lmc --help`) and scripts that use one corner of lmc should not pay for
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 # names, so type checkers and editors see what users get.
 _HOMES: dict[str, str] = {
     "LM": "lmc.backends.clients",
-    "BootstrapFewShot": "lmc.compiler.session",
+    "BootstrapFewShot": "lmc.builder.optimize",
     "ChainOfThought": "lmc.builder.modules",
     "IndexSpec": "lmc.builder.modules",
     "InputField": "lmc.builder.signature",
@@ -45,18 +45,18 @@ _HOMES: dict[str, str] = {
     "Module": "lmc.builder.modules",
     "OutputField": "lmc.builder.signature",
     "Predict": "lmc.builder.modules",
-    "Prediction": "lmc.builder.modules",
-    "Program": "lmc.program",
+    "Prediction": "lmc.runtime.prediction",
+    "Program": "lmc.compiler.program",
     "Retrieve": "lmc.builder.modules",
     "RunContext": "lmc.runtime.context",
     "Signature": "lmc.builder.signature",
     "bm25": "lmc.builder.modules",
     "build": "lmc.builder.build",
-    "compile": "lmc.compiler.session",
+    "compile": "lmc.builder.optimize",
     "configure": "lmc.runtime.context",
     "context": "lmc.runtime.context",
-    "load": "lmc.program",
-    "loads": "lmc.program",
+    "load": "lmc.compiler.program",
+    "loads": "lmc.compiler.program",
 }
 
 __all__ = [

@@ -8,12 +8,13 @@ import typing
 from typing import Any
 
 from lmc.builder.location import python_span
-from lmc.builder.modules import Module, Prediction
+from lmc.builder.modules import Module
 from lmc.builder.signature import lm_type
 from lmc.builder.trace import StepResult, Symbol, Trace
+from lmc.compiler.program import Program
 from lmc.diagnostics import Diagnostic, ProgramError, Span
 from lmc.ir.lower import check
-from lmc.program import Program
+from lmc.runtime.prediction import Prediction
 from lmc.signatures import FieldSpec
 from lmc.syntax import tree as ast
 from lmc.types import STR

@@ -13,6 +13,7 @@ from typing import Any
 from lmc.builder.location import python_span
 from lmc.builder.signature import Signature, signature_spec
 from lmc.builder.trace import active_trace
+from lmc.runtime.prediction import Prediction
 from lmc.signatures import ModuleKind, SignatureSpec
 
 
@@ -113,34 +114,3 @@ class Retrieve(Module):
 
         retriever = open_retriever(Path(self.index.path), self.index.kind, self.index.text_field)
         return Prediction(passages=retriever.search(str(query), k or self.k))
-
-
-class Prediction:
-    """Named output fields, read as attributes: `pred.answer`."""
-
-    def __init__(self, **fields: Any) -> None:
-        self._fields = dict(fields)
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["_fields"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._fields[name]
-
-    def keys(self) -> list[str]:
-        return list(self._fields)
-
-    def items(self) -> list[tuple[str, Any]]:
-        return list(self._fields.items())
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Prediction) and self._fields == other._fields
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
-        return f"Prediction({inner})"

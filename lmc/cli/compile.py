@@ -15,11 +15,11 @@ from rich.table import Table
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import run_context
+from lmc.compiler.program import Program
 from lmc.compiler.session import compile_program
 from lmc.passes.base import Pass
 from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
 from lmc.passes.record import PassRecord
-from lmc.program import Program
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 

@@ -21,8 +21,8 @@ from rich.console import Console
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import compiled_for, dataset_progress, run_context
+from lmc.compiler.program import Program
 from lmc.files import write_atomically
-from lmc.program import Program
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate

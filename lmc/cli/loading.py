@@ -13,7 +13,7 @@ from lmc.cli.errors import UsageError
 from lmc.files import is_artifact_path
 
 if TYPE_CHECKING:
-    from lmc.program import Program
+    from lmc.compiler.program import Program
 
 
 def read_source(path: str) -> str:
@@ -32,7 +32,7 @@ def read_source(path: str) -> str:
 
 def load_program(path: str, name: str | None) -> Program:
     """The program `name` (or the only one) of a `.lmp` file, or an artifact's compiled program."""
-    from lmc.program import Program, load
+    from lmc.compiler.program import Program, load
 
     if is_artifact_path(path):
         return load(path, name)

@@ -19,6 +19,7 @@ from lmc.cli.compile import compile_inputs, pass_line, plan_line
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import run_context
+from lmc.compiler.program import Program
 from lmc.compiler.session import compile_program
 from lmc.files import write_atomically
 from lmc.ir.graph import ProgramGraph
@@ -27,7 +28,6 @@ from lmc.passes.base import CompileContext, Pass
 from lmc.passes.manager import verify_between
 from lmc.passes.pipeline import parse_pipeline
 from lmc.plugins import BACKENDS
-from lmc.program import Program
 from lmc.runtime.context import DEFAULT_BACKEND, RunContext
 from lmc.runtime.data import Dataset, hash_records
 from lmc.runtime.evaluate import Evaluation

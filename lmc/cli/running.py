@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
-    from lmc.program import Program
+    from lmc.compiler.program import Program
     from lmc.runtime.context import RunContext
 
 

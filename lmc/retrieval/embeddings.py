@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lmc.runtime.data import DataError
+from lmc.files import DataError
 
 if TYPE_CHECKING:
     from lmc.retrieval.index import Corpus

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lmc.files import cache_dir
+from lmc.files import DataError, cache_dir, jsonl_objects, read_bytes
 from lmc.plugins import INDEX_KINDS, UnknownName
-from lmc.runtime.data import DataError, jsonl_objects, read_bytes
 
 INDEX_FORMAT = 1
 

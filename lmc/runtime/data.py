@@ -9,19 +9,15 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
-from lmc.errors import InputError
+from lmc.files import DataError, jsonl_objects, read_bytes
 from lmc.signatures import FieldSpec
 from lmc.types import STR, OneOf, OptionalOf
-
-
-class DataError(InputError):
-    """Bad input data: a message that names the file and record, or the `--input` field."""
 
 
 def coerce(fields: tuple[FieldSpec, ...], values: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -102,42 +98,6 @@ def split(data: Dataset, seed: int, dev_share: float = 0.5) -> tuple[Dataset, Da
     random.Random(f"split:{seed}").shuffle(order)
     cut = len(order) - max(1, round(len(order) * dev_share))
     return data.subset(sorted(order[:cut]), "train"), data.subset(sorted(order[cut:]), "dev")
-
-
-def read_bytes(path: Path) -> bytes:
-    """A data file's bytes, checked to be UTF-8 text; `DataError` says why it cannot be read."""
-    try:
-        raw = path.read_bytes()
-        raw.decode("utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, expected a JSONL file") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
-    except OSError as error:
-        raise DataError(f"{path}: cannot read it ({error.strerror})") from None
-    return raw
-
-
-def jsonl_objects(text: str, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Each record (a non-blank line) as a JSON object, with where it is: `file: record N`."""
-    number = 0
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        number += 1
-        where = f"{path}: record {number}"
-        try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{where}: expected a JSON object, found invalid JSON "
-                f"({error.msg} at column {error.colno})"
-            ) from None
-        if not isinstance(value, dict):
-            raise DataError(f"{where}: expected a JSON object, found {type(value).__name__}")
-        yield where, value
 
 
 def load_dataset(

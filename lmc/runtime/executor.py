@@ -226,8 +226,8 @@ def _retrieve(
 
 def _open(graph: ProgramGraph, name: str) -> Any:
     """The program's index `name`, from its corpus file (built on first use, then kept)."""
+    from lmc.files import DataError
     from lmc.retrieval.index import open_retriever
-    from lmc.runtime.data import DataError
 
     ref = graph.indexes.get(name)
     if ref is None:

@@ -124,15 +124,15 @@ def python_metric(reference: str) -> Metric:
         raise MetricError(f"{module_name} has no function '{function_name}'")
 
     def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float | bool:
-        from lmc.builder.modules import Prediction
+        from lmc.runtime.prediction import Prediction
 
-        result: float | bool = function(_Record(example), Prediction(**prediction))
+        result: float | bool = function(Record(example), Prediction(**prediction))
         return result
 
     return Metric(reference, None, score)
 
 
-class _Record(dict[str, Any]):
+class Record(dict[str, Any]):
     """An example read as `example.answer` or `example["answer"]`, as DSPy metrics do."""
 
     def __getattr__(self, name: str) -> Any:

@@ -22,9 +22,9 @@ import pytest
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from lmc.compiler.program import load, loads
 from lmc.ir.graph import Demo, StepParams
 from lmc.passes.pipeline import DEFAULT_PIPELINE
-from lmc.program import load, loads
 from lmc.runtime.data import load_dataset, split
 
 QA = """\

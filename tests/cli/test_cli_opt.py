@@ -16,7 +16,7 @@ import pytest
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
-from lmc.program import load
+from lmc.compiler.program import load
 
 GOLDEN = Path(__file__).parent.parent / "passes" / "golden"
 # Every case of the passes that decide from the program alone, and the fuse-steps case with no

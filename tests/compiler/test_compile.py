@@ -21,9 +21,12 @@ import pytest
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
-from lmc.compiler.session import BootstrapFewShot as BootstrapFewShot_
-from lmc.compiler.session import BudgetTooSmall, Compiled, as_dataset, compile_program
-from lmc.compiler.session import compile as compile_
+from lmc.builder.optimize import BootstrapFewShot as BootstrapFewShot_
+from lmc.builder.optimize import as_dataset
+from lmc.builder.optimize import compile as compile_
+from lmc.compiler.program import Program
+from lmc.compiler.session import BudgetTooSmall, Compiled, compile_program
+from lmc.files import DataError
 from lmc.ir.graph import Demo, ProgramGraph, StepParams
 from lmc.passes.base import CompileContext
 from lmc.passes.bootstrap_demos import BootstrapDemosPass
@@ -34,9 +37,8 @@ from lmc.passes.manager import PassBroke, PassRecord
 from lmc.passes.pipeline import DEFAULT_PIPELINE, PipelineError, parse_pipeline
 from lmc.passes.prune_demos import PruneDemosPass
 from lmc.plugins import PASSES
-from lmc.program import Program
 from lmc.runtime.context import BudgetExhausted, RunContext
-from lmc.runtime.data import DataError, Dataset
+from lmc.runtime.data import Dataset
 from lmc.runtime.metrics import Metric, parse_metric
 
 QA = """\

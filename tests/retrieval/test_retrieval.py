@@ -11,8 +11,8 @@ import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import main
+from lmc.files import DataError
 from lmc.retrieval.index import build_index, open_retriever, read_corpus
-from lmc.runtime.data import DataError
 
 PASSAGES = [
     "The Eiffel Tower is a wrought-iron lattice tower in Paris, France.",

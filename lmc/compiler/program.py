@@ -57,8 +57,8 @@ class Program:
 
     def run(self, inputs: dict[str, Any], context: RunContext | None = None) -> Any:
         """The outputs, as an `lmc.Prediction`, for one set of inputs."""
-        from lmc.builder.modules import Prediction
         from lmc.runtime.eager import run_program
+        from lmc.runtime.prediction import Prediction
 
         return Prediction(**run_program(self.ir, self.inputs, inputs, context))
 

@@ -1,0 +1,125 @@
+"""Compiling from Python, as DSPy users write it: `lmc.compile(program, trainset=..., metric=...)`
+and `lmc.BootstrapFewShot(metric=...).compile(program, trainset=...)`.
+
+Takes what Python code has at hand (an `lmc.Module` or a `Program`, lists of dicts or DSPy
+`Example`s, a metric function, a model string) and hands them to the compiler's
+`compile_program`, which works on programs, datasets and metrics alone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from lmc.builder.build import build
+from lmc.compiler.program import Program
+from lmc.compiler.session import compile_program
+from lmc.errors import InputError
+from lmc.passes.pipeline import DEFAULT_PIPELINE
+from lmc.runtime.context import RunContext, current_context
+from lmc.runtime.context import context as open_context
+from lmc.runtime.data import Dataset, coerce, hash_records
+from lmc.runtime.metrics import Metric, Record, builtin, parse_metric
+from lmc.runtime.prediction import Prediction
+
+
+def as_metric(metric: str | Metric | Callable[..., Any], program: Program) -> Metric:
+    """A metric from a spec (`exact_match(answer)`, `pkg.mod:fn`), a Metric, or a function."""
+    if isinstance(metric, Metric):
+        return metric
+    if isinstance(metric, str):
+        return parse_metric(metric)
+    function = metric
+
+    def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
+        return float(function(Record(example), Prediction(**prediction)))
+
+    return Metric(getattr(function, "__name__", "metric"), None, score)
+
+
+def as_dataset(records: Iterable[Any], program: Program, name: str) -> Dataset:
+    """Examples from dicts, or from DSPy-style objects with `toDict()`."""
+    examples = []
+    for record in records:
+        if hasattr(record, "toDict"):
+            record = record.toDict()
+        examples.append(dict(record))
+    inputs = tuple(
+        coerce(program.inputs, e, f"{name} example {i + 1}") for i, e in enumerate(examples)
+    )
+    return Dataset(name, tuple(examples), inputs, hash_records(examples))
+
+
+def compile(
+    program: Program | Any,
+    *,
+    trainset: Iterable[Any],
+    metric: str | Metric | Callable[..., Any] | None = None,
+    devset: Iterable[Any] | None = None,
+    pipeline: str = DEFAULT_PIPELINE,
+    lm: str | RunContext | None = None,
+    teacher: str | RunContext | None = None,
+    seed: int = 0,
+    budget_calls: int | None = None,
+    resume: bool = False,
+    save: str | os.PathLike[str] | None = None,
+) -> Program:
+    """Optimize `program` (a Program, or an lmc.Module to build) and return the compiled one,
+    which carries its pass log (`compiled.log`). `resume` goes on after the last finished pass
+    of an interrupted compile of the same inputs; `save` writes the result (`.json` artifact or
+    `.lmp` text) as `program.save` would."""
+    if not isinstance(program, Program):
+        program = build(program)
+    if metric is None:
+        declared = program.metric
+        if declared is None:
+            raise InputError("lmc.compile needs a metric: metric='exact_match(answer)'")
+        metric = builtin(declared.name, declared.field)
+    run = lm if isinstance(lm, RunContext) else (open_context(lm) if lm else current_context())
+    teacher_context = (
+        teacher if isinstance(teacher, RunContext) else (open_context(teacher) if teacher else None)
+    )
+    compiled = compile_program(
+        program,
+        as_dataset(trainset, program, "train"),
+        as_metric(metric, program),
+        dev=as_dataset(devset, program, "dev") if devset is not None else None,
+        pipeline=pipeline,
+        run=run,
+        teacher=teacher_context,
+        seed=seed,
+        budget_calls=budget_calls,
+        resume=resume,
+    )
+    if save is not None:
+        compiled.program.save(save)
+    return compiled.program
+
+
+class BootstrapFewShot:
+    """DSPy's `BootstrapFewShot(metric=...).compile(program, trainset=...)`, on lmc's passes."""
+
+    def __init__(
+        self,
+        metric: str | Metric | Callable[..., Any],
+        max_bootstrapped_demos: int = 4,
+        max_labeled_demos: int = 16,
+        **_: Any,
+    ) -> None:
+        self.metric = metric
+        self.max_demos = max_bootstrapped_demos
+        self.max_train = max_labeled_demos
+
+    def compile(
+        self,
+        student: Program | Any,
+        *,
+        trainset: Iterable[Any],
+        teacher: Any = None,
+        valset: Iterable[Any] | None = None,
+    ) -> Program:
+        pipeline = f"bootstrap-demos{{max_demos={self.max_demos},max_train={self.max_train}}}"
+        return compile(
+            student, trainset=trainset, devset=valset, metric=self.metric, pipeline=pipeline
+        )
