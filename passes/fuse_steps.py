@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from lmc.backends.base import StepView
-from lmc.ir.graph import InputNode, Node, ProgramGraph, StepNode, StepParams, WireSpec, assemble
+from lmc.ir.graph import InputNode, ProgramGraph, StepNode, StepParams, WireSpec, assemble
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.signatures import REASONING, FieldSpec, ModuleKind, SignatureSpec
 
@@ -76,82 +76,106 @@ def fuse(program: ProgramGraph, first: str, second: str) -> tuple[ProgramGraph, 
     module: ModuleKind = (
         "chain_of_thought" if "chain_of_thought" in (a.module, b.module) else "predict"
     )
-    names = _Names({REASONING} if module == "chain_of_thought" else set())
-    into_a = {w.target_field: (s, w.source_field) for s, w in program.incoming(first)}
-    into_b = {w.target_field: (s, w.source_field) for s, w in program.incoming(second)}
-    internal = {f for f, (s, _) in into_b.items() if s == first}
-
-    inputs: list[FieldSpec] = []
-    fed_by: dict[str, tuple[tuple[str, str], FieldSpec]] = {}  # fused input -> source, spec
-    a_in: dict[str, str] = {}
-    for spec in a.signature.inputs:
-        a_in[spec.name] = names.claim(spec.name)
-        inputs.append(replace(spec, name=a_in[spec.name]))
-        fed_by[a_in[spec.name]] = (into_a[spec.name], spec)
-    b_in: dict[str, str] = {}
-    for spec in b.signature.inputs:
-        if spec.name in internal:
-            continue
-        same = fed_by.get(spec.name)
-        # The same value under the same name and type is asked for once.
-        if same is not None and same[0] == into_b[spec.name] and same[1].type == spec.type:
-            b_in[spec.name] = spec.name
-            continue
-        b_in[spec.name] = names.claim(spec.name)
-        inputs.append(replace(spec, name=b_in[spec.name]))
-
-    # A's outputs that something besides B reads stay outputs; B's names win a clash with them.
-    read_elsewhere = {w.source_field for t, w in program.outgoing(first) if t != second}
-    b_out = {spec.name: names.claim(spec.name) for spec in b.signature.outputs}
-    a_out: dict[str, str] = {}
-    a_kept: list[FieldSpec] = []
-    for spec in a.signature.outputs:
-        if spec.name in read_elsewhere:
-            a_out[spec.name] = names.claim(spec.name)
-            a_kept.append(replace(spec, name=a_out[spec.name]))
-    if module == "chain_of_thought":
-        # The fused step's one reasoning stands for whichever reasoning was read.
-        a_out.setdefault(REASONING, REASONING)
-        b_out.setdefault(REASONING, REASONING)
-    outputs = (*a_kept, *(replace(spec, name=b_out[spec.name]) for spec in b.signature.outputs))
-
+    fields = _Fields(program, a, b, module)
     signature = _fused_signature(
         program,
         a,
         b,
-        inputs=tuple(inputs),
-        outputs=outputs,
-        instruction=_instruction(program, a, b, [(f, into_b[f][1]) for f in sorted(internal)]),
+        inputs=tuple(fields.inputs),
+        outputs=fields.outputs,
+        instruction=_instruction(program, a, b, fields.handed_over()),
         span=a.signature.span,
     )
     fused_id = program.fresh_id(f"{first}_then_{second}")
     key = _param_key(program, f"{a.param_key}_then_{b.param_key}", signature, module)
     fused = StepNode(fused_id, signature, module, key, span=a.span)
-
-    nodes: list[Node] = []
-    for node_id in program.node_ids():
-        if node_id == first:
-            nodes.append(fused)
-        elif node_id != second:
-            nodes.append(program.node(node_id))
-    wires: list[WireSpec] = []
-    wired_into_fused: set[str] = set()
-    for source, target, wire in program.edges():
-        sf, tf, span = wire.source_field, wire.target_field, wire.span
-        if target == second and source == first:
-            continue
-        if target in (first, second):
-            field = (a_in if target == first else b_in)[tf]
-            if field in wired_into_fused:
-                continue
-            wired_into_fused.add(field)
-            wires.append((source, sf, fused_id, field, span))
-        elif source in (first, second):
-            wires.append((fused_id, (a_out if source == first else b_out)[sf], target, tf, span))
-        else:
-            wires.append((source, sf, target, tf, span))
+    nodes = [
+        fused if node_id == first else program.node(node_id)
+        for node_id in program.node_ids()
+        if node_id != second
+    ]
     fresh: dict[str, StepParams] = {} if key in program.params else {key: StepParams()}
-    return assemble(program, nodes, wires, fresh), fused_id
+    return assemble(program, nodes, fields.wires(fused_id), fresh), fused_id
+
+
+class _Fields:
+    """The fused step's fields, and which field of A or B each stands for.
+
+    Inputs: A's, then B's that A does not feed (the same value under the same name and type is
+    asked for once). Outputs: A's that something besides B reads, then B's; a name taken twice
+    is renamed `name_2`, and B's names win a clash.
+    """
+
+    def __init__(self, program: ProgramGraph, a: StepNode, b: StepNode, module: ModuleKind):
+        self.program, self.a, self.b = program, a, b
+        self.names = _Names({REASONING} if module == "chain_of_thought" else set())
+        self.into_a = {w.target_field: (s, w.source_field) for s, w in program.incoming(a.id)}
+        self.into_b = {w.target_field: (s, w.source_field) for s, w in program.incoming(b.id)}
+        self.internal = {f for f, (s, _) in self.into_b.items() if s == a.id}
+        self.inputs: list[FieldSpec] = []
+        self.a_in: dict[str, str] = {}
+        self.b_in: dict[str, str] = {}
+        self._map_inputs()
+        self.a_out: dict[str, str] = {}
+        self.b_out: dict[str, str] = {}
+        self.outputs = self._map_outputs(module)
+
+    def _map_inputs(self) -> None:
+        fed_by: dict[str, tuple[tuple[str, str], FieldSpec]] = {}  # fused input -> source, spec
+        for spec in self.a.signature.inputs:
+            self.a_in[spec.name] = self.names.claim(spec.name)
+            self.inputs.append(replace(spec, name=self.a_in[spec.name]))
+            fed_by[self.a_in[spec.name]] = (self.into_a[spec.name], spec)
+        for spec in self.b.signature.inputs:
+            if spec.name in self.internal:
+                continue
+            same = fed_by.get(spec.name)
+            if same is not None and same[0] == self.into_b[spec.name] and same[1].type == spec.type:
+                self.b_in[spec.name] = spec.name
+                continue
+            self.b_in[spec.name] = self.names.claim(spec.name)
+            self.inputs.append(replace(spec, name=self.b_in[spec.name]))
+
+    def _map_outputs(self, module: ModuleKind) -> tuple[FieldSpec, ...]:
+        a, b = self.a, self.b
+        read_elsewhere = {w.source_field for t, w in self.program.outgoing(a.id) if t != b.id}
+        self.b_out = {spec.name: self.names.claim(spec.name) for spec in b.signature.outputs}
+        a_kept: list[FieldSpec] = []
+        for spec in a.signature.outputs:
+            if spec.name in read_elsewhere:
+                self.a_out[spec.name] = self.names.claim(spec.name)
+                a_kept.append(replace(spec, name=self.a_out[spec.name]))
+        if module == "chain_of_thought":
+            # The fused step's one reasoning stands for whichever reasoning was read.
+            self.a_out.setdefault(REASONING, REASONING)
+            self.b_out.setdefault(REASONING, REASONING)
+        b_outputs = (replace(spec, name=self.b_out[spec.name]) for spec in b.signature.outputs)
+        return (*a_kept, *b_outputs)
+
+    def handed_over(self) -> list[tuple[str, str]]:
+        """(B's input, A's output) for each value A hands to B inside the fused step."""
+        return [(f, self.into_b[f][1]) for f in sorted(self.internal)]
+
+    def wires(self, fused_id: str) -> list[WireSpec]:
+        """The program's wires, with those into and out of A and B moved to the fused step."""
+        first, second = self.a.id, self.b.id
+        wires: list[WireSpec] = []
+        wired_into_fused: set[str] = set()
+        for source, target, wire in self.program.edges():
+            sf, tf, span = wire.source_field, wire.target_field, wire.span
+            if target == second and source == first:
+                continue
+            if target in (first, second):
+                field = (self.a_in if target == first else self.b_in)[tf]
+                if field not in wired_into_fused:
+                    wired_into_fused.add(field)
+                    wires.append((source, sf, fused_id, field, span))
+            elif source in (first, second):
+                out = (self.a_out if source == first else self.b_out)[sf]
+                wires.append((fused_id, out, target, tf, span))
+            else:
+                wires.append((source, sf, target, tf, span))
+        return wires
 
 
 def _fused_signature(

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lmc.backends.clients.fake import FakeLM
+from lmc.backends.base import LMRequest, LMResponse
 from lmc.cli.compile import compile_inputs, pass_line, plan_line
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
@@ -119,14 +119,27 @@ class _WithoutData(CompileContext):
         raise NeedsData
 
 
-def _no_data_context(seed: int) -> CompileContext:
-    def no_model(request: Any) -> str:
-        raise NeedsData  # only a score calls the LM; this is in case a pass ever does directly
+class _NoModel:
+    """The model of a run without data: a pass that calls it needs data (only scoring calls an
+    LM; this is in case a pass ever does so directly)."""
 
+    identity = "no model"
+    constrains = False
+    enforces_schema = False
+    max_concurrency = 1
+
+    def chat_template(self) -> str | None:
+        return None
+
+    def complete(self, request: LMRequest) -> LMResponse:
+        raise NeedsData
+
+
+def _no_data_context(seed: int) -> CompileContext:
     nothing = Dataset("no data", (), (), hash_records([]))
     no_metric = Metric("none", None, lambda example, prediction: 0.0)
     context = RunContext(
-        lm=FakeLM(no_model, identity="no model"),
+        lm=_NoModel(),
         backend=BACKENDS.load(DEFAULT_BACKEND)(),
         cache=None,
     )

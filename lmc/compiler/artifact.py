@@ -129,6 +129,22 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[ProgramGraph, CompileIn
     """
     name = os.fspath(path)
     data = _read_json(name)
+    _check_header(data, name)
+    info = _compile_info(data, name)
+    text = _take(data, "program", str, name)
+    # Errors in the embedded text name the artifact; corpus paths resolve against its folder.
+    beside = os.path.join(os.path.dirname(os.path.abspath(name)), "program.lmp")
+    try:
+        graph = parse_program(text, beside)
+    except ProgramError as error:
+        raise ArtifactError(
+            f"{name}: its program does not check: {program_error_line(error)}"
+        ) from None
+    return graph, info
+
+
+def _check_header(data: Any, name: str) -> None:
+    """An lmc artifact, of the version this lmc reads, with every key it needs."""
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         raise ArtifactError(
             f'{name}: not an lmc artifact (expected a JSON object with "schema": "{SCHEMA}", '
@@ -150,6 +166,9 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[ProgramGraph, CompileIn
         raise ArtifactError(
             f"{name}: an incomplete artifact: missing {', '.join(repr(m) for m in missing)}"
         )
+
+
+def _compile_info(data: dict[str, Any], name: str) -> CompileInfo:
     datasets = _take(data, "datasets", dict, name)
     for dataset, digest in datasets.items():
         if not isinstance(digest, str):
@@ -162,7 +181,7 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[ProgramGraph, CompileIn
             passes.append(PassRecord.from_json(record))
         except (TypeError, KeyError, AttributeError):
             raise ArtifactError(f"{name}: pass {number} is not a pass record") from None
-    info = CompileInfo(
+    return CompileInfo(
         lm=_take_optional(data, "lm", str, name),
         backend=_take_optional(data, "backend", str, name),
         datasets=dict(datasets),
@@ -170,16 +189,6 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[ProgramGraph, CompileIn
         passes=tuple(passes),
         created=_take(data, "created", str, name),
     )
-    text = _take(data, "program", str, name)
-    # Errors in the embedded text name the artifact; corpus paths resolve against its folder.
-    beside = os.path.join(os.path.dirname(os.path.abspath(name)), "program.lmp")
-    try:
-        graph = parse_program(text, beside)
-    except ProgramError as error:
-        raise ArtifactError(
-            f"{name}: its program does not check: {program_error_line(error)}"
-        ) from None
-    return graph, info
 
 
 def _read_json(name: str) -> Any:

@@ -7,8 +7,10 @@ what each pass bought and cost.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from lmc.compiler import checkpoint
 from lmc.compiler.artifact import CompileInfo
@@ -83,29 +85,11 @@ def compile_program(
     passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     if dev is None:
         train, dev = split(train, seed)
-    teacher = teacher or run
-    context = CompileContext(run, teacher, train, dev, metric, seed, say)
+    context = CompileContext(run, teacher or run, train, dev, metric, seed, say)
     if passes:
         verify_between(program.ir, "before", passes[0].name)
-    saved_at = checkpoint.checkpoint_path(
-        program=print_program(program.ir),
-        train=train.sha256,
-        dev=dev.sha256,
-        pipeline=[(p.name, options_of(p)) for p in passes],
-        metric=metric.label,
-        seed=seed,
-        lm=run.lm.identity,
-        teacher=teacher.lm.identity,
-        backend=run.backend.name,
-    )
-    resumed = checkpoint.load(saved_at) if resume else None
-    graph, done = resumed if resumed is not None else (program.ir, [])
-    if resume:
-        say(
-            f"resuming after {', '.join(r.name for r in done)}"
-            if done
-            else "no checkpoint of this compile: starting from the beginning"
-        )
+    saved_at = _checkpoint_path(program.ir, passes, context)
+    graph, done = _start(program.ir, saved_at, resume, say)
     stages = projection(graph, passes, context)
     on_plan(stages)
     if budget_calls is not None and sum(calls for _, calls in stages) > budget_calls:
@@ -117,13 +101,8 @@ def compile_program(
         checkpoint.save(saved_at, program_after, finished)
         on_record(record)
 
-    # The budget binds this compile's calls only; the contexts get their own limits back after.
-    earlier = run.budget, teacher.budget
-    run.budget = teacher.budget = Budget(budget_calls)
-    try:
+    with _budget(context, budget_calls):
         result = run_pipeline(graph, passes, context, on_record=keep, done=done)
-    finally:
-        run.budget, teacher.budget = earlier
     saved_at.unlink(missing_ok=True)
     info = CompileInfo(
         lm=run.model,
@@ -133,3 +112,45 @@ def compile_program(
         passes=tuple(result.records),
     )
     return Compiled(Program(result.program, info), result, stages, train, dev, metric)
+
+
+def _checkpoint_path(graph: ProgramGraph, passes: list[Pass], context: CompileContext) -> Path:
+    """Where a compile of exactly these inputs keeps its progress."""
+    return checkpoint.checkpoint_path(
+        program=print_program(graph),
+        train=context.train.sha256,
+        dev=context.dev.sha256,
+        pipeline=[(p.name, options_of(p)) for p in passes],
+        metric=context.metric.label,
+        seed=context.seed,
+        lm=context.run.lm.identity,
+        teacher=context.teacher.lm.identity,
+        backend=context.run.backend.name,
+    )
+
+
+def _start(
+    graph: ProgramGraph, saved_at: Path, resume: bool, say: Callable[[str], None]
+) -> tuple[ProgramGraph, list[PassRecord]]:
+    """The program to start from and the passes already done: from the checkpoint when
+    resuming and there is one, else the program as given."""
+    if not resume:
+        return graph, []
+    resumed = checkpoint.load(saved_at)
+    if resumed is None or not resumed[1]:
+        say("no checkpoint of this compile: starting from the beginning")
+        return graph, []
+    say(f"resuming after {', '.join(r.name for r in resumed[1])}")
+    return resumed
+
+
+@contextmanager
+def _budget(context: CompileContext, calls: int | None) -> Iterator[None]:
+    """The budget binds this compile's calls only; the contexts get their own limits back."""
+    run, teacher = context.run, context.teacher
+    earlier = run.budget, teacher.budget
+    run.budget = teacher.budget = Budget(calls)
+    try:
+        yield
+    finally:
+        run.budget, teacher.budget = earlier
