@@ -14,6 +14,7 @@ which need none, do not pay the tenth of a second that importing networkx costs.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -420,13 +421,25 @@ class ProgramGraph:
             return False
         from networkx.algorithms.isomorphism import MultiDiGraphMatcher
 
+        mine, theirs = self._step_labels(), other._step_labels()
         matcher = MultiDiGraphMatcher(
             self.nx,
             other.nx,
-            node_match=lambda a, b: a["node"] == b["node"],
+            node_match=lambda a, b: (
+                a["node"] == b["node"] and mine.get(a["node"].id) == theirs.get(b["node"].id)
+            ),
             edge_match=lambda a, b: _wires(a) == _wires(b),
         )
         return any(self._same_params(other, m) for m in matcher.isomorphisms_iter())
+
+    def _step_labels(self) -> dict[str, tuple[StepParams, int]]:
+        """What a step's match must share besides the node: its learned parameters and how many
+        steps share them. Matching on these up front keeps the search from trying every way to
+        pair up look-alike steps (loop copies) only to find their parameters differ."""
+        sharing = Counter(step.param_key for step in self.steps())
+        return {
+            step.id: (self.params[step.param_key], sharing[step.param_key]) for step in self.steps()
+        }
 
     def _same_params(self, other: ProgramGraph, mapping: Mapping[str, str]) -> bool:
         keys: dict[str, str] = {}
