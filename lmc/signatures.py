@@ -64,20 +64,38 @@ class SignatureSpec:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """A Python function a program calls as a step: where it is (`package.module:function`),
+    and its signature: the description (as the instruction), typed parameters (inputs) and
+    results (outputs)."""
+
+    target: str
+    signature: SignatureSpec
+
+    @property
+    def name(self) -> str:
+        assert self.signature.name is not None
+        return self.signature.name
+
+
 def check_signature(
-    signature: SignatureSpec, diagnostics: Diagnostics, at: Span | None = None
+    signature: SignatureSpec,
+    diagnostics: Diagnostics,
+    at: Span | None = None,
+    kind: str = "signature",
 ) -> bool:
-    """Report what makes a signature unusable; True if nothing does."""
-    where, span = signature.display_name, at or signature.span
+    """Report what makes a signature (or a function's) unusable; True if nothing does."""
+    where, span = f"{kind} {signature.display_name}", at or signature.span
     ok = bool(signature.inputs and signature.outputs)
     if not signature.inputs:
-        diagnostics.error(span, f"signature {where} needs at least one input field")
+        diagnostics.error(span, f"{where} needs at least one input field")
     if not signature.outputs:
-        diagnostics.error(span, f"signature {where} needs at least one output field")
+        diagnostics.error(span, f"{where} needs at least one output field")
     seen: set[str] = set()
     for f in signature.inputs + signature.outputs:
         if f.name in seen:
-            diagnostics.error(f.span, f"field '{f.name}' is declared twice in signature {where}")
+            diagnostics.error(f.span, f"field '{f.name}' is declared twice in {where}")
             ok = False
         seen.add(f.name)
     return ok

@@ -16,8 +16,9 @@ from lmc.errors import InputError, LmcError, RunError
 
 # Raised and caught inside lmc, never reaching a user: a reply a backend could not parse (the
 # executor repairs it or raises StepFailed), values that do not fit their types (turned into a
-# DataError or a ReplyError), and `lmc opt`'s signal that a pass wants data.
-INTERNAL = {"ReplyError", "InvalidValues", "NeedsData"}
+# DataError, a ReplyError or a FunctionFailed), `lmc opt`'s signal that a pass wants data, and a
+# function's result of the wrong shape (turned into a FunctionFailed).
+INTERNAL = {"ReplyError", "InvalidValues", "NeedsData", "_Unfit"}
 
 # Loading these needs an optional extra (and torch); they declare no error of their own.
 SKIPPED = {"lmc.retrieval.embeddings"}
@@ -41,6 +42,8 @@ KINDS = {
     "BudgetExhausted": RunError,
     "RenderError": RunError,
     "RunFailed": RunError,
+    "FunctionFailed": RunError,
+    "FunctionUnavailable": RunError,
 }
 
 

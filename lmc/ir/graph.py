@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lmc.diagnostics import NO_SPAN, Diagnostic, Span, span_field
-from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
+from lmc.signatures import FieldSpec, FunctionSpec, ModuleKind, SignatureSpec
 from lmc.types import PASSAGES, STR, ListOf, LmType, accepts, describe
 
 if TYPE_CHECKING:
@@ -109,6 +109,20 @@ class StepNode(Node):
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionNode(Node):
+    """One call of a Python function the program declares, on the values flowing in."""
+
+    function: FunctionSpec
+    calls_out: ClassVar[bool] = True
+
+    def inputs(self) -> tuple[Port, ...]:
+        return tuple(Port(f.name, f.type) for f in self.function.signature.inputs)
+
+    def outputs(self) -> tuple[Port, ...]:
+        return tuple(Port(f.name, f.type) for f in self.function.signature.outputs)
+
+
+@dataclass(frozen=True, slots=True)
 class RetrieveNode(Node):
     """Top-k passages from an index for a query."""
 
@@ -166,6 +180,7 @@ NODE_KINDS: tuple[type[Node], ...] = (
     InputNode,
     OutputNode,
     StepNode,
+    FunctionNode,
     RetrieveNode,
     ConstNode,
     ListNode,

@@ -7,6 +7,7 @@ collected before any is reported.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 
 from lmc.diagnostics import Diagnostic, Diagnostics, ProgramError, Span, quoted_list
@@ -14,6 +15,7 @@ from lmc.ir.graph import MetricRef, ProgramGraph
 from lmc.ir.lower_program import ProgramLowering
 from lmc.plugins import INDEX_KINDS, METRICS
 from lmc.signatures import check_signature
+from lmc.strings import quote
 from lmc.syntax import tree as ast
 
 
@@ -74,6 +76,17 @@ def _check_declarations(module: ast.Module, diagnostics: Diagnostics) -> set[str
             valid = decl.valid and check_signature(decl.signature, diagnostics, decl.name_span)
             if not valid:
                 broken.add(decl.name)
+        elif isinstance(decl, ast.FunctionDecl):
+            valid = check_signature(decl.signature, diagnostics, decl.name_span, "function")
+            if not _TARGET.fullmatch(decl.function.target):
+                diagnostics.error(
+                    decl.target_span,
+                    f'expected where the function is, as "package.module:function"; found '
+                    f"{quote(decl.function.target)}",
+                )
+                valid = False
+            if not valid:
+                broken.add(decl.name)
         elif isinstance(decl, ast.IndexDecl) and decl.kind not in INDEX_KINDS:
             diagnostics.error(decl.kind_span, INDEX_KINDS.unknown(decl.kind))
     return broken
@@ -95,9 +108,14 @@ def _check_metric(module: ast.Module, diagnostics: Diagnostics) -> None:
             )
 
 
+# `package.module:function` (or `module:Class.method`): the form import paths are named in.
+_TARGET = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
 def _kind_of(decl: ast.Declaration) -> str:
     kinds = {
         ast.SignatureDecl: "a signature",
+        ast.FunctionDecl: "a function",
         ast.IndexDecl: "an index",
         ast.ProgramDecl: "a program",
         ast.MetricDecl: "a metric",

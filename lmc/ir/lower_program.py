@@ -17,6 +17,7 @@ from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
     Demo,
+    FunctionNode,
     IndexRef,
     InputNode,
     ListNode,
@@ -76,6 +77,21 @@ class _Step:
         return [f.name for f in self.signature.outputs_for(self.module)]
 
 
+@dataclass(frozen=True)
+class _Call:
+    """A name bound to a call of a Python function; its results are read as `name.field`."""
+
+    node: str
+    signature: SignatureSpec
+
+    def field_type(self, name: str) -> LmType | None:
+        field = self.signature.output(name)
+        return None if field is None else field.type
+
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.signature.outputs]
+
+
 class _Broken:
     """A name whose bound value had an error; uses of it report nothing more."""
 
@@ -88,7 +104,7 @@ class _LoopIndex:
 
 
 _BROKEN = _Broken()
-_Binding = _Value | _Step | _Broken | _LoopIndex
+_Binding = _Value | _Step | _Call | _Broken | _LoopIndex
 
 
 class ProgramLowering:
@@ -104,6 +120,7 @@ class ProgramLowering:
         self.program = program
         self.signatures = module.signatures()
         self.indexes = module.indexes()
+        self.functions = module.functions()
         self.base_dir = base_dir
         self.diagnostics = diagnostics
         self.graph = ProgramGraph(program.name)
@@ -157,7 +174,9 @@ class ProgramLowering:
             if value.node in self.graph and target in self.graph:
                 self.graph.connect(value.node, value.port, target, port, span)
         self.report_cycle()
-        for index in {n.index for n in self.graph.nodes() if isinstance(n, RetrieveNode)}:
+        for index in dict.fromkeys(
+            n.index for n in self.graph.nodes() if isinstance(n, RetrieveNode)
+        ):
             decl = self.indexes.get(index)
             if decl is None:
                 continue  # reported where it is used
@@ -192,6 +211,9 @@ class ProgramLowering:
         if isinstance(value, ast.StepReuse):
             step = self.reuse(value, statement.target)
             self.env[statement.target] = step or _BROKEN
+            return
+        if isinstance(value, ast.FunctionCall):
+            self.env[statement.target] = self.call(value, statement.target) or _BROKEN
             return
         if isinstance(value, ast.StepCall):
             # Steps bound to one name share learnable parameters: loop copies are the usual case.
@@ -332,6 +354,29 @@ class ProgramLowering:
             )
         self.graph.params[step.param_key] = earlier[0]
 
+    def call(self, call: ast.FunctionCall, target: str) -> _Call | None:
+        """`target = call FUNCTION(...)`: a node that runs the declared Python function."""
+        decl = self.functions.get(call.function)
+        if decl is None or call.function in self.broken_signatures:
+            if decl is None:
+                self.error(
+                    call.function_span,
+                    f"unknown function '{call.function}'"
+                    + (
+                        f"; expected {quoted_list(self.functions)}"
+                        + did_you_mean(call.function, self.functions)
+                        if self.functions
+                        else '; declare it: function NAME = "package.module:function" { ... }'
+                    ),
+                )
+            for arg in call.args:
+                self.expr(arg.value, None)
+            return None
+        node_id = self.graph.fresh_id(target)
+        self.graph.add(FunctionNode(node_id, decl.function, span=call.span))
+        self.arguments(call.args, decl.signature, node_id, call.span)
+        return _Call(node_id, decl.signature)
+
     def reuse(self, call: ast.StepReuse, target: str) -> _Step | None:
         """`target = step(...)`: another call of a bound step, reading its parameters."""
         bound = self.lookup(call.step, call.step_span)
@@ -427,7 +472,7 @@ class ProgramLowering:
             known = [*self.env, *self.forward_steps]
             self.error(span, f"unknown name '{name}'" + did_you_mean(name, known))
 
-    def lookup(self, name: str, span: Span) -> _Value | _Step | _LoopIndex | None:
+    def lookup(self, name: str, span: Span) -> _Value | _Step | _Call | _LoopIndex | None:
         """What `name` is bound to here; None once whatever is wrong with it is reported."""
         bound = self.env.get(name)
         if bound is None and name in self.forward_steps:
@@ -444,9 +489,10 @@ class ProgramLowering:
             return None
         if isinstance(bound, _LoopIndex):
             return self.constant(ast.Constant(bound.value, e.span), None)
-        if isinstance(bound, _Step):
+        if isinstance(bound, _Step | _Call):
             fields = ", ".join(f"{e.name}.{f}" for f in bound.field_names())
-            self.error(e.span, f"'{e.name}' is a step; expected one of its fields: {fields}")
+            what = "a step" if isinstance(bound, _Step) else "a function call"
+            self.error(e.span, f"'{e.name}' is {what}; expected one of its fields: {fields}")
             return None
         return bound
 

@@ -21,6 +21,7 @@ from lmc.files import write_atomically
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
+    FunctionNode,
     InputNode,
     ListNode,
     Node,
@@ -147,6 +148,11 @@ _ATTRIBUTES: dict[type[Node], Callable[[Any, dict[str, list[str]]], dict[str, st
         "peripheries": "2",
     },
     StepNode: _step_attributes,
+    FunctionNode: lambda node, copies: {
+        "label": f"<<b>call</b><br/>{html.escape(node.function.name)}>",
+        "shape": "component",
+        "fillcolor": "#fff3e0",
+    },
     RetrieveNode: _retrieve_attributes,
     ConstNode: _constant_attributes,
     ListNode: lambda node, copies: {

@@ -19,6 +19,7 @@ from lmc.diagnostics import ProgramError
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
+    FunctionNode,
     InputNode,
     ListNode,
     Node,
@@ -87,7 +88,11 @@ class _Printer:
             if step.signature.name is not None and step.signature not in seen:
                 seen.add(step.signature)
                 declarations.append(ast.SignatureDecl(step.signature))
-        for index in graph.indexes.values():
+        functions = {n.function.name: n.function for n in self.order if isinstance(n, FunctionNode)}
+        declarations += [ast.FunctionDecl(function) for function in functions.values()]
+        # In the order the program first reads them: the same order however the graph was built.
+        read = dict.fromkeys(n.index for n in self.order if isinstance(n, RetrieveNode))
+        for index in (graph.indexes[name] for name in read):
             path = os.path.relpath(index.path, self.folder)
             declarations.append(ast.IndexDecl(index.name, index.kind, path, index.text_field))
         declarations.append(program)
@@ -130,6 +135,10 @@ class _Printer:
     def step_binding(self, node: StepNode, name: str) -> ast.Assign:
         return ast.Assign(name, self.step(node, name))
 
+    def function_call(self, node: FunctionNode, name: str) -> ast.Assign:
+        args = tuple(ast.Arg(p.name, self.source_of(node.id, p.name)) for p in node.inputs())
+        return ast.Assign(name, ast.FunctionCall(node.function.name, args))
+
     def retrieval(self, node: RetrieveNode, name: str) -> ast.Assign:
         query = ast.Arg("query", self.source_of(node.id, "query"))
         return ast.Assign(
@@ -167,7 +176,7 @@ class _Printer:
         node = self.graph.node(source)
         if isinstance(node, InputNode):
             return ast.NameRef(node.name)
-        if isinstance(node, StepNode):
+        if isinstance(node, StepNode | FunctionNode):
             return ast.FieldRef(self.name(source), wire.source_field)
         if self.inlined(node):
             return self.value(node)
@@ -190,6 +199,7 @@ _STATEMENTS: dict[type[Node], Callable[[_Printer, Any, str], ast.Statement] | No
     InputNode: None,
     OutputNode: None,
     StepNode: _Printer.step_binding,
+    FunctionNode: _Printer.function_call,
     RetrieveNode: _Printer.retrieval,
     ConstNode: _Printer.value_binding,
     ListNode: _Printer.value_binding,

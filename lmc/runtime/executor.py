@@ -22,6 +22,7 @@ from lmc.errors import RunError
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
+    FunctionNode,
     InputNode,
     ListNode,
     Node,
@@ -31,6 +32,7 @@ from lmc.ir.graph import (
     StepNode,
 )
 from lmc.runtime.context import RunContext
+from lmc.runtime.functions import FunctionFailed, call_function
 
 T = TypeVar("T")
 
@@ -180,6 +182,10 @@ def _step(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str,
     return call_step(run.context, node.id, view, values, run.record)
 
 
+def _function(run: _Evaluation, node: FunctionNode, values: dict[str, Any]) -> dict[str, Any]:
+    return call_function(run.context, node, values, run.record)
+
+
 def _retrieval(run: _Evaluation, node: RetrieveNode, values: dict[str, Any]) -> dict[str, Any]:
     return {"passages": _retrieve(run.context, run.graph, node, values["query"], run.record)}
 
@@ -193,6 +199,7 @@ EVALUATORS: dict[type[Node], Callable[[_Evaluation, Any, dict[str, Any]], dict[s
     ConcatNode: lambda run, node, values: {"value": [*values["left"], *values["right"]]},
     RetrieveNode: _retrieval,
     StepNode: _step,
+    FunctionNode: _function,
 }
 
 
@@ -330,7 +337,7 @@ async def run_records(
                 outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
             else:
                 outputs = await _Run(context, graph, index).outputs(inputs)
-        except StepFailed as failure:
+        except (StepFailed, FunctionFailed) as failure:
             return RecordResult(index, inputs, error=str(failure), reply=failure.reply)
         return RecordResult(index, inputs, outputs)
 

@@ -29,6 +29,8 @@ class RunStats:
 
     steps: dict[str, StepStats] = field(default_factory=dict)
     retrievals: int = 0
+    functions: int = 0
+    function_s: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record_call(self, step: str, response: LMResponse, *, repair: bool) -> None:
@@ -46,6 +48,11 @@ class RunStats:
     def record_failure(self, step: str) -> None:
         with self._lock:
             self.steps.setdefault(step, StepStats()).failures += 1
+
+    def record_function(self, step: str, seconds: float) -> None:
+        with self._lock:
+            self.functions += 1
+            self.function_s += seconds
 
     def record_retrieval(self) -> None:
         with self._lock:

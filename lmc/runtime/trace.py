@@ -75,6 +75,35 @@ class TraceWriter:
             self._file.write(text + "\n")
             self._file.flush()
 
+    def function(
+        self,
+        *,
+        record: int | None,
+        step: str,
+        function: str,
+        inputs: dict[str, Any],
+        outputs: dict[str, Any] | None,
+        seconds: float,
+        error: str | None,
+    ) -> None:
+        line = {
+            "record": record,
+            "step": step,
+            "kind": "function",
+            "function": function,
+            "inputs": inputs,
+            "outputs": outputs,
+            "seconds": round(seconds, 4),
+            "error": error,
+        }
+        self._write(line)
+
+    def _write(self, line: dict[str, Any]) -> None:
+        text = json.dumps(line, ensure_ascii=False, default=str)
+        with self._lock:
+            self._file.write(text + "\n")
+            self._file.flush()
+
     def close(self) -> None:
         with self._lock:
             self._file.close()
@@ -82,6 +111,9 @@ class TraceWriter:
 
 TRACE_KEYS = ("step", "backend", "model", "attempt", "request", "reply")
 RETRIEVAL_KEYS = ("step", "index", "query", "k", "passages")
+FUNCTION_KEYS = ("step", "function", "inputs", "outputs", "seconds", "error")
+# A trace line's keys by its `kind`; an LM call's line has no kind.
+_KEYS_OF_KIND = {"retrieval": RETRIEVAL_KEYS, "function": FUNCTION_KEYS}
 
 
 class TraceError(InputError):
@@ -99,8 +131,8 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
                 call = json.loads(line)
             except json.JSONDecodeError as error:
                 raise TraceError(f"{path}: line {number}: not JSON ({error.msg})") from None
-            retrieval = isinstance(call, dict) and call.get("kind") == "retrieval"
-            keys = RETRIEVAL_KEYS if retrieval else TRACE_KEYS
+            kind = str(call.get("kind")) if isinstance(call, dict) else ""
+            keys = _KEYS_OF_KIND.get(kind, TRACE_KEYS)
             missing = [k for k in keys if not isinstance(call, dict) or k not in call]
             if missing:
                 raise TraceError(
@@ -119,6 +151,9 @@ def show_trace(calls: list[dict[str, Any]], console: Console) -> None:
             lines += [Text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
             title = f"{where}{call['step']} · retrieve {call['index']} · k={call['k']}"
             console.print(Panel(Group(*lines), title=title, title_align="left"))
+            continue
+        if call.get("kind") == "function":
+            _show_function(call, where, console)
             continue
         status = "cached" if call.get("cached") else f"{call.get('latency_s', 0):.2f}s"
         title = (
@@ -143,3 +178,16 @@ def show_trace(calls: list[dict[str, Any]], console: Console) -> None:
             for name, value in call["parsed"].items():
                 parts.append(Text(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
         console.print(Panel(Group(*parts), title=title, title_align="left"))
+
+
+def _show_function(call: dict[str, Any], where: str, console: Console) -> None:
+    title = f"{where}{call['step']} · call {call['function']} · {call['seconds']:.3f}s"
+    parts: list[Any] = [Text("── inputs ──", style="bold cyan")]
+    parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in call["inputs"].items()]
+    if call.get("error"):
+        parts.append(Text(f"── raised: {call['error']}", style="bold red"))
+    else:
+        parts.append(Text("── outputs ──", style="bold magenta"))
+        outputs = call.get("outputs") or {}
+        parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in outputs.items()]
+    console.print(Panel(Group(*parts), title=title, title_align="left"))

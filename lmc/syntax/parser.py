@@ -19,16 +19,16 @@ from lark.tree import Meta
 
 from lmc.diagnostics import Diagnostic, Diagnostics, ProgramError, Span, did_you_mean
 from lmc.files import cache_dir
-from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
+from lmc.signatures import FieldSpec, FunctionSpec, ModuleKind, SignatureSpec
 from lmc.syntax import tree as ast
 from lmc.types import SCALAR_NAMES, STR, UNKNOWN, ListOf, LmType, OneOf, OptionalOf, Scalar
 
 KEYWORDS = frozenset(
     "signature program input output return import for in range predict chain_of_thought "
-    "retrieve index metric true false".split()
+    "retrieve index metric true false function call".split()
 )
 
-DECLARATION_KEYWORDS = frozenset({"SIGNATURE", "INDEX", "PROGRAM", "METRIC"})
+DECLARATION_KEYWORDS = frozenset({"SIGNATURE", "FUNCTION", "INDEX", "PROGRAM", "METRIC"})
 
 # How a terminal is named to the user when it is expected and missing.
 TERMINAL_WORDS = {
@@ -426,8 +426,25 @@ class _ToSyntax(Transformer[Token, Any]):
     description = instruction
 
     def signature(self, meta: Meta, children: list[Any]) -> ast.SignatureDecl:
-        name = self.name(children[1])
-        rest = children[2:]
+        return self.block_signature(meta, children[1], children[2:])
+
+    def function_decl(self, meta: Meta, children: list[Any]) -> ast.FunctionDecl:
+        target = children[2]
+        declared = self.block_signature(meta, children[1], children[3:])
+        return ast.FunctionDecl(
+            FunctionSpec(self.string_value(target), declared.signature),
+            declared.span,
+            field_comments=declared.field_comments,
+            end_comments=declared.end_comments,
+            name_span=declared.name_span,
+            target_span=self.tspan(target),
+        )
+
+    def block_signature(self, meta: Meta, name_token: Token, rest: list[Any]) -> ast.SignatureDecl:
+        """`NAME { "instruction" input ... output ... }`, as signatures and functions
+        write it."""
+        name = self.name(name_token)
+        rest = list(rest)
         instruction = rest.pop(0) if rest and isinstance(rest[0], str) else None
         span = self.span(meta)
         field_comments, end_comments = self.attach([f.span for _, f in rest], span)
@@ -447,7 +464,7 @@ class _ToSyntax(Transformer[Token, Any]):
             span,
             field_comments=tuple(ordered),
             end_comments=end_comments,
-            name_span=self.tspan(children[1]),
+            name_span=self.tspan(name_token),
         )
 
     def short_signature(self, meta: Meta, children: list[Token]) -> ast.SignatureDecl:
@@ -566,6 +583,12 @@ class _ToSyntax(Transformer[Token, Any]):
         module: ModuleKind = "predict" if children[0] == "predict" else "chain_of_thought"
         learned = children.pop() if isinstance(children[-1], ast.Learned) else None
         return ast.StepCall(module, children[1], tuple(children[2:]), self.span(meta), learned)
+
+    def function_call(self, meta: Meta, children: list[Any]) -> ast.FunctionCall:
+        function = children[1]
+        return ast.FunctionCall(
+            self.name(function), tuple(children[2:]), self.span(meta), self.tspan(function)
+        )
 
     def step_reuse(self, meta: Meta, children: list[Any]) -> ast.StepReuse:
         step = children[0]

@@ -39,6 +39,9 @@ def _with_comments(lines: list[str], comments: ast.Comments, indent: str) -> lis
 def _declaration(decl: ast.Declaration) -> str:
     if isinstance(decl, ast.SignatureDecl):
         lines = _signature(decl)
+    elif isinstance(decl, ast.FunctionDecl):
+        head = f"function {decl.name} = {quote(decl.function.target)} {{"
+        lines = _fields_block(head, decl.signature, decl.field_comments, decl.end_comments)
     elif isinstance(decl, ast.IndexDecl):
         lines = [
             f"index {decl.name} = {decl.kind}({quote(decl.path)}, text={quote(decl.text_field)})"
@@ -76,11 +79,22 @@ def _signature(decl: ast.SignatureDecl) -> list[str]:
     has_comments = any(c.leading or c.trailing for c in decl.field_comments) or decl.end_comments
     if is_plain(sig) and not has_comments and sig.inputs and sig.outputs:
         return [f"signature {decl.name} = {quote(sig.short_text())}"]
-    lines = [f"signature {decl.name} {{"]
+    head = f"signature {decl.name} {{"
+    return _fields_block(head, sig, decl.field_comments, decl.end_comments)
+
+
+def _fields_block(
+    head: str,
+    sig: SignatureSpec,
+    field_comments: tuple[ast.Comments, ...],
+    end_comments: tuple[str, ...],
+) -> list[str]:
+    """`HEAD { "instruction" input ... output ... }` with aligned fields."""
+    lines = [head]
     if sig.instruction is not None:
         lines += [INDENT + line if line else "" for line in text_literal(sig.instruction)]
     fields = [("input", f) for f in sig.inputs] + [("output", f) for f in sig.outputs]
-    comments = decl.field_comments or tuple(ast.NO_COMMENTS for _ in fields)
+    comments = field_comments or tuple(ast.NO_COMMENTS for _ in fields)
     name_width = max((len(f.name) + 1 for _, f in fields), default=0)
     type_width = max((len(str(f.type)) for _, f in fields if f.desc is not None), default=0)
     for (direction, f), comment in zip(fields, comments, strict=True):
@@ -90,7 +104,7 @@ def _signature(decl: ast.SignatureDecl) -> list[str]:
         else:
             line += f"{f.type!s:<{type_width}} {quote(f.desc)}"
         lines += _with_comments([INDENT + line], comment, INDENT)
-    lines += [INDENT + c for c in decl.end_comments]
+    lines += [INDENT + c for c in end_comments]
     return [*lines, "}"]
 
 
@@ -136,6 +150,8 @@ def _statement(statement: ast.Statement, indent: str) -> list[str]:
             return _learned(head, value.learned, indent)
         if isinstance(value, ast.StepReuse):
             return [f"{indent}{target} = {value.step}({_args(value.args)})"]
+        if isinstance(value, ast.FunctionCall):
+            return [f"{indent}{target} = call {value.function}({_args(value.args)})"]
         return [f"{indent}{target} = {expr(value)}"]
     if isinstance(statement, ast.Return):
         bindings = ", ".join(f"{b.name} = {expr(b.value)}" for b in statement.bindings)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmc.diagnostics import Span, span_field
-from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
+from lmc.signatures import FieldSpec, FunctionSpec, ModuleKind, SignatureSpec
 from lmc.types import LmType
 
 
@@ -123,6 +123,16 @@ class StepCall:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """`call FUNCTION(arg=expr, ...)`: one call of a declared Python function."""
+
+    function: str
+    args: tuple[Arg, ...]
+    span: Span = span_field()
+    function_span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
 class StepReuse:
     """`NAME(arg=expr, ...)`: another call of the step bound to NAME, sharing its module,
     signature and learnable parameters, on other inputs."""
@@ -142,7 +152,7 @@ class Assign:
     checked (and its constants typed) against, as an argument's declared type would be."""
 
     target: str
-    value: StepCall | StepReuse | Expr
+    value: StepCall | FunctionCall | StepReuse | Expr
     span: Span = span_field()
     comments: Comments = comments_field()
     type: LmType | None = None
@@ -195,6 +205,27 @@ class SignatureDecl:
 
 
 @dataclass(frozen=True, slots=True)
+class FunctionDecl:
+    """`function NAME = "package.module:function" { "description" input ... output ... }`."""
+
+    function: FunctionSpec
+    span: Span = span_field()
+    comments: Comments = comments_field()
+    field_comments: tuple[Comments, ...] = field(default=(), compare=False, hash=False, repr=False)
+    end_comments: tuple[str, ...] = field(default=(), compare=False, hash=False, repr=False)
+    name_span: Span = span_field()
+    target_span: Span = span_field()
+
+    @property
+    def name(self) -> str:
+        return self.function.name
+
+    @property
+    def signature(self) -> SignatureSpec:
+        return self.function.signature
+
+
+@dataclass(frozen=True, slots=True)
 class IndexDecl:
     """`index NAME = KIND("corpus.jsonl", text="text")`; the path is relative to the .lmp file."""
 
@@ -232,7 +263,7 @@ class MetricDecl:
     field_span: Span = span_field()
 
 
-Declaration = SignatureDecl | IndexDecl | ProgramDecl | MetricDecl
+Declaration = SignatureDecl | FunctionDecl | IndexDecl | ProgramDecl | MetricDecl
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +282,13 @@ class Module:
         found: dict[str, SignatureDecl] = {}
         for d in self.declarations:
             if isinstance(d, SignatureDecl):
+                found.setdefault(d.name, d)
+        return found
+
+    def functions(self) -> dict[str, FunctionDecl]:
+        found: dict[str, FunctionDecl] = {}
+        for d in self.declarations:
+            if isinstance(d, FunctionDecl):
                 found.setdefault(d.name, d)
         return found
 

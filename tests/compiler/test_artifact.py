@@ -34,6 +34,7 @@ from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
     Demo,
+    FunctionNode,
     IndexRef,
     InputNode,
     ListNode,
@@ -46,7 +47,7 @@ from lmc.ir.graph import (
 )
 from lmc.ir.lower import check
 from lmc.ir.text import writes_every_type
-from lmc.signatures import FieldSpec, SignatureSpec
+from lmc.signatures import FieldSpec, FunctionSpec, SignatureSpec
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -213,6 +214,7 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
         InputNode,
         OutputNode,
         StepNode,
+        FunctionNode,
         RetrieveNode,
         ConstNode,
         ListNode,
@@ -227,6 +229,7 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
             IndexRef,
             MetricRef,
             SignatureSpec,
+            FunctionSpec,
             FieldSpec,
         )
     }
@@ -234,6 +237,7 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
         "InputNode": {"name", "type"},
         "OutputNode": {"name", "type"},
         "StepNode": {"name", "signature", "module", "param_key"},
+        "FunctionNode": {"name", "function"},
         "RetrieveNode": {"name", "index", "k"},
         "ConstNode": {"name", "value", "type"},
         "ListNode": {"name", "size", "type"},
@@ -243,6 +247,7 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
         "IndexRef": {"name", "kind", "path", "text_field"},
         "MetricRef": {"name", "field"},
         "SignatureSpec": {"name", "inputs", "outputs", "instruction"},
+        "FunctionSpec": {"target", "signature"},
         "FieldSpec": {"name", "type", "desc"},
     }
 

@@ -1,0 +1,133 @@
+"""Running a program's Python functions: imported by the path the program names (once per
+process), called with the values flowing in, their results checked against the declared types,
+and every call traced with its inputs, outputs and time.
+
+A function is the user's code, named by the user's program: importing it runs its module, as
+`import` in a `.py` file would. Nothing else read from a file is imported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from lmc.backends.schema import InvalidValues, validate
+from lmc.errors import RunError
+from lmc.ir.graph import FunctionNode
+from lmc.runtime.context import RunContext
+from lmc.signatures import SignatureSpec
+
+
+class FunctionFailed(RunError):
+    """A function step raised, or returned what its declared results cannot hold."""
+
+    def __init__(self, step: str, function: str, message: str):
+        super().__init__(f"step '{step}': function {function} {message}")
+        self.step = step
+        self.message = message
+        self.reply: str | None = None
+
+
+class FunctionUnavailable(RunError):
+    """The function a program names cannot be imported from where lmc runs."""
+
+
+_LOADED: dict[str, Callable[..., Any]] = {}
+_LOCK = threading.Lock()
+
+
+def load_function(target: str) -> Callable[..., Any]:
+    """The callable at `package.module:attribute` (imported on first use, then kept)."""
+    with _LOCK:
+        if target not in _LOADED:
+            _LOADED[target] = _import(target)
+        return _LOADED[target]
+
+
+def _import(target: str) -> Callable[..., Any]:
+    module_name, _, attribute = target.partition(":")
+    try:
+        found: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise FunctionUnavailable(
+            f"cannot import {module_name} for {target} ({error}); make it importable: install "
+            "its package, or run lmc from the folder that holds it, or add that folder to "
+            "PYTHONPATH"
+        ) from None
+    for part in attribute.split("."):
+        found = getattr(found, part, None)
+        if found is None:
+            raise FunctionUnavailable(f"{module_name} has no '{attribute}' (for {target})")
+    if not callable(found):
+        raise FunctionUnavailable(f"{target} is not callable")
+    return found  # type: ignore[no-any-return]
+
+
+def call_function(
+    context: RunContext, node: FunctionNode, values: dict[str, Any], record: int | None
+) -> dict[str, Any]:
+    """One call of the node's function on `values`: its typed results, by field name."""
+    target = node.function.target
+    function = load_function(target)
+    started = time.perf_counter()
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    try:
+        returned = function(**values)
+        outputs = validate(
+            node.function.signature.outputs, results(node.function.signature, returned)
+        )
+        return outputs
+    except _Unfit as unfit:
+        error = f"returned {unfit}"
+        raise FunctionFailed(node.id, target, error) from None
+    except InvalidValues as invalid:
+        error = f"returned a value that does not fit: {invalid}"
+        raise FunctionFailed(node.id, target, error) from None
+    except Exception as raised:  # the user's code may raise anything; it fails this step
+        error = f"raised {type(raised).__name__}: {raised}"
+        raise FunctionFailed(node.id, target, error) from None
+    finally:
+        seconds = time.perf_counter() - started
+        context.stats.record_function(node.id, seconds)
+        if context.trace is not None:
+            context.trace.function(
+                record=record,
+                step=node.id,
+                function=target,
+                inputs=values,
+                outputs=outputs,
+                seconds=seconds,
+                error=error,
+            )
+
+
+class _Unfit(Exception):
+    """A returned value that does not have the declared results' shape."""
+
+
+def results(signature: SignatureSpec, returned: Any) -> dict[str, Any]:
+    """The declared results in what a function returned: the value itself for one result (or a
+    mapping with that key), else a mapping, an object with those attributes (a Prediction, a
+    dataclass) or a tuple in the declared order."""
+    names = [f.name for f in signature.outputs]
+    if len(names) == 1:
+        if isinstance(returned, Mapping) and set(returned) == {names[0]}:
+            return dict(returned)
+        return {names[0]: returned}
+    if isinstance(returned, Mapping):
+        found = {n: returned[n] for n in names if n in returned}
+    elif isinstance(returned, tuple) and len(returned) == len(names):
+        found = dict(zip(names, returned, strict=True))
+    else:
+        found = {n: getattr(returned, n) for n in names if hasattr(returned, n)}
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise _Unfit(
+            f"{type(returned).__name__} without {', '.join(repr(m) for m in missing)}; expected "
+            f"a dict, an object or a tuple with {', '.join(names)}"
+        )
+    return found

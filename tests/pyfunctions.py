@@ -1,0 +1,42 @@
+"""Python functions the tests' `.lmp` programs call (`function F = "pyfunctions:NAME" {...}`)."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+
+def count_words(text: str) -> int:
+    return len(text.split())
+
+
+def refuse(text: str) -> int:
+    raise ValueError(f"cannot count {text!r}")
+
+
+def not_a_number(text: str) -> str:
+    return "many"
+
+
+def split_name(name: str) -> tuple[str, str]:
+    first, _, last = name.partition(" ")
+    return first, last
+
+
+@dataclass
+class Stats:
+    words: int
+    letters: int
+
+
+def stats(text: str) -> Stats:
+    return Stats(len(text.split()), sum(c.isalpha() for c in text))
+
+
+# Two calls that each wait for the other: they finish only if they run at the same time.
+MEETING = threading.Barrier(2, timeout=10)
+
+
+def meet(text: str) -> str:
+    MEETING.wait()
+    return text.upper()
