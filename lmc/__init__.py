@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lmc.backends.clients import LM
     from lmc.builder.build import build
+    from lmc.builder.functions import function, tool
     from lmc.builder.modules import (
         ChainOfThought,
         IndexSpec,
@@ -52,6 +53,8 @@ _HOMES: dict[str, str] = {
     "Signature": "lmc.builder.signature",
     "bm25": "lmc.builder.modules",
     "build": "lmc.builder.build",
+    "function": "lmc.builder.functions",
+    "tool": "lmc.builder.functions",
     "compile": "lmc.builder.optimize",
     "configure": "lmc.runtime.context",
     "context": "lmc.runtime.context",
@@ -82,8 +85,10 @@ __all__ = [
     "compile",
     "configure",
     "context",
+    "function",
     "load",
     "loads",
+    "tool",
 ]
 
 

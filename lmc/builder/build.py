@@ -31,13 +31,16 @@ def build(module: Module, *, name: str | None = None) -> Program:
         result = module.forward(**{p.name: trace.input(p.name, p.type) for p in params})
     results, bindings = _outputs(trace, result, forward_span)
     signatures = tuple(ast.SignatureDecl(spec, spec.span) for spec in trace.signatures.values())
+    functions = tuple(
+        ast.FunctionDecl(function, forward_span) for function in trace.functions.values()
+    )
     indexes = tuple(
         ast.IndexDecl(i.name, i.kind, i.path, i.text_field, forward_span)
         for i in trace.indexes.values()
     )
     body = (*trace.statements, ast.Return(bindings, forward_span))
     program = ast.ProgramDecl(name, params, results, body, forward_span)
-    source = ast.Module((*signatures, *indexes, program), forward_span.file)
+    source = ast.Module((*signatures, *functions, *indexes, program), forward_span.file)
     checked = check(source, "", os.getcwd())
     return Program(checked.graphs[name])
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lmc.diagnostics import Diagnostic, ProgramError, Span, did_you_mean
-from lmc.signatures import ModuleKind, SignatureSpec
+from lmc.signatures import FunctionSpec, ModuleKind, SignatureSpec
 from lmc.syntax import tree as ast
 from lmc.syntax.parser import KEYWORDS
 from lmc.types import BOOL, FLOAT, INT, PASSAGES, STR, ListOf, LmType, Nothing, join
@@ -56,8 +56,9 @@ class Symbol:
     def _refuse(self, what: str) -> NoReturn:
         raise TypeError(
             f"{what} a traced value ({self._label}) is not part of an lmc program: while "
-            "lmc.build traces forward(), values are symbolic; pass them to a step instead "
-            "(any value flows into a str input)"
+            "lmc.build traces forward(), values are symbolic, known only when the program runs. "
+            "Pass them to a step, or do this in a Python function the program calls: decorate "
+            "it with @lmc.function and call it on the value"
         )
 
     def __bool__(self) -> bool:
@@ -80,6 +81,46 @@ class Symbol:
 
     def __repr__(self) -> str:
         return f"<traced {self._label}: {self._type}>"
+
+    def __getattr__(self, name: str) -> NoReturn:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        self._refuse(f"calling .{name}() on")
+
+    def __contains__(self, item: Any) -> bool:
+        self._refuse("testing membership in")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> NoReturn:
+        self._refuse("calling")
+
+    def __int__(self) -> int:
+        self._refuse("converting")
+
+    def __float__(self) -> float:
+        self._refuse("converting")
+
+    # `if pred.answer == "yes":` would otherwise compare two objects, be False while tracing, and
+    # drop the branch from the program without a word.
+    def __eq__(self, other: object) -> bool:
+        self._refuse("comparing")
+
+    def __ne__(self, other: object) -> bool:
+        self._refuse("comparing")
+
+    __hash__ = object.__hash__
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__
+
+
+def _arithmetic(self: Symbol, *args: Any) -> NoReturn:
+    self._refuse("arithmetic on")
+
+
+for _operator in (
+    "sub mul truediv floordiv mod pow matmul and or xor lshift rshift "
+    "rsub rmul rtruediv rfloordiv rmod rpow rmatmul rand ror rxor rlshift rrshift "
+    "neg pos abs invert"
+).split():
+    setattr(Symbol, f"__{_operator}__", _arithmetic)
 
 
 class StepResult:
@@ -116,6 +157,7 @@ class Trace:
     def __init__(self, root: Module):
         self.statements: list[ast.Statement] = []
         self.signatures: dict[str, SignatureSpec] = {}
+        self.functions: dict[str, FunctionSpec] = {}
         self.indexes: dict[str, IndexSpec] = {}
         self.paths = {id(m): path for path, m in root.named_modules()}
         self.targets: dict[int, str] = {}
@@ -177,6 +219,25 @@ class Trace:
         self.statements.append(statement)
         self.latest[target] = statement
         return StepResult(self, statement, spec, module.kind)
+
+    def function(self, spec: FunctionSpec, inputs: dict[str, Any], span: Span) -> Any:
+        """A call of a Python function: its one result as a value, or its results as
+        attributes of what is returned."""
+        known = self.functions.setdefault(spec.name, spec)
+        if known != spec:
+            raise ProgramError(
+                [Diagnostic(span, f"two different functions are named {spec.name}; rename one")]
+            )
+        args = tuple(ast.Arg(n, self.expr(v, span)[0], span) for n, v in inputs.items())
+        target = self.fresh(spec.name)
+        call = ast.FunctionCall(spec.name, args, span, span)
+        statement = ast.Assign(target, call, span)
+        self.statements.append(statement)
+        self.latest[target] = statement
+        outputs = spec.signature.outputs
+        if len(outputs) == 1:
+            return Symbol(self, _StepField(statement, outputs[0].name), outputs[0].type, target)
+        return StepResult(self, statement, spec.signature, "predict")
 
     def retrieve(self, module: Retrieve, query: Any, k: int, span: Span) -> Passages:
         if module.index is None:

@@ -39,6 +39,13 @@ _LOADED: dict[str, Callable[..., Any]] = {}
 _LOCK = threading.Lock()
 
 
+def remember(target: str, function: Callable[..., Any]) -> None:
+    """`target` is this callable in this process (`@lmc.function` says so): found without an
+    import, even where its module cannot be imported by name (`__main__`, a nested function)."""
+    with _LOCK:
+        _LOADED[target] = function
+
+
 def load_function(target: str) -> Callable[..., Any]:
     """The callable at `package.module:attribute` (imported on first use, then kept)."""
     with _LOCK:
