@@ -94,6 +94,9 @@ class Registry(Generic[T]):
             self._scanned = True
 
 
+# The index kind whose "path" names Python code (`pkg.module:Class`), not a corpus file.
+PYTHON_RETRIEVER = "python"
+
 # The builtins. Model kinds are the prefixes of model strings (`local`, `local:PATH.gguf`); any
 # other `provider/name` string goes to litellm.
 PASSES: Registry[type[Any]] = Registry(
@@ -131,6 +134,7 @@ INDEX_KINDS: Registry[Any] = Registry(
     {
         "bm25": "lmc.retrieval.index:BM25Index",
         "embeddings": "lmc.retrieval.embeddings:EmbeddingsIndex",
+        PYTHON_RETRIEVER: "lmc.retrieval.python:PythonRetriever",
     },
 )
 METRICS: Registry[Any] = Registry(

@@ -44,6 +44,7 @@ KINDS = {
     "RunFailed": RunError,
     "FunctionFailed": RunError,
     "FunctionUnavailable": RunError,
+    "RetrieverFailed": RunError,
 }
 
 

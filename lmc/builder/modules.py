@@ -105,6 +105,8 @@ class Retrieve(Module):
             query = kwargs.pop("query_or_queries")
         if kwargs:
             raise TypeError(f"Retrieve takes query and k; found {', '.join(kwargs)}")
+        if type(self).forward is not Retrieve.forward:
+            return self._python_retrieval(query, k or self.k)
         trace = active_trace()
         if trace is not None:
             return trace.retrieve(self, query, k or self.k, python_span())
@@ -114,3 +116,25 @@ class Retrieve(Module):
 
         retriever = open_retriever(Path(self.index.path), self.index.kind, self.index.text_field)
         return Prediction(passages=retriever.search(str(query), k or self.k))
+
+    def _python_retrieval(self, query: Any, k: int) -> Any:
+        """A subclass with its own `forward(query)`, as DSPy programs write retrievers over their
+        own documents: a `retrieve` step of the program whose index is this object."""
+        from lmc.retrieval.python import PythonRetriever
+
+        trace = active_trace()
+        if trace is None:
+            return Prediction(passages=PythonRetriever(self).search(str(query), k))
+        from lmc.plugins import PYTHON_RETRIEVER
+        from lmc.runtime.functions import remember
+
+        cls = type(self)
+        target = f"{cls.__module__}:{cls.__qualname__}"
+        remember(target, self)  # this object answers while this process runs the program
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+        spec = IndexSpec(name, PYTHON_RETRIEVER, target)
+        return trace.retrieve(_WithIndex(self.k, index=spec), query, k, python_span())
+
+
+class _WithIndex(Retrieve):
+    """What the trace records for a Python retriever: a retrieve step on its index."""

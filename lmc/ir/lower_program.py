@@ -27,6 +27,7 @@ from lmc.ir.graph import (
     StepNode,
     StepParams,
 )
+from lmc.plugins import PYTHON_RETRIEVER
 from lmc.signatures import REASONING, ModuleKind, SignatureSpec, check_signature
 from lmc.syntax import printer
 from lmc.syntax import tree as ast
@@ -180,7 +181,11 @@ class ProgramLowering:
             decl = self.indexes.get(index)
             if decl is None:
                 continue  # reported where it is used
-            path = os.path.abspath(os.path.join(self.base_dir, decl.path))
+            path = (
+                decl.path
+                if decl.kind == PYTHON_RETRIEVER
+                else os.path.abspath(os.path.join(self.base_dir, decl.path))
+            )
             self.graph.indexes[index] = IndexRef(decl.name, decl.kind, path, decl.text_field)
         return self.graph
 

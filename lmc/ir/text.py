@@ -30,6 +30,7 @@ from lmc.ir.graph import (
     StepParams,
 )
 from lmc.ir.lower import load_text, select
+from lmc.plugins import PYTHON_RETRIEVER
 from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.syntax import tree as ast
 from lmc.syntax.parser import KEYWORDS
@@ -93,7 +94,11 @@ class _Printer:
         # In the order the program first reads them: the same order however the graph was built.
         read = dict.fromkeys(n.index for n in self.order if isinstance(n, RetrieveNode))
         for index in (graph.indexes[name] for name in read):
-            path = os.path.relpath(index.path, self.folder)
+            path = (
+                index.path
+                if index.kind == PYTHON_RETRIEVER
+                else os.path.relpath(index.path, self.folder)
+            )
             declarations.append(ast.IndexDecl(index.name, index.kind, path, index.text_field))
         declarations.append(program)
         if graph.metric is not None:

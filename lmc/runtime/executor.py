@@ -31,8 +31,9 @@ from lmc.ir.graph import (
     RetrieveNode,
     StepNode,
 )
+from lmc.plugins import PYTHON_RETRIEVER
 from lmc.runtime.context import RunContext
-from lmc.runtime.functions import FunctionFailed, call_function
+from lmc.runtime.functions import FunctionFailed, call_function, load_function
 
 T = TypeVar("T")
 
@@ -187,7 +188,13 @@ def _function(run: _Evaluation, node: FunctionNode, values: dict[str, Any]) -> d
 
 
 def _retrieval(run: _Evaluation, node: RetrieveNode, values: dict[str, Any]) -> dict[str, Any]:
-    return {"passages": _retrieve(run.context, run.graph, node, values["query"], run.record)}
+    from lmc.retrieval.python import RetrieverFailed
+
+    try:
+        return {"passages": _retrieve(run.context, run.graph, node, values["query"], run.record)}
+    except RetrieverFailed as failed:  # a Python retriever: it fails this record, as a step would
+        path = run.graph.indexes[node.index].path
+        raise FunctionFailed(node.id, path, failed.problem) from None
 
 
 # How each kind of node computes its outputs; `tests/ir` checks that every kind has an entry.
@@ -239,6 +246,10 @@ def _open(graph: ProgramGraph, name: str) -> Any:
     ref = graph.indexes.get(name)
     if ref is None:
         raise RetrievalUnavailable(f"index '{name}' is not declared by the program")
+    if ref.kind == PYTHON_RETRIEVER:
+        from lmc.retrieval.python import PythonRetriever
+
+        return PythonRetriever(load_function(ref.path))
     try:
         return open_retriever(Path(ref.path), ref.kind, ref.text_field)
     except DataError as error:

@@ -1,0 +1,90 @@
+"""A retriever written in Python, as DSPy programs write one (a `Retrieve` subclass whose
+`forward` searches the user's own documents), is a `retrieve` step of the program: traced, run
+with its `k`, counted, and printed as `index NAME = python("module:Class")`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import lmc
+from lmc.backends.clients.fake import FakeLM
+from lmc.runtime.functions import FunctionFailed
+
+DOCUMENTS = [
+    "The Eiffel Tower is in Paris.",
+    "Paris is the capital of France.",
+    "The Colosseum is in Rome.",
+]
+
+
+class DummyRetriever(lmc.Retrieve):
+    """Passages that share a word with the query, best first."""
+
+    def __init__(self, k: int = 3) -> None:
+        super().__init__(k=k)
+
+    def forward(self, query: str, k: int | None = None) -> lmc.Prediction:
+        words = set(query.lower().split())
+        ranked = sorted(DOCUMENTS, key=lambda d: -len(words & set(d.lower().split())))
+        return lmc.Prediction(passages=ranked[: k or self.k])
+
+
+class Broken(lmc.Retrieve):
+    def forward(self, query: str) -> list[str]:
+        raise ConnectionError("the vector database is down")
+
+
+class RAG(lmc.Module):
+    def __init__(self, retriever: lmc.Retrieve) -> None:
+        self.retrieve = retriever
+        self.answer = lmc.ChainOfThought("context: list[str], question -> answer")
+
+    def forward(self, question: str) -> lmc.Prediction:
+        context = self.retrieve(question).passages
+        return self.answer(context=context, question=question)
+
+
+def answer_from_prompt(request: object) -> str:
+    return json.dumps({"reasoning": "it says so", "answer": "Paris"})
+
+
+def test_outside_build_the_retriever_answers_like_dspy() -> None:
+    assert DummyRetriever(k=2)("Where is the Eiffel Tower?").passages == DOCUMENTS[:2]
+
+
+def test_a_python_retriever_is_a_retrieve_step_of_the_program(tmp_path: Path) -> None:
+    program = lmc.build(RAG(DummyRetriever(k=2)))
+    trace = tmp_path / "trace.jsonl"
+    fake = FakeLM(answer_from_prompt)
+    context = lmc.context(fake, cache=False, trace=str(trace))
+
+    result = program.run({"question": "Where is the Eiffel Tower?"}, context)
+    context.trace.close()  # type: ignore[union-attr]
+
+    assert result.answer == "Paris"
+    assert "The Eiffel Tower is in Paris." in fake.requests[0].messages[-1].content
+    assert context.stats.retrievals == 1
+    retrieval = json.loads(trace.read_text().splitlines()[0])
+    assert (retrieval["kind"], retrieval["k"], retrieval["passages"]) == (
+        "retrieval",
+        2,
+        DOCUMENTS[:2],
+    )
+
+
+def test_it_prints_as_a_python_index_and_reads_back_equal() -> None:
+    program = lmc.build(RAG(DummyRetriever(k=2)))
+    text = program.to_lmp()
+
+    assert f'index dummy_retriever = python("{__name__}:DummyRetriever", text="text")' in text
+    assert lmc.loads(text) == program
+
+
+def test_a_retriever_that_raises_fails_its_step_naming_it() -> None:
+    program = lmc.build(RAG(Broken()))
+
+    with pytest.raises(FunctionFailed, match="raised ConnectionError: the vector database is down"):
+        program.run({"question": "q"}, lmc.context(FakeLM(answer_from_prompt), cache=False))
