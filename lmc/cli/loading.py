@@ -6,6 +6,8 @@ Heavy parts of lmc (the IR, artifacts) are imported inside the functions that ne
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,4 +40,10 @@ def load_program(path: str, name: str | None) -> Program:
         return load(path, name)
     from lmc.ir.lower import load_text, select
 
-    return Program(select(load_text(read_source(path), path), name, how="--program "))
+    program = Program(select(load_text(read_source(path), path), name, how="--program "))
+    # The functions a `.lmp` file names are found beside it first, as `python script.py` finds
+    # the script's own modules (an artifact's are not: they must be installed or on PYTHONPATH).
+    folder = os.path.dirname(os.path.abspath(path))
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    return program
