@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lmc.backends.clients import LM
     from lmc.builder.build import build
+    from lmc.builder.example import Example
     from lmc.builder.functions import function, tool
     from lmc.builder.modules import (
         ChainOfThought,
@@ -37,6 +38,7 @@ _HOMES: dict[str, str] = {
     "LM": "lmc.backends.clients",
     "BootstrapFewShot": "lmc.builder.optimize",
     "ChainOfThought": "lmc.builder.modules",
+    "Example": "lmc.builder.example",
     "IndexSpec": "lmc.builder.modules",
     "InputField": "lmc.builder.signature",
     "InputError": "lmc.errors",
@@ -66,6 +68,7 @@ __all__ = [
     "LM",
     "BootstrapFewShot",
     "ChainOfThought",
+    "Example",
     "IndexSpec",
     "InputError",
     "InputField",

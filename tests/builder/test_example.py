@@ -1,0 +1,51 @@
+"""`lmc.Example` reads as DSPy's does, and is a dataset record wherever dicts are."""
+
+from __future__ import annotations
+
+import pytest
+
+import lmc
+from lmc.backends.clients.fake import FakeLM
+
+
+def test_an_example_reads_as_attributes_and_as_a_dict() -> None:
+    example = lmc.Example(question="Capital of France?", answer="Paris").with_inputs("question")
+
+    assert (example.question, example["answer"]) == ("Capital of France?", "Paris")
+    assert dict(example.inputs()) == {"question": "Capital of France?"}
+    assert dict(example.labels()) == {"answer": "Paris"}
+    assert example.toDict() == {"question": "Capital of France?", "answer": "Paris"}
+
+
+def test_naming_an_input_it_does_not_have_is_an_error() -> None:
+    with pytest.raises(KeyError, match="'query'"):
+        lmc.Example(question="q").with_inputs("query")
+
+
+def test_inputs_before_with_inputs_says_what_to_do() -> None:
+    with pytest.raises(ValueError, match=r"with_inputs\('question'\)"):
+        lmc.Example(question="q").inputs()
+
+
+def test_compile_takes_examples_as_it_takes_dicts() -> None:
+    program = lmc.loads(
+        'signature QA = "question -> answer"\n'
+        "program P(question: str) -> (answer: str) {\n"
+        "    gen = predict QA(question=question)\n"
+        "    return answer = gen.answer\n"
+        "}\n"
+    )
+    train = [
+        lmc.Example(question=f"q{i}", answer="Paris").with_inputs("question") for i in range(4)
+    ]
+    fake = FakeLM(lambda request: '{"answer": "Paris"}')
+
+    compiled = lmc.compile(
+        program,
+        trainset=train,
+        metric="exact_match(answer)",
+        pipeline="bootstrap-demos",
+        lm=lmc.context(fake, cache=False),
+    )
+
+    assert compiled.log[0].metric_after == 1.0
