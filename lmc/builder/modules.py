@@ -106,7 +106,13 @@ class Retrieve(Module):
         if kwargs:
             raise TypeError(f"Retrieve takes query and k; found {', '.join(kwargs)}")
         if type(self).forward is not Retrieve.forward:
-            return self._python_retrieval(query, k or self.k)
+            return self._python_retrieval(self, query, k or self.k)
+        if self.index is None:
+            from lmc.runtime.context import configured_rm
+
+            rm = configured_rm()
+            if rm is not None:  # DSPy's `configure(rm=...)` and a plain `Retrieve(k=3)`
+                return self._python_retrieval(rm, query, k or self.k)
         trace = active_trace()
         if trace is not None:
             return trace.retrieve(self, query, k or self.k, python_span())
@@ -117,20 +123,21 @@ class Retrieve(Module):
         retriever = open_retriever(Path(self.index.path), self.index.kind, self.index.text_field)
         return Prediction(passages=retriever.search(str(query), k or self.k))
 
-    def _python_retrieval(self, query: Any, k: int) -> Any:
-        """A subclass with its own `forward(query)`, as DSPy programs write retrievers over their
-        own documents: a `retrieve` step of the program whose index is this object."""
+    def _python_retrieval(self, retriever: Any, query: Any, k: int) -> Any:
+        """Retrieval by Python code: a subclass with its own `forward(query)`, as DSPy programs
+        write retrievers over their own documents, or the configured `rm`. While tracing, a
+        `retrieve` step of the program whose index is that object."""
         from lmc.retrieval.python import PythonRetriever
 
         trace = active_trace()
         if trace is None:
-            return Prediction(passages=PythonRetriever(self).search(str(query), k))
+            return Prediction(passages=PythonRetriever(retriever).search(str(query), k))
         from lmc.plugins import PYTHON_RETRIEVER
         from lmc.runtime.functions import remember
 
-        cls = type(self)
+        cls = type(retriever)
         target = f"{cls.__module__}:{cls.__qualname__}"
-        remember(target, self)  # this object answers while this process runs the program
+        remember(target, retriever)  # this object answers while this process runs the program
         name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
         spec = IndexSpec(name, PYTHON_RETRIEVER, target)
         return trace.retrieve(_WithIndex(self.k, index=spec), query, k, python_span())

@@ -29,7 +29,8 @@ class PythonRetriever:
     def __init__(self, retriever: Any):
         # A class named by path is made with its defaults, as `DummyRetriever()` would be.
         self.retriever = retriever() if isinstance(retriever, type) else retriever
-        forward = getattr(self.retriever, "forward", None)
+        # DSPy's retrievers answer `forward(query, k)`; its retrieval models (`rm`) are called.
+        forward = getattr(self.retriever, "forward", None) or self.retriever
         if not callable(forward):
             raise RetrieverFailed(
                 type(self.retriever).__name__, "has no forward(query) method to retrieve with"

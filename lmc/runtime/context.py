@@ -48,6 +48,8 @@ class RunContext:
     # The model as the user named it (`local`, `openai/NAME`), recorded in compiled artifacts
     # so that they run on it again; None for a client passed in directly.
     model: str | None = None
+    # DSPy's retrieval model: what a `lmc.Retrieve(k=...)` without an index retrieves with.
+    rm: Any = None
     _gate: threading.BoundedSemaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -153,6 +155,10 @@ class _Scopes:
                 self._default = context()
             return self._default
 
+    def configured_default_rm(self) -> Any:
+        with self._lock:
+            return self._default.rm if self._default is not None else None
+
     def reset(self) -> None:
         """Forget the process default (tests start from a fresh process's state)."""
         with self._lock:
@@ -171,6 +177,7 @@ def context(
     cache: bool = True,
     trace: str | None = None,
     concurrency: int = 4,
+    rm: Any = None,
 ) -> RunContext:
     """A run context, to pass explicitly or to scope with `with lmc.context(...):`. `lm` is a model
     string (`local`, `local:PATH.gguf`, a litellm string) or a client; by default `$LMC_LM`, else
@@ -188,6 +195,7 @@ def context(
         cache=ResponseCache() if cache else None,
         trace=TraceWriter(trace) if trace else None,
         concurrency=concurrency,
+        rm=rm,
     )
 
 
@@ -199,11 +207,18 @@ def configure(
     cache: bool = True,
     trace: str | None = None,
     concurrency: int = 4,
+    rm: Any = None,
 ) -> RunContext:
     """Like `context(...)`, and also the process default from now on, as `dspy.configure` is;
     `with lmc.configure(...):` instead scopes it to the block (and leaves the default alone)."""
     made = context(
-        lm, backend=backend, api_base=api_base, cache=cache, trace=trace, concurrency=concurrency
+        lm,
+        backend=backend,
+        api_base=api_base,
+        cache=cache,
+        trace=trace,
+        concurrency=concurrency,
+        rm=rm,
     )
     _scopes.set_default(made)
     return made
@@ -215,6 +230,15 @@ def current_context() -> RunContext:
     if scoped is not None:
         return scoped
     return _scopes.inherited(threading.current_thread()) or _scopes.default()
+
+
+def configured_rm() -> Any:
+    """The retrieval model of the context an eager call would run on, if one is configured;
+    never makes the default context (tracing a program must not load a model)."""
+    scoped = _CURRENT.get() or _scopes.inherited(threading.current_thread())
+    if scoped is not None:
+        return scoped.rm
+    return _scopes.configured_default_rm()
 
 
 def reset_default() -> None:

@@ -88,3 +88,30 @@ def test_a_retriever_that_raises_fails_its_step_naming_it() -> None:
 
     with pytest.raises(FunctionFailed, match="raised ConnectionError: the vector database is down"):
         program.run({"question": "q"}, lmc.context(FakeLM(answer_from_prompt), cache=False))
+
+
+class Colbertish:
+    """A retrieval model as DSPy configures one (`rm=`): called with the query and k, answering
+    dicts with `long_text`."""
+
+    def __call__(self, query: str, k: int = 3) -> list[dict[str, str]]:
+        return [{"long_text": d} for d in DOCUMENTS if "Paris" in d][:k]
+
+
+def test_a_plain_retrieve_uses_the_configured_rm_as_dspy_does() -> None:
+    class PlainRAG(lmc.Module):
+        def __init__(self) -> None:
+            self.retrieve = lmc.Retrieve(k=2)
+            self.answer = lmc.ChainOfThought("context: list[str], question -> answer")
+
+        def forward(self, question: str) -> lmc.Prediction:
+            context = self.retrieve(question).passages
+            return self.answer(context=context, question=question)
+
+    fake = FakeLM(answer_from_prompt)
+    lmc.configure(fake, cache=False, rm=Colbertish())
+
+    assert lmc.Retrieve(k=1)("capital?").passages == ["The Eiffel Tower is in Paris."]
+    program = lmc.build(PlainRAG())
+    assert program(question="Where is the Eiffel Tower?").answer == "Paris"
+    assert "Paris is the capital of France." in fake.requests[0].messages[-1].content
