@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from lmc.backends.clients import LM
     from lmc.builder.build import build
+    from lmc.builder.evaluate import Evaluate
     from lmc.builder.example import Example
     from lmc.builder.functions import function, tool
     from lmc.builder.modules import (
@@ -38,6 +39,7 @@ _HOMES: dict[str, str] = {
     "LM": "lmc.backends.clients",
     "BootstrapFewShot": "lmc.builder.optimize",
     "ChainOfThought": "lmc.builder.modules",
+    "Evaluate": "lmc.builder.evaluate",
     "Example": "lmc.builder.example",
     "IndexSpec": "lmc.builder.modules",
     "InputField": "lmc.builder.signature",
@@ -68,6 +70,7 @@ __all__ = [
     "LM",
     "BootstrapFewShot",
     "ChainOfThought",
+    "Evaluate",
     "Example",
     "IndexSpec",
     "InputError",

@@ -59,7 +59,7 @@ class RunContext:
         """At most `lm.max_concurrency` LM calls at once, however the run is scheduled."""
         return self._gate
 
-    _blocks: list[_Block] = field(default_factory=list, repr=False)
+    _blocks: list[_Block] = field(default_factory=list, init=False, repr=False)
 
     def __enter__(self) -> RunContext:
         # `with lmc.configure(...)` scopes the model to the block: undo the process default

@@ -49,3 +49,31 @@ def test_compile_takes_examples_as_it_takes_dicts() -> None:
     )
 
     assert compiled.log[0].metric_after == 1.0
+
+
+def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
+    program = lmc.loads(
+        'signature QA = "question -> answer"\n'
+        "program P(question: str) -> (answer: str) {\n"
+        "    gen = predict QA(question=question)\n"
+        "    return answer = gen.answer\n"
+        "}\n"
+    )
+    devset = [
+        lmc.Example(question="France?", answer="Paris").with_inputs("question"),
+        lmc.Example(question="Italy?", answer="Rome").with_inputs("question"),
+    ]
+    fake = FakeLM(lambda request: '{"answer": "Paris"}')
+
+    def exact(example: lmc.Example, prediction: lmc.Prediction, trace: object = None) -> bool:
+        return bool(example.answer == prediction.answer)
+
+    result = lmc.Evaluate(devset=devset, metric=exact, num_threads=2)(
+        program, context=lmc.context(fake, cache=False)
+    )
+
+    assert result.score == 50.0
+    assert [(e.question, p.answer if p else None, s) for e, p, s in result.results] == [
+        ("France?", "Paris", 1.0),
+        ("Italy?", "Paris", 0.0),
+    ]

@@ -1,0 +1,89 @@
+"""`lmc.Evaluate`: DSPy's evaluator, on lmc's runtime (cache, concurrency, trace).
+
+`lmc.Evaluate(devset=..., metric=..., num_threads=8)(program)` runs every example and returns
+an `EvaluationResult`: `score` as DSPy gives it (a percentage), and `results`, one
+`(example, prediction, score)` per example, in order; an example whose run failed has prediction
+None and scores 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lmc.builder.build import build
+from lmc.builder.example import Example
+from lmc.builder.optimize import as_dataset, as_metric
+from lmc.compiler.program import Program
+from lmc.runtime.context import RunContext, current_context
+from lmc.runtime.evaluate import evaluate
+from lmc.runtime.metrics import Metric
+from lmc.runtime.prediction import Prediction
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    score: float  # percent, as DSPy reports it
+    results: list[tuple[Example, Prediction | None, float]]
+
+    def __float__(self) -> float:
+        return self.score
+
+
+class Evaluate:
+    def __init__(
+        self,
+        *,
+        devset: Iterable[Any],
+        metric: str | Metric | Callable[..., Any] | None = None,
+        num_threads: int | None = None,
+        display_progress: bool = False,
+        display_table: bool | int = False,
+        provide_traceback: bool | None = None,
+        failure_score: float = 0.0,
+    ) -> None:
+        # DSPy's options that change nothing here (lmc reports failures as results, never
+        # tracebacks) are accepted so that ported code runs; an unknown one is a TypeError.
+        if failure_score != 0.0:
+            raise ValueError("lmc scores a failed example 0; failure_score must be 0.0")
+        self.devset = list(devset)
+        self.metric = metric
+        self.num_threads = num_threads
+        self.display_progress = display_progress
+
+    def __call__(
+        self,
+        program: Program | Any,
+        *,
+        metric: str | Metric | Callable[..., Any] | None = None,
+        devset: Iterable[Any] | None = None,
+        context: RunContext | None = None,
+    ) -> EvaluationResult:
+        if not isinstance(program, Program):
+            program = build(program)
+        chosen = metric or self.metric or _declared(program)
+        scorer = as_metric(chosen, program)
+        examples = list(devset) if devset is not None else self.devset
+        data = as_dataset(examples, program, "dev")
+        run = context or current_context()
+        if self.num_threads is not None:
+            run = replace(run, concurrency=max(1, self.num_threads))
+        result = evaluate(run, program.ir, data.examples, data.inputs, scorer)
+        rows = [
+            (
+                example if isinstance(example, Example) else Example(dict(data.examples[i])),
+                Prediction(**predicted) if predicted is not None else None,
+                score,
+            )
+            for i, (example, predicted, score) in enumerate(
+                zip(examples, result.predictions, result.scores, strict=True)
+            )
+        ]
+        return EvaluationResult(round(100 * result.score, 2), rows)
+
+
+def _declared(program: Program) -> str:
+    if program.metric is None:
+        raise TypeError("Evaluate needs a metric: lmc.Evaluate(devset=..., metric=...)")
+    return f"{program.metric.name}({program.metric.field})"
