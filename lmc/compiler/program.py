@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,27 @@ class Program:
         from lmc.runtime.prediction import Prediction
 
         return Prediction(**run_program(self.ir, self.inputs, inputs, context))
+
+    async def acall(self, **inputs: Any) -> Any:
+        """`await program.acall(question=...)`: the run on a worker thread, so an event loop
+        (a web server, say) goes on serving meanwhile."""
+        import asyncio
+
+        return await asyncio.to_thread(self.run, inputs)
+
+    def batch(
+        self,
+        examples: Iterable[Mapping[str, Any]],
+        num_threads: int | None = None,
+        context: RunContext | None = None,
+    ) -> list[Any]:
+        """One Prediction per example (dicts or `lmc.Example`s), in order, `num_threads` at a
+        time; None for an example whose run failed (its error is in the trace)."""
+        from lmc.runtime.eager import run_batch
+        from lmc.runtime.prediction import Prediction
+
+        outputs = run_batch(self.ir, self.inputs, list(examples), num_threads, context)
+        return [Prediction(**o) if o is not None else None for o in outputs]
 
     def to_lmp(self, folder: str | os.PathLike[str] | None = None) -> str:
         """The program as `.lmp` text, with the signatures and indexes it uses and what a

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from lmc.backends.base import StepView
@@ -29,6 +31,25 @@ def run_step(
     view = StepView(signature, module, StepParams())
     name = signature.name or "step"
     return executor.call_step(context or current_context(), name, view, values)
+
+
+def run_batch(
+    graph: ProgramGraph,
+    fields: tuple[FieldSpec, ...],
+    examples: list[Mapping[str, Any]],
+    threads: int | None,
+    context: RunContext | None = None,
+) -> list[dict[str, Any] | None]:
+    """Every example's outputs, in order; None where its run failed."""
+    records = [coerce(fields, e, f"example {i + 1}") for i, e in enumerate(examples)]
+    run = context or current_context()
+    if threads is not None:
+        run = replace(run, concurrency=max(1, threads))
+
+    async def collect() -> list[dict[str, Any] | None]:
+        return [r.outputs async for r in executor.run_records(run, graph, records)]
+
+    return executor.run_to_end(collect)
 
 
 def run_program(

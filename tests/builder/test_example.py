@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import lmc
+from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 
 
@@ -77,3 +78,39 @@ def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
         ("France?", "Paris", 1.0),
         ("Italy?", "Paris", 0.0),
     ]
+
+
+QA = (
+    'signature QA = "question -> answer"\n'
+    "program P(question: str) -> (answer: str) {\n"
+    "    gen = predict QA(question=question)\n"
+    "    return answer = gen.answer\n"
+    "}\n"
+)
+
+
+def test_batch_answers_every_example_in_order_with_none_for_a_failure() -> None:
+    program = lmc.loads(QA)
+
+    def reply(request: LMRequest) -> str:  # the question "boom" never gets a usable reply
+        asked = " ".join(m.content for m in request.messages)
+        return "not json" if "boom" in asked else '{"answer": "ok"}'
+
+    fake = FakeLM(reply)
+    examples = [lmc.Example(question="a"), {"question": "boom"}, {"question": "c"}]
+
+    results = program.batch(examples, num_threads=2, context=lmc.context(fake, cache=False))
+
+    assert results == [lmc.Prediction(answer="ok"), None, lmc.Prediction(answer="ok")]
+
+
+def test_acall_runs_without_blocking_the_event_loop() -> None:
+    import asyncio
+
+    program = lmc.loads(QA)
+    lmc.configure(FakeLM(lambda request: '{"answer": "ok"}'), cache=False)
+
+    async def main() -> list[object]:
+        return list(await asyncio.gather(program.acall(question="a"), program.acall(question="b")))
+
+    assert asyncio.run(main()) == [lmc.Prediction(answer="ok")] * 2
