@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from lmc.compiler.program import Program, load, loads
     from lmc.diagnostics import ProgramError
     from lmc.errors import InputError, LmcError, RunError
-    from lmc.runtime.context import RunContext, configure, context
+    from lmc.runtime.context import RunContext, configure, context, inspect_history
     from lmc.runtime.prediction import Prediction
 
 # Each public name -> the module that defines it. `import lmc` loads none of them: the command
@@ -58,6 +58,7 @@ _HOMES: dict[str, str] = {
     "bm25": "lmc.builder.modules",
     "build": "lmc.builder.build",
     "function": "lmc.builder.functions",
+    "inspect_history": "lmc.runtime.context",
     "tool": "lmc.builder.functions",
     "compile": "lmc.builder.optimize",
     "configure": "lmc.runtime.context",
@@ -92,6 +93,7 @@ __all__ = [
     "configure",
     "context",
     "function",
+    "inspect_history",
     "load",
     "loads",
     "tool",

@@ -63,6 +63,12 @@ class Program:
 
         return Prediction(**run_program(self.ir, self.inputs, inputs, context))
 
+    def inspect_history(self, n: int = 1) -> None:
+        """Print the last `n` LM calls (of the current context), as DSPy's modules do."""
+        from lmc.runtime.context import inspect_history
+
+        inspect_history(n)
+
     async def acall(self, **inputs: Any) -> Any:
         """`await program.acall(question=...)`: the run on a worker thread, so an event loop
         (a web server, say) goes on serving meanwhile."""

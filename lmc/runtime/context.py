@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar, Token
@@ -29,6 +30,7 @@ from lmc.runtime.stats import RunStats
 from lmc.runtime.trace import TraceWriter
 
 DEFAULT_BACKEND = "json"
+HISTORY = 100  # LM calls a context remembers for inspect_history
 
 
 @dataclass
@@ -50,6 +52,8 @@ class RunContext:
     model: str | None = None
     # DSPy's retrieval model: what a `lmc.Retrieve(k=...)` without an index retrieves with.
     rm: Any = None
+    # The latest LM calls, as trace lines, for `lmc.inspect_history(n)`.
+    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
     _gate: threading.BoundedSemaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +159,10 @@ class _Scopes:
                 self._default = context()
             return self._default
 
+    def current_default(self) -> RunContext | None:
+        with self._lock:
+            return self._default
+
     def configured_default_rm(self) -> Any:
         with self._lock:
             return self._default.rm if self._default is not None else None
@@ -239,6 +247,22 @@ def configured_rm() -> Any:
     if scoped is not None:
         return scoped.rm
     return _scopes.configured_default_rm()
+
+
+def inspect_history(n: int = 1, context: RunContext | None = None) -> None:
+    """Print the last `n` LM calls of the current context (prompt, reply, parsed fields), as
+    DSPy's `inspect_history` does; `lmc trace show` draws a trace file the same way."""
+    from rich.console import Console
+
+    from lmc.runtime.trace import show_trace
+
+    chosen = context or _CURRENT.get() or _scopes.inherited(threading.current_thread())
+    chosen = chosen or _scopes.current_default()
+    calls = list(chosen.history)[-n:] if chosen is not None and n > 0 else []
+    console = Console(highlight=False, markup=False)
+    if not calls:
+        console.print("no LM calls yet")
+    show_trace(calls, console)
 
 
 def reset_default() -> None:

@@ -34,6 +34,7 @@ from lmc.ir.graph import (
 from lmc.plugins import PYTHON_RETRIEVER
 from lmc.runtime.context import RunContext
 from lmc.runtime.functions import FunctionFailed, call_function, load_function
+from lmc.runtime.trace import call_line
 
 T = TypeVar("T")
 
@@ -107,18 +108,20 @@ def _trace(
     parsed: dict[str, Any] | None,
     error: str | None,
 ) -> None:
+    line = call_line(
+        record=record,
+        step=step,
+        backend=context.backend.name,
+        model=context.lm.identity,
+        attempt=attempt,
+        request=request,
+        response=response,
+        parsed=parsed,
+        error=error,
+    )
+    context.history.append(line)
     if context.trace is not None:
-        context.trace.call(
-            record=record,
-            step=step,
-            backend=context.backend.name,
-            model=context.lm.identity,
-            attempt=attempt,
-            request=request,
-            response=response,
-            parsed=parsed,
-            error=error,
-        )
+        context.trace.call(line)
 
 
 @dataclass

@@ -16,6 +16,36 @@ from lmc.backends.base import LMRequest, LMResponse
 from lmc.errors import InputError
 
 
+def call_line(
+    *,
+    record: int | None,
+    step: str,
+    backend: str,
+    model: str,
+    attempt: int,
+    request: LMRequest,
+    response: LMResponse,
+    parsed: dict[str, Any] | None,
+    error: str | None,
+) -> dict[str, Any]:
+    """One LM call as a trace line (and as `inspect_history` shows it)."""
+    return {
+        "record": record,
+        "step": step,
+        "backend": backend,
+        "model": model,
+        "attempt": attempt,
+        "request": request.to_json(),
+        "reply": response.text,
+        "parsed": parsed,
+        "error": error,
+        "prompt_tokens": response.prompt_tokens,
+        "completion_tokens": response.completion_tokens,
+        "latency_s": round(response.latency_s, 4),
+        "cached": response.cached,
+    }
+
+
 class TraceWriter:
     """Appends one JSON object per LM call; lines from concurrent calls never interleave."""
 
@@ -25,38 +55,9 @@ class TraceWriter:
         self._file: TextIO = self.path.open("w", encoding="utf-8")
         self._lock = threading.Lock()
 
-    def call(
-        self,
-        *,
-        record: int | None,
-        step: str,
-        backend: str,
-        model: str,
-        attempt: int,
-        request: LMRequest,
-        response: LMResponse,
-        parsed: dict[str, Any] | None,
-        error: str | None,
-    ) -> None:
-        line = {
-            "record": record,
-            "step": step,
-            "backend": backend,
-            "model": model,
-            "attempt": attempt,
-            "request": request.to_json(),
-            "reply": response.text,
-            "parsed": parsed,
-            "error": error,
-            "prompt_tokens": response.prompt_tokens,
-            "completion_tokens": response.completion_tokens,
-            "latency_s": round(response.latency_s, 4),
-            "cached": response.cached,
-        }
-        text = json.dumps(line, ensure_ascii=False, default=str)
-        with self._lock:
-            self._file.write(text + "\n")
-            self._file.flush()
+    def call(self, line: dict[str, Any]) -> None:
+        """One LM call, as `call_line` describes it."""
+        self._write(line)
 
     def retrieval(
         self, *, record: int | None, step: str, index: str, query: str, k: int, passages: list[str]
@@ -70,10 +71,7 @@ class TraceWriter:
             "k": k,
             "passages": passages,
         }
-        text = json.dumps(line, ensure_ascii=False)
-        with self._lock:
-            self._file.write(text + "\n")
-            self._file.flush()
+        self._write(line)
 
     def function(
         self,

@@ -8,6 +8,8 @@ import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 import lmc
 from lmc.backends.clients.fake import FakeLM
 
@@ -136,3 +138,18 @@ def test_compile_without_an_lm_uses_the_configured_model() -> None:
 
     assert fake.requests, "the compile ran on the configured model"
     assert compiled(question="q").answer == "Paris"
+
+
+def test_inspect_history_prints_the_last_calls_of_the_current_context(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    lmc.configure(named("served"), cache=False)
+    lmc.Predict("question -> answer")(question="first question")
+    lmc.Predict("question -> answer")(question="second question")
+
+    lmc.inspect_history(n=1)
+
+    shown = capsys.readouterr().out
+    assert "second question" in shown
+    assert "first question" not in shown
+    assert '"answer": "served"' in shown
