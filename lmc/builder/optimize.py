@@ -98,18 +98,33 @@ def compile(
 
 
 class BootstrapFewShot:
-    """DSPy's `BootstrapFewShot(metric=...).compile(program, trainset=...)`, on lmc's passes."""
+    """DSPy's `BootstrapFewShot(metric=...).compile(program, trainset=...)`, on lmc's
+    `bootstrap-demos` pass: up to `max_bootstrapped_demos` demos from teacher runs whose metric
+    reaches `metric_threshold` (a truthy score when None, as in DSPy), plus up to
+    `max_labeled_demos` labelled train examples. An option DSPy has and lmc does not honour is
+    an error rather than a silent no-op."""
 
     def __init__(
         self,
         metric: str | Metric | Callable[..., Any],
+        metric_threshold: float | None = None,
+        teacher_settings: dict[str, Any] | None = None,
         max_bootstrapped_demos: int = 4,
         max_labeled_demos: int = 16,
-        **_: Any,
+        max_rounds: int = 1,
+        max_errors: int | None = None,
     ) -> None:
+        if teacher_settings:
+            raise TypeError(
+                "teacher_settings: lmc's teacher is a model: lmc.compile(..., teacher='NAME')"
+            )
+        if max_rounds != 1:
+            raise TypeError("max_rounds: lmc bootstraps in one round (use candidates= on the pass)")
         self.metric = metric
+        # DSPy keeps a demo when the metric is truthy, or reaches the threshold when one is given.
+        self.threshold = 1e-9 if metric_threshold is None else metric_threshold
         self.max_demos = max_bootstrapped_demos
-        self.max_train = max_labeled_demos
+        self.labeled = max_labeled_demos
 
     def compile(
         self,
@@ -119,7 +134,19 @@ class BootstrapFewShot:
         teacher: Any = None,
         valset: Iterable[Any] | None = None,
     ) -> Program:
-        pipeline = f"bootstrap-demos{{max_demos={self.max_demos},max_train={self.max_train}}}"
+        if teacher is not None:
+            raise TypeError(
+                "teacher: lmc's teacher is a model that runs the same program: "
+                "lmc.compile(program, ..., teacher='openai/NAME')"
+            )
         return compile(
-            student, trainset=trainset, devset=valset, metric=self.metric, pipeline=pipeline
+            student,
+            trainset=trainset,
+            devset=valset,
+            metric=self.metric,
+            pipeline=f"bootstrap-demos{{{self.bootstrap_options()}}}",
         )
+
+    def bootstrap_options(self) -> str:
+        """The options of the `bootstrap-demos` pass this optimizer runs."""
+        return f"max_demos={self.max_demos},labeled={self.labeled},threshold={self.threshold}"

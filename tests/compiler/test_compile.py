@@ -1008,6 +1008,36 @@ def test_bootstrap_few_shot_takes_a_valset_and_a_python_metric(qa: Program) -> N
     assert demos(compiled)
 
 
+def test_bootstrap_few_shot_keeps_only_teacher_runs_that_reach_the_metric_threshold(
+    qa: Program,
+) -> None:
+    _, run = context(right_with_demos)
+
+    def half(example: Any, prediction: Any, trace: Any = None) -> float:
+        return 0.5  # every run scores the same: the threshold alone decides
+
+    with run:
+        strict = BootstrapFewShot_(metric=half, metric_threshold=0.6, max_labeled_demos=0)
+        assert demos(strict.compile(qa, trainset=records(*range(6)))) == ()
+        loose = BootstrapFewShot_(metric=half, max_labeled_demos=0)  # truthy passes, as in DSPy
+        assert loose.bootstrap_options() == "max_demos=4,labeled=0,threshold=1e-09"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_demos": 3}, "unexpected keyword argument 'max_demos'"),
+        ({"max_rounds": 2}, "max_rounds: lmc bootstraps in one round"),
+        ({"teacher_settings": {"lm": "x"}}, "teacher_settings: lmc's teacher is a model"),
+    ],
+)
+def test_bootstrap_few_shot_refuses_options_it_would_not_honour(
+    options: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(TypeError, match=message):
+        BootstrapFewShot_(metric=EXACT, **options)
+
+
 def test_lmc_compile_builds_a_module_first() -> None:
     class QAModule(lmc.Module):
         def __init__(self) -> None:
