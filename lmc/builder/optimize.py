@@ -9,12 +9,13 @@ Takes what Python code has at hand (an `lmc.Module` or a `Program`, lists of dic
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lmc.builder.build import build
 from lmc.compiler.program import Program
-from lmc.compiler.session import compile_program
+from lmc.compiler.session import compile_program, pass_line, plan_line
 from lmc.errors import InputError
 from lmc.passes.pipeline import DEFAULT_PIPELINE
 from lmc.runtime.context import RunContext, current_context
@@ -64,11 +65,13 @@ def compile(
     budget_calls: int | None = None,
     resume: bool = False,
     save: str | os.PathLike[str] | None = None,
+    progress: bool = True,
 ) -> Program:
     """Optimize `program` (a Program, or an lmc.Module to build) and return the compiled one,
-    which carries its pass log (`compiled.log`). `resume` goes on after the last finished pass
-    of an interrupted compile of the same inputs; `save` writes the result (`.json` artifact or
-    `.lmp` text) as `program.save` would."""
+    which carries its pass log (`compiled.log`). With `progress`, the projected calls and each
+    finished pass are printed on stderr, as `lmc compile` shows them. `resume` goes on after the
+    last finished pass of an interrupted compile of the same inputs; `save` writes the result
+    (`.json` artifact or `.lmp` text) as `program.save` would."""
     if not isinstance(program, Program):
         program = build(program)
     if metric is None:
@@ -80,10 +83,11 @@ def compile(
     teacher_context = (
         teacher if isinstance(teacher, RunContext) else (open_context(teacher) if teacher else None)
     )
+    scorer = as_metric(metric, program)
     compiled = compile_program(
         program,
         as_dataset(trainset, program, "train"),
-        as_metric(metric, program),
+        scorer,
         dev=as_dataset(devset, program, "dev") if devset is not None else None,
         pipeline=pipeline,
         run=run,
@@ -91,10 +95,25 @@ def compile(
         seed=seed,
         budget_calls=budget_calls,
         resume=resume,
+        **(_progress_on_stderr(budget_calls, scorer.label) if progress else {}),
     )
     if save is not None:
         compiled.program.save(save)
     return compiled.program
+
+
+def _progress_on_stderr(budget: int | None, metric: str) -> dict[str, Any]:
+    """What `lmc compile` shows on a terminal, as plain lines on stderr: the projected calls,
+    each finished pass and what the passes say."""
+
+    def show(line: str) -> None:
+        print(f"lmc: {line}", file=sys.stderr, flush=True)
+
+    return {
+        "say": lambda message: show(f"  {message}"),
+        "on_plan": lambda stages: show(plan_line(stages, budget)),
+        "on_record": lambda record: show(pass_line(record, metric)),
+    }
 
 
 class BootstrapFewShot:

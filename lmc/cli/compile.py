@@ -16,7 +16,7 @@ from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import run_context
 from lmc.compiler.program import Program
-from lmc.compiler.session import compile_program
+from lmc.compiler.session import compile_program, pass_line, plan_line
 from lmc.passes.base import Pass
 from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
 from lmc.passes.record import PassRecord
@@ -77,24 +77,6 @@ def compile_inputs(
     train = load_dataset(Path(args.train), program.inputs, expected)
     dev = load_dataset(Path(args.dev), program.inputs, expected) if args.dev else None
     return metric, passes, train, dev
-
-
-def pass_line(record: PassRecord, metric: str) -> str:
-    """What one pass of a compile bought and cost, in one line."""
-    return (
-        f"{record.name}: dev {metric} {record.metric_before:.3f} -> "
-        f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
-        f"{record.prompt_tokens + record.completion_tokens} tokens, "
-        f"{record.seconds:.1f}s"
-    )
-
-
-def plan_line(stages: list[tuple[str, int]], budget: int | None) -> str:
-    """The LM calls each stage of a compile may make, and the budget they must fit."""
-    total = sum(calls for _, calls in stages)
-    listed = ", ".join(f"{name} ≤{calls}" for name, calls in stages)
-    within = f" (budget {budget})" if budget is not None else ""
-    return f"projected LM calls: {listed}; at most {total}{within}"
 
 
 class _PassTable:

@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from lmc.backends.base import LMRequest, LMResponse
-from lmc.cli.compile import compile_inputs, pass_line, plan_line
+from lmc.cli.compile import compile_inputs
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import run_context
 from lmc.compiler.program import Program
-from lmc.compiler.session import compile_program
+from lmc.compiler.session import compile_program, pass_line, plan_line
 from lmc.files import write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program

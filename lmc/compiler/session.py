@@ -46,6 +46,24 @@ class BudgetTooSmall(InputError):
         self.stages = stages
 
 
+def pass_line(record: PassRecord, metric: str) -> str:
+    """What one pass of a compile bought and cost, in one line."""
+    return (
+        f"{record.name}: dev {metric} {record.metric_before:.3f} -> "
+        f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
+        f"{record.prompt_tokens + record.completion_tokens} tokens, "
+        f"{record.seconds:.1f}s"
+    )
+
+
+def plan_line(stages: list[tuple[str, int]], budget: int | None) -> str:
+    """The LM calls each stage of a compile may make, and the budget they must fit."""
+    total = sum(calls for _, calls in stages)
+    listed = ", ".join(f"{name} ≤{calls}" for name, calls in stages)
+    within = f" (budget {budget})" if budget is not None else ""
+    return f"projected LM calls: {listed}; at most {total}{within}"
+
+
 @dataclass
 class Compiled:
     """A finished compile: the program (carrying its `CompileInfo`) and what it was made from."""

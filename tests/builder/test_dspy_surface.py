@@ -1,4 +1,5 @@
-"""`lmc.Example` reads as DSPy's does, and is a dataset record wherever dicts are."""
+"""The DSPy surface a porter reaches for: `lmc.Example`, `lmc.Evaluate`, `program.batch` and
+`acall`, and compiles that show their progress from Python."""
 
 from __future__ import annotations
 
@@ -114,3 +115,23 @@ def test_acall_runs_without_blocking_the_event_loop() -> None:
         return list(await asyncio.gather(program.acall(question="a"), program.acall(question="b")))
 
     assert asyncio.run(main()) == [lmc.Prediction(answer="ok")] * 2
+
+
+def test_compile_in_python_shows_its_progress_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    fake = FakeLM(lambda request: '{"answer": "Paris"}')
+    train = [{"question": f"q{i}", "answer": "Paris"} for i in range(4)]
+
+    lmc.compile(
+        lmc.loads(QA),
+        trainset=train,
+        metric="exact_match(answer)",
+        pipeline="bootstrap-demos",
+        lm=lmc.context(fake, cache=False),
+    )
+
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("lmc: projected LM calls: baseline on dev ≤")
+    assert any(
+        line.startswith("lmc: bootstrap-demos: dev exact_match(answer) 1.000 -> 1.000")
+        for line in lines
+    )
