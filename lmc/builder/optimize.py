@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from lmc.builder.build import build
@@ -21,8 +21,7 @@ from lmc.passes.pipeline import DEFAULT_PIPELINE
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.context import context as open_context
 from lmc.runtime.data import Dataset, coerce, hash_records
-from lmc.runtime.metrics import Metric, Record, builtin, parse_metric
-from lmc.runtime.prediction import Prediction
+from lmc.runtime.metrics import Metric, builtin, parse_metric, python_score
 
 
 def as_metric(metric: str | Metric | Callable[..., Any], program: Program) -> Metric:
@@ -31,12 +30,7 @@ def as_metric(metric: str | Metric | Callable[..., Any], program: Program) -> Me
         return metric
     if isinstance(metric, str):
         return parse_metric(metric)
-    function = metric
-
-    def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
-        return float(function(Record(example), Prediction(**prediction)))
-
-    return Metric(getattr(function, "__name__", "metric"), None, score)
+    return Metric(getattr(metric, "__name__", "metric"), None, python_score(metric))
 
 
 def as_dataset(records: Iterable[Any], program: Program, name: str) -> Dataset:

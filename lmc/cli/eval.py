@@ -136,8 +136,8 @@ def _counting(
     """`metric`, advancing the progress bar per scored example (a metric that raises is
     reported by `evaluate`, naming the example)."""
 
-    def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float | bool:
-        value = metric.score_fn(example, prediction)
+    def score(example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Any) -> Any:
+        value = metric.score_fn(example, prediction, trace)
         advance()
         return value
 

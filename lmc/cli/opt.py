@@ -137,7 +137,7 @@ class _NoModel:
 
 def _no_data_context(seed: int) -> CompileContext:
     nothing = Dataset("no data", (), (), hash_records([]))
-    no_metric = Metric("none", None, lambda example, prediction: 0.0)
+    no_metric = Metric("none", None, lambda example, prediction, trace: 0.0)
     context = RunContext(
         lm=_NoModel(),
         backend=BACKENDS.load(DEFAULT_BACKEND)(),

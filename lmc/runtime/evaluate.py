@@ -11,7 +11,7 @@ from typing import Any
 from lmc.ir.graph import ProgramGraph
 from lmc.runtime.context import RunContext
 from lmc.runtime.executor import run_records, run_to_end
-from lmc.runtime.metrics import Metric, MetricError
+from lmc.runtime.metrics import Metric, MetricError, Trace
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ def evaluate(
                 result.predictions.append(None)
                 result.errors.append(record.error)
             else:
-                result.scores.append(_score(metric, example, record.outputs, record.index))
+                trace = _as_trace(seen[record.index]) if capture else None
+                result.scores.append(_score(metric, example, record.outputs, record.index, trace))
                 result.predictions.append(record.outputs)
                 result.errors.append(None)
         result.calls = [seen.get(i, []) for i in range(len(examples))]
@@ -77,9 +78,20 @@ def evaluate(
     return run_to_end(collect)
 
 
-def _score(metric: Metric, example: dict[str, Any], outputs: dict[str, Any], index: int) -> float:
+def _as_trace(calls: list[StepCall]) -> Trace:
+    with_copies = [(c.step, dict(c.inputs), dict(c.outputs)) for c in calls]
+    return with_copies
+
+
+def _score(
+    metric: Metric,
+    example: dict[str, Any],
+    outputs: dict[str, Any],
+    index: int,
+    trace: Trace | None = None,
+) -> float:
     try:
-        return metric.score(example, outputs)
+        return metric.score(example, outputs, trace)
     except MetricError as error:
         raise MetricError(f"record {index + 1}: {error}") from None
     except Exception as error:  # a user's Python metric may raise anything

@@ -9,6 +9,7 @@ Builtins compare one output field with the example's expected value of that fiel
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 import string
 from collections import Counter
@@ -73,16 +74,24 @@ def numeric(expected: Any, predicted: Any) -> float:
     return float(a is not None and b is not None and abs(a - b) <= 1e-6 * max(1.0, abs(a)))
 
 
+# A run's step calls, as a metric sees them while demos are bootstrapped: (step, inputs, outputs).
+Trace = list[tuple[str, dict[str, Any], dict[str, Any]]]
+
+
 @dataclass(frozen=True)
 class Metric:
     """A named score in [0, 1] for one example and the program's prediction of it."""
 
     name: str
     field: str | None
-    score_fn: Callable[[Mapping[str, Any], Mapping[str, Any]], float | bool]
+    # (example, prediction, trace): trace is None except while a compile bootstraps demos,
+    # when it lists the run's step calls as (step, inputs, outputs), as DSPy's `trace` does.
+    score_fn: Callable[[Mapping[str, Any], Mapping[str, Any], Trace | None], float | bool]
 
-    def score(self, example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
-        value = self.score_fn(example, prediction)
+    def score(
+        self, example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Trace | None = None
+    ) -> float:
+        value = self.score_fn(example, prediction, trace)
         if not isinstance(value, int | float):
             raise MetricError(f"metric {self.label} returned {value!r}; expected a number or bool")
         return float(value)
@@ -102,7 +111,7 @@ def builtin(name: str, field: str) -> Metric:
     except UnknownName as error:
         raise MetricError(str(error)) from None
 
-    def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float:
+    def score(example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Any) -> float:
         if field not in example:
             raise MetricError(f"the example has no expected '{field}' for {name}({field})")
         return compare(example[field], prediction.get(field, ""))
@@ -123,13 +132,35 @@ def python_metric(reference: str) -> Metric:
     if not callable(function):
         raise MetricError(f"{module_name} has no function '{function_name}'")
 
-    def score(example: Mapping[str, Any], prediction: Mapping[str, Any]) -> float | bool:
-        from lmc.runtime.prediction import Prediction
+    return Metric(reference, None, python_score(function))
 
-        result: float | bool = function(Record(example), Prediction(**prediction))
-        return result
 
-    return Metric(reference, None, score)
+def python_score(
+    function: Callable[..., Any],
+) -> Callable[[Mapping[str, Any], Mapping[str, Any], Trace | None], float | bool]:
+    """A DSPy-style metric, `function(example, prediction[, trace])`: the example read as
+    attributes, the prediction a Prediction; `trace` passed when the function takes one."""
+    from lmc.runtime.prediction import Prediction
+
+    takes_trace = _takes_trace(function)
+
+    def score(
+        example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Trace | None
+    ) -> Any:
+        if takes_trace:
+            return function(Record(example), Prediction(**prediction), trace)
+        return function(Record(example), Prediction(**prediction))
+
+    return score
+
+
+def _takes_trace(function: Callable[..., Any]) -> bool:
+    try:
+        parameters = list(inspect.signature(function).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) >= 3 or any(p.kind is p.VAR_POSITIONAL for p in parameters)
 
 
 class Record(dict[str, Any]):

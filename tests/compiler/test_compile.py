@@ -971,7 +971,7 @@ def test_a_python_function_is_a_metric(qa: Program) -> None:
 
 def test_a_metric_object_is_used_as_given(qa: Program) -> None:
     _, run = context(right_with_demos)
-    metric = Metric("always", None, lambda example, prediction: 1.0)
+    metric = Metric("always", None, lambda example, prediction, trace: 1.0)
 
     compiled = compile_(qa, trainset=records(*range(6)), metric=metric, lm=run)
 
@@ -1036,6 +1036,25 @@ def test_bootstrap_few_shot_refuses_options_it_would_not_honour(
 ) -> None:
     with pytest.raises(TypeError, match=message):
         BootstrapFewShot_(metric=EXACT, **options)
+
+
+def test_a_dspy_metric_gets_the_runs_step_calls_as_trace_while_demos_are_bootstrapped(
+    qa: Program,
+) -> None:
+    _, run = context(right_with_demos)
+    traces: list[Any] = []
+
+    def exact(example: Any, prediction: Any, trace: Any = None) -> bool:
+        traces.append(trace)
+        return bool(example.answer == prediction.answer)
+
+    compile_(qa, trainset=records(*range(6)), metric=exact, lm=run, progress=False)
+
+    bootstrapping = [t for t in traces if t is not None]
+    assert bootstrapping, "teacher runs are scored with a trace"
+    step, inputs, outputs = bootstrapping[0][0]
+    assert (step, set(inputs), set(outputs)) == ("gen", {"question"}, {"answer"})
+    assert None in traces, "evaluations are scored without one, as in DSPy"
 
 
 def test_lmc_compile_builds_a_module_first() -> None:
