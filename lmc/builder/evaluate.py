@@ -17,9 +17,10 @@ from lmc.builder.example import Example
 from lmc.builder.optimize import as_dataset, as_metric
 from lmc.compiler.program import Program
 from lmc.runtime.context import RunContext, current_context
-from lmc.runtime.evaluate import evaluate
+from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.metrics import Metric
 from lmc.runtime.prediction import Prediction
+from lmc.runtime.progress import counting, dataset_progress
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,10 @@ class Evaluate:
         run = context or current_context()
         if self.num_threads is not None:
             run = replace(run, concurrency=max(1, self.num_threads))
-        result = evaluate(run, program.ir, data.examples, data.inputs, scorer)
+        if self.display_progress:
+            result = _with_progress(run, program, data.examples, data.inputs, scorer)
+        else:
+            result = evaluate(run, program.ir, data.examples, data.inputs, scorer)
         rows = [
             (
                 example if isinstance(example, Example) else Example(dict(data.examples[i])),
@@ -81,6 +85,23 @@ class Evaluate:
             )
         ]
         return EvaluationResult(round(100 * result.score, 2), rows)
+
+
+def _with_progress(
+    run: RunContext,
+    program: Program,
+    examples: tuple[dict[str, Any], ...],
+    inputs: tuple[dict[str, Any], ...],
+    metric: Metric,
+) -> Evaluation:
+    """The evaluation with the command line's progress bar on stderr (on a terminal)."""
+    from rich.console import Console
+
+    progress = dataset_progress(Console(stderr=True))
+    with progress:
+        task = progress.add_task(f"evaluate {program.name}", total=len(examples))
+        counted = counting(metric, lambda: progress.advance(task))
+        return evaluate(run, program.ir, examples, inputs, counted)
 
 
 def _declared(program: Program) -> str:

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,14 @@ from rich.console import Console
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import compiled_for, dataset_progress, run_context
+from lmc.cli.running import compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.files import write_atomically
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, python_metric
+from lmc.runtime.progress import counting, dataset_progress
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +59,7 @@ def _evaluate(program: Program, metric: Metric, data: Dataset, context: RunConte
     progress = dataset_progress(_stderr())
     with progress:
         task = progress.add_task(f"eval {program.name}", total=len(data))
-        counted = _counting(metric, data.examples, lambda: progress.advance(task))
+        counted = counting(metric, lambda: progress.advance(task))
         result = evaluate(context, program.ir, data.examples, data.inputs, counted)
         progress.update(task, completed=len(data))
     return result
@@ -128,20 +128,6 @@ def metric_from_json(data: Mapping[str, Any]) -> Metric:
     if not isinstance(name, str) or not (field is None or isinstance(field, str)):
         raise MetricError(f"the artifact's metric is not NAME(FIELD) or a function: {dict(data)}")
     return builtin(name, field) if field is not None else python_metric(name)
-
-
-def _counting(
-    metric: Metric, examples: tuple[dict[str, Any], ...], advance: Callable[[], None]
-) -> Metric:
-    """`metric`, advancing the progress bar per scored example (a metric that raises is
-    reported by `evaluate`, naming the example)."""
-
-    def score(example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Any) -> Any:
-        value = metric.score_fn(example, prediction, trace)
-        advance()
-        return value
-
-    return replace(metric, score_fn=score)
 
 
 def _result_text(line: Mapping[str, Any]) -> str:

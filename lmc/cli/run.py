@@ -17,11 +17,12 @@ from rich.table import Table
 
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import compiled_for, dataset_progress, run_context
+from lmc.cli.running import compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import parse_cli_inputs, read_records
+from lmc.runtime.progress import dataset_progress
 from lmc.runtime.stats import RunStats
 
 

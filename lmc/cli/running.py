@@ -9,9 +9,6 @@ from typing import TYPE_CHECKING
 from lmc.cli.errors import UsageError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-    from rich.progress import Progress
-
     from lmc.compiler.program import Program
     from lmc.runtime.context import RunContext
 
@@ -43,24 +40,4 @@ def run_context(
         cache=not getattr(args, "no_cache", False),
         trace=getattr(args, "trace", None),
         concurrency=args.concurrency,
-    )
-
-
-def dataset_progress(err: Console) -> Progress:
-    """A bar of records done, shown on a terminal only (piped output stays plain)."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=not err.is_terminal,
     )

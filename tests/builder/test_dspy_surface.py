@@ -73,6 +73,11 @@ def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
     result = lmc.Evaluate(devset=devset, metric=exact, num_threads=2)(
         program, context=lmc.context(fake, cache=False)
     )
+    shown = lmc.Evaluate(devset=devset, metric=exact, display_progress=True)(
+        program, context=lmc.context(fake, cache=False)
+    )
+
+    assert shown == result  # the bar (on a terminal) changes nothing else
 
     assert result.score == 50.0
     assert [(e.question, p.answer if p else None, s) for e, p, s in result.results] == [
