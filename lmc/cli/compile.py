@@ -16,34 +16,30 @@ from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import run_context
 from lmc.compiler.program import Program
-from lmc.compiler.session import compile_program, pass_line, plan_line
+from lmc.compiler.session import Compiled, compile_program, pass_line, plan_line
 from lmc.passes.base import Pass
 from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
 from lmc.passes.record import PassRecord
+from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program)
-    metric, passes, train, dev = compile_inputs(args, program)
-    student = run_context(args)
-    teacher = run_context(args, lm=args.teacher_lm) if args.teacher_lm else student
+    inputs = compile_inputs(args, program)
+    metric = inputs[0]
+    student, teacher = compile_contexts(args)
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
     shown = _PassTable(err, metric.label, args.budget_calls)
     with shown.live():
-        compiled = compile_program(
+        compiled = compile_with_options(
+            args,
             program,
-            train,
-            metric,
-            dev=dev,
-            pipeline=passes,
-            run=student,
-            teacher=teacher,
-            seed=args.seed,
-            budget_calls=args.budget_calls,
-            resume=args.resume,
+            inputs,
+            student,
+            teacher,
             say=lambda message: err.print(f"  {message}", style="dim"),
             on_record=shown.add,
             on_plan=shown.plan,
@@ -63,6 +59,38 @@ def run(args: argparse.Namespace) -> int:
         f"{time.perf_counter() - started:.0f}s"
     )
     return EXIT_OK
+
+
+def compile_contexts(args: argparse.Namespace) -> tuple[RunContext, RunContext]:
+    """The student's run context, and the teacher's (the student's unless --teacher-lm)."""
+    student = run_context(args)
+    return student, (run_context(args, lm=args.teacher_lm) if args.teacher_lm else student)
+
+
+def compile_with_options(
+    args: argparse.Namespace,
+    program: Program,
+    inputs: tuple[Metric, list[Pass], Dataset, Dataset | None],
+    student: RunContext,
+    teacher: RunContext,
+    **report: Any,
+) -> Compiled:
+    """`compile_program` as the options say (seed, budget, resume); `report` is how progress
+    is shown (`say`, `on_record`, `on_plan`)."""
+    metric, passes, train, dev = inputs
+    return compile_program(
+        program,
+        train,
+        metric,
+        dev=dev,
+        pipeline=passes,
+        run=student,
+        teacher=teacher,
+        seed=args.seed,
+        budget_calls=args.budget_calls,
+        resume=getattr(args, "resume", False),
+        **report,
+    )
 
 
 def compile_inputs(

@@ -15,12 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from lmc.backends.base import LMRequest, LMResponse
-from lmc.cli.compile import compile_inputs
+from lmc.cli.compile import compile_contexts, compile_inputs, compile_with_options
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import run_context
 from lmc.compiler.program import Program
-from lmc.compiler.session import compile_program, pass_line, plan_line
+from lmc.compiler.session import pass_line, plan_line
 from lmc.files import write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program
@@ -65,19 +64,15 @@ def _say(message: str) -> None:
 
 def _with_data(args: argparse.Namespace, program: Program) -> ProgramGraph:
     """The pipeline as `lmc compile` runs it: checked inputs, a baseline, a budget, a pass log."""
-    metric, passes, train, dev = compile_inputs(args, program)
-    student = run_context(args)
-    teacher = run_context(args, lm=args.teacher_lm) if args.teacher_lm else student
-    compiled = compile_program(
+    inputs = compile_inputs(args, program)
+    metric = inputs[0]
+    student, teacher = compile_contexts(args)
+    compiled = compile_with_options(
+        args,
         program,
-        train,
-        metric,
-        dev=dev,
-        pipeline=passes,
-        run=student,
-        teacher=teacher,
-        seed=args.seed,
-        budget_calls=args.budget_calls,
+        inputs,
+        student,
+        teacher,
         say=_say,
         on_record=lambda record: _say(pass_line(record, metric.label)),
         on_plan=lambda stages: _say(plan_line(stages, args.budget_calls)),
