@@ -21,6 +21,17 @@ from lmc.errors import InputError
 T = TypeVar("T")
 
 
+def import_target(target: str) -> Any:
+    """What `package.module:attribute.path` names: the module imported (ImportError if it
+    cannot be), then the attributes looked up (AttributeError if one is missing). The one way
+    lmc finds code by name: plug-ins, a program's functions and retrievers, Python metrics."""
+    module_name, _, attribute = target.partition(":")
+    value: Any = importlib.import_module(module_name)
+    for part in attribute.split("."):
+        value = getattr(value, part)
+    return value
+
+
 class UnknownName(InputError, LookupError):
     """A name that no registry entry has: says what there is, and the closest one."""
 
@@ -74,11 +85,7 @@ class Registry(Generic[T]):
         return self._import(target) if isinstance(target, str) else target
 
     def _import(self, target: str) -> T:
-        module_name, _, attribute = target.partition(":")
-        value: Any = importlib.import_module(module_name)
-        for part in attribute.split("."):
-            value = getattr(value, part)
-        loaded: T = value
+        loaded: T = import_target(target)
         return loaded
 
     def _scan_entry_points(self) -> None:

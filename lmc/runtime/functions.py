@@ -8,7 +8,6 @@ A function is the user's code, named by the user's program: importing it runs it
 
 from __future__ import annotations
 
-import importlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 from lmc.backends.schema import InvalidValues, validate
 from lmc.errors import RunError
 from lmc.ir.graph import FunctionNode
+from lmc.plugins import import_target
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
 
@@ -57,17 +57,15 @@ def load_function(target: str) -> Callable[..., Any]:
 def _import(target: str) -> Callable[..., Any]:
     module_name, _, attribute = target.partition(":")
     try:
-        found: Any = importlib.import_module(module_name)
+        found = import_target(target)
     except ImportError as error:
         raise FunctionUnavailable(
             f"cannot import {module_name} for {target} ({error}); make it importable: install "
             "its package, or run lmc from the folder that holds it, or add that folder to "
             "PYTHONPATH"
         ) from None
-    for part in attribute.split("."):
-        found = getattr(found, part, None)
-        if found is None:
-            raise FunctionUnavailable(f"{module_name} has no '{attribute}' (for {target})")
+    except AttributeError:
+        raise FunctionUnavailable(f"{module_name} has no '{attribute}' (for {target})") from None
     if not callable(found):
         raise FunctionUnavailable(f"{target} is not callable")
     return found  # type: ignore[no-any-return]

@@ -8,7 +8,6 @@ Builtins compare one output field with the example's expected value of that fiel
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import re
 import string
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmc.errors import InputError
-from lmc.plugins import METRICS, UnknownName
+from lmc.plugins import METRICS, UnknownName, import_target
 
 
 class MetricError(InputError):
@@ -125,10 +124,11 @@ def python_metric(reference: str) -> Metric:
     if not module_name or not function_name:
         raise MetricError(f"expected NAME(FIELD) or package.module:function; found '{reference}'")
     try:
-        module = importlib.import_module(module_name)
+        function = import_target(reference)
     except ImportError as error:
         raise MetricError(f"cannot import {module_name}: {error}") from None
-    function = getattr(module, function_name, None)
+    except AttributeError:
+        function = None
     if not callable(function):
         raise MetricError(f"{module_name} has no function '{function_name}'")
 
