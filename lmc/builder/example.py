@@ -7,13 +7,18 @@ accepted wherever a dataset is (`lmc.compile`, `BootstrapFewShot.compile`), as d
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from lmc.runtime.prediction import Prediction
 
-class Example(Mapping[str, Any]):
+
+class Example(Prediction):
+    """Named fields read as attributes and as a dict (as a Prediction's are), that also know
+    which of them are the program's inputs."""
+
     def __init__(self, base: Mapping[str, Any] | None = None, **fields: Any) -> None:
-        self._fields = {**(base or {}), **fields}
+        super().__init__(**{**(base or {}), **fields})
         self._inputs: tuple[str, ...] | None = None
 
     def with_inputs(self, *names: str) -> Example:
@@ -37,30 +42,12 @@ class Example(Mapping[str, Any]):
     def toDict(self) -> dict[str, Any]:
         return dict(self._fields)
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self.__dict__["_fields"][name]
-        except KeyError:
-            raise AttributeError(name) from None
-
-    def __getitem__(self, name: str) -> Any:
-        return self._fields[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fields)
-
-    def __len__(self) -> int:
-        return len(self._fields)
-
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Example) and (self._fields, self._inputs) == (
             other._fields,
             other._inputs,
         )
 
-    __hash__ = None  # type: ignore[assignment]
-
     def __repr__(self) -> str:
-        inner = ", ".join(f"{k}={v!r}" for k, v in self._fields.items())
         marked = f" (input_keys={set(self._inputs)})" if self._inputs is not None else ""
-        return f"Example({inner}){marked}"
+        return "Example" + super().__repr__().removeprefix("Prediction") + marked

@@ -12,7 +12,7 @@ from typing import Any
 
 from lmc.builder.location import python_span
 from lmc.builder.signature import Signature, signature_spec
-from lmc.builder.trace import active_trace
+from lmc.builder.trace import active_trace, snake_case
 from lmc.runtime.prediction import Prediction
 from lmc.signatures import ModuleKind, SignatureSpec
 
@@ -138,7 +138,7 @@ class Retrieve(Module):
         cls = type(retriever)
         target = f"{cls.__module__}:{cls.__qualname__}"
         remember(target, retriever)  # this object answers while this process runs the program
-        name = re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
+        name = snake_case(cls.__name__)
         spec = IndexSpec(name, PYTHON_RETRIEVER, target)
         return trace.retrieve(_WithIndex(self.k, index=spec), query, k, python_span())
 

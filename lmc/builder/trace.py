@@ -190,7 +190,7 @@ class Trace:
     def target_of(self, module: Predict) -> str:
         """One binding name per module object: calls of one module share its parameters."""
         if id(module) not in self.targets:
-            default = _snake(module.signature.name or type(module).__name__)
+            default = snake_case(module.signature.name or type(module).__name__)
             self.targets[id(module)] = self.fresh(self.paths.get(id(module), default))
         return self.targets[id(module)]
 
@@ -354,5 +354,6 @@ def _identifier(text: str) -> str:
     return name
 
 
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
+    """`DummyRetriever` -> `dummy_retriever`: a class name as a binding or index name."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 
-class Prediction:
-    """Named output fields, read as attributes: `pred.answer`."""
+class Prediction(Mapping[str, Any]):
+    """Named output fields, read as attributes (`pred.answer`) and as a dict."""
 
     def __init__(self, **fields: Any) -> None:
         self._fields = dict(fields)
@@ -20,11 +21,11 @@ class Prediction:
     def __getitem__(self, name: str) -> Any:
         return self._fields[name]
 
-    def keys(self) -> list[str]:
-        return list(self._fields)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
 
-    def items(self) -> list[tuple[str, Any]]:
-        return list(self._fields.items())
+    def __len__(self) -> int:
+        return len(self._fields)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Prediction) and self._fields == other._fields
