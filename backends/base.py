@@ -39,6 +39,9 @@ class LMRequest:
     temperature: float = 0.0
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    # Which of a step's `n` samples this is: samples differ in nothing else, and each must be
+    # its own draw, not the cached first one.
+    sample: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The rendered request as plain data: what the cache keys on and the trace shows."""
@@ -56,6 +59,8 @@ class LMRequest:
             data["grammar"] = self.grammar
         if self.stop:
             data["stop"] = list(self.stop)
+        if self.sample:
+            data["sample"] = self.sample
         return data
 
 

@@ -23,7 +23,7 @@ from lmc.backends.schema import (
     validate,
 )
 from lmc.signatures import FieldSpec
-from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf
+from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, ToolCall
 
 _MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]")
 COMPLETED = "[[ ## completed ## ]]"
@@ -187,7 +187,18 @@ def _json_rule(t: LmType, rules: dict[str, str]) -> str:
     if isinstance(t, ListOf):
         item = _json_rule(t.item, rules)
         return f'("[" ({item} (", " {item}){{0,{MAX_ITEMS - 1}}})? "]")'
+    if isinstance(t, ToolCall):
+        return "(" + " | ".join(_tool_rule(name, params, rules) for name, params in t.tools) + ")"
     raise ValueError(f"no grammar for {t}")
+
+
+def _tool_rule(name: str, params: tuple[tuple[str, LmType], ...], rules: dict[str, str]) -> str:
+    """`{"tool": "NAME", "args": {"a": VALUE, ...}}`, keys in declared order."""
+    parts = [_literal('{"tool": ' + json.dumps(name) + ', "args": {')]
+    for i, (param, param_type) in enumerate(params):
+        key = (", " if i else "") + json.dumps(param) + ": "
+        parts += [_literal(key), _json_rule(param_type, rules)]
+    return " ".join([*parts, _literal("}}")])
 
 
 def _literal(text: str) -> str:

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
 
 from lmc.signatures import REASONING, FieldSpec
-from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar
+from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar, ToolCall
 
 # Limits for a model that is held to the schema while decoding: a small model left free can
 # repeat itself inside one string or list until it runs out of tokens.
@@ -34,7 +34,21 @@ def json_schema(t: LmType, bounded: bool = False) -> dict[str, Any]:
         return {"anyOf": [json_schema(t.inner, bounded), {"type": "null"}]}
     if isinstance(t, OneOf):
         return {"type": "string", "enum": list(t.choices)}
+    if isinstance(t, ToolCall):
+        return {"anyOf": [_tool_schema(name, params, bounded) for name, params in t.tools]}
     return {}
+
+
+def _tool_schema(
+    name: str, params: tuple[tuple[str, LmType], ...], bounded: bool
+) -> dict[str, Any]:
+    args = object_schema(tuple(FieldSpec(n, t) for n, t in params), bounded)
+    return {
+        "type": "object",
+        "properties": {"tool": {"type": "string", "enum": [name]}, "args": args},
+        "required": ["tool", "args"],
+        "additionalProperties": False,
+    }
 
 
 def object_schema(fields: tuple[FieldSpec, ...], bounded: bool = False) -> dict[str, Any]:
@@ -85,7 +99,25 @@ def python_type(t: LmType) -> Any:
         return Optional[python_type(t.inner)]  # noqa: UP045
     if isinstance(t, OneOf):
         return _one_of(t.choices)
+    if isinstance(t, ToolCall):
+        return Annotated[dict[str, Any], BeforeValidator(_tool_call(t))]
     return Any
+
+
+def _tool_call(t: ToolCall) -> Any:
+    """`{"tool": NAME, "args": {...}}` with NAME one of the tools and its arguments typed."""
+    tools = dict(t.tools)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, dict) or not isinstance(value.get("args", {}), dict):
+            raise ValueError('expected {"tool": NAME, "args": {...}}')
+        name = value.get("tool")
+        if name not in tools:
+            raise ValueError(f"unknown tool {name!r}; expected one of {', '.join(tools)}")
+        fields = tuple(FieldSpec(n, param_type) for n, param_type in tools[name])
+        return {"tool": name, "args": validate(fields, value.get("args", {}))}
+
+    return check
 
 
 @cache
@@ -113,7 +145,7 @@ def validate(fields: tuple[FieldSpec, ...], values: dict[str, Any]) -> dict[str,
         problems = []
         for item in error.errors():
             where = ".".join(str(p) for p in item["loc"]) or "reply"
-            problems.append(f"{where}: {item['msg']}")
+            problems.append(f"{where}: {item['msg'].removeprefix('Value error, ')}")
         raise InvalidValues("; ".join(problems)) from None
     return {f.name: getattr(model, f.name) for f in fields}
 
@@ -135,6 +167,11 @@ def type_hint(t: LmType) -> str:
         return ""
     if isinstance(t, OneOf):
         return "must be exactly one of: " + "; ".join(t.choices)
+    if isinstance(t, ToolCall):
+        return 'a JSON object {"tool": NAME, "args": {...}} calling one of: ' + "; ".join(
+            f"{name}({', '.join(f'{n}: {param}' for n, param in params)})"
+            for name, params in t.tools
+        )
     if isinstance(t, OptionalOf):
         inner = type_hint(t.inner)
         return f"{inner + ', or ' if inner else ''}null if unknown"

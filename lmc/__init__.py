@@ -20,6 +20,7 @@ if TYPE_CHECKING:
         IndexSpec,
         Module,
         Predict,
+        ReAct,
         Retrieve,
         bm25,
     )
@@ -52,6 +53,7 @@ _HOMES: dict[str, str] = {
     "Predict": "lmc.builder.modules",
     "Prediction": "lmc.runtime.prediction",
     "Program": "lmc.compiler.program",
+    "ReAct": "lmc.builder.modules",
     "Retrieve": "lmc.builder.modules",
     "RunContext": "lmc.runtime.context",
     "Signature": "lmc.builder.signature",
@@ -83,6 +85,7 @@ __all__ = [
     "Prediction",
     "Program",
     "ProgramError",
+    "ReAct",
     "Retrieve",
     "RunContext",
     "RunError",

@@ -12,9 +12,15 @@ from typing import Literal
 from lmc.diagnostics import Diagnostics, Span, span_field
 from lmc.types import STR, LmType
 
-ModuleKind = Literal["predict", "chain_of_thought"]
-MODULE_KINDS: tuple[ModuleKind, ...] = ("predict", "chain_of_thought")
+ModuleKind = Literal["predict", "chain_of_thought", "react"]
+MODULE_KINDS: tuple[ModuleKind, ...] = ("predict", "chain_of_thought", "react")
 REASONING = "reasoning"
+# What an agent's demos record besides its inputs and outputs: the steps it took.
+TRAJECTORY = "trajectory"
+# The tool an agent calls to say it is done; no declared tool may take the name.
+FINISH = "finish"
+# As DSPy's ReAct: enough for a capable model; small models want fewer (`max_iters=4`).
+DEFAULT_MAX_ITERS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +105,37 @@ def check_signature(
             ok = False
         seen.add(f.name)
     return ok
+
+
+@dataclass(frozen=True, slots=True)
+class StepOptions:
+    """How a step runs beyond what its signature says: decoding, and an agent's tools.
+
+    `temperature` and `max_tokens` go to the model as they are (None: the backend's default).
+    With `n` above 1 the step is sampled `n` times and each output field takes its most common
+    value (ties go to the earliest sample): majority voting, as DSPy's `majority`. A `react`
+    step calls its `tools` (declared functions) for at most `max_iters` iterations.
+    """
+
+    temperature: float | None = None
+    max_tokens: int | None = None
+    n: int = 1
+    tools: tuple[FunctionSpec, ...] = ()
+    max_iters: int = DEFAULT_MAX_ITERS
+
+    def tool(self, name: str) -> FunctionSpec | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+    def written(self) -> list[tuple[str, int | float | tuple[str, ...]]]:
+        """The options as `with name=value, ...` writes them: those that differ from the
+        defaults, in the order the language reference lists them, tools by name."""
+        default = StepOptions()
+        written: list[tuple[str, int | float | tuple[str, ...]]] = []
+        for name in ("temperature", "max_tokens", "n", "tools", "max_iters"):
+            value = getattr(self, name)
+            if value != getattr(default, name):
+                written.append((name, tuple(t.name for t in value) if name == "tools" else value))
+        return written
+
+
+NO_OPTIONS = StepOptions()

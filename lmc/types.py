@@ -50,6 +50,22 @@ class OneOf:
         return "literal[" + ", ".join(quote(c) for c in self.choices) + "]"
 
 
+# One tool an agent may call: its name, and its parameters' names and types in order.
+ToolShape = tuple[str, tuple[tuple[str, "LmType"], ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """What an agent's LM writes each iteration: `{"tool": NAME, "args": {...}}`, one call of one
+    of `tools` with its arguments typed. The runtime makes this type for an agent's own step; a
+    program never declares a field of it."""
+
+    tools: tuple[ToolShape, ...]
+
+    def __str__(self) -> str:
+        return "tool_call[" + ", ".join(name for name, _ in self.tools) + "]"
+
+
 @dataclass(frozen=True, slots=True)
 class Nothing:
     """The element type of `[]` before it meets the list it flows into."""
@@ -66,7 +82,7 @@ class Unknown:
         return "unknown"
 
 
-LmType = Scalar | ListOf | OptionalOf | OneOf | Nothing | Unknown
+LmType = Scalar | ListOf | OptionalOf | OneOf | ToolCall | Nothing | Unknown
 
 STR = Scalar("str")
 INT = Scalar("int")

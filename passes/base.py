@@ -64,8 +64,8 @@ class CompileContext:
 
 
 def calls_per_run(program: ProgramGraph) -> int:
-    """LM calls one run of the program makes (without repairs)."""
-    return sum(1 for node in program.nodes() if isinstance(node, StepNode))
+    """At most how many LM calls one run of the program makes (without repairs)."""
+    return sum(node.most_calls for node in program.nodes() if isinstance(node, StepNode))
 
 
 class Pass(Protocol):

@@ -15,7 +15,7 @@ from lmc.backends.base import StepView
 from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.runtime.data import Dataset
-from lmc.runtime.executor import StepFailed, call_step
+from lmc.runtime.steps import StepFailed, call_step
 from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.types import STR
 

@@ -40,3 +40,17 @@ MEETING = threading.Barrier(2, timeout=10)
 def meet(text: str) -> str:
     MEETING.wait()
     return text.upper()
+
+
+# An agent's tools (tests/runtime/test_agent.py).
+
+
+def add(a: float, b: float) -> float:
+    return a + b
+
+
+def capital(country: str) -> str:
+    capitals = {"france": "Paris", "italy": "Rome"}
+    if country.lower() not in capitals:
+        raise KeyError(f"no capital known for {country}")
+    return capitals[country.lower()]

@@ -39,7 +39,7 @@ from lmc.types import (
 
 KEYWORDS = frozenset(
     "signature program input output return import for in range predict chain_of_thought "
-    "retrieve index metric true false".split()
+    "retrieve index metric true false function call react with".split()
 )
 BUILTIN_METRICS = ("exact_match", "contains", "f1", "numeric")
 EXPRESSION_DEPTH = 2
@@ -154,6 +154,9 @@ class Scope:
     def bind_value(self, name: str, value_type: LmType) -> None:
         self.steps.pop(name, None)
         self.values[name] = value_type
+
+    step_options: dict[str, tuple[ast.StepOption, ...]] = field(default_factory=dict)
+    """The `with ...` options of the step a name was first bound to, shared as its module is."""
 
     def bind_step(self, name: str, signature: SignatureSpec, module: ModuleKind) -> None:
         self.values.pop(name, None)
@@ -400,6 +403,23 @@ def index_decls(name: str) -> st.SearchStrategy[ast.IndexDecl]:
 
 # Statements ----------------------------------------------------------------------------------
 
+# `with temperature=..., max_tokens=..., n=...`: each option or none, in the canonical order;
+# samples only where the temperature is above 0.
+decoding_options: st.SearchStrategy[tuple[ast.StepOption, ...]] = st.builds(
+    lambda temperature, max_tokens, n: tuple(
+        ast.StepOption(name, value)
+        for name, value in (
+            ("temperature", temperature),
+            ("max_tokens", max_tokens),
+            ("n", n if temperature else None),
+        )
+        if value is not None
+    ),
+    st.none() | st.sampled_from([0.0, 0.5, 0.7, 1.0, 2.0]),
+    st.none() | st.integers(min_value=1, max_value=4096),
+    st.none() | st.integers(min_value=2, max_value=8),
+)
+
 
 def _fresh_name(draw: DrawFn, scope: Scope) -> str:
     taken = scope.names() | set(scope.step_identities)
@@ -413,12 +433,16 @@ def _draw_step_assign(draw: DrawFn, scope: Scope, in_loop: bool) -> ast.Assign:
     if rebindable and draw(st.booleans()):
         target = draw(st.sampled_from(rebindable))
         signature, module = scope.step_identities[target]
+        options = scope.step_options[target]
     else:
         if scope.signatures and draw(st.booleans()):
             signature = draw(st.sampled_from(scope.signatures))
         else:
             signature = draw(signature_specs(None, plain=True))
-        module = draw(st.sampled_from(MODULE_KINDS))
+        # An agent needs declared tools, which these programs do not declare; agents have
+        # their own tests (tests/runtime/test_agent.py).
+        module = draw(st.sampled_from([m for m in MODULE_KINDS if m != "react"]))
+        options = draw(decoding_options)
         reusable = sorted(scope.names() - set(scope.step_identities))
         if in_loop or not reusable or draw(st.booleans()):
             target = _fresh_name(draw, scope)
@@ -433,8 +457,9 @@ def _draw_step_assign(draw: DrawFn, scope: Scope, in_loop: bool) -> ast.Assign:
         if signature.name is None
         else ast.SignatureRef(signature.name)
     )
-    call = ast.StepCall(module, reference, tuple(draw(st.permutations(args))))
+    call = ast.StepCall(module, reference, tuple(draw(st.permutations(args))), options=options)
     scope.bind_step(target, signature, module)
+    scope.step_options.setdefault(target, options)
     return ast.Assign(target, call)
 
 

@@ -14,7 +14,7 @@ from lmc.builder.location import python_span
 from lmc.builder.signature import Signature, signature_spec
 from lmc.builder.trace import active_trace, snake_case
 from lmc.runtime.prediction import Prediction
-from lmc.signatures import ModuleKind, SignatureSpec
+from lmc.signatures import DEFAULT_MAX_ITERS, FINISH, ModuleKind, SignatureSpec, StepOptions
 
 
 class Module:
@@ -48,13 +48,30 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, Module]]:
             yield from _walk(item, f"{path}[{key}]")
 
 
+# What `Predict(signature, **config)` takes, as DSPy's: the decoding options lmc carries in the
+# program (and its cache key). Anything else is refused rather than silently dropped.
+DECODING = ("temperature", "max_tokens", "n")
+
+
 class Predict(Module):
-    """One LM step that fills a signature's output fields from its input fields."""
+    """One LM step that fills a signature's output fields from its input fields.
+
+    `temperature`, `max_tokens` and `n` are the step's decoding options, as in DSPy; with `n`
+    above 1 the step's answer is the most common of `n` samples (DSPy returns all `n` as
+    `completions`; lmc's steps have one value per field, so it votes)."""
 
     kind: ModuleKind = "predict"
 
-    def __init__(self, signature: type[Signature] | str | SignatureSpec) -> None:
+    def __init__(self, signature: type[Signature] | str | SignatureSpec, **config: Any) -> None:
+        unknown = sorted(set(config) - set(DECODING))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got {', '.join(unknown)}; it takes a signature and the "
+                f"decoding options {', '.join(DECODING)}"
+            )
         self.signature = signature_spec(signature)
+        self.options = StepOptions(**config)
+        self.demos: list[Any] = []
 
     def __call__(self, **inputs: Any) -> Any:
         trace = active_trace()
@@ -62,7 +79,7 @@ class Predict(Module):
             return trace.step(self, inputs, python_span())
         from lmc.runtime.eager import run_step
 
-        return Prediction(**run_step(self.signature, self.kind, inputs))
+        return Prediction(**run_step(self.signature, self.kind, inputs, options=self.options))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.signature.display_name})"
@@ -72,6 +89,36 @@ class ChainOfThought(Predict):
     """A step that writes its `reasoning` before the declared outputs."""
 
     kind: ModuleKind = "chain_of_thought"
+
+
+class ReAct(Predict):
+    """An agent: each iteration the LM thinks and calls one of `tools` (typed Python functions:
+    `@lmc.tool`, or plain functions typed by their annotations), reads what it returned, and
+    goes on until it calls `finish` or has made `max_iters` calls; then it writes the
+    signature's outputs. The same `react` step as in `.lmp`; its demos are whole worked runs."""
+
+    kind: ModuleKind = "react"
+
+    def __init__(
+        self,
+        signature: type[Signature] | str | SignatureSpec,
+        tools: list[Any],
+        max_iters: int = DEFAULT_MAX_ITERS,
+    ) -> None:
+        from lmc.builder.functions import Function
+
+        super().__init__(signature)
+        if not tools:
+            raise ValueError("ReAct needs at least one tool: ReAct(signature, tools=[search])")
+        self.tools = [t if isinstance(t, Function) else Function(t) for t in tools]
+        names = [t.spec.name for t in self.tools]
+        if FINISH in names or len(set(names)) != len(names):
+            raise ValueError(
+                f"ReAct's tools need distinct names other than '{FINISH}'; found {', '.join(names)}"
+            )
+        if type(max_iters) is not int or max_iters < 1:
+            raise ValueError(f"max_iters must be a whole number from 1; found {max_iters!r}")
+        self.options = StepOptions(tools=tuple(t.spec for t in self.tools), max_iters=max_iters)
 
 
 @dataclass(frozen=True, slots=True)

@@ -215,7 +215,11 @@ class Trace:
             ast.Arg(name, self.expr(value, span)[0], span) for name, value in inputs.items()
         )
         target = self.target_of(module)
-        statement = ast.Assign(target, ast.StepCall(module.kind, ref, args, span), span)
+        for tool in module.options.tools:
+            self.declare(tool, span)
+        options = tuple(ast.StepOption(n, v, span, span) for n, v in module.options.written())
+        call = ast.StepCall(module.kind, ref, args, span, options=options)
+        statement = ast.Assign(target, call, span)
         self.statements.append(statement)
         self.latest[target] = statement
         return StepResult(self, statement, spec, module.kind)
@@ -223,11 +227,7 @@ class Trace:
     def function(self, spec: FunctionSpec, inputs: dict[str, Any], span: Span) -> Any:
         """A call of a Python function: its one result as a value, or its results as
         attributes of what is returned."""
-        known = self.functions.setdefault(spec.name, spec)
-        if known != spec:
-            raise ProgramError(
-                [Diagnostic(span, f"two different functions are named {spec.name}; rename one")]
-            )
+        self.declare(spec, span)
         args = tuple(ast.Arg(n, self.expr(v, span)[0], span) for n, v in inputs.items())
         target = self.fresh(spec.name)
         call = ast.FunctionCall(spec.name, args, span, span)
@@ -238,6 +238,13 @@ class Trace:
         if len(outputs) == 1:
             return Symbol(self, _StepField(statement, outputs[0].name), outputs[0].type, target)
         return StepResult(self, statement, spec.signature, "predict")
+
+    def declare(self, spec: FunctionSpec, span: Span) -> None:
+        known = self.functions.setdefault(spec.name, spec)
+        if known != spec:
+            raise ProgramError(
+                [Diagnostic(span, f"two different functions are named {spec.name}; rename one")]
+            )
 
     def retrieve(self, module: Retrieve, query: Any, k: int, span: Span) -> Passages:
         if module.index is None:

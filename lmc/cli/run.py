@@ -24,6 +24,7 @@ from lmc.runtime.context import RunContext
 from lmc.runtime.data import parse_cli_inputs, read_records
 from lmc.runtime.progress import dataset_progress
 from lmc.runtime.stats import RunStats
+from lmc.runtime.steps import StepFailed
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,7 +52,7 @@ def _run_one(
     try:
         with err.status(f"running {program.name} on {context.lm.identity}"):
             outputs = executor.run(context, program.ir, inputs)
-    except executor.StepFailed as failure:
+    except StepFailed as failure:
         raise RunFailed(f"{failure}\nthe reply was:\n{failure.reply}") from None
     if args.json:
         print(json.dumps(outputs, ensure_ascii=False))

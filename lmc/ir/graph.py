@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from lmc.diagnostics import NO_SPAN, Diagnostic, Span, span_field
-from lmc.signatures import FieldSpec, FunctionSpec, ModuleKind, SignatureSpec
+from lmc.signatures import (
+    NO_OPTIONS,
+    FieldSpec,
+    FunctionSpec,
+    ModuleKind,
+    SignatureSpec,
+    StepOptions,
+)
 from lmc.types import PASSAGES, STR, ListOf, LmType, accepts, describe
 
 if TYPE_CHECKING:
@@ -93,12 +100,14 @@ class OutputNode(Node):
 
 @dataclass(frozen=True, slots=True)
 class StepNode(Node):
-    """One LM call: a signature run as `predict` or `chain_of_thought`."""
+    """One LM step: a signature run as `predict`, `chain_of_thought` or a `react` agent (which
+    calls the LM once per iteration and its tools in between), with its options."""
 
     signature: SignatureSpec
     module: ModuleKind
     # Which learnable parameters the step reads; copies of one step share a key.
     param_key: str = field(compare=False)
+    options: StepOptions = NO_OPTIONS
     calls_out: ClassVar[bool] = True
 
     def inputs(self) -> tuple[Port, ...]:
@@ -106,6 +115,14 @@ class StepNode(Node):
 
     def outputs(self) -> tuple[Port, ...]:
         return tuple(Port(f.name, f.type) for f in self.signature.outputs_for(self.module))
+
+    @property
+    def most_calls(self) -> int:
+        """At most how many LM calls one run of the step makes, repairs aside: an agent's
+        iterations and its answer, or a step's samples."""
+        if self.module == "react":
+            return self.options.max_iters + 1
+        return self.options.n
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,7 +405,7 @@ class ProgramGraph:
         for cycle in self._cycles():
             names = " -> ".join([*cycle, cycle[0]])
             problems.append(Diagnostic(self.node(cycle[0]).span, f"cycle: {names}"))
-        keys_signatures: dict[str, tuple[SignatureSpec, ModuleKind]] = {}
+        keys_signatures: dict[str, tuple[SignatureSpec, ModuleKind, StepOptions]] = {}
         for node in self.nodes():
             wired = {w.target_field: (u, w) for u, w in self.incoming(node.id)}
             for port in node.inputs():
@@ -409,8 +426,8 @@ class ProgramGraph:
             for extra in wired:
                 problems.append(Diagnostic(node.span, f"{node.id}: no input named '{extra}'"))
             if isinstance(node, StepNode):
-                seen = keys_signatures.setdefault(node.param_key, (node.signature, node.module))
-                if seen != (node.signature, node.module):
+                how = (node.signature, node.module, node.options)
+                if keys_signatures.setdefault(node.param_key, how) != how:
                     problems.append(
                         Diagnostic(node.span, f"{node.id} shares parameters with a different step")
                     )
@@ -422,7 +439,7 @@ class ProgramGraph:
         read = {n.index for n in self.nodes() if isinstance(n, RetrieveNode)}
         for index in set(self.indexes) - read:
             problems.append(Diagnostic(nowhere, f"index '{index}' is unused"))
-        problems += _signature_problems(signature for signature, _ in keys_signatures.values())
+        problems += _signature_problems(signature for signature, _, _ in keys_signatures.values())
         return problems
 
     # equality ------------------------------------------------------------------------------------

@@ -27,8 +27,17 @@ from lmc.ir.graph import (
     StepNode,
     StepParams,
 )
+from lmc.ir.step_options import lower_options
 from lmc.plugins import PYTHON_RETRIEVER
-from lmc.signatures import REASONING, ModuleKind, SignatureSpec, check_signature
+from lmc.signatures import (
+    NO_OPTIONS,
+    REASONING,
+    TRAJECTORY,
+    ModuleKind,
+    SignatureSpec,
+    StepOptions,
+    check_signature,
+)
 from lmc.syntax import printer
 from lmc.syntax import tree as ast
 from lmc.types import (
@@ -68,6 +77,7 @@ class _Step:
     signature: SignatureSpec
     module: ModuleKind
     key: str  # the learnable parameters it reads
+    options: StepOptions = NO_OPTIONS
 
     def field_type(self, name: str) -> LmType | None:
         return next(
@@ -225,13 +235,17 @@ class ProgramLowering:
             first = self.shared.setdefault(statement.target, value)
             if statement.target in self.reused:
                 self.error(value.span, _rebound(statement.target))
-            elif (first.module, first.signature) != (value.module, value.signature):
+            elif (first.module, first.signature, first.options) != (
+                value.module,
+                value.signature,
+                value.options,
+            ):
                 self.error(
                     value.span,
                     f"'{statement.target}' was bound to a {first.module} "
                     f"{_signature_text(first.signature)} step at line {first.span.line}; steps "
-                    "bound to one name share learnable parameters, so expected the same module "
-                    "and signature here (or use another name)",
+                    "bound to one name share learnable parameters, so expected the same module, "
+                    "signature and options here (or use another name)",
                 )
             step = self.step(value, self.graph.fresh_id(statement.target), statement.target)
             self.env[statement.target] = step or _BROKEN
@@ -329,18 +343,19 @@ class ProgramLowering:
                 f"chain_of_thought adds a '{REASONING}' output, and {signature.display_name} "
                 f"already declares one; use predict, or rename the field",
             )
-        node = StepNode(node_id, signature, call.module, key, span=call.span)
+        options = lower_options(call, signature, self.functions, self.diagnostics)
+        node = StepNode(node_id, signature, call.module, key, options, span=call.span)
         self.graph.add(node)
         if call.learned is not None:
             self.learn(call.learned, node)
         self.arguments(call.args, signature, node_id, call.span)
-        return _Step(node_id, signature, call.module, key)
+        return _Step(node_id, signature, call.module, key, options)
 
     def learn(self, learned: ast.Learned, step: StepNode) -> None:
         """Set the parameters a step's learned block gives; steps sharing them agree."""
         fields = [
             f.name for f in (*step.signature.inputs, *step.signature.outputs_for(step.module))
-        ]
+        ] + ([TRAJECTORY] if step.module == "react" else [])
         for demo in learned.demos:
             for name, _ in demo:
                 if name not in fields:
@@ -399,9 +414,13 @@ class ProgramLowering:
         if key != bound.key or (target in self.shared and target != bound.key):
             self.error(call.span, _rebound(target))
         node_id = self.graph.fresh_id(target)
-        self.graph.add(StepNode(node_id, bound.signature, bound.module, bound.key, span=call.span))
+        self.graph.add(
+            StepNode(
+                node_id, bound.signature, bound.module, bound.key, bound.options, span=call.span
+            )
+        )
         self.arguments(call.args, bound.signature, node_id, call.span)
-        return _Step(node_id, bound.signature, bound.module, bound.key)
+        return _Step(node_id, bound.signature, bound.module, bound.key, bound.options)
 
     def arguments(
         self, args: tuple[ast.Arg, ...], signature: SignatureSpec, node_id: str, call_span: Span

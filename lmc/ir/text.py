@@ -31,7 +31,7 @@ from lmc.ir.graph import (
 )
 from lmc.ir.lower import load_text, select
 from lmc.plugins import PYTHON_RETRIEVER
-from lmc.signatures import FieldSpec, SignatureSpec
+from lmc.signatures import FieldSpec, FunctionSpec, SignatureSpec
 from lmc.syntax import tree as ast
 from lmc.syntax.parser import KEYWORDS
 from lmc.syntax.printer import print_module
@@ -89,7 +89,13 @@ class _Printer:
             if step.signature.name is not None and step.signature not in seen:
                 seen.add(step.signature)
                 declarations.append(ast.SignatureDecl(step.signature))
-        functions = {n.function.name: n.function for n in self.order if isinstance(n, FunctionNode)}
+        functions: dict[str, FunctionSpec] = {}
+        for node in self.order:
+            if isinstance(node, FunctionNode):
+                functions.setdefault(node.function.name, node.function)
+            elif isinstance(node, StepNode):
+                for tool in node.options.tools:
+                    functions.setdefault(tool.name, tool)
         declarations += [ast.FunctionDecl(function) for function in functions.values()]
         # In the order the program first reads them: the same order however the graph was built.
         read = dict.fromkeys(n.index for n in self.order if isinstance(n, RetrieveNode))
@@ -172,7 +178,8 @@ class _Printer:
         if params != StepParams():
             demos = tuple(demo.fields for demo in params.demos)
             learned = ast.Learned(params.instruction, demos)
-        return ast.StepCall(node.module, ref, args, learned=learned)
+        options = tuple(ast.StepOption(name, value) for name, value in node.options.written())
+        return ast.StepCall(node.module, ref, args, learned=learned, options=options)
 
     def source_of(self, node_id: str, port: str) -> ast.Expr:
         """The expression for what flows into `node_id`'s input `port`."""

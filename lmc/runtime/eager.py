@@ -7,11 +7,11 @@ from dataclasses import replace
 from typing import Any
 
 from lmc.backends.base import StepView
-from lmc.ir.graph import ProgramGraph, StepParams
-from lmc.runtime import executor
+from lmc.ir.graph import ProgramGraph, StepNode, StepParams
+from lmc.runtime import executor, steps
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.data import coerce
-from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
+from lmc.signatures import NO_OPTIONS, FieldSpec, ModuleKind, SignatureSpec, StepOptions
 
 
 def run_step(
@@ -19,6 +19,7 @@ def run_step(
     module: ModuleKind,
     inputs: dict[str, Any],
     context: RunContext | None = None,
+    options: StepOptions = NO_OPTIONS,
 ) -> dict[str, Any]:
     """One step's typed outputs for `inputs` (every input field, by name)."""
     unknown = sorted(set(inputs) - {f.name for f in signature.inputs})
@@ -28,9 +29,15 @@ def run_step(
             + ", ".join(f.name for f in signature.inputs)
         )
     values = coerce(signature.inputs, inputs, signature.display_name)
-    view = StepView(signature, module, StepParams())
     name = signature.name or "step"
-    return executor.call_step(context or current_context(), name, view, values)
+    run = context or current_context()
+    if module == "react":
+        from lmc.runtime.agent import run_agent
+
+        node = StepNode(name, signature, module, name, options)
+        return run_agent(run, node, StepParams(), values, None)
+    view = StepView(signature, module, StepParams())
+    return steps.run_step(run, name, view, options, values)
 
 
 def run_batch(

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import networkx as nx
 
-from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
+from lmc.backends.base import StepView
 from lmc.errors import RunError
 from lmc.ir.graph import (
     ConcatNode,
@@ -34,94 +34,14 @@ from lmc.ir.graph import (
 from lmc.plugins import PYTHON_RETRIEVER
 from lmc.runtime.context import RunContext
 from lmc.runtime.functions import FunctionFailed, call_function, load_function
-from lmc.runtime.trace import call_line
+from lmc.runtime.steps import StepFailed, run_step
+from lmc.signatures import ModuleKind
 
 T = TypeVar("T")
 
 
-class StepFailed(RunError):
-    """A step's reply could not be used, even after one repair call."""
-
-    def __init__(self, step: str, message: str, reply: str):
-        super().__init__(f"step '{step}': the reply could not be used after one repair: {message}")
-        self.step = step
-        self.message = message
-        self.reply = reply
-
-
 class RetrievalUnavailable(RunError):
     """A retrieve step whose index is not loaded in the run context."""
-
-
-def complete(context: RunContext, request: LMRequest) -> LMResponse:
-    """One LM call, answered from the cache when it can be."""
-    cache, lm = context.cache, context.lm
-    if cache is not None:
-        hit = cache.get(lm.identity, request)
-        if hit is not None:
-            return hit
-    if context.budget is not None:
-        context.budget.spend()
-    with context.lm_gate():
-        response = lm.complete(request)
-    if cache is not None:
-        cache.put(lm.identity, request, response)
-    return response
-
-
-def call_step(
-    context: RunContext,
-    step_id: str,
-    view: StepView,
-    inputs: dict[str, Any],
-    record: int | None = None,
-) -> dict[str, Any]:
-    """Lower, call, parse; one repair call if the reply does not parse. Blocking."""
-    backend, lm = context.backend, context.lm
-    request = backend.lower(view, inputs, lm)
-    for attempt in (1, 2):
-        response = complete(context, request)
-        context.stats.record_call(step_id, response, repair=attempt == 2)
-        try:
-            parsed = backend.parse(view, response.text)
-        except ReplyError as error:
-            _trace(context, record, step_id, attempt, request, response, None, error.message)
-            if attempt == 2:
-                context.stats.record_failure(step_id)
-                raise StepFailed(step_id, error.message, error.reply) from None
-            request = backend.repair(view, request, response.text, error, lm)
-            continue
-        _trace(context, record, step_id, attempt, request, response, parsed, None)
-        if context.on_step is not None:
-            context.on_step(record, step_id, inputs, parsed)
-        return parsed
-    raise AssertionError("unreachable")
-
-
-def _trace(
-    context: RunContext,
-    record: int | None,
-    step: str,
-    attempt: int,
-    request: LMRequest,
-    response: LMResponse,
-    parsed: dict[str, Any] | None,
-    error: str | None,
-) -> None:
-    line = call_line(
-        record=record,
-        step=step,
-        backend=context.backend.name,
-        model=context.lm.identity,
-        attempt=attempt,
-        request=request,
-        response=response,
-        parsed=parsed,
-        error=error,
-    )
-    context.history.append(line)
-    if context.trace is not None:
-        context.trace.call(line)
 
 
 @dataclass
@@ -182,8 +102,27 @@ def _evaluate(
 
 
 def _step(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
+    return _STEP_RUNS[node.module](run, node, values)
+
+
+def _one_call(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
     view = StepView(node.signature, node.module, run.graph.params[node.param_key])
-    return call_step(run.context, node.id, view, values, run.record)
+    return run_step(run.context, node.id, view, node.options, values, run.record)
+
+
+def _agent(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
+    from lmc.runtime.agent import run_agent
+
+    params = run.graph.params[node.param_key]
+    return run_agent(run.context, node, params, values, run.record)
+
+
+# How each module kind runs a step.
+_STEP_RUNS: dict[ModuleKind, Callable[[_Evaluation, StepNode, dict[str, Any]], dict[str, Any]]] = {
+    "predict": _one_call,
+    "chain_of_thought": _one_call,
+    "react": _agent,
+}
 
 
 def _function(run: _Evaluation, node: FunctionNode, values: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,19 @@ class TraceWriter:
         }
         self._write(line)
 
+    def trajectory(
+        self, *, record: int | None, step: str, inputs: dict[str, Any], turns: list[dict[str, Any]]
+    ) -> None:
+        """An agent's whole run, after its calls: each turn's thought, tool call and observation."""
+        line = {
+            "record": record,
+            "step": step,
+            "kind": "trajectory",
+            "inputs": inputs,
+            "turns": turns,
+        }
+        self._write(line)
+
     def _write(self, line: dict[str, Any]) -> None:
         text = json.dumps(line, ensure_ascii=False, default=str)
         with self._lock:
@@ -110,8 +123,13 @@ class TraceWriter:
 TRACE_KEYS = ("step", "backend", "model", "attempt", "request", "reply")
 RETRIEVAL_KEYS = ("step", "index", "query", "k", "passages")
 FUNCTION_KEYS = ("step", "function", "inputs", "outputs", "seconds", "error")
+TRAJECTORY_KEYS = ("step", "inputs", "turns")
 # A trace line's keys by its `kind`; an LM call's line has no kind.
-_KEYS_OF_KIND = {"retrieval": RETRIEVAL_KEYS, "function": FUNCTION_KEYS}
+_KEYS_OF_KIND = {
+    "retrieval": RETRIEVAL_KEYS,
+    "function": FUNCTION_KEYS,
+    "trajectory": TRAJECTORY_KEYS,
+}
 
 
 class TraceError(InputError):
@@ -144,41 +162,62 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
 def show_trace(calls: list[dict[str, Any]], console: Console) -> None:
     for call in calls:
         where = f"record {call['record']} · " if call.get("record") is not None else ""
-        if call.get("kind") == "retrieval":
-            lines = [Text(f"query: {call['query']}", style="bold")]
-            lines += [Text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
-            title = f"{where}{call['step']} · retrieve {call['index']} · k={call['k']}"
-            console.print(Panel(Group(*lines), title=title, title_align="left"))
-            continue
-        if call.get("kind") == "function":
-            _show_function(call, where, console)
-            continue
-        status = "cached" if call.get("cached") else f"{call.get('latency_s', 0):.2f}s"
-        title = (
-            f"{where}{call['step']} · {call['backend']} · {call['model']} · attempt "
-            f"{call['attempt']} · {call['prompt_tokens']}+{call['completion_tokens']} tokens · "
-            f"{status}"
-        )
-        parts: list[Any] = []
-        request = call["request"]
-        for message in request.get("messages", []):
-            parts.append(Text(f"── {message['role']} ──", style="bold cyan"))
-            parts.append(Text(message["content"]))
-        if "prompt" in request:
-            parts.append(Text("── prompt ──", style="bold cyan"))
-            parts.append(Text(request["prompt"]))
-        parts.append(Text("── reply ──", style="bold green"))
-        parts.append(Text(call["reply"]))
-        if call.get("error"):
-            parts.append(Text(f"── could not be used: {call['error']}", style="bold red"))
-        elif call.get("parsed") is not None:
-            parts.append(Text("── fields ──", style="bold magenta"))
-            for name, value in call["parsed"].items():
-                parts.append(Text(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
-        console.print(Panel(Group(*parts), title=title, title_align="left"))
+        show = _SHOW_KIND.get(str(call.get("kind")), _show_call)
+        console.print(show(call, where))
 
 
-def _show_function(call: dict[str, Any], where: str, console: Console) -> None:
+def _show_retrieval(call: dict[str, Any], where: str) -> Panel:
+    lines = [Text(f"query: {call['query']}", style="bold")]
+    lines += [Text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
+    title = f"{where}{call['step']} · retrieve {call['index']} · k={call['k']}"
+    return Panel(Group(*lines), title=title, title_align="left")
+
+
+def _show_call(call: dict[str, Any], where: str) -> Panel:
+    status = "cached" if call.get("cached") else f"{call.get('latency_s', 0):.2f}s"
+    title = (
+        f"{where}{call['step']} · {call['backend']} · {call['model']} · attempt "
+        f"{call['attempt']} · {call['prompt_tokens']}+{call['completion_tokens']} tokens · "
+        f"{status}"
+    )
+    parts: list[Any] = []
+    request = call["request"]
+    for message in request.get("messages", []):
+        parts.append(Text(f"── {message['role']} ──", style="bold cyan"))
+        parts.append(Text(message["content"]))
+    if "prompt" in request:
+        parts.append(Text("── prompt ──", style="bold cyan"))
+        parts.append(Text(request["prompt"]))
+    parts.append(Text("── reply ──", style="bold green"))
+    parts.append(Text(call["reply"]))
+    if call.get("error"):
+        parts.append(Text(f"── could not be used: {call['error']}", style="bold red"))
+    elif call.get("parsed") is not None:
+        parts.append(Text("── fields ──", style="bold magenta"))
+        for name, value in call["parsed"].items():
+            parts.append(Text(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
+    return Panel(Group(*parts), title=title, title_align="left")
+
+
+def _show_trajectory(call: dict[str, Any], where: str) -> Panel:
+    turns = call["turns"]
+    title = f"{where}{call['step']} · agent · {len(turns)} turns"
+    parts: list[Any] = [Text(f"{k} = {_json(v)}", style="bold") for k, v in call["inputs"].items()]
+    for i, turn in enumerate(turns, 1):
+        parts.append(Text(f"── turn {i} ──", style="bold cyan"))
+        parts.append(Text(f"thought: {turn.get('thought', '')}"))
+        parts.append(Text(f"call: {turn.get('tool')}({_json(turn.get('args', {}))})", "green"))
+        observation = turn.get("observation")
+        style = "red" if isinstance(observation, str) and observation.startswith("error:") else ""
+        parts.append(Text(f"observed: {_json(observation)}", style))
+    return Panel(Group(*parts), title=title, title_align="left")
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _show_function(call: dict[str, Any], where: str) -> Panel:
     title = f"{where}{call['step']} · call {call['function']} · {call['seconds']:.3f}s"
     parts: list[Any] = [Text("── inputs ──", style="bold cyan")]
     parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in call["inputs"].items()]
@@ -188,4 +227,12 @@ def _show_function(call: dict[str, Any], where: str, console: Console) -> None:
         parts.append(Text("── outputs ──", style="bold magenta"))
         outputs = call.get("outputs") or {}
         parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in outputs.items()]
-    console.print(Panel(Group(*parts), title=title, title_align="left"))
+    return Panel(Group(*parts), title=title, title_align="left")
+
+
+# How each kind of trace line is drawn; an LM call's line has no kind.
+_SHOW_KIND = {
+    "retrieval": _show_retrieval,
+    "function": _show_function,
+    "trajectory": _show_trajectory,
+}

@@ -25,8 +25,14 @@ from lmc.types import SCALAR_NAMES, STR, UNKNOWN, ListOf, LmType, OneOf, Optiona
 
 KEYWORDS = frozenset(
     "signature program input output return import for in range predict chain_of_thought "
-    "retrieve index metric true false function call".split()
+    "retrieve index metric true false function call react with".split()
 )
+
+_MODULES: dict[str, ModuleKind] = {
+    "predict": "predict",
+    "chain_of_thought": "chain_of_thought",
+    "react": "react",
+}
 
 DECLARATION_KEYWORDS = frozenset({"SIGNATURE", "FUNCTION", "INDEX", "PROGRAM", "METRIC"})
 
@@ -580,9 +586,25 @@ class _ToSyntax(Transformer[Token, Any]):
         return ast.Binding(self.name(children[0]), children[1], self.span(meta))
 
     def step_call(self, meta: Meta, children: list[Any]) -> ast.StepCall:
-        module: ModuleKind = "predict" if children[0] == "predict" else "chain_of_thought"
+        module = _MODULES[str(children[0])]
         learned = children.pop() if isinstance(children[-1], ast.Learned) else None
-        return ast.StepCall(module, children[1], tuple(children[2:]), self.span(meta), learned)
+        options = children.pop() if isinstance(children[-1], tuple) else ()
+        assert all(isinstance(o, ast.StepOption) for o in options)
+        return ast.StepCall(
+            module, children[1], tuple(children[2:]), self.span(meta), learned, options
+        )
+
+    def step_options(self, meta: Meta, children: list[Any]) -> tuple[ast.StepOption, ...]:
+        return tuple(children[1:])
+
+    def step_option(self, meta: Meta, children: list[Any]) -> ast.StepOption:
+        name, value = children
+        if isinstance(value, Token):
+            value = self.number_value(value)
+        return ast.StepOption(self.name(name), value, self.span(meta), self.tspan(name))
+
+    def name_list(self, meta: Meta, children: list[Token | None]) -> tuple[str, ...]:
+        return tuple(self.name(c) for c in children if c is not None)
 
     def function_call(self, meta: Meta, children: list[Any]) -> ast.FunctionCall:
         function = children[1]

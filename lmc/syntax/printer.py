@@ -166,7 +166,14 @@ def _step(call: ast.StepCall) -> str:
         signature = quote(ref.inline.short_text())
     else:
         signature = ref.name or ""
-    return f"{call.module} {signature}({_args(call.args)})"
+    options = ", ".join(f"{o.name}={_option_value(o.value)}" for o in call.options)
+    return f"{call.module} {signature}({_args(call.args)})" + (
+        f" with {options}" if options else ""
+    )
+
+
+def _option_value(value: int | float | tuple[str, ...]) -> str:
+    return "[" + ", ".join(value) + "]" if isinstance(value, tuple) else constant(value)
 
 
 def _learned(head: str, learned: ast.Learned | None, indent: str) -> list[str]:

@@ -112,14 +112,25 @@ class Learned:
 
 
 @dataclass(frozen=True, slots=True)
+class StepOption:
+    """`name=value` after `with`: a number, or a list of names (an agent's tools)."""
+
+    name: str
+    value: int | float | tuple[str, ...]
+    span: Span = span_field()
+    name_span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
 class StepCall:
-    """`MODULE SIGNATURE(arg=expr, ...) { learned }`: one LM step."""
+    """`MODULE SIGNATURE(arg=expr, ...) with option=value, ... { learned }`: one LM step."""
 
     module: ModuleKind
     signature: SignatureRef
     args: tuple[Arg, ...]
     span: Span = span_field()
     learned: Learned | None = None
+    options: tuple[StepOption, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from lmc.ir.graph import (
 )
 from lmc.ir.lower import check
 from lmc.ir.text import writes_every_type
-from lmc.signatures import FieldSpec, FunctionSpec, SignatureSpec
+from lmc.signatures import FieldSpec, FunctionSpec, SignatureSpec, StepOptions
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -231,12 +231,13 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
             SignatureSpec,
             FunctionSpec,
             FieldSpec,
+            StepOptions,
         )
     }
     assert fields == {
         "InputNode": {"name", "type"},
         "OutputNode": {"name", "type"},
-        "StepNode": {"name", "signature", "module", "param_key"},
+        "StepNode": {"name", "signature", "module", "param_key", "options"},
         "FunctionNode": {"name", "function"},
         "RetrieveNode": {"name", "index", "k"},
         "ConstNode": {"name", "value", "type"},
@@ -249,6 +250,7 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
         "SignatureSpec": {"name", "inputs", "outputs", "instruction"},
         "FunctionSpec": {"target", "signature"},
         "FieldSpec": {"name", "type", "desc"},
+        "StepOptions": {"temperature", "max_tokens", "n", "tools", "max_iters"},
     }
 
 

@@ -19,7 +19,8 @@ import pytest
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
-from lmc.runtime.executor import RecordResult, RetrievalUnavailable, StepFailed, run_records
+from lmc.runtime.executor import RecordResult, RetrievalUnavailable, run_records
+from lmc.runtime.steps import StepFailed
 
 CHAIN = '''
 signature Count {

@@ -1,0 +1,149 @@
+"""Calling the LM for one step: lower, answer (from the cache or the model), parse, repair once;
+and a step sampled `n` times, whose answer is the most common one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import replace
+from typing import Any
+
+from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
+from lmc.errors import RunError
+from lmc.runtime.context import RunContext
+from lmc.runtime.trace import call_line
+from lmc.signatures import NO_OPTIONS, REASONING, StepOptions
+
+
+class StepFailed(RunError):
+    """A step's reply could not be used, even after one repair call."""
+
+    def __init__(self, step: str, message: str, reply: str):
+        super().__init__(f"step '{step}': the reply could not be used after one repair: {message}")
+        self.step = step
+        self.message = message
+        self.reply = reply
+
+
+def complete(context: RunContext, request: LMRequest) -> LMResponse:
+    """One LM call, answered from the cache when it can be."""
+    cache, lm = context.cache, context.lm
+    if cache is not None:
+        hit = cache.get(lm.identity, request)
+        if hit is not None:
+            return hit
+    if context.budget is not None:
+        context.budget.spend()
+    with context.lm_gate():
+        response = lm.complete(request)
+    if cache is not None:
+        cache.put(lm.identity, request, response)
+    return response
+
+
+def call_step(
+    context: RunContext,
+    step_id: str,
+    view: StepView,
+    inputs: dict[str, Any],
+    record: int | None = None,
+    *,
+    options: StepOptions = NO_OPTIONS,
+    sample: int = 0,
+    observe: bool = True,
+) -> dict[str, Any]:
+    """Lower, call, parse; one repair call if the reply does not parse. Blocking.
+
+    `observe=False` keeps the call from the context's `on_step` observer: a part of a step (one
+    sample, an agent's iteration) whose step reports its outcome once, as a whole."""
+    backend, lm = context.backend, context.lm
+    request = _decoded(backend.lower(view, inputs, lm), options, sample)
+    for attempt in (1, 2):
+        response = complete(context, request)
+        context.stats.record_call(step_id, response, repair=attempt == 2)
+        try:
+            parsed = backend.parse(view, response.text)
+        except ReplyError as error:
+            _trace(context, record, step_id, attempt, request, response, None, error.message)
+            if attempt == 2:
+                context.stats.record_failure(step_id)
+                raise StepFailed(step_id, error.message, error.reply) from None
+            request = backend.repair(view, request, response.text, error, lm)
+            continue
+        _trace(context, record, step_id, attempt, request, response, parsed, None)
+        if observe and context.on_step is not None:
+            context.on_step(record, step_id, inputs, parsed)
+        return parsed
+    raise AssertionError("unreachable")
+
+
+def _trace(
+    context: RunContext,
+    record: int | None,
+    step: str,
+    attempt: int,
+    request: LMRequest,
+    response: LMResponse,
+    parsed: dict[str, Any] | None,
+    error: str | None,
+) -> None:
+    line = call_line(
+        record=record,
+        step=step,
+        backend=context.backend.name,
+        model=context.lm.identity,
+        attempt=attempt,
+        request=request,
+        response=response,
+        parsed=parsed,
+        error=error,
+    )
+    context.history.append(line)
+    if context.trace is not None:
+        context.trace.call(line)
+
+
+def _decoded(request: LMRequest, options: StepOptions, sample: int) -> LMRequest:
+    """The request with the step's own decoding options, where it sets them."""
+    return replace(
+        request,
+        temperature=request.temperature if options.temperature is None else options.temperature,
+        max_tokens=request.max_tokens if options.max_tokens is None else options.max_tokens,
+        sample=sample,
+    )
+
+
+def run_step(
+    context: RunContext,
+    step_id: str,
+    view: StepView,
+    options: StepOptions,
+    inputs: dict[str, Any],
+    record: int | None = None,
+) -> dict[str, Any]:
+    """A step's outputs: one call, or with `n` above 1 the most common of `n` samples."""
+    if options.n == 1:
+        return call_step(context, step_id, view, inputs, record, options=options)
+    samples = [
+        call_step(context, step_id, view, inputs, record, options=options, sample=i, observe=False)
+        for i in range(options.n)
+    ]
+    chosen = most_common(samples)
+    if context.on_step is not None:
+        context.on_step(record, step_id, inputs, chosen)
+    return chosen
+
+
+def most_common(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sample whose answer (every field but `reasoning`) the most samples give; of equally
+    common answers, the one sampled first. Whole samples are kept, so a chosen answer keeps the
+    reasoning that led to it."""
+
+    def answer(sample: dict[str, Any]) -> str:
+        fields = {k: v for k, v in sample.items() if k != REASONING}
+        return json.dumps(fields, sort_keys=True, ensure_ascii=False, default=str)
+
+    counts = Counter(answer(s) for s in samples)
+    best = max(counts.values())
+    return next(s for s in samples if counts[answer(s)] == best)
