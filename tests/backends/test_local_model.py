@@ -19,6 +19,7 @@ import pytest
 
 import lmc
 from lmc.backends.clients.local import default_model_path
+from lmc.runtime.trace import read_trace
 
 pytestmark = pytest.mark.real_model
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qa" / "program.lmp"
@@ -168,3 +169,41 @@ def test_the_multi_hop_rag_example_runs_end_to_end() -> None:
     total = context.stats.total()
     assert total.calls == 3
     assert total.failures == 0
+
+
+# The example agent: its tool calls are held to the tools' names and argument types -----------
+
+AGENT = Path(__file__).parents[2] / "examples" / "agent"
+
+
+def run_the_agent(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *model: str, **options: str
+) -> None:
+    monkeypatch.syspath_prepend(str(AGENT))  # its tools, as `lmc run` finds them beside the file
+    source = (AGENT / "program.lmp").read_text().replace("max_iters=4", "max_iters=2")
+    program = lmc.loads(source)
+    trace = tmp_path / "trace.jsonl"
+    with lmc.configure(*model, cache=False, trace=str(trace), **options) as context:
+        prediction = program(question="Which country is the Eiffel Tower in?")
+    assert isinstance(prediction.answer, str)
+    total = context.stats.total()
+    assert (total.failures, total.repairs) == (0, 0)  # every call usable as first written
+    assert 2 <= total.calls <= 3  # one or two iterations, then the answer
+    (trajectory,) = [line for line in read_trace(trace) if line.get("kind") == "trajectory"]
+    for turn in trajectory["turns"]:
+        assert turn["tool"] in ("Search", "Calculate", "finish")
+        expected = {"Search": {"query"}, "Calculate": {"expression"}, "finish": set()}
+        assert set(turn["args"]) == expected[turn["tool"]]
+        assert all(isinstance(value, str) for value in turn["args"].values())
+
+
+def test_the_example_agent_runs_on_the_embedded_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    run_the_agent(monkeypatch, tmp_path, "local")
+
+
+def test_the_example_agent_runs_on_a_served_model(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, served_model: str
+) -> None:
+    run_the_agent(monkeypatch, tmp_path, "openai/smol", api_base=served_model)
