@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from lmc.ir.graph import Demo, ProgramGraph, StepNode
 from lmc.passes.base import CompileContext, calls_per_run
+from lmc.signatures import REASONING
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,11 @@ class BootstrapDemosPass:
     def labeled_demos(
         self, program: ProgramGraph, context: CompileContext
     ) -> dict[str, list[Demo]]:
-        """Train examples as demos for the steps whose input and output fields they name."""
+        """Train examples as demos for the steps whose input and output fields they name (an
+        agent's, only with the trajectory that got there)."""
         found: dict[str, list[Demo]] = {}
         for step in program.steps():
-            names = [f.name for f in (*step.signature.inputs, *step.signature.outputs)]
+            names = [n for n in step.demo_fields() if n != REASONING]
             usable = [e for e in context.train.examples if all(n in e for n in names)]
             demos = [Demo(tuple((n, e[n]) for n in names)) for e in usable[: self.labeled]]
             if demos:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from lmc.diagnostics import NO_SPAN, Diagnostic, Span, span_field
 from lmc.signatures import (
     NO_OPTIONS,
+    TRAJECTORY,
     FieldSpec,
     FunctionSpec,
     ModuleKind,
@@ -115,6 +116,13 @@ class StepNode(Node):
 
     def outputs(self) -> tuple[Port, ...]:
         return tuple(Port(f.name, f.type) for f in self.signature.outputs_for(self.module))
+
+    def demo_fields(self) -> list[str]:
+        """What a demo of the step gives: its inputs, then an agent's trajectory, then its
+        outputs (a chain of thought's reasoning among them)."""
+        trajectory = [TRAJECTORY] if self.module == "react" else []
+        outputs = self.signature.outputs_for(self.module)
+        return [f.name for f in self.signature.inputs] + trajectory + [f.name for f in outputs]
 
     @property
     def most_calls(self) -> int:

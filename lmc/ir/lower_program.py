@@ -32,7 +32,6 @@ from lmc.plugins import PYTHON_RETRIEVER
 from lmc.signatures import (
     NO_OPTIONS,
     REASONING,
-    TRAJECTORY,
     ModuleKind,
     SignatureSpec,
     StepOptions,
@@ -353,9 +352,7 @@ class ProgramLowering:
 
     def learn(self, learned: ast.Learned, step: StepNode) -> None:
         """Set the parameters a step's learned block gives; steps sharing them agree."""
-        fields = [
-            f.name for f in (*step.signature.inputs, *step.signature.outputs_for(step.module))
-        ] + ([TRAJECTORY] if step.module == "react" else [])
+        fields = step.demo_fields()
         for demo in learned.demos:
             for name, _ in demo:
                 if name not in fields:

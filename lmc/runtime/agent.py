@@ -62,7 +62,7 @@ def run_agent(
     if context.trace is not None:
         context.trace.trajectory(record=record, step=node.id, inputs=inputs, turns=trajectory)
     if context.on_step is not None:
-        context.on_step(record, node.id, inputs, {**outputs, TRAJECTORY: trajectory})
+        context.on_step(record, node.id, inputs, {TRAJECTORY: trajectory, **outputs})
     return outputs
 
 

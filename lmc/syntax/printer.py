@@ -189,9 +189,21 @@ def _learned(head: str, learned: ast.Learned | None, indent: str) -> list[str]:
     for demo in learned.demos:
         width = max((len(name) + 1 for name, _ in demo), default=0)
         lines.append(f"{inner}demo {{")
-        lines += [f"{inner}{INDENT}{name + ':':<{width}} {value(v)}" for name, v in demo]
+        for name, v in demo:
+            lines += _demo_field(f"{inner}{INDENT}{name + ':':<{width}} ", v, inner + INDENT)
         lines.append(f"{inner}}}")
     return [*lines, indent + "}"]
+
+
+# A demo's list (an agent's trajectory, say) longer than this on one line gets a line per item.
+DEMO_LINE = 100
+
+
+def _demo_field(head: str, v: Any, indent: str) -> list[str]:
+    one_line = head + value(v)
+    if len(one_line) <= DEMO_LINE or not isinstance(v, list | tuple) or len(v) < 2:
+        return [one_line]
+    return [head + "[", *(f"{indent}{INDENT}{value(item)}," for item in v), indent + "]"]
 
 
 def value(v: Any) -> str:

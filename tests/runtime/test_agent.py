@@ -211,7 +211,7 @@ def test_an_agent_with_learned_demos_prints_and_parses_back_equal() -> None:
     text = print_program(program.ir)
 
     assert "react Solve(question=question) with tools=[Add, Capital], max_iters=3 {" in text
-    assert 'trajectory: [{"thought": "look it up", "tool": "Capital"' in text
+    assert '{"thought": "look it up", "tool": "Capital", "args": {"country": "Italy"}' in text
     assert parse_program(text) == program.ir
     (step,) = parse_program(text).steps()
     assert isinstance(step, StepNode)
