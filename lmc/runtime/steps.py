@@ -27,7 +27,8 @@ class StepFailed(RunError):
 
 
 def complete(context: RunContext, request: LMRequest) -> LMResponse:
-    """One LM call, answered from the cache when it can be."""
+    """One LM call, answered from the cache when it can be. The caller keeps the answer in the
+    cache (`remember`) once it knows the reply was usable."""
     cache, lm = context.cache, context.lm
     if cache is not None:
         hit = cache.get(lm.identity, request)
@@ -36,10 +37,18 @@ def complete(context: RunContext, request: LMRequest) -> LMResponse:
     if context.budget is not None:
         context.budget.spend()
     with context.lm_gate():
-        response = lm.complete(request)
-    if cache is not None:
-        cache.put(lm.identity, request, response)
-    return response
+        return lm.complete(request)
+
+
+def remember(context: RunContext, answered: list[tuple[LMRequest, LMResponse]]) -> None:
+    """Cache the calls that led to a usable reply (a repaired reply's first try included: the
+    repair request shows it). A reply that stayed unusable is never cached as an answer, so a
+    rerun asks the model again instead of failing the same way."""
+    if context.cache is None:
+        return
+    for request, response in answered:
+        if not response.cached:
+            context.cache.put(context.lm.identity, request, response)
 
 
 def call_step(
@@ -59,8 +68,10 @@ def call_step(
     sample, an agent's iteration) whose step reports its outcome once, as a whole."""
     backend, lm = context.backend, context.lm
     request = _decoded(backend.lower(view, inputs, lm), options, sample)
+    answered: list[tuple[LMRequest, LMResponse]] = []
     for attempt in (1, 2):
         response = complete(context, request)
+        answered.append((request, response))
         context.stats.record_call(step_id, response, repair=attempt == 2)
         try:
             parsed = backend.parse(view, response.text)
@@ -72,6 +83,7 @@ def call_step(
             request = backend.repair(view, request, response.text, error, lm)
             continue
         _trace(context, record, step_id, attempt, request, response, parsed, None)
+        remember(context, answered)
         if observe and context.on_step is not None:
             context.on_step(record, step_id, inputs, parsed)
         return parsed

@@ -125,7 +125,7 @@ def test_eval_prints_each_example_then_the_summary(
     assert err == ""  # no progress bar when stderr is not a terminal
 
 
-def test_a_second_eval_is_answered_from_the_cache(
+def test_a_second_eval_is_answered_from_the_cache_but_asks_again_where_replies_failed(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lmc_cli(capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl")
@@ -133,8 +133,10 @@ def test_a_second_eval_is_answered_from_the_cache(
     code, out, _ = lmc_cli(capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl")
 
     assert code == EXIT_OK
-    assert (summary(out)["calls"], summary(out)["cached"]) == ("0", "4")
-    assert len(fake.requests) == 4
+    # two records answered from the cache; the third's unusable reply and its repair were not
+    # kept, so the model is asked again
+    assert (summary(out)["calls"], summary(out)["cached"]) == ("2", "2")
+    assert len(fake.requests) == 6
 
 
 def test_out_writes_per_example_results_as_jsonl(
