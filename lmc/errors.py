@@ -25,3 +25,10 @@ class InputError(LmcError):
 
 class RunError(LmcError):
     """The input was fine and the work failed: exit 1."""
+
+
+class RecordFailure(RunError):
+    """The work for one record failed (a step's reply, a function, an LM call after its retries)
+    while the rest may well succeed: a dataset run marks that record failed and goes on."""
+
+    reply: str | None = None  # the model's raw reply, where that was what failed

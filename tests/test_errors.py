@@ -45,6 +45,7 @@ KINDS = {
     "FunctionFailed": RunError,
     "FunctionUnavailable": RunError,
     "RetrieverFailed": RunError,
+    "RecordFailure": RunError,
 }
 
 

@@ -15,10 +15,10 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lmc.backends.base import LMRequest, LMResponse
-from lmc.errors import RunError
+from lmc.errors import RecordFailure
 
 
-class HostedLMError(RunError):
+class HostedLMError(RecordFailure):
     """The provider could not be reached or refused the call, after litellm's retries."""
 
 

@@ -15,6 +15,16 @@ from lmc.plugins import INDEX_KINDS
 Parser = argparse.ArgumentParser
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1, found {text!r}")
+    return value
+
+
 def check(parser: Parser) -> None:
     parser.add_argument("files", nargs="+", metavar="PROGRAM.lmp")
 
@@ -59,7 +69,23 @@ def run(parser: Parser) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the outputs as one JSON object")
     parser.add_argument("--data", metavar="IN.jsonl", help="run every record of a dataset")
-    parser.add_argument("--out", metavar="OUT.jsonl", help="where a dataset run's results go")
+    parser.add_argument(
+        "--out",
+        metavar="OUT.jsonl",
+        help="where a dataset run's results go, each as it finishes; a rerun resumes",
+    )
+    parser.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip records --out already holds results for (default); --no-resume starts over",
+    )
+    parser.add_argument(
+        "--max-errors",
+        type=_at_least_one,
+        metavar="N",
+        help="stop a dataset run after N failed records (default: run them all)",
+    )
     options.model(parser)
     options.call_log(parser)
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,6 +15,7 @@ from rich.table import Table
 
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from lmc.cli.loading import load_program
+from lmc.cli.results_file import ResultsFile, record_line
 from lmc.cli.running import compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.runtime import executor
@@ -68,69 +67,58 @@ def _run_dataset(
 ) -> int:
     err = Console(stderr=True, highlight=False, markup=False)
     target = Path(args.out) if args.out else None
+    results = ResultsFile(target, records, resume=args.resume) if target else None
+    todo = [i for i in range(len(records)) if results is None or i not in results.done]
     started = time.perf_counter()
     failed = 0
 
-    async def stream(write: Callable[[str], None], advance: Callable[[], None]) -> None:
+    async def stream(advance: Callable[[], None]) -> None:
         nonlocal failed
-        async for result in executor.run_records(context, program.ir, records):
-            line: dict[str, Any] = {"record": result.index + 1, "inputs": result.inputs}
-            if result.error is None:
-                line["outputs"] = result.outputs
+        chosen = (records[i] for i in todo)
+        async for result in executor.run_records(context, program.ir, chosen, todo):
+            line = record_line(
+                result.index, result.inputs, result.outputs, result.error, result.reply
+            )
+            if results is None:
+                print(line, flush=True)
             else:
-                failed += 1
-                line["error"] = result.error
-                line["reply"] = result.reply
-            write(json.dumps(line, ensure_ascii=False))
+                results.write(result.index, line)
             advance()
+            if result.error is not None:
+                failed += 1
+                if args.max_errors is not None and failed >= args.max_errors:
+                    return
 
     progress = dataset_progress(err)
-    with progress, _output(target) as write:
-        task = progress.add_task(program.name, total=len(records))
-        asyncio.run(stream(write, lambda: progress.advance(task)))
+    try:
+        with progress:
+            task = progress.add_task(program.name, total=len(todo))
+            asyncio.run(stream(lambda: progress.advance(task)))
+    finally:
+        if results is not None:
+            results.close()
     elapsed = time.perf_counter() - started
-    _summary(err, context.stats, len(records), failed, elapsed, target)
+    resumed = len(records) - len(todo)
+    _summary(err, context.stats, len(todo), failed, elapsed, target, resumed)
+    if args.max_errors is not None and failed >= args.max_errors:
+        err.print(f"stopped after {failed} failed records (--max-errors {args.max_errors})")
     return EXIT_FAILED if failed else EXIT_OK
 
 
-class _output:
-    """JSONL lines to a temporary file renamed into place at the end, or to standard output."""
-
-    def __init__(self, target: Path | None):
-        self.target = target
-        self.temporary: Path | None = None
-
-    def __enter__(self) -> Callable[[str], None]:
-        if self.target is None:
-            return lambda line: print(line, flush=True)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=self.target.parent, prefix=f".{self.target.name}.")
-        self.temporary = Path(name)
-        self.file = os.fdopen(handle, "w", encoding="utf-8")
-
-        def write(line: str) -> None:
-            self.file.write(line + "\n")
-
-        return write
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        if self.target is None or self.temporary is None:
-            return
-        self.file.close()
-        if kind is None:
-            os.chmod(self.temporary, 0o644)
-            os.replace(self.temporary, self.target)
-        else:
-            self.temporary.unlink(missing_ok=True)
-
-
 def _summary(
-    err: Console, stats: RunStats, records: int, failed: int, elapsed: float, target: Path | None
+    err: Console,
+    stats: RunStats,
+    records: int,
+    failed: int,
+    elapsed: float,
+    target: Path | None,
+    resumed: int,
 ) -> None:
     total = stats.total()
     where = f"wrote {target}: " if target else ""
+    earlier = f" ({resumed} done before, kept)" if resumed else ""
     err.print(
-        f"{where}{records} records, {failed} failed, {total.calls} LM calls "
+        f"{where}{records} records{earlier}, {failed} failed, {total.calls} LM calls "
         f"({total.cache_hits} cached, {total.repairs} repairs), "
         f"{total.prompt_tokens}+{total.completion_tokens} tokens, {elapsed:.1f}s "
         f"({records / elapsed if elapsed else 0:.2f} records/s)"

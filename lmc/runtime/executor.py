@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import networkx as nx
 
 from lmc.backends.base import StepView
-from lmc.errors import RunError
+from lmc.errors import RecordFailure, RunError
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
@@ -34,7 +34,7 @@ from lmc.ir.graph import (
 from lmc.plugins import PYTHON_RETRIEVER
 from lmc.runtime.context import RunContext
 from lmc.runtime.functions import FunctionFailed, call_function, load_function
-from lmc.runtime.steps import StepFailed, run_step
+from lmc.runtime.steps import run_step
 from lmc.signatures import ModuleKind
 
 T = TypeVar("T")
@@ -277,9 +277,16 @@ class RecordResult:
 
 
 async def run_records(
-    context: RunContext, graph: ProgramGraph, records: Iterable[dict[str, Any]]
+    context: RunContext,
+    graph: ProgramGraph,
+    records: Iterable[dict[str, Any]],
+    numbers: Iterable[int] | None = None,
 ) -> AsyncIterator[RecordResult]:
-    """Each record's result, in input order, with at most `context.concurrency` in flight."""
+    """Each record's result, in input order, with at most `context.concurrency` in flight.
+
+    A record whose work fails (`RecordFailure`) is a result with its error; other errors stop the
+    run. `numbers` are the records' indexes in their dataset (default 0, 1, ...), for a run of
+    some of its records."""
     await _with_executor(context)
     window = max(1, context.concurrency)
     in_order = _one_at_a_time(graph)
@@ -290,13 +297,14 @@ async def run_records(
                 outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
             else:
                 outputs = await _Run(context, graph, index).outputs(inputs)
-        except (StepFailed, FunctionFailed) as failure:
+        except RecordFailure as failure:
             return RecordResult(index, inputs, error=str(failure), reply=failure.reply)
         return RecordResult(index, inputs, outputs)
 
     pending: list[asyncio.Task[RecordResult]] = []
     try:
-        for index, inputs in enumerate(records):
+        indexes = itertools.count() if numbers is None else iter(numbers)
+        for index, inputs in zip(indexes, records, strict=False):
             pending.append(asyncio.ensure_future(one(index, inputs)))
             if len(pending) >= window:
                 yield await pending.pop(0)

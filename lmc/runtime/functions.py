@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
-from lmc.errors import RunError
+from lmc.errors import RecordFailure, RunError
 from lmc.ir.graph import FunctionNode
 from lmc.plugins import import_target
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
 
 
-class FunctionFailed(RunError):
+class FunctionFailed(RecordFailure):
     """A function step raised, or returned what its declared results cannot hold."""
 
     def __init__(self, step: str, function: str, message: str):

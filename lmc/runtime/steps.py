@@ -10,13 +10,13 @@ from dataclasses import replace
 from typing import Any
 
 from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
-from lmc.errors import RunError
+from lmc.errors import RecordFailure
 from lmc.runtime.context import RunContext
 from lmc.runtime.trace import call_line
 from lmc.signatures import NO_OPTIONS, REASONING, StepOptions
 
 
-class StepFailed(RunError):
+class StepFailed(RecordFailure):
     """A step's reply could not be used, even after one repair call."""
 
     def __init__(self, step: str, message: str, reply: str):

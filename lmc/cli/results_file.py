@@ -1,0 +1,145 @@
+"""`lmc run --data IN --out OUT`: the results file, kept as work finishes and picked up again.
+
+One JSON line per record (`{"record": N, "inputs": ..., "outputs": ...}`, or `"error"` and
+`"reply"` for a record that failed), appended and flushed the moment the record finishes, in
+input order: a run that is killed, or stopped by `--max-errors`, loses no finished record.
+
+A rerun onto the same file resumes (unless `--no-resume`): records whose earlier result is there
+and succeeded, for the same inputs, are not run again; failed and missing ones are, and their
+lines go at the end. When the run is over, a file whose lines left input order, or that holds
+superseded failures, is rewritten in order through a temporary file renamed into place, so a
+kill during the rewrite leaves the previous file whole; a temporary file a killed rewrite left
+behind is removed by the next run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import IO, Any
+
+from lmc.files import DataError
+
+TEMPORARY_INFIX = ".lmc-rewrite."
+
+
+def record_line(
+    index: int,
+    inputs: dict[str, Any],
+    outputs: dict[str, Any] | None = None,
+    error: str | None = None,
+    reply: str | None = None,
+) -> str:
+    line: dict[str, Any] = {"record": index + 1, "inputs": inputs}
+    if error is None:
+        line["outputs"] = outputs
+    else:
+        line["error"] = error
+        line["reply"] = reply
+    return json.dumps(line, ensure_ascii=False)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return json.dumps(a, sort_keys=True, ensure_ascii=False) == json.dumps(
+        b, sort_keys=True, ensure_ascii=False
+    )
+
+
+class ResultsFile:
+    def __init__(self, path: Path, records: list[dict[str, Any]], *, resume: bool):
+        self.path = path
+        self.records = records
+        # Record index -> its earlier successful line, kept as it was written.
+        self.done: dict[int, str] = {}
+        self._in_order = True  # whether the file's lines are one per record, in input order
+        self._remove_leftovers()
+        if resume and path.exists():
+            self._read_earlier()
+        elif path.exists() and not path.is_file():
+            raise DataError(f"{path}: is not a file; expected a path for the results (--out)")
+        appending = resume and path.exists()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: IO[str] = path.open("a" if appending else "w", encoding="utf-8")
+        except OSError as error:
+            raise DataError(f"{path}: cannot write the results: {error.strerror}") from None
+        self._last = max(self.done, default=-1)
+
+    def _remove_leftovers(self) -> None:
+        for leftover in self.path.parent.glob(f".{self.path.name}{TEMPORARY_INFIX}*"):
+            leftover.unlink(missing_ok=True)
+
+    def _read_earlier(self) -> None:
+        if not self.path.is_file():
+            raise DataError(f"{self.path}: is not a file; expected a path for the results (--out)")
+        seen: list[int] = []
+        complete = 0  # bytes up to the end of the last whole line
+        with self.path.open("rb") as file:
+            for number, raw in enumerate(file, 1):
+                if not raw.endswith(b"\n"):
+                    break  # a line a kill cut short: dropped below, and its record run again
+                complete += len(raw)
+                text = raw.decode("utf-8", errors="replace")
+                if not text.strip():
+                    continue
+                index, succeeded = self._earlier_line(number, text)
+                seen.append(index)
+                if succeeded:
+                    self.done[index] = text.rstrip("\n")
+                else:
+                    self.done.pop(index, None)
+        if complete < self.path.stat().st_size:
+            os.truncate(self.path, complete)
+        self._in_order = seen == list(range(len(seen))) and len(self.done) == len(seen)
+
+    def _earlier_line(self, number: int, text: str) -> tuple[int, bool]:
+        """The record index of one earlier line, checked to be this data's record, and whether
+        it succeeded."""
+        try:
+            line = json.loads(text)
+            index = int(line["record"]) - 1
+        except (ValueError, KeyError, TypeError):
+            raise DataError(
+                f"{self.path}: line {number}: not a result line of lmc run; to start over, "
+                "pass --no-resume (the file is overwritten)"
+            ) from None
+        if not 0 <= index < len(self.records) or not _same(line.get("inputs"), self.records[index]):
+            raise DataError(
+                f"{self.path}: line {number}: record {index + 1} has other inputs than the "
+                "data's; these are results of another dataset. Pass --no-resume to overwrite "
+                "them, or give another --out"
+            )
+        return index, "error" not in line
+
+    def write(self, index: int, line: str) -> None:
+        """A finished record's line, at the end of the file, on disk before the next one."""
+        if index < self._last:
+            self._in_order = False
+        self._last = max(self._last, index)
+        self._file.write(line + "\n")
+        self._file.flush()
+
+    def close(self) -> None:
+        """Close; put the lines in input order if a resumed run left them out of it."""
+        self._file.close()
+        if not self._in_order:
+            self._rewrite_in_order()
+
+    def _rewrite_in_order(self) -> None:
+        latest: dict[int, str] = {}
+        with self.path.open(encoding="utf-8", errors="replace") as file:
+            for text in file:
+                latest[int(json.loads(text)["record"]) - 1] = text
+        handle, name = tempfile.mkstemp(
+            dir=self.path.parent, prefix=f".{self.path.name}{TEMPORARY_INFIX}"
+        )
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                out.writelines(latest[i] for i in sorted(latest))
+            os.chmod(name, 0o644)
+            os.replace(name, self.path)
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
