@@ -12,6 +12,7 @@ from lmc.runtime import executor, steps
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.data import coerce
 from lmc.signatures import NO_OPTIONS, FieldSpec, ModuleKind, SignatureSpec, StepOptions
+from lmc.types import STR
 
 
 def run_step(
@@ -20,23 +21,30 @@ def run_step(
     inputs: dict[str, Any],
     context: RunContext | None = None,
     options: StepOptions = NO_OPTIONS,
+    params: StepParams | None = None,
 ) -> dict[str, Any]:
-    """One step's typed outputs for `inputs` (every input field, by name)."""
-    unknown = sorted(set(inputs) - {f.name for f in signature.inputs})
-    if unknown:
-        raise TypeError(
-            f"{signature.display_name} has no input {', '.join(unknown)}; it takes "
-            + ", ".join(f.name for f in signature.inputs)
-        )
-    values = coerce(signature.inputs, inputs, signature.display_name)
+    """One step's typed outputs for `inputs` (every input field, by name), with the step's
+    learned instruction and demos when it has some."""
+    names = [f.name for f in signature.inputs]
+    unknown = sorted(set(inputs) - set(names))
+    missing = [name for name in names if name not in inputs]
+    if unknown or missing:
+        problem = f"has no input {', '.join(unknown)}" if unknown else f"needs {', '.join(missing)}"
+        raise TypeError(f"{signature.display_name} {problem}; it takes {', '.join(names)}")
+    # Any value flows into a `str` field, as in a program (it is rendered as text): DSPy's
+    # `"context, question -> answer"` takes the retrieved passages, a list, as `context`.
+    typed_fields = tuple(f for f in signature.inputs if f.type != STR)
+    typed = coerce(typed_fields, inputs, signature.display_name)
+    values = {name: typed.get(name, inputs[name]) for name in names}
+    learned = params or StepParams()
     name = signature.name or "step"
     run = context or current_context()
     if module == "react":
         from lmc.runtime.agent import run_agent
 
         node = StepNode(name, signature, module, name, options)
-        return run_agent(run, node, StepParams(), values, None)
-    view = StepView(signature, module, StepParams())
+        return run_agent(run, node, learned, values, None)
+    view = StepView(signature, module, learned)
     return steps.run_step(run, name, view, options, values)
 
 

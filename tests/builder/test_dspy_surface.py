@@ -140,3 +140,17 @@ def test_compile_in_python_shows_its_progress_on_stderr(capsys: pytest.CaptureFi
         line.startswith("lmc: bootstrap-demos: dev exact_match(answer) 1.000 -> 1.000")
         for line in lines
     )
+
+
+def test_an_eager_step_takes_any_value_into_a_text_field_as_a_program_does() -> None:
+    fake = FakeLM(lambda request: '{"reasoning": "it says so", "answer": "Paris"}')
+    lmc.configure(fake, cache=False)
+    generate_answer = lmc.ChainOfThought("context, question -> answer")  # context: str
+
+    passages = ["Paris is in France.", "Rome is in Italy."]
+    assert generate_answer(context=passages, question="Where is Paris?").answer == "Paris"
+    assert "[1] Paris is in France.\n[2] Rome is in Italy." in fake.requests[0].messages[-1].content
+    with pytest.raises(lmc.InputError, match="n: Input should be a valid integer"):
+        lmc.Predict("n: int -> m")(n="many")
+    with pytest.raises(TypeError, match='"n: int -> m" needs n; it takes n'):
+        lmc.Predict("n: int -> m")()
