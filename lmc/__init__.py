@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from lmc.backends.clients import LM
     from lmc.builder.build import build
     from lmc.builder.evaluate import Evaluate
-    from lmc.builder.example import Example
     from lmc.builder.functions import function, tool
     from lmc.builder.modules import (
         ChainOfThought,
@@ -30,7 +29,7 @@ if TYPE_CHECKING:
     from lmc.diagnostics import ProgramError
     from lmc.errors import InputError, LmcError, RunError
     from lmc.runtime.context import RunContext, configure, context, inspect_history
-    from lmc.runtime.prediction import Prediction
+    from lmc.runtime.prediction import Example, Prediction
 
 # Each public name -> the module that defines it. `import lmc` loads none of them: the command
 # line (`lmc check`, `lmc --help`) and scripts that use one corner of lmc should not pay for
@@ -41,7 +40,7 @@ _HOMES: dict[str, str] = {
     "BootstrapFewShot": "lmc.builder.optimize",
     "ChainOfThought": "lmc.builder.modules",
     "Evaluate": "lmc.builder.evaluate",
-    "Example": "lmc.builder.example",
+    "Example": "lmc.runtime.prediction",
     "IndexSpec": "lmc.builder.modules",
     "InputField": "lmc.builder.signature",
     "InputError": "lmc.errors",

@@ -13,13 +13,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from lmc.builder.build import build
-from lmc.builder.example import Example
 from lmc.builder.optimize import as_dataset, as_metric
 from lmc.compiler.program import Program
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.metrics import Metric
-from lmc.runtime.prediction import Prediction
+from lmc.runtime.prediction import Example, Prediction
 from lmc.runtime.progress import counting, dataset_progress
 
 
