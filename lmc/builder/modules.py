@@ -4,15 +4,18 @@
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from lmc.builder.location import python_span
 from lmc.builder.signature import Signature, signature_spec
-from lmc.builder.trace import active_trace, snake_case
+from lmc.builder.trace import active_trace, snake_case, step_name
+from lmc.errors import InputError
+from lmc.ir.graph import Demo, StepNode, StepParams
 from lmc.runtime.prediction import Prediction
 from lmc.signatures import DEFAULT_MAX_ITERS, FINISH, ModuleKind, SignatureSpec, StepOptions
 
@@ -34,6 +37,50 @@ class Module:
         """Every module reachable from this one's attributes, with its attribute path."""
         for name, value in vars(self).items():
             yield from _walk(value, f"{prefix}{name}")
+
+    def named_predictors(self) -> list[tuple[str, Predict]]:
+        """Every LM step (a `Predict` or `ChainOfThought`) once, with its attribute path."""
+        seen: set[int] = set()
+        found = []
+        for path, module in self.named_modules():
+            if isinstance(module, Predict) and id(module) not in seen:
+                seen.add(id(module))
+                found.append((path, module))
+        return found
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the program this module builds (`lmc.build(self)`), with the demos and
+        instructions its steps carry: an artifact (`.json`) or `.lmp` text."""
+        from lmc.builder.build import build
+
+        build(self).save(path)
+
+    def load(self, path: str | os.PathLike[str]) -> Self:
+        """DSPy's `RAG().load("compiled.json")`: each step of this module takes the instruction
+        and demos that a saved program (an artifact, or `.lmp` text) has for the step of its
+        name, so calling the module answers as the saved program does. Returns the module."""
+        from lmc.compiler.program import load
+
+        program = load(path)
+        steps = {node.id: node for node in program.ir.steps()}
+        for attribute, predictor in self.named_predictors():
+            name = step_name(attribute)
+            node = steps.get(name)
+            where = f"{os.fspath(path)}: {type(self).__name__}.{attribute}"
+            if node is None:
+                raise InputError(
+                    f"{where}: program {program.name} has no step '{name}'; its steps: "
+                    + (", ".join(steps) or "none")
+                )
+            if (node.signature, node.module) != (predictor.signature, predictor.kind):
+                raise InputError(
+                    f"{where} is {predictor.kind} {predictor.signature.display_name}, but the "
+                    f"saved step '{name}' is {node.module} {node.signature.display_name}"
+                )
+            learned = program.step(name)
+            predictor.instruction = learned.instruction
+            predictor.demos = learned.demos
+        return self
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[str, Module]]:
@@ -58,7 +105,12 @@ class Predict(Module):
 
     `temperature`, `max_tokens` and `n` are the step's decoding options, as in DSPy; with `n`
     above 1 the step's answer is the most common of `n` samples (DSPy returns all `n` as
-    `completions`; lmc's steps have one value per field, so it votes)."""
+    `completions`; lmc's steps have one value per field, so it votes).
+
+    `demos` (Examples or dicts of the step's fields) and `instruction` (None: the signature's)
+    are what a compile learns for it, as a DSPy predictor's `demos` are: `module.load(path)`
+    sets them, and both calling the step and `lmc.build` use them.
+    """
 
     kind: ModuleKind = "predict"
 
@@ -72,6 +124,7 @@ class Predict(Module):
         self.signature = signature_spec(signature)
         self.options = StepOptions(**config)
         self.demos: list[Any] = []
+        self.instruction: str | None = None
 
     def __call__(self, **inputs: Any) -> Any:
         trace = active_trace()
@@ -79,7 +132,26 @@ class Predict(Module):
             return trace.step(self, inputs, python_span())
         from lmc.runtime.eager import run_step
 
-        return Prediction(**run_step(self.signature, self.kind, inputs, options=self.options))
+        return Prediction(
+            **run_step(
+                self.signature, self.kind, inputs, options=self.options, params=self.params()
+            )
+        )
+
+    def params(self) -> StepParams:
+        """The step's instruction and demos, each demo keeping only the step's own fields (a
+        train example may hold more, as in DSPy)."""
+        fields = StepNode("step", self.signature, self.kind, "step", self.options).demo_fields()
+        demos = []
+        for demo in self.demos:
+            values = demo.toDict() if hasattr(demo, "toDict") else demo
+            if not isinstance(values, Mapping):
+                raise TypeError(
+                    f"{self!r}: a demo is an lmc.Example or a dict of fields; "
+                    f"found {type(demo).__name__}"
+                )
+            demos.append(Demo(tuple((k, v) for k, v in values.items() if k in fields)))
+        return StepParams(self.instruction, tuple(demos))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.signature.display_name})"

@@ -218,7 +218,13 @@ class Trace:
         for tool in module.options.tools:
             self.declare(tool, span)
         options = tuple(ast.StepOption(n, v, span, span) for n, v in module.options.written())
-        call = ast.StepCall(module.kind, ref, args, span, options=options)
+        params = module.params()
+        learned = (
+            ast.Learned(params.instruction, tuple(d.fields for d in params.demos), span)
+            if params.instruction is not None or params.demos
+            else None
+        )
+        call = ast.StepCall(module.kind, ref, args, span, learned, options)
         statement = ast.Assign(target, call, span)
         self.statements.append(statement)
         self.latest[target] = statement
@@ -359,6 +365,12 @@ def _identifier(text: str) -> str:
     if name in KEYWORDS or keyword.iskeyword(name):
         name += "_"
     return name
+
+
+def step_name(path: str) -> str:
+    """The name a module's step is bound to in the program `lmc.build` traces, from the
+    module's attribute path: `generate_answer`, `hop.query` -> `hop_query`."""
+    return _identifier(path)
 
 
 def snake_case(name: str) -> str:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmc.files import is_artifact_path
-from lmc.ir.graph import ProgramGraph
+from lmc.ir.graph import ProgramGraph, StepNode
 from lmc.ir.lower import load_text, select
-from lmc.signatures import FieldSpec
+from lmc.runtime.prediction import Example
+from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 
 if TYPE_CHECKING:
     from lmc.compiler.artifact import CompileInfo
@@ -19,12 +21,28 @@ if TYPE_CHECKING:
     from lmc.runtime.context import RunContext
 
 
+@dataclass(frozen=True)
+class Step:
+    """One LM step of a program, read as DSPy reads a predictor: `compiled.generate_answer.demos`.
+
+    A view of the program's graph, not a part to edit: a compile (or a module's own `demos`,
+    built again) makes a new program.
+    """
+
+    name: str
+    signature: SignatureSpec
+    module: ModuleKind
+    instruction: str | None  # the instruction it learned; None: its signature's
+    demos: list[Example]
+
+
 class Program:
     """A checked program: its graph IR, the one truth every stage reads and writes.
 
     A compiled program also carries how it was compiled (`compiled`: model, backend, data hashes,
     metric and pass log). Two programs are equal when their graphs are: same steps, wiring,
-    types and learned parameters, whatever the step names.
+    types and learned parameters, whatever the step names. Its LM steps read as attributes, by
+    the name they are bound to (`program.generate_answer.demos`), as a DSPy module's do.
     """
 
     def __init__(self, ir: ProgramGraph, compiled: CompileInfo | None = None):
@@ -51,6 +69,40 @@ class Program:
     def log(self) -> tuple[PassRecord, ...]:
         """What each pass of the compile bought and cost; empty for a program not compiled."""
         return self.compiled.passes if self.compiled is not None else ()
+
+    def __getattr__(self, name: str) -> Step:
+        """The LM step bound to `name`, as DSPy reads `program.generate_answer.demos`."""
+        if name.startswith("_") or "ir" not in self.__dict__:
+            raise AttributeError(name)
+        return self.step(name)
+
+    def step(self, name: str) -> Step:
+        """The LM step bound to `name`: its signature and what it learned."""
+        for node in self.ir.steps():
+            if node.id == name:
+                return self._step(node)
+        steps = ", ".join(node.id for node in self.ir.steps()) or "none"
+        raise AttributeError(f"program {self.name} has no step '{name}'; its steps: {steps}")
+
+    def named_predictors(self) -> list[tuple[str, Step]]:
+        """Every LM step by name, once per set of learned parameters (a loop's copies share
+        one), as DSPy's `named_predictors()` lists a module's predictors."""
+        seen: set[str] = set()
+        found = []
+        for node in self.ir.steps():
+            if node.param_key not in seen:
+                seen.add(node.param_key)
+                found.append((node.id, self._step(node)))
+        return found
+
+    def _step(self, node: StepNode) -> Step:
+        params = self.ir.params[node.param_key]
+        inputs = [f.name for f in node.signature.inputs]
+        demos = []
+        for demo in params.demos:
+            fields = dict(demo.fields)
+            demos.append(Example(fields).with_inputs(*(n for n in inputs if n in fields)))
+        return Step(node.id, node.signature, node.module, params.instruction, demos)
 
     def __call__(self, **inputs: Any) -> Any:
         """Run the program on the current run context (see `lmc.configure`)."""

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import lmc
@@ -154,3 +156,34 @@ def test_an_eager_step_takes_any_value_into_a_text_field_as_a_program_does() -> 
         lmc.Predict("n: int -> m")(n="many")
     with pytest.raises(TypeError, match='"n: int -> m" needs n; it takes n'):
         lmc.Predict("n: int -> m")()
+
+
+def test_demos_set_on_a_step_are_in_its_prompt_and_in_the_program_it_builds(
+    tmp_path: Path,
+) -> None:
+    class QA(lmc.Module):
+        def __init__(self) -> None:
+            self.answer = lmc.Predict("question -> answer")
+
+        def forward(self, question: str) -> lmc.Prediction:
+            return self.answer(question=question)
+
+    fake = FakeLM(lambda request: '{"answer": "Rome"}')
+    lmc.configure(fake, cache=False)
+    qa = QA()
+    qa.answer.demos = [lmc.Example(question="Capital of France?", answer="Paris", source="atlas")]
+    qa.answer.instruction = "Answer with a city."
+
+    assert qa(question="Capital of Italy?").answer == "Rome"
+    system, demo_question, demo_answer, _ = fake.requests[0].messages
+    assert system.content.startswith("Answer with a city.")
+    assert "Capital of France?" in demo_question.content
+    assert demo_answer.content == '{"answer": "Paris"}'  # only the step's fields
+
+    qa.save(tmp_path / "qa.lmp")
+    program = lmc.load(tmp_path / "qa.lmp")
+    assert program.answer.instruction == "Answer with a city."
+    assert [dict(d) for d in program.answer.demos] == [
+        {"question": "Capital of France?", "answer": "Paris"}
+    ]
+    assert QA().load(tmp_path / "qa.lmp").answer.demos == program.answer.demos
