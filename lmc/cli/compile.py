@@ -22,6 +22,7 @@ from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
 from lmc.passes.record import PassRecord
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
+from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 
 
@@ -29,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program)
     inputs = compile_inputs(args, program)
     metric = inputs[0]
+    import_callables(program.ir)
     student, teacher = compile_contexts(args)
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()

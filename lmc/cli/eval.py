@@ -25,6 +25,7 @@ from lmc.files import write_atomically
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
+from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, python_metric
 from lmc.runtime.progress import counting, dataset_progress
 
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program)
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
+    import_callables(program.ir)
     context = run_context(args, *compiled_for(program))
     started = time.perf_counter()
     try:

@@ -30,6 +30,7 @@ from lmc.plugins import BACKENDS
 from lmc.runtime.context import DEFAULT_BACKEND, RunContext
 from lmc.runtime.data import Dataset, hash_records
 from lmc.runtime.evaluate import Evaluation
+from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric
 
 # Options that only mean something when the passes learn from data (`--train`).
@@ -66,6 +67,7 @@ def _with_data(args: argparse.Namespace, program: Program) -> ProgramGraph:
     """The pipeline as `lmc compile` runs it: checked inputs, a baseline, a budget, a pass log."""
     inputs = compile_inputs(args, program)
     metric = inputs[0]
+    import_callables(program.ir)
     student, teacher = compile_contexts(args)
     compiled = compile_with_options(
         args,

@@ -21,6 +21,7 @@ from lmc.compiler.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import parse_cli_inputs, read_records
+from lmc.runtime.functions import import_callables
 from lmc.runtime.progress import dataset_progress
 from lmc.runtime.stats import RunStats
 from lmc.runtime.steps import StepFailed
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--out is for a dataset run: add --data IN.jsonl")
     records = read_records(Path(args.data), program.inputs) if args.data else None
     inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
+    import_callables(program.ir)
     context = run_context(args, *compiled_for(program))
     try:
         if records is not None:

@@ -15,8 +15,8 @@ from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
 from lmc.errors import RecordFailure, RunError
-from lmc.ir.graph import FunctionNode
-from lmc.plugins import import_target
+from lmc.ir.graph import FunctionNode, ProgramGraph
+from lmc.plugins import PYTHON_RETRIEVER, import_target
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
 
@@ -61,14 +61,38 @@ def _import(target: str) -> Callable[..., Any]:
     except ImportError as error:
         raise FunctionUnavailable(
             f"cannot import {module_name} for {target} ({error}); make it importable: install "
-            "its package, or run lmc from the folder that holds it, or add that folder to "
-            "PYTHONPATH"
+            f"its package, or add the folder that holds {module_name.split('.')[0]} to PYTHONPATH"
         ) from None
     except AttributeError:
+        if module_name == "__main__":  # defined in the script that built the program
+            raise FunctionUnavailable(
+                f"{target} was defined in a script, and only that script can run it; define "
+                f"{attribute} in a module the script imports and build the program again"
+            ) from None
         raise FunctionUnavailable(f"{module_name} has no '{attribute}' (for {target})") from None
+    except Exception as error:  # the user's module may raise anything while it is imported
+        raise FunctionUnavailable(
+            f"importing {module_name} for {target} raised {type(error).__name__}: {error}"
+        ) from None
     if not callable(found):
         raise FunctionUnavailable(f"{target} is not callable")
     return found  # type: ignore[no-any-return]
+
+
+def import_callables(graph: ProgramGraph) -> None:
+    """Import every callable the program names (its functions, its Python retrievers) now, so
+    that one that cannot be imported stops a run before its first LM call. Nothing else a
+    program or an artifact holds is imported, and nothing in one is evaluated as code."""
+    for target in callables(graph):
+        load_function(target)
+
+
+def callables(graph: ProgramGraph) -> list[str]:
+    """What the program names by import path, `package.module:attribute`, in order: what
+    running it may import."""
+    targets = [n.function.target for n in graph.nodes() if isinstance(n, FunctionNode)]
+    targets += [i.path for i in graph.indexes.values() if i.kind == PYTHON_RETRIEVER]
+    return list(dict.fromkeys(targets))
 
 
 def call_function(
