@@ -25,12 +25,24 @@ from lmc.runtime.metrics import Metric, builtin, parse_metric, python_score
 
 
 def as_metric(metric: str | Metric | Callable[..., Any], program: Program) -> Metric:
-    """A metric from a spec (`exact_match(answer)`, `pkg.mod:fn`), a Metric, or a function."""
+    """A metric from a spec (`exact_match(answer)`, `pkg.mod:fn`), a Metric, or a function.
+    A function is named by its import path where it has one, so that the artifact a compile
+    writes says which metric `lmc eval` scores it with."""
     if isinstance(metric, Metric):
         return metric
     if isinstance(metric, str):
         return parse_metric(metric)
-    return Metric(getattr(metric, "__name__", "metric"), None, python_score(metric))
+    return Metric(function_name(metric), None, python_score(metric))
+
+
+def function_name(function: Callable[..., Any]) -> str:
+    """`package.module:function` for a function importable by that path; its bare name for one
+    defined in a script (`__main__`) or inside another function."""
+    name = getattr(function, "__name__", "metric")
+    module, qualname = getattr(function, "__module__", None), getattr(function, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return str(name)
+    return f"{module}:{qualname}"
 
 
 def as_dataset(records: Iterable[Any], program: Program, name: str) -> Dataset:

@@ -25,8 +25,8 @@ from lmc.files import write_atomically
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
-from lmc.runtime.functions import import_callables
-from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, python_metric
+from lmc.runtime.functions import import_callables, load_function
+from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, python_score
 from lmc.runtime.progress import counting, dataset_progress
 
 
@@ -125,11 +125,19 @@ def resolve_metric(spec: str | None, program: Program) -> Metric:
 
 def metric_from_json(data: Mapping[str, Any]) -> Metric:
     """The metric an artifact records (`Metric.to_json()`): a builtin over a field, or a Python
-    metric named `package.module:function`."""
+    metric named `package.module:function`, imported as the program's own functions are (one
+    that cannot be is exit 1, like them)."""
     name, field = data.get("name"), data.get("field")
     if not isinstance(name, str) or not (field is None or isinstance(field, str)):
         raise MetricError(f"the artifact's metric is not NAME(FIELD) or a function: {dict(data)}")
-    return builtin(name, field) if field is not None else python_metric(name)
+    if field is not None:
+        return builtin(name, field)
+    if ":" not in name:
+        raise MetricError(
+            f"the artifact's metric {name} is a Python function defined where lmc cannot import "
+            "it by name (a script, or inside a function); pass --metric package.module:function"
+        )
+    return Metric(name, None, python_score(load_function(name)))
 
 
 def _result_text(line: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ import pytest
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
-from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from lmc.compiler.artifact import CompileInfo
 from lmc.ir.graph import Demo, StepParams
 
@@ -303,6 +303,31 @@ def test_a_python_metric_that_raises_exits_2_naming_the_record(
     )
 
 
+@pytest.mark.usefixtures("python_metrics")
+def test_a_metric_function_compiled_from_python_is_recorded_by_path_and_scores_again(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from eval_test_metrics import starts_with_echo  # type: ignore[import-not-found]
+
+    train = [{"question": f"q{i}", "answer": f"echo q{i}"} for i in range(4)]
+    lmc.compile(
+        lmc.loads(QA),
+        trainset=train,
+        metric=starts_with_echo,
+        pipeline="dead-steps",
+        lm=lmc.context(fake, cache=False),
+        save="qa.json",
+        progress=False,
+    )
+    recorded = json.loads(Path("qa.json").read_text(encoding="utf-8"))["metric"]
+
+    code, out, _ = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
+
+    assert recorded == {"name": "eval_test_metrics:starts_with_echo", "field": None}
+    assert code == EXIT_OK
+    assert summary(out)["label"] == "eval_test_metrics:starts_with_echo"
+
+
 def test_an_artifact_metric_that_is_a_python_function_is_imported(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -310,8 +335,29 @@ def test_an_artifact_metric_that_is_a_python_function_is_imported(
 
     code, _, err = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
 
+    # Like a function the program names: the environment decides what is importable (exit 1).
+    assert code == EXIT_FAILED
+    assert err == (
+        "lmc: error: cannot import no_such_module_here for no_such_module_here:fn (No module "
+        "named 'no_such_module_here'); make it importable: install its package, or add the "
+        "folder that holds no_such_module_here to PYTHONPATH\n"
+    )
+    assert fake.requests == []
+
+
+def test_an_artifact_metric_defined_in_a_script_asks_for_metric(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_compiled("qa.json", QA, {"name": "validate_answer", "field": None})
+
+    code, _, err = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
+
     assert code == EXIT_BAD_INPUT
-    assert "cannot import no_such_module_here" in err
+    assert err == (
+        "lmc: error: the artifact's metric validate_answer is a Python function defined where "
+        "lmc cannot import it by name (a script, or inside a function); pass --metric "
+        "package.module:function\n"
+    )
 
 
 # bad input ---------------------------------------------------------------------------------------
