@@ -28,7 +28,16 @@ class PythonRetriever:
 
     def __init__(self, retriever: Any):
         # A class named by path is made with its defaults, as `DummyRetriever()` would be.
-        self.retriever = retriever() if isinstance(retriever, type) else retriever
+        if isinstance(retriever, type):
+            try:
+                retriever = retriever()
+            except Exception as error:  # the user's constructor may raise anything
+                raise RetrieverFailed(
+                    retriever.__name__,
+                    f"cannot be made with its defaults ({retriever.__name__}() raised "
+                    f"{type(error).__name__}: {error}); give its parameters defaults",
+                ) from None
+        self.retriever = retriever
         # DSPy's retrievers answer `forward(query, k)`; its retrieval models (`rm`) are called.
         forward = getattr(self.retriever, "forward", None) or self.retriever
         if not callable(forward):

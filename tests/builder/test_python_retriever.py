@@ -115,3 +115,27 @@ def test_a_plain_retrieve_uses_the_configured_rm_as_dspy_does() -> None:
     program = lmc.build(PlainRAG())
     assert program(question="Where is the Eiffel Tower?").answer == "Paris"
     assert "Paris is the capital of France." in fake.requests[0].messages[-1].content
+
+
+class NeedsAddress:
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def forward(self, query: str) -> list[str]:
+        return DOCUMENTS
+
+
+def test_a_retriever_class_that_cannot_be_made_with_its_defaults_fails_its_step() -> None:
+    program = lmc.loads(
+        f'index docs = python("{__name__}:NeedsAddress")\n'
+        "program P(question: str) -> (passages: list[str]) {\n"
+        "    found = retrieve docs(query=question, k=2)\n"
+        "    return passages = found\n"
+        "}\n"
+    )
+
+    with pytest.raises(
+        FunctionFailed,
+        match=r"NeedsAddress cannot be made with its defaults \(NeedsAddress\(\) raised TypeError: .*'address'\); give its parameters defaults",
+    ):
+        program.run({"question": "q"}, lmc.context(FakeLM(answer_from_prompt), cache=False))
