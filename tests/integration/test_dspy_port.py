@@ -19,6 +19,7 @@ import pytest
 import lmc as dspy
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
+from lmc.cli.main import main
 from lmc.runtime.context import current_context
 
 # The DSPy program, as DSPy's documentation writes it ---------------------------------------------
@@ -142,7 +143,9 @@ def fake_reply(request: LMRequest) -> str:
     )
 
 
-def test_a_dspy_rag_program_ports_with_its_imports_and_lm_line_changed(tmp_path: Path) -> None:
+def test_a_dspy_rag_program_ports_with_its_imports_and_lm_line_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     fake = FakeLM(fake_reply)
 
     story = port(fake, tmp_path)
@@ -169,6 +172,13 @@ def test_a_dspy_rag_program_ports_with_its_imports_and_lm_line_changed(tmp_path:
     asked = [r for r in fake.requests if QUESTION in r.messages[-1].content]
     assert [len(r.messages) for r in asked] == [2, 2 + 2 * len(demos)]
     assert dspy.build(story.loaded) == story.compiled
+    # The saved artifact runs from the command line too (its metric named by import path).
+    monkeypatch.setattr("lmc.runtime.context.open_lm", lambda model, api_base=None: fake)
+    capsys.readouterr()
+    assert main(["run", str(tmp_path / "rag.json"), "--input", f"question={QUESTION}"]) == 0
+    assert capsys.readouterr().out.endswith("answer: Lisbon\n")
+    saved = json.loads((tmp_path / "rag.json").read_text(encoding="utf-8"))
+    assert saved["metric"] == {"name": f"{__name__}:validate_answer", "field": None}
 
 
 def test_a_step_a_program_does_not_have_is_named_with_the_ones_it_has(tmp_path: Path) -> None:
