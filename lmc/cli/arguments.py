@@ -55,6 +55,7 @@ def opt(parser: Parser) -> None:
     options.pipeline(parser, default=None)
     parser.add_argument("-o", "--output", help="write the program here instead of stdout")
     options.compile_inputs(parser, train_required=False)
+    options.corpora(parser)
     options.model(parser)
 
 
@@ -86,6 +87,7 @@ def run(parser: Parser) -> None:
         metavar="N",
         help="stop a dataset run after N failed records (default: run them all)",
     )
+    options.corpora(parser)
     options.model(parser)
     options.call_log(parser)
 
@@ -110,6 +112,7 @@ def evaluate(parser: Parser) -> None:
         help="how to score (default: the artifact's metric, else the file's metric declaration)",
     )
     parser.add_argument("--out", metavar="RESULTS.jsonl", help="per-example results, as JSONL")
+    options.corpora(parser)
     options.model(parser)
     options.call_log(parser)
 
@@ -118,6 +121,7 @@ def compile_(parser: Parser) -> None:
     options.program_file(parser, metavar="PROGRAM.lmp")
     options.pipeline(parser, default=DEFAULT_PIPELINE)
     options.compile_inputs(parser, train_required=True)
+    options.corpora(parser)
     options.model(parser)
     parser.add_argument("-o", "--output", help="artifact to write (default: NAME.compiled.json)")
     parser.add_argument(

@@ -27,7 +27,7 @@ from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 
 
 def run(args: argparse.Namespace) -> int:
-    program = load_program(args.program_file, args.program)
+    program = load_program(args.program_file, args.program, args.corpus or [])
     inputs = compile_inputs(args, program)
     metric = inputs[0]
     import_callables(program.ir)
@@ -60,7 +60,19 @@ def run(args: argparse.Namespace) -> int:
         f"on {len(compiled.dev)} examples, {total_calls} LM calls, "
         f"{time.perf_counter() - started:.0f}s"
     )
+    _note_corpora_elsewhere(err, compiled.program, target)
     return EXIT_OK
+
+
+def _note_corpora_elsewhere(err: Console, program: Program, artifact: Path) -> None:
+    """An artifact reads only corpora in its folder unless a run names them: say so now, not
+    when someone runs it."""
+    from lmc.compiler.artifact import ArtifactError, with_corpora
+
+    try:
+        with_corpora(program.ir, {}, str(artifact))
+    except ArtifactError as outside:
+        err.print(f"note: {outside}", style="yellow")
 
 
 def compile_contexts(args: argparse.Namespace) -> tuple[RunContext, RunContext]:

@@ -25,14 +25,14 @@ from lmc.files import write_atomically
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
-from lmc.runtime.functions import import_callables, load_function
-from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric, python_score
+from lmc.runtime.functions import import_callables
+from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 from lmc.runtime.progress import counting, dataset_progress
 
 
 def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
-    program = load_program(args.program_file, args.program)
+    program = load_program(args.program_file, args.program, args.corpus or [])
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     import_callables(program.ir)
@@ -101,7 +101,7 @@ def _stderr() -> Console:
 
 
 def resolve_metric(spec: str | None, program: Program) -> Metric:
-    """`--metric`, else the artifact's metric, else the program's `.lmp` declaration.
+    """`--metric`, else the artifact's builtin metric, else the program's `.lmp` declaration.
 
     Raises an input error when there is none, it cannot be found, or a builtin metric reads a
     field the program does not output.
@@ -124,9 +124,12 @@ def resolve_metric(spec: str | None, program: Program) -> Metric:
 
 
 def metric_from_json(data: Mapping[str, Any]) -> Metric:
-    """The metric an artifact records (`Metric.to_json()`): a builtin over a field, or a Python
-    metric named `package.module:function`, imported as the program's own functions are (one
-    that cannot be is exit 1, like them)."""
+    """The metric an artifact records (`Metric.to_json()`), where it is a builtin over a field.
+
+    A Python metric is the one thing in an artifact that is not part of its program: an
+    artifact runs its program's functions because running it means running that code, but
+    scoring with the artifact's metric would run code the user never asked for. It is named, and
+    runs when the user passes it with `--metric`."""
     name, field = data.get("name"), data.get("field")
     if not isinstance(name, str) or not (field is None or isinstance(field, str)):
         raise MetricError(f"the artifact's metric is not NAME(FIELD) or a function: {dict(data)}")
@@ -134,10 +137,14 @@ def metric_from_json(data: Mapping[str, Any]) -> Metric:
         return builtin(name, field)
     if ":" not in name:
         raise MetricError(
-            f"the artifact's metric {name} is a Python function defined where lmc cannot import "
-            "it by name (a script, or inside a function); pass --metric package.module:function"
+            f"the artifact was compiled with the Python metric {name}, defined where lmc cannot "
+            "import it by name (a script, or inside a function); pass --metric "
+            "package.module:function"
         )
-    return Metric(name, None, python_score(load_function(name)))
+    raise MetricError(
+        f"the artifact was compiled with the Python metric {name}; lmc runs no code an artifact "
+        f"names outside its program, so pass it to score with it: --metric {name}"
+    )
 
 
 def _result_text(line: Mapping[str, Any]) -> str:

@@ -32,18 +32,39 @@ def read_source(path: str) -> str:
         raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
 
 
-def load_program(path: str, name: str | None) -> Program:
-    """The program `name` (or the only one) of a `.lmp` file, or an artifact's compiled program."""
+def load_program(path: str, name: str | None, corpora: list[str] | None = None) -> Program:
+    """The program `name` (or the only one) of a `.lmp` file, or an artifact's compiled program.
+
+    `corpora` (`--corpus NAME=PATH` options) is given by the commands that run the program: its
+    indexes then read the corpora the user names, and an artifact's own corpora only from its
+    folder."""
+    from lmc.compiler.artifact import with_corpora
     from lmc.compiler.program import Program, load
 
+    given = _corpora(corpora or [])
     if is_artifact_path(path):
-        return load(path, name)
+        program = load(path, name)
+        if corpora is None:
+            return program
+        return Program(with_corpora(program.ir, given, path), program.compiled)
     from lmc.ir.lower import load_text, select
 
     program = Program(select(load_text(read_source(path), path), name, how="--program "))
+    if given:
+        program = Program(with_corpora(program.ir, given))
     # The functions a `.lmp` file names are found beside it first, as `python script.py` finds
     # the script's own modules (an artifact's are not: they must be installed or on PYTHONPATH).
     folder = os.path.dirname(os.path.abspath(path))
     if folder not in sys.path:
         sys.path.insert(0, folder)
     return program
+
+
+def _corpora(pairs: list[str]) -> dict[str, str]:
+    given: dict[str, str] = {}
+    for pair in pairs:
+        name, equals, path = pair.partition("=")
+        if not equals or not name or not path:
+            raise UsageError(f"--corpus {pair}: expected NAME=PATH, an index's name and its corpus")
+        given[name] = path
+    return given

@@ -42,7 +42,7 @@ class NeedsData(Exception):
 
 
 def run(args: argparse.Namespace) -> int:
-    program = load_program(args.program_file, args.program)
+    program = load_program(args.program_file, args.program, args.corpus or [])
     if args.train:
         graph = _with_data(args, program)
     else:

@@ -60,3 +60,14 @@ def pipeline(parser: argparse.ArgumentParser, *, default: str | None) -> None:
         help=f"passes, in order, each NAME or NAME{{option=value,...}}; NAME one of "
         f"{PASSES.described()} ({described})",
     )
+
+
+def corpora(parser: argparse.ArgumentParser) -> None:
+    """`--corpus NAME=PATH`: where an index's corpus is, for a program that runs."""
+    parser.add_argument(
+        "--corpus",
+        action="append",
+        metavar="NAME=PATH",
+        help="read index NAME's corpus from PATH (an artifact reads only corpora in its folder "
+        "unless named here)",
+    )

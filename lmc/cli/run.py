@@ -28,7 +28,7 @@ from lmc.runtime.steps import StepFailed
 
 
 def run(args: argparse.Namespace) -> int:
-    program = load_program(args.program_file, args.program)
+    program = load_program(args.program_file, args.program, args.corpus or [])
     if args.data and args.input:
         raise UsageError("give either --input FIELD=VALUE ... or --data IN.jsonl, not both")
     if args.out and not args.data:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,6 +29,7 @@ from lmc.files import write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import parse_program, print_program, program_error_line
 from lmc.passes.record import PassRecord
+from lmc.plugins import PYTHON_RETRIEVER
 
 SCHEMA = "lmc-artifact"
 SCHEMA_VERSION = 2
@@ -141,6 +142,36 @@ def read_artifact(path: str | os.PathLike[str]) -> tuple[ProgramGraph, CompileIn
             f"{name}: its program does not check: {program_error_line(error)}"
         ) from None
     return graph, info
+
+
+def with_corpora(
+    graph: ProgramGraph, given: Mapping[str, str], artifact: str | None = None
+) -> ProgramGraph:
+    """The program with the corpora it reads when it runs: each index's corpus from `given`
+    (`--corpus NAME=PATH`) where the user names one, else its own; an artifact's own corpus must
+    lie in the artifact's folder. An artifact from elsewhere could otherwise name any JSONL file
+    on the machine, and a run would quote that file's text to the model."""
+    unknown = sorted(set(given) - set(graph.indexes))
+    if unknown:
+        known = ", ".join(graph.indexes) or "none"
+        raise ArtifactError(
+            f"--corpus {unknown[0]}=...: program {graph.name} has no index '{unknown[0]}' "
+            f"(its indexes: {known})"
+        )
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(artifact))) if artifact else None
+    result = graph.copy()
+    for name, ref in graph.indexes.items():
+        if name in given:
+            result.indexes[name] = replace(ref, path=os.path.abspath(given[name]))
+        elif folder is not None and ref.kind != PYTHON_RETRIEVER:
+            inside = os.path.commonpath([folder, os.path.realpath(ref.path)]) == folder
+            if not inside:
+                raise ArtifactError(
+                    f"{artifact}: index '{name}' reads {ref.path}, outside the artifact's folder; "
+                    f"an artifact reads corpora beside it only: copy the corpus there, or name "
+                    f"it yourself with --corpus {name}={ref.path}"
+                )
+    return result
 
 
 def _check_header(data: Any, name: str) -> None:

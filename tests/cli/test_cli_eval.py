@@ -17,7 +17,7 @@ import pytest
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
-from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
 from lmc.compiler.artifact import CompileInfo
 from lmc.ir.graph import Demo, StepParams
 
@@ -304,7 +304,7 @@ def test_a_python_metric_that_raises_exits_2_naming_the_record(
 
 
 @pytest.mark.usefixtures("python_metrics")
-def test_a_metric_function_compiled_from_python_is_recorded_by_path_and_scores_again(
+def test_a_metric_function_compiled_from_python_is_recorded_by_path_and_scores_when_passed(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from eval_test_metrics import starts_with_echo  # type: ignore[import-not-found]
@@ -321,28 +321,48 @@ def test_a_metric_function_compiled_from_python_is_recorded_by_path_and_scores_a
     )
     recorded = json.loads(Path("qa.json").read_text(encoding="utf-8"))["metric"]
 
-    code, out, _ = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
+    code, out, _ = lmc_cli(
+        capsys, "eval", "qa.json", "--data", "data.jsonl", "--metric", recorded["name"]
+    )
 
     assert recorded == {"name": "eval_test_metrics:starts_with_echo", "field": None}
     assert code == EXIT_OK
     assert summary(out)["label"] == "eval_test_metrics:starts_with_echo"
 
 
-def test_an_artifact_metric_that_is_a_python_function_is_imported(
-    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+def test_an_artifact_python_metric_is_named_and_runs_only_when_passed_with_metric(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    write_compiled("qa.json", QA, {"name": "no_such_module_here:fn", "field": None})
+    Path("scoring.py").write_text(
+        "from pathlib import Path\n"
+        "def answer_is_echo(example, prediction, trace=None):\n"
+        "    Path('scored').touch()\n"
+        "    return prediction['answer'].startswith('echo')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    write_compiled("qa.json", QA, {"name": "scoring:answer_is_echo", "field": None})
 
     code, _, err = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
 
-    # Like a function the program names: the environment decides what is importable (exit 1).
-    assert code == EXIT_FAILED
+    assert code == EXIT_BAD_INPUT
     assert err == (
-        "lmc: error: cannot import no_such_module_here for no_such_module_here:fn (No module "
-        "named 'no_such_module_here'); make it importable: install its package, or add the "
-        "folder that holds no_such_module_here to PYTHONPATH\n"
+        "lmc: error: the artifact was compiled with the Python metric scoring:answer_is_echo; "
+        "lmc runs no code an artifact names outside its program, so pass it to score with it: "
+        "--metric scoring:answer_is_echo\n"
     )
+    assert not Path("scored").exists()
     assert fake.requests == []
+
+    code, _, _ = lmc_cli(
+        capsys, "eval", "qa.json", "--data", "data.jsonl", "--metric", "scoring:answer_is_echo"
+    )
+
+    assert code == EXIT_OK
+    assert Path("scored").exists()
 
 
 def test_an_artifact_metric_defined_in_a_script_asks_for_metric(
@@ -354,8 +374,8 @@ def test_an_artifact_metric_defined_in_a_script_asks_for_metric(
 
     assert code == EXIT_BAD_INPUT
     assert err == (
-        "lmc: error: the artifact's metric validate_answer is a Python function defined where "
-        "lmc cannot import it by name (a script, or inside a function); pass --metric "
+        "lmc: error: the artifact was compiled with the Python metric validate_answer, defined "
+        "where lmc cannot import it by name (a script, or inside a function); pass --metric "
         "package.module:function\n"
     )
 
