@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import weakref
+
 from lmc.backends.base import LMClient
 from lmc.errors import InputError
 from lmc.plugins import MODEL_KINDS
@@ -13,7 +16,23 @@ DEFAULT_MODEL = "local"
 def LM(model: str = DEFAULT_MODEL, *, api_base: str | None = None) -> LMClient:
     """A model to run programs on, for `lmc.configure(lm=...)`: `lmc.LM("local")`,
     `lmc.LM("local:/models/qwen.gguf")`, `lmc.LM("openai/NAME", api_base="http://...")`."""
-    return open_lm(model, api_base)
+    client = open_lm(model, api_base)
+    with contextlib.suppress(TypeError):  # a client that cannot be a weak key is not recorded
+        _MADE_FROM[client] = model
+    return client
+
+
+# The model string each `LM(...)` client was made from: what a compile records as its model, so
+# `lmc.configure(lm=lmc.LM("openai/x"))` compiles an artifact that runs on the same model.
+_MADE_FROM: weakref.WeakKeyDictionary[LMClient, str] = weakref.WeakKeyDictionary()
+
+
+def model_string(client: LMClient) -> str | None:
+    """The model string `client` was made from by `LM(...)`, if it was."""
+    try:
+        return _MADE_FROM.get(client)
+    except TypeError:  # a client that cannot be a weak key (an unhashable test double)
+        return None
 
 
 def open_lm(model: str = DEFAULT_MODEL, api_base: str | None = None) -> LMClient:

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from lmc.backends.base import Backend, LMClient
-from lmc.backends.clients import DEFAULT_MODEL, open_lm
+from lmc.backends.clients import DEFAULT_MODEL, model_string, open_lm
 from lmc.errors import RunError
 from lmc.plugins import BACKENDS
 from lmc.runtime.cache import ResponseCache
@@ -190,7 +190,7 @@ def context(
     """A run context, to pass explicitly or to scope with `with lmc.context(...):`. `lm` is a model
     string (`local`, `local:PATH.gguf`, a litellm string) or a client; by default `$LMC_LM`, else
     the embedded local model."""
-    model = lm if isinstance(lm, str) else None
+    model = lm if isinstance(lm, str) else None if lm is None else model_string(lm)
     if lm is None or isinstance(lm, str):
         model = lm or os.environ.get("LMC_LM") or DEFAULT_MODEL
         client = open_lm(model, api_base)

@@ -136,7 +136,9 @@ def _retrieval(run: _Evaluation, node: RetrieveNode, values: dict[str, Any]) -> 
         return {"passages": _retrieve(run.context, run.graph, node, values["query"], run.record)}
     except RetrieverFailed as failed:  # a Python retriever: it fails this record, as a step would
         path = run.graph.indexes[node.index].path
-        raise FunctionFailed(node.id, path, failed.problem) from None
+        # A retrieve written inline is named after the binding it is read into, plus `$N`.
+        step = node.id.partition("$")[0]
+        raise FunctionFailed(step, path, failed.problem, kind="retriever") from None
 
 
 # How each kind of node computes its outputs; `tests/ir` checks that every kind has an entry.

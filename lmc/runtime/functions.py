@@ -24,8 +24,8 @@ from lmc.signatures import SignatureSpec
 class FunctionFailed(RecordFailure):
     """A function step raised, or returned what its declared results cannot hold."""
 
-    def __init__(self, step: str, function: str, message: str):
-        super().__init__(f"step '{step}': function {function} {message}")
+    def __init__(self, step: str, function: str, message: str, kind: str = "function"):
+        super().__init__(f"step '{step}': {kind} {function} {message}")
         self.step = step
         self.message = message
         self.reply: str | None = None

@@ -153,3 +153,20 @@ def test_inspect_history_prints_the_last_calls_of_the_current_context(
     assert "second question" in shown
     assert "first question" not in shown
     assert '"answer": "served"' in shown
+
+
+def test_a_model_made_with_lm_is_recorded_by_its_string(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = ServedLM()
+    monkeypatch.setattr("lmc.backends.clients.open_lm", lambda model, api_base=None: made)
+
+    client = lmc.LM("openai/some-model", api_base="http://127.0.0.1:1/v1")
+
+    assert lmc.context(client, cache=False).model == "openai/some-model"
+    assert lmc.context(FakeLM(), cache=False).model is None  # a client lmc did not make
+
+
+class ServedLM(FakeLM):
+    """A client as `LM(...)` makes them: an object compared by identity."""
+
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
