@@ -33,7 +33,10 @@ from lmc.runtime.evaluate import Evaluation
 from lmc.runtime.metrics import Metric
 
 # Options that only mean something when the passes learn from data (`--train`).
-DATA_OPTIONS = ("dev", "metric", "teacher_lm", "budget_calls", "lm", "api_base", "backend")
+DATA_OPTIONS = (
+    *("dev", "metric", "teacher_lm", "budget_calls"),
+    *("lm", "api_base", "backend", "timeout", "retries"),
+)
 
 
 class NeedsData(Exception):
