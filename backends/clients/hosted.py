@@ -22,8 +22,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from lmc.backends.base import LMCallFailed, LMRequest, LMResponse
+from lmc.backends.clients import retry
 from lmc.backends.clients.retry import (
-    DEFAULT_BACKOFF,
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT_S,
     Backoff,
@@ -141,7 +141,7 @@ class HostedLM:
         self.max_concurrency = concurrency
         self.retries = retries
         self.timeout_s = float(timeout_s)
-        self.backoff = backoff or DEFAULT_BACKOFF
+        self.backoff = backoff or retry.DEFAULT_BACKOFF  # looked up now: tests replace it
         # OpenAI's `json_schema` response format first; llama-cpp-python's server only knows
         # `json_object` with a `schema`, and says so: then that form, from then on.
         self._schema_styles = ["json_schema", "json_object"]

@@ -182,7 +182,7 @@ def test_each_try_waits_at_most_the_timeout(fault_server: FaultServer) -> None:
     started = time.monotonic()
     with pytest.raises(HostedLMError) as failed:
         lm.complete(REQUEST)
-    assert 2.0 <= time.monotonic() - started < 5.0
+    assert 1.9 <= time.monotonic() - started < 5.0
     assert str(failed.value) == (
         f"{where(fault_server)}: no reply within the timeout of 1 s (after 2 tries)"
     )
