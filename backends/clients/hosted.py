@@ -200,7 +200,7 @@ class HostedLM:
                 raise
             except Exception as error:  # litellm raises many provider-specific types
                 failure = _failure(error, self.timeout_s)
-                if not failure.transient and self._refused_format(failure, style, request):
+                if self._refused_format(failure, style, request):
                     continue  # the same call, in the form the server knows: not a retry
                 tries += 1
                 if not failure.transient:
@@ -219,8 +219,9 @@ class HostedLM:
 
     def _refused_format(self, failure: _Failure, style: str, request: LMRequest) -> bool:
         """Whether the server refused this response format and another is left to try (then
-        the server's format is learned, once for all calls)."""
-        if request.json_schema is None:
+        the server's format is learned, once for all calls). llama-cpp-python's server refuses
+        with a 500 that names `response_format`; a 429 or a 503 that does not is retried."""
+        if request.json_schema is None or failure.status is None:
             return False
         if failure.status not in (400, 422) and "response_format" not in failure.said:
             return False

@@ -305,6 +305,21 @@ def test_a_refused_response_format_is_learned_and_a_429_while_probing_is_retried
     assert fake_time.waits == [1.0]
 
 
+def test_a_500_naming_the_response_format_is_a_refusal_as_llama_cpps_server_says_it(
+    fault_server: FaultServer, fake_time: FakeTime
+) -> None:
+    refusal = (
+        "1 validation error: {'type': 'literal_error', 'loc': ('body', 'response_format', "
+        "'type'), 'msg': \"Input should be 'text' or 'json_object'\", 'input': 'json_schema'}"
+    )
+    fault_server.script(status(500, refusal), reply('{"answer": "Paris"}'))
+    lm = client(fault_server, fake_time)
+    assert lm.complete(LMRequest(messages=REQUEST.messages, json_schema=SCHEMA)).text
+    formats = [r.body["response_format"]["type"] for r in fault_server.requests]
+    assert formats == ["json_schema", "json_object"]
+    assert fake_time.waits == []
+
+
 # The step's name is added where the runtime knows it ---------------------------------------------
 
 
