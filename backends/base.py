@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
+from lmc.errors import RecordFailure
 from lmc.ir.graph import StepParams
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 
@@ -71,6 +72,22 @@ class LMResponse:
     completion_tokens: int = 0
     latency_s: float = 0.0
     cached: bool = False
+
+
+class LMCallFailed(RecordFailure):
+    """An LM call that got no usable reply: the model unreachable, the server refusing the call
+    or saying something that is not a completion, after every retry the failure allowed. The
+    message says which model and what went wrong, on one line; `step` names the step whose call
+    it was, once the runtime knows it."""
+
+    def __init__(self, message: str, *, step: str | None = None):
+        super().__init__(f"step '{step}': {message}" if step else message)
+        self.message = message
+        self.step = step
+
+    def at_step(self, step: str) -> LMCallFailed:
+        """The same failure, its message naming the step (subclasses keep this signature)."""
+        return type(self)(self.message, step=step)
 
 
 class LMClient(Protocol):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from faultserver import FaultServer
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +29,14 @@ def fresh_default_model() -> Iterator[None]:
     reset_default()
     yield
     reset_default()
+
+
+@pytest.fixture
+def fault_server() -> Iterator[FaultServer]:
+    """A fault-injecting OpenAI-compatible server on 127.0.0.1 (see tests/faultserver.py): script
+    its replies and faults, point `--api-base` (or `api_base=`) at `fault_server.url`, and count
+    the requests it got. Closed after the test."""
+    from faultserver import FaultServer
+
+    with FaultServer() as server:
+        yield server

@@ -34,6 +34,7 @@ KINDS = {
     "UsageError": InputError,
     "TraceError": InputError,
     "StepFailed": RunError,
+    "LMCallFailed": RunError,
     "HostedLMError": RunError,
     "ModelFileError": RunError,
     "RetrievalUnavailable": RunError,

@@ -13,10 +13,17 @@ from lmc.plugins import MODEL_KINDS
 DEFAULT_MODEL = "local"
 
 
-def LM(model: str = DEFAULT_MODEL, *, api_base: str | None = None) -> LMClient:
+def LM(
+    model: str = DEFAULT_MODEL,
+    *,
+    api_base: str | None = None,
+    timeout: float | None = None,
+    retries: int | None = None,
+) -> LMClient:
     """A model to run programs on, for `lmc.configure(lm=...)`: `lmc.LM("local")`,
-    `lmc.LM("local:/models/qwen.gguf")`, `lmc.LM("openai/NAME", api_base="http://...")`."""
-    client = open_lm(model, api_base)
+    `lmc.LM("local:/models/qwen.gguf")`, `lmc.LM("openai/NAME", api_base="http://...")`.
+    `timeout` (seconds per try) and `retries` are for hosted and served models."""
+    client = open_lm(model, api_base, timeout=timeout, retries=retries)
     with contextlib.suppress(TypeError):  # a client that cannot be a weak key is not recorded
         _MADE_FROM[client] = model
     return client
@@ -35,8 +42,16 @@ def model_string(client: LMClient) -> str | None:
         return None
 
 
-def open_lm(model: str = DEFAULT_MODEL, api_base: str | None = None) -> LMClient:
-    """The client for a model string (see the CLI spec's MODEL)."""
+def open_lm(
+    model: str = DEFAULT_MODEL,
+    api_base: str | None = None,
+    *,
+    timeout: float | None = None,
+    retries: int | None = None,
+) -> LMClient:
+    """The client for a model string (see the CLI spec's MODEL). `timeout` and `retries` (None:
+    the defaults of `lmc.backends.clients.retry`) apply to litellm models; a model kind of its
+    own (`local`, a plug-in) is called as `factory(spec, api_base)` and calls as it will."""
     kind, _, spec = model.partition(":")
     if "/" not in kind and kind in MODEL_KINDS:
         client: LMClient = MODEL_KINDS.load(kind)(spec, api_base)
@@ -47,5 +62,7 @@ def open_lm(model: str = DEFAULT_MODEL, api_base: str | None = None) -> LMClient
             f"unknown model '{model}': expected {kinds}, or a litellm model string such as "
             "openai/gpt-4o-mini or ollama/llama3"
         )
-    hosted: LMClient = MODEL_KINDS.load("litellm")(model, api_base)
+    hosted: LMClient = MODEL_KINDS.load("litellm")(
+        model, api_base, timeout=timeout, retries=retries
+    )
     return hosted

@@ -34,7 +34,10 @@ from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric
 
 # Options that only mean something when the passes learn from data (`--train`).
-DATA_OPTIONS = ("dev", "metric", "teacher_lm", "budget_calls", "lm", "api_base", "backend")
+DATA_OPTIONS = (
+    *("dev", "metric", "teacher_lm", "budget_calls"),
+    *("lm", "api_base", "backend", "timeout", "retries"),
+)
 
 
 class NeedsData(Exception):

@@ -19,7 +19,8 @@ def program_file(parser: argparse.ArgumentParser, metavar: str = ANY_PROGRAM) ->
 
 
 def model(parser: argparse.ArgumentParser) -> None:
-    """The LM and how it is called: `--lm`, `--api-base`, `--backend`, `--concurrency`."""
+    """The LM and how it is called: `--lm`, `--api-base`, `--backend`, `--concurrency`, and for a
+    hosted or served model `--timeout` and `--retries`."""
     parser.add_argument(
         "--lm",
         help="model: local (the embedded default), local:PATH.gguf, a litellm string such as "
@@ -28,6 +29,21 @@ def model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
     parser.add_argument("--backend", help=f"prompt format: {BACKENDS.described()} (default: json)")
     parser.add_argument("--concurrency", type=int, default=4, help="records in flight at once")
+    # Their defaults live with the client (lmc.backends.clients.retry); None here means those.
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="hosted or served model: how long one try of a call may wait (default: 120)",
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        metavar="N",
+        help="hosted or served model: tries after the first when a call fails for a passing "
+        "reason (no connection, timeout, 408, 409, 429, 5xx), with backoff and Retry-After "
+        "(default: 5)",
+    )
 
 
 def call_log(parser: argparse.ArgumentParser) -> None:

@@ -33,6 +33,11 @@ def run_context(
 
     if args.concurrency < 1:
         raise UsageError("--concurrency must be at least 1")
+    timeout, retries = getattr(args, "timeout", None), getattr(args, "retries", None)
+    if timeout is not None and not 0 < timeout < float("inf"):
+        raise UsageError(f"--timeout must be more than 0 seconds, not {timeout:g}")
+    if retries is not None and retries < 0:
+        raise UsageError(f"--retries must be 0 or more, not {retries}")
     return context(
         lm or args.lm or default_lm,
         backend=args.backend or default_backend or DEFAULT_BACKEND,
@@ -40,4 +45,6 @@ def run_context(
         cache=not getattr(args, "no_cache", False),
         trace=getattr(args, "trace", None),
         concurrency=args.concurrency,
+        timeout=timeout,
+        retries=retries,
     )

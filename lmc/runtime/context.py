@@ -23,7 +23,7 @@ from typing import Any
 
 from lmc.backends.base import Backend, LMClient
 from lmc.backends.clients import DEFAULT_MODEL, model_string, open_lm
-from lmc.errors import RunError
+from lmc.errors import InputError, RunError
 from lmc.plugins import BACKENDS
 from lmc.runtime.cache import ResponseCache
 from lmc.runtime.stats import RunStats
@@ -186,14 +186,21 @@ def context(
     trace: str | None = None,
     concurrency: int = 4,
     rm: Any = None,
+    timeout: float | None = None,
+    retries: int | None = None,
 ) -> RunContext:
     """A run context, to pass explicitly or to scope with `with lmc.context(...):`. `lm` is a model
     string (`local`, `local:PATH.gguf`, a litellm string) or a client; by default `$LMC_LM`, else
-    the embedded local model."""
+    the embedded local model. A hosted or served model waits `timeout` seconds per try and
+    retries a call that failed for a passing reason `retries` times (default 120 s and 5)."""
     model = lm if isinstance(lm, str) else None if lm is None else model_string(lm)
     if lm is None or isinstance(lm, str):
         model = lm or os.environ.get("LMC_LM") or DEFAULT_MODEL
-        client = open_lm(model, api_base)
+        # Only the limits that were set: the client's own defaults otherwise.
+        limits: dict[str, Any] = {"timeout": timeout, "retries": retries}
+        client = open_lm(model, api_base, **{k: v for k, v in limits.items() if v is not None})
+    elif timeout is not None or retries is not None:
+        raise InputError("timeout and retries belong to the model: lmc.LM(..., timeout=, retries=)")
     else:
         client = lm
     return RunContext(
@@ -216,6 +223,8 @@ def configure(
     trace: str | None = None,
     concurrency: int = 4,
     rm: Any = None,
+    timeout: float | None = None,
+    retries: int | None = None,
 ) -> RunContext:
     """Like `context(...)`, and also the process default from now on, as `dspy.configure` is;
     `with lmc.configure(...):` instead scopes it to the block (and leaves the default alone)."""
@@ -227,6 +236,8 @@ def configure(
         trace=trace,
         concurrency=concurrency,
         rm=rm,
+        timeout=timeout,
+        retries=retries,
     )
     _scopes.set_default(made)
     return made

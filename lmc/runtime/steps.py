@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from lmc.backends.base import LMRequest, LMResponse, ReplyError, StepView
+from lmc.backends.base import LMCallFailed, LMRequest, LMResponse, ReplyError, StepView
 from lmc.errors import RecordFailure
 from lmc.runtime.context import RunContext
 from lmc.runtime.trace import call_line
@@ -70,7 +70,10 @@ def call_step(
     request = _decoded(backend.lower(view, inputs, lm), options, sample)
     answered: list[tuple[LMRequest, LMResponse]] = []
     for attempt in (1, 2):
-        response = complete(context, request)
+        try:
+            response = complete(context, request)
+        except LMCallFailed as error:
+            raise error.at_step(step_id) from None
         answered.append((request, response))
         context.stats.record_call(step_id, response, repair=attempt == 2)
         try:

@@ -157,7 +157,7 @@ def test_inspect_history_prints_the_last_calls_of_the_current_context(
 
 def test_a_model_made_with_lm_is_recorded_by_its_string(monkeypatch: pytest.MonkeyPatch) -> None:
     made = ServedLM()
-    monkeypatch.setattr("lmc.backends.clients.open_lm", lambda model, api_base=None: made)
+    monkeypatch.setattr("lmc.backends.clients.open_lm", lambda model, api_base=None, **_: made)
 
     client = lmc.LM("openai/some-model", api_base="http://127.0.0.1:1/v1")
 
