@@ -62,6 +62,11 @@ class CompileContext:
         self._scores[key] = (data, found)
         return found
 
+    def remember(self, program: ProgramGraph, data: Dataset, evaluation: Evaluation) -> None:
+        """A score of `program` on `data` a pass put together from parts (a race's rounds), so
+        scoring it on `data` again costs nothing."""
+        self._scores[(print_program(program), id(data), False)] = (data, evaluation)
+
 
 def calls_per_run(program: ProgramGraph) -> int:
     """At most how many LM calls one run of the program makes (without repairs)."""

@@ -3,8 +3,9 @@
 The teacher runs the program on train examples; each run whose prediction passes the metric
 gives a demo to every step it went through (that step's inputs and outputs, reasoning included).
 Train examples that name a step's fields themselves are labelled demos for it, as in DSPy.
-Several demo sets (seeded random choices from both) are scored on dev, and the best is kept, only
-if it beats the program as it was.
+Several demo sets (seeded random choices from both) race on dev (`passes/selection.py`): all are
+scored on a few examples, the better half go on to more, until one is left. The winner is kept
+only if its gain over the program as it was holds under a paired test on all of dev.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import ClassVar
 
 from lmc.ir.graph import Demo, ProgramGraph, StepNode
 from lmc.passes.base import CompileContext, calls_per_run
+from lmc.passes.selection import Contender, paired_gain, race, race_runs
 from lmc.signatures import REASONING
 
 
@@ -27,8 +29,9 @@ class BootstrapDemosPass:
     threshold: float = 1.0
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
-        runs = min(self.max_train, len(context.train)) + self.candidates * len(context.dev)
-        return runs * calls_per_run(program)
+        teacher = min(self.max_train, len(context.train)) * calls_per_run(program)
+        students = race_runs(self.candidates, len(context.dev))
+        return teacher + students * calls_per_run(self.projected_program(program, context))
 
     def projected_program(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         """The program at its largest after this pass: `max_demos` demos on every step."""
@@ -46,21 +49,29 @@ class BootstrapDemosPass:
                 "names a step's fields; no demos added"
             )
             return program
-        best, best_score = program, context.score(program).score
         rng = context.rng(self.name)
-        for candidate_number in range(self.candidates):
+        contenders = []
+        for number in range(self.candidates):
             chosen: dict[str, list[Demo]] = {}
             for key, demos in found.items():
                 count = min(self.max_demos, len(demos))
-                chosen[key] = demos[:count] if candidate_number == 0 else rng.sample(demos, count)
-            candidate = with_demos(program, chosen)
-            score = context.score(candidate).score
-            context.say(f"bootstrap-demos: demo set {candidate_number + 1} scores {score:.3f}")
-            if score > best_score:
-                best, best_score = candidate, score
-        if best is program:
-            context.say("bootstrap-demos: no demo set beat the program without them")
-        return best
+                chosen[key] = demos[:count] if number == 0 else rng.sample(demos, count)
+            contenders.append(Contender(f"demo set {number + 1}", with_demos(program, chosen)))
+        say = context.say
+        winner = race(contenders, context, context.dev, self.name)
+        gain = paired_gain(
+            context.score(program).scores,
+            context.score(winner.program).scores,
+            context.rng(f"{self.name}:gain"),
+        )
+        if gain.holds():
+            say(f"{self.name}: {winner.label} kept: dev gain {gain}")
+            return winner.program
+        say(
+            f"{self.name}: {winner.label} won the race, but its dev gain {gain} does not hold "
+            "(the interval reaches zero); the program is kept as it was"
+        )
+        return program
 
     def labeled_demos(
         self, program: ProgramGraph, context: CompileContext

@@ -1,8 +1,10 @@
 """`instruction-search`: an LM proposes instructions for each step; the best on dev is kept.
 
 Proposals are grounded on the step's signature, a summary of the train data and a few worked
-examples; each candidate is scored on the same dev minibatch as the current instruction, and a
-candidate must beat it to replace it. Proposals and scoring both go through the runtime.
+examples. They race on dev (`passes/selection.py`): each is scored on `minibatch` examples, the
+better half go on to twice as many, until one is left; the winner replaces the step's instruction
+only if its gain over the current one holds under a paired test on all of dev. Proposals and
+scoring both go through the runtime.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, ClassVar
 from lmc.backends.base import StepView
 from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
+from lmc.passes.selection import Contender, paired_gain, race, race_runs
 from lmc.runtime.data import Dataset
 from lmc.runtime.steps import StepFailed, call_step
 from lmc.signatures import FieldSpec, SignatureSpec
@@ -50,47 +53,42 @@ class InstructionSearchPass:
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         keys = len(program.params)
-        batch = min(self.minibatch, len(context.dev))
-        search = keys * (self.candidates + (self.candidates + 1) * batch * calls_per_run(program))
-        # Scored on part of dev, the result is new to the pass manager, which scores it on all
-        # of dev after the pass; on all of dev, those scores are the ones the search paid for.
-        rescore = len(context.dev) * calls_per_run(program) if batch < len(context.dev) else 0
-        return search + rescore
+        runs = race_runs(self.candidates, len(context.dev), self.minibatch)
+        return keys * (self.candidates + runs * calls_per_run(program))
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
-        batch = self.batch(context)
         current = program
         for key in sorted(program.params):
             step = next(s for s in program.steps() if s.param_key == key)
-            start = best_score = context.score(current, batch).score
-            for number, proposal in enumerate(self.proposals(step, current, context)):
+            proposals = self.proposals(step, current, context)
+            if not proposals:
+                context.say(f"{self.name}: no proposal for {key}; it keeps its instruction")
+                continue
+            contenders = []
+            for number, proposal in enumerate(proposals, 1):
                 candidate = current.copy()
                 candidate.params[key] = replace(candidate.params[key], instruction=proposal)
-                score = context.score(candidate, batch).score
-                context.say(f"instruction-search: {key} candidate {number + 1} scores {score:.3f}")
-                if score > best_score:
-                    current, best_score = candidate, score
-            if best_score > start:
+                contenders.append(Contender(f"{key} candidate {number}", candidate))
+            winner = race(contenders, context, context.dev, self.name, self.minibatch)
+            gain = paired_gain(
+                context.score(current).scores,
+                context.score(winner.program).scores,
+                context.rng(f"{self.name}:{key}:gain"),
+            )
+            if gain.holds():
+                current = winner.program
                 context.say(
-                    f"instruction-search: {key} now reads: {current.params[key].instruction}"
+                    f"{self.name}: {key} now reads (dev gain {gain}): "
+                    f"{current.params[key].instruction}"
                 )
             else:
                 # Said either way: a learned instruction that stays did not just change, and a
                 # step without one should not leave the reader guessing what became of it.
                 context.say(
-                    f"instruction-search: {key} keeps its instruction; no candidate scored above "
-                    f"{start:.3f}"
+                    f"{self.name}: {key} keeps its instruction; the best candidate's dev gain "
+                    f"{gain} does not hold"
                 )
         return current
-
-    def batch(self, context: CompileContext) -> Dataset:
-        """The dev examples candidates are scored on: the dev set itself when `minibatch` covers
-        it, so the compile's scores of it (the baseline, the result) are shared, not paid twice."""
-        if self.minibatch >= len(context.dev):
-            return context.dev
-        indexes = list(range(len(context.dev)))
-        context.rng(self.name).shuffle(indexes)
-        return context.dev.subset(sorted(indexes[: self.minibatch]), "dev minibatch")
 
     def proposals(
         self, step: StepNode, program: ProgramGraph, context: CompileContext

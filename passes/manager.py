@@ -16,6 +16,7 @@ from lmc.errors import RunError
 from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, Pass, calls_per_run
 from lmc.passes.record import PassRecord
+from lmc.passes.selection import paired_gain
 from lmc.runtime.context import BudgetExhausted
 from lmc.runtime.stats import StepStats
 
@@ -99,12 +100,18 @@ def run_pipeline(
             note(f"{exhausted}: {a_pass.name} stopped; the program before it is kept")
             candidate = current
         verify_between(candidate, "after", a_pass.name)
+        gain = None
         try:
             # Passes return new graphs; an equal one needs no new score.
-            after = score if candidate == current else context.score(candidate).score
+            if candidate == current:
+                after = score
+            else:
+                before, scored = context.score(current), context.score(candidate)
+                after = scored.score
+                gain = paired_gain(before.scores, scored.scores, context.rng(f"gain:{a_pass.name}"))
         except BudgetExhausted:
             note("no budget left to score the result; the program before the pass is kept")
-            candidate, after = current, score
+            candidate, after, gain = current, score, None
         cost = _spent(context)
         record = PassRecord(
             name=a_pass.name,
@@ -118,6 +125,7 @@ def run_pipeline(
             seconds=round(time.perf_counter() - started, 2),
             calls_per_run=calls_per_run(candidate),
             notes=notes,
+            gain=None if gain is None else gain.to_json(),
         )
         records.append(record)
         on_record(record, candidate)

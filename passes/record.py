@@ -20,6 +20,9 @@ class PassRecord:
     seconds: float
     calls_per_run: int
     notes: list[str] = field(default_factory=list)
+    # The dev gain over the program before the pass, example by example: mean and the low and
+    # high ends of its paired-bootstrap interval (None when the pass changed nothing).
+    gain: list[float] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -16,7 +16,7 @@ from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import run_context
 from lmc.compiler.program import Program
-from lmc.compiler.session import Compiled, compile_program, pass_line, plan_line
+from lmc.compiler.session import Compiled, compile_program, gain_text, pass_line, plan_line
 from lmc.passes.base import Pass
 from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
 from lmc.passes.record import PassRecord
@@ -130,6 +130,7 @@ class _PassTable:
             "pass",
             "dev before",
             "dev after",
+            "gain [90%]",
             "LM calls",
             "cached",
             "tokens",
@@ -151,6 +152,7 @@ class _PassTable:
             record.name,
             f"{record.metric_before:.3f}",
             f"{record.metric_after:.3f}",
+            gain_text(record),
             str(record.calls),
             str(record.cached),
             str(record.prompt_tokens + record.completion_tokens),

@@ -46,11 +46,20 @@ class BudgetTooSmall(InputError):
         self.stages = stages
 
 
+def gain_text(record: PassRecord) -> str:
+    """The pass's dev gain with its 90% paired interval, `+0.233 [+0.100, +0.367]`, or `-`."""
+    if record.gain is None:
+        return "-"
+    mean, low, high = record.gain
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
 def pass_line(record: PassRecord, metric: str) -> str:
     """What one pass of a compile bought and cost, in one line."""
+    gain = f" (gain {gain_text(record)})" if record.gain is not None else ""
     return (
         f"{record.name}: dev {metric} {record.metric_before:.3f} -> "
-        f"{record.metric_after:.3f}, {record.calls} LM calls ({record.cached} cached), "
+        f"{record.metric_after:.3f}{gain}, {record.calls} LM calls ({record.cached} cached), "
         f"{record.prompt_tokens + record.completion_tokens} tokens, "
         f"{record.seconds:.1f}s"
     )

@@ -150,7 +150,10 @@ def test_compile_writes_the_artifact_and_says_what_it_bought(
     assert summary["examples"] == "3"
     assert int(summary["calls"]) > 0
     assert err.startswith("projected LM calls: baseline on dev ≤3, ")
-    assert "bootstrap-demos: dev exact_match(answer) 0.000 -> 1.000, " in err
+    assert (
+        "bootstrap-demos: dev exact_match(answer) 0.000 -> 1.000 (gain +1.000 [+1.000, +1.000]), "
+        in err
+    )
 
 
 def test_the_artifact_holds_the_program_pass_log_datasets_and_metric(

@@ -161,5 +161,8 @@ def test_with_train_data_a_pass_scores_as_compile_would(
     assert out == program_part(case.with_suffix(".expected"))
     assert err.startswith("# projected LM calls: baseline on dev ≤")
     assert "# fused find and answer: saves 1 LM call per run\n" in err
-    assert "# fuse-steps: dev exact_match(answer) 1.000 -> 1.000, " in err
+    assert (
+        "# fuse-steps: dev exact_match(answer) 1.000 -> 1.000 (gain +0.000 [+0.000, +0.000]), "
+        in err
+    )
     assert lm.requests

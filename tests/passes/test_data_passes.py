@@ -52,13 +52,17 @@ def test_bootstrap_demos_come_only_from_runs_that_passed_and_reach_every_step() 
     }
     assert "bootstrap-demos: 2 of 4 teacher runs passed the metric" in outcome.said
     assert (outcome.record.metric_before, outcome.record.metric_after) == (0.0, 1.0)
+    assert outcome.record.gain == [1.0, 1.0, 1.0]  # every dev example went from wrong to right
 
 
 def test_bootstrap_demos_keeps_the_program_when_no_demo_set_scores_higher() -> None:
     outcome = _run("bootstrap-demos", "no_demo_set_beats_the_program")
 
     assert outcome.program == _input_of("bootstrap-demos", "no_demo_set_beats_the_program")
-    assert outcome.said[-1] == "bootstrap-demos: no demo set beat the program without them"
+    assert outcome.said[-1] == (
+        "bootstrap-demos: demo set 1 won the race, but its dev gain +0.000 [+0.000, +0.000] "
+        "does not hold (the interval reaches zero); the program is kept as it was"
+    )
 
 
 def test_bootstrap_demos_uses_the_first_labeled_train_records_when_no_run_passes() -> None:
@@ -115,5 +119,8 @@ def test_instruction_search_keeps_an_instruction_no_candidate_beats() -> None:
     assert outcome.program == _input_of(
         "instruction-search", "original_kept_when_no_candidate_beats_it"
     )
-    assert outcome.said[0] == "instruction-search: gen candidate 1 scores 0.500"
+    assert outcome.said[-1] == (
+        "instruction-search: gen keeps its instruction; the best candidate's dev gain "
+        "+0.000 [+0.000, +0.000] does not hold"
+    )
     assert outcome.record.metric_after == outcome.record.metric_before == 0.5
