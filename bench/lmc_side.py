@@ -26,7 +26,6 @@ import lmc
 from lmc.backends.base import LMClient
 from lmc.builder.optimize import as_dataset, as_metric
 from lmc.compiler.session import BudgetTooSmall, compile_program
-from lmc.passes.pipeline import DEFAULT_PIPELINE
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
 from lmc.runtime.evaluate import evaluate
@@ -46,10 +45,10 @@ program QA(question: str) -> (answer: str) {
 """
 
 
-def compile_pipeline(candidates: int) -> str:
-    """lmc's default pipeline, bootstrap-demos scoring `candidates` demo sets (4 by default)."""
-    sized = f"bootstrap-demos{{candidates={candidates}}}"
-    return DEFAULT_PIPELINE.replace("bootstrap-demos", sized)
+def pipeline_item(name: str, options: dict[str, Any]) -> str:
+    """One pass as a pipeline names it, `bootstrap-demos{candidates=2,...}`."""
+    written = ",".join(f"{key}={value}" for key, value in options.items())
+    return f"{name}{{{written}}}" if written else name
 
 
 def overhead_us(calls: int) -> float:
@@ -133,26 +132,21 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
         train = records("train")
         budget = config.get("compile_budget", {}).get(task)
         say(f"[lmc] {task}: compiling on {len(train)} train, {len(dev)} dev, budget {budget} calls")
-        for candidates in (4, 3, 2, 1):
-            context = _context(config, lm)
-            started = time.perf_counter()
-            try:
-                compiled = compile_program(
-                    program,
-                    as_dataset(train, program, "train"),
-                    as_metric(METRICS[task], program),
-                    dev=as_dataset(dev, program, "dev"),
-                    pipeline=compile_pipeline(candidates),
-                    run=context,
-                    budget_calls=budget,
-                    say=lambda message: say(f"[lmc] {task}: {message}"),
-                )
-            except BudgetTooSmall as refused:
-                say(f"[lmc] {task}: {refused}")
-                continue
-            break
-        else:
-            say(f"[lmc] {task}: no pipeline fits {budget} calls; not compiled")
+        # No pipeline named: lmc fits its default to the budget (passes/budget.py).
+        context = _context(config, lm)
+        started = time.perf_counter()
+        try:
+            compiled = compile_program(
+                program,
+                as_dataset(train, program, "train"),
+                as_metric(METRICS[task], program),
+                dev=as_dataset(dev, program, "dev"),
+                run=context,
+                budget_calls=budget,
+                say=lambda message: say(f"[lmc] {task}: {message}"),
+            )
+        except BudgetTooSmall as refused:
+            say(f"[lmc] {task}: {refused}; not compiled")
             return row
         wall = time.perf_counter() - started
         total = context.stats.total()
@@ -163,7 +157,7 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
             spent += record.calls
             trajectory.append((spent, record.metric_after))
         row["compile"] = {
-            "pipeline": compile_pipeline(candidates),
+            "pipeline": ",".join(pipeline_item(r.name, r.options) for r in compiled.result.records),
             "trajectory": trajectory,
             "budget_calls": budget,
             "calls": total.calls,

@@ -145,12 +145,11 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
         "'No prediction': the example failed even after that.",
         "- Compile: DSPy `BootstrapFewShotWithRandomSearch(max_bootstrapped_demos=4, "
         "max_labeled_demos=4, num_candidate_programs=4)` vs lmc's default pipeline "
-        f"(`{DEFAULT_PIPELINE}`), same train/dev slices, test scored once at the end. DSPy ran "
-        "first; the LM calls it spent on a task were lmc's `budget_calls` for that task "
-        "(lmc refuses a pipeline whose projected calls exceed the budget, so bootstrap-demos' "
-        "`candidates` would be lowered from 4 until it fitted; the pipeline used is in the "
-        "JSON). MIPROv2 was not run: its instruction proposals need a model that writes usable "
-        "instructions, and its trials do not fit a 2-core run.",
+        f"(`{DEFAULT_PIPELINE}` at its most thorough), same train/dev slices, test scored once "
+        "at the end. DSPy ran first; the LM calls it spent on a task were lmc's `budget_calls` "
+        "for that task, and lmc fitted its default pipeline to them (the pipeline it chose is "
+        "in the JSON). MIPROv2 was not run: its instruction proposals need a model that "
+        "writes usable instructions, and its trials do not fit a 2-core run.",
         "- Throughput is the zero-shot dev run: lmc `run_records` vs `dspy.Evaluate`, "
         "same concurrency. Peak RSS includes each side's fake-LM overhead run and, for "
         "hotpotqa, its BM25 index. lmc calls the server through litellm, and a process that "

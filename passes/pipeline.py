@@ -16,7 +16,20 @@ if TYPE_CHECKING:
     # default without importing the passes.
     from lmc.passes.base import Pass
 
-DEFAULT_PIPELINE = "dead-steps,dedupe-steps,bootstrap-demos,prune-demos"
+# The default pipeline, from its most thorough form to its leanest: a compile that names no
+# pipeline runs the first that fits its budget (`passes/budget.py`).
+DEFAULT_PLANS = tuple(
+    f"dead-steps,dedupe-steps,{plan}"
+    for plan in (
+        "bootstrap-demos{candidates=4,max_train=16},prune-demos",
+        "bootstrap-demos{candidates=4,max_train=16}",
+        "bootstrap-demos{candidates=3,max_train=12}",
+        "bootstrap-demos{candidates=2,max_train=8}",
+        "bootstrap-demos{candidates=2,max_train=4}",
+        "bootstrap-demos{candidates=1,max_train=4}",
+    )
+)
+DEFAULT_PIPELINE = DEFAULT_PLANS[0]
 
 
 class PipelineError(InputError):

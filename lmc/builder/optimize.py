@@ -17,7 +17,6 @@ from lmc.builder.build import build
 from lmc.compiler.program import Program
 from lmc.compiler.session import compile_program, pass_line, plan_line
 from lmc.errors import InputError
-from lmc.passes.pipeline import DEFAULT_PIPELINE
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.context import context as open_context
 from lmc.runtime.data import Dataset, coerce, hash_records
@@ -64,7 +63,7 @@ def compile(
     trainset: Iterable[Any],
     metric: str | Metric | Callable[..., Any] | None = None,
     devset: Iterable[Any] | None = None,
-    pipeline: str = DEFAULT_PIPELINE,
+    pipeline: str | None = None,
     lm: str | RunContext | None = None,
     teacher: str | RunContext | None = None,
     seed: int = 0,

@@ -119,7 +119,7 @@ def evaluate(parser: Parser) -> None:
 
 def compile_(parser: Parser) -> None:
     options.program_file(parser, metavar="PROGRAM.lmp")
-    options.pipeline(parser, default=DEFAULT_PIPELINE)
+    options.pipeline(parser, default=f"{DEFAULT_PIPELINE}, made leaner to fit --budget-calls")
     options.compile_inputs(parser, train_required=True)
     options.corpora(parser)
     options.model(parser)

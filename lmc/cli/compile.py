@@ -18,7 +18,7 @@ from lmc.cli.running import run_context
 from lmc.compiler.program import Program
 from lmc.compiler.session import Compiled, compile_program, gain_text, pass_line, plan_line
 from lmc.passes.base import Pass
-from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
+from lmc.passes.pipeline import parse_pipeline
 from lmc.passes.record import PassRecord
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
@@ -84,7 +84,7 @@ def compile_contexts(args: argparse.Namespace) -> tuple[RunContext, RunContext]:
 def compile_with_options(
     args: argparse.Namespace,
     program: Program,
-    inputs: tuple[Metric, list[Pass], Dataset, Dataset | None],
+    inputs: tuple[Metric, list[Pass] | None, Dataset, Dataset | None],
     student: RunContext,
     teacher: RunContext,
     **report: Any,
@@ -109,10 +109,11 @@ def compile_with_options(
 
 def compile_inputs(
     args: argparse.Namespace, program: Program
-) -> tuple[Metric, list[Pass], Dataset, Dataset | None]:
-    """The metric, passes and datasets the options name, all checked before any LM call."""
+) -> tuple[Metric, list[Pass] | None, Dataset, Dataset | None]:
+    """The metric, passes and datasets the options name, all checked before any LM call.
+    No passes (None) means the default pipeline, fitted to the budget."""
     metric = _metric(args, program)
-    passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
+    passes = parse_pipeline(args.pipeline) if args.pipeline is not None else None
     if metric.field and metric.field not in {f.name for f in program.outputs}:
         raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
     expected = [metric.field] if metric.field else []

@@ -19,6 +19,7 @@ from lmc.errors import InputError
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext, Pass
+from lmc.passes.budget import default_pipeline
 from lmc.passes.manager import (
     CompileResult,
     options_of,
@@ -26,7 +27,7 @@ from lmc.passes.manager import (
     run_pipeline,
     verify_between,
 )
-from lmc.passes.pipeline import DEFAULT_PIPELINE, parse_pipeline
+from lmc.passes.pipeline import parse_pipeline
 from lmc.passes.record import PassRecord
 from lmc.runtime.context import Budget, RunContext
 from lmc.runtime.data import Dataset, split
@@ -36,12 +37,14 @@ from lmc.runtime.metrics import Metric
 class BudgetTooSmall(InputError):
     """The pipeline's projected LM calls do not fit the budget; nothing was run."""
 
-    def __init__(self, budget: int, stages: list[tuple[str, int]]):
+    def __init__(self, budget: int, stages: list[tuple[str, int]], *, fitted: bool = False):
         listed = ", ".join(f"{name} {calls}" for name, calls in stages)
         total = sum(calls for _, calls in stages)
+        what = "even the leanest default pipeline" if fitted else "the pipeline"
+        fix = "or a smaller --dev" if fitted else "or give passes smaller options"
         super().__init__(
-            f"the pipeline may need up to {total} LM calls ({listed}), over the budget of "
-            f"{budget}: raise --budget-calls, or give passes smaller options"
+            f"{what} may need up to {total} LM calls ({listed}), over the budget of "
+            f"{budget}: raise --budget-calls, {fix}"
         )
         self.stages = stages
 
@@ -91,7 +94,7 @@ def compile_program(
     metric: Metric,
     *,
     dev: Dataset | None = None,
-    pipeline: str | list[Pass] = DEFAULT_PIPELINE,
+    pipeline: str | list[Pass] | None = None,
     run: RunContext,
     teacher: RunContext | None = None,
     seed: int = 0,
@@ -101,18 +104,24 @@ def compile_program(
     on_record: Callable[[PassRecord], None] = lambda record: None,
     on_plan: Callable[[list[tuple[str, int]]], None] = lambda stages: None,
 ) -> Compiled:
-    """Run the pipeline on `program`. Without `dev`, train is split by `seed`. The budget is
-    checked against the pipeline's projected calls before any LM call, and never exceeded.
+    """Run the pipeline on `program`. Without `dev`, train is split by `seed`. Without a
+    pipeline, the default is fitted to the budget (`passes/budget.py`); a pipeline given is
+    checked against the budget before any LM call. The budget is never exceeded.
 
     After every pass the program and log are checkpointed; with `resume`, a compile of the same
     program, data, pipeline, metric, seed and models goes on after the last finished pass (every
     LM call already made comes from the cache either way). `on_record` sees the record of each
     pass this call runs.
     """
-    passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     if dev is None:
         train, dev = split(train, seed)
     context = CompileContext(run, teacher or run, train, dev, metric, seed, say)
+    if pipeline is None:
+        chosen, passes = default_pipeline(program.ir, context, budget_calls)
+        within = f" to fit {budget_calls} LM calls" if budget_calls is not None else ""
+        say(f"the default pipeline{within}: {chosen}")
+    else:
+        passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
     if passes:
         verify_between(program.ir, "before", passes[0].name)
     saved_at = _checkpoint_path(program.ir, passes, context)
@@ -120,7 +129,7 @@ def compile_program(
     stages = projection(graph, passes, context)
     on_plan(stages)
     if budget_calls is not None and sum(calls for _, calls in stages) > budget_calls:
-        raise BudgetTooSmall(budget_calls, stages)
+        raise BudgetTooSmall(budget_calls, stages, fitted=pipeline is None)
     finished = list(done)
 
     def keep(record: PassRecord, program_after: ProgramGraph) -> None:

@@ -67,7 +67,9 @@ def test_lmc_side_compiles_within_the_calls_dspy_spent(monkeypatch: pytest.Monke
 
     compiled = result["tasks"]["gsm8k"]["compile"]
     assert compiled["budget_calls"] == 17
-    assert "bootstrap-demos{candidates=1}" in compiled["pipeline"]
+    # the default pipeline, fitted to the budget: without prune-demos, its most thorough form
+    assert "bootstrap-demos{" in compiled["pipeline"]
+    assert "prune-demos" not in compiled["pipeline"]
     assert compiled["calls"] <= 17
 
 

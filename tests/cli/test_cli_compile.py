@@ -24,7 +24,6 @@ from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from lmc.compiler.program import load, loads
 from lmc.ir.graph import Demo, StepParams
-from lmc.passes.pipeline import DEFAULT_PIPELINE
 from lmc.runtime.data import load_dataset, split
 
 QA = """\
@@ -149,7 +148,10 @@ def test_compile_writes_the_artifact_and_says_what_it_bought(
     assert (summary["before"], summary["after"]) == ("0.000", "1.000")
     assert summary["examples"] == "3"
     assert int(summary["calls"]) > 0
-    assert err.startswith("projected LM calls: baseline on dev ≤3, ")
+    assert err.startswith(
+        "  the default pipeline: dead-steps,dedupe-steps,bootstrap-demos{candidates=4,"
+        "max_train=16},prune-demos\nprojected LM calls: baseline on dev ≤3, "
+    )
     assert (
         "bootstrap-demos: dev exact_match(answer) 0.000 -> 1.000 (gain +1.000 [+1.000, +1.000]), "
         in err
@@ -164,7 +166,12 @@ def test_the_artifact_holds_the_program_pass_log_datasets_and_metric(
     artifact = read_artifact("out.json")
 
     assert artifact.text.startswith("signature ")  # the program in its text form
-    assert [p["name"] for p in artifact.passes] == DEFAULT_PIPELINE.split(",")
+    assert [p["name"] for p in artifact.passes] == [
+        "dead-steps",
+        "dedupe-steps",
+        "bootstrap-demos",
+        "prune-demos",
+    ]
     for record in artifact.passes:
         assert {
             "options",
@@ -541,9 +548,9 @@ def test_a_budget_below_the_projection_is_refused_listing_it(
     assert out == ""
     error_lines = [line for line in err.splitlines() if line.startswith("lmc: error: ")]
     assert error_lines == [
-        "lmc: error: the pipeline may need up to 34 LM calls (baseline on dev 3, dead-steps 0, "
-        "dedupe-steps 0, bootstrap-demos 16, prune-demos 15), over the budget of 5: raise "
-        "--budget-calls, or give passes smaller options"
+        "lmc: error: even the leanest default pipeline may need up to 10 LM calls (baseline on "
+        "dev 3, dead-steps 0, dedupe-steps 0, bootstrap-demos 7), over the budget of 5: raise "
+        "--budget-calls, or a smaller --dev"
     ]
     assert err.splitlines()[-1] == error_lines[0]
     assert not Path("out.json").exists()
@@ -731,7 +738,12 @@ def test_resume_without_a_checkpoint_starts_from_the_beginning(
 
     assert code == EXIT_OK
     assert "no checkpoint of this compile: starting from the beginning" in err
-    assert [p["name"] for p in read_artifact("out.json").passes] == DEFAULT_PIPELINE.split(",")
+    assert [p["name"] for p in read_artifact("out.json").passes] == [
+        "dead-steps",
+        "dedupe-steps",
+        "bootstrap-demos",
+        "prune-demos",
+    ]
 
 
 def test_a_checkpoint_is_not_resumed_by_a_different_compile(

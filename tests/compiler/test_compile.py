@@ -195,8 +195,12 @@ def test_a_pipeline_may_have_spaces_and_dashed_option_names() -> None:
 def test_the_default_pipeline_parses() -> None:
     passes = parse_pipeline(DEFAULT_PIPELINE)
 
-    assert passes == [DeadStepsPass(), DedupeStepsPass(), BootstrapDemosPass(), PruneDemosPass()]
-    assert [p.name for p in passes] == DEFAULT_PIPELINE.split(",")
+    assert passes == [
+        DeadStepsPass(),
+        DedupeStepsPass(),
+        BootstrapDemosPass(candidates=4, max_train=16),
+        PruneDemosPass(),
+    ]
 
 
 def test_an_unknown_pass_names_the_passes_there_are() -> None:
