@@ -116,6 +116,7 @@ PASSES: Registry[type[Any]] = Registry(
         "instruction-search": "lmc.passes.instruction_search:InstructionSearchPass",
         "fuse-steps": "lmc.passes.fuse_steps:FuseStepsPass",
         "prune-demos": "lmc.passes.prune_demos:PruneDemosPass",
+        "ensemble": "lmc.passes.ensemble:EnsemblePass",
     },
 )
 BACKENDS: Registry[Any] = Registry(

@@ -22,7 +22,8 @@ The script is a JSON list of rules; the first that matches a call answers it:
     {"why": "...", "input": "Hamlet", "shown": "Shakespeare", "reply": {"answer": "..."}}
 
 `input` is text the call's input values contain, `shown` text the prompt shows before them (the
-instruction, field descriptions and demos); both are optional, `why` is for the reader. The reply
+instruction, field descriptions and demos), `sample` which of a sampled step's draws the call is
+(0 for a step that is not sampled); all are optional, `why` is for the reader. The reply
 is the JSON object of the fields the call asks for, taken from `reply`: one rule can answer every
 step that reaches it. The script speaks the `json` backend, the default.
 """
@@ -54,7 +55,7 @@ GOLDEN = Path(__file__).parent / "golden"
 SUFFIXES = (".lmp", ".expected", ".train.jsonl", ".dev.jsonl", ".replies.json")
 
 PASS_LINE = "# pass: "
-RULE_KEYS = {"why", "input", "shown", "reply"}
+RULE_KEYS = {"why", "input", "shown", "sample", "reply"}
 
 
 def case_paths() -> list[Path]:
@@ -84,7 +85,10 @@ def scripted(rules: list[dict[str, Any]], source: str) -> Callable[[LMRequest], 
         # names the output fields: only the inputs are matched.
         given = request.messages[-1].content.rpartition("\n\nReply with the JSON object")[0]
         for number, rule in enumerate(rules, 1):
-            if rule.get("input", "") in given and rule.get("shown", "") in shown:
+            sample = rule.get("sample", request.sample)
+            if rule.get("input", "") in given and rule.get("shown", "") in shown and (
+                sample == request.sample
+            ):
                 missing = [name for name in asked if name not in rule["reply"]]
                 # Raised, not answered badly: a wrong script must fail the test, not score 0.
                 assert not missing, f"{source}: rule {number} matches but has no {missing}"
