@@ -86,8 +86,10 @@ def scripted(rules: list[dict[str, Any]], source: str) -> Callable[[LMRequest], 
         given = request.messages[-1].content.rpartition("\n\nReply with the JSON object")[0]
         for number, rule in enumerate(rules, 1):
             sample = rule.get("sample", request.sample)
-            if rule.get("input", "") in given and rule.get("shown", "") in shown and (
-                sample == request.sample
+            if (
+                rule.get("input", "") in given
+                and rule.get("shown", "") in shown
+                and (sample == request.sample)
             ):
                 missing = [name for name in asked if name not in rule["reply"]]
                 # Raised, not answered badly: a wrong script must fail the test, not score 0.
