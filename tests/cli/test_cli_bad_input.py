@@ -263,3 +263,64 @@ def test_a_trace_that_is_a_folder_or_not_text_exits_2(
     make()  # type: ignore[operator]
 
     assert refused(capsys, "trace", "show", "t.jsonl").startswith(expected)
+
+
+# .lmp text -------------------------------------------------------------------------------------
+
+
+def program_error(capsys: pytest.CaptureFixture[str], *argv: str) -> list[str]:
+    """Run `lmc ARGV`; it must exit 2 with a program's diagnostics. Their lines."""
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    assert code == EXIT_BAD_INPUT, err
+    assert "Traceback" not in err
+    assert out == ""
+    return err.splitlines()
+
+
+@pytest.mark.parametrize(
+    ("nested", "where"),
+    [
+        ("list[" * 300 + "str" + "]" * 300, "deep.lmp:2:514"),
+        ("str", None),
+    ],
+    ids=["type", "expression"],
+)
+def test_a_program_nested_hundreds_deep_exits_2_at_the_place(
+    nested: str, where: str | None, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    value = "x" + " + x" * 5000 if where is None else "x"
+    Path("deep.lmp").write_text(
+        'signature S = "a: list[str] -> b"\n'
+        f"program P(x: {nested if where else 'list[str]'}) -> (y: str) {{\n"
+        f"    z = {value}\n    s = predict S(a=z)\n    return y = s.b\n}}\n",
+        encoding="utf-8",
+    )
+
+    for command in ("check", "fmt", "show", "run"):
+        lines = program_error(capsys, command, "deep.lmp")
+        assert lines[0] == (
+            f"{where or 'deep.lmp:3:9'}: error: nested more than 100 levels deep; lmc reads at "
+            "most 100 levels of types, lists, loops, retrieves and '+'"
+        )
+
+
+def test_an_artifact_whose_program_nests_too_deep_exits_2_naming_the_artifact(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lmc.loads(QA).save("qa.json")
+    artifact = json.loads(Path("qa.json").read_text(encoding="utf-8"))
+    artifact["program"] = artifact["program"].replace(
+        "gen = predict Answer(question=question)",
+        "deep = "
+        + "[" * 200
+        + "question"
+        + "]" * 200
+        + "\n    gen = predict Answer(question=question)",
+    )
+    Path("qa.json").write_text(json.dumps(artifact), encoding="utf-8")
+
+    message = refused(capsys, "run", "qa.json", "--input", "question=hi")
+
+    assert message.startswith("qa.json: its program does not check: ")
+    assert "nested more than 100 levels deep" in message
