@@ -324,3 +324,26 @@ def test_an_artifact_whose_program_nests_too_deep_exits_2_naming_the_artifact(
 
     assert message.startswith("qa.json: its program does not check: ")
     assert "nested more than 100 levels deep" in message
+
+
+def test_three_nested_loops_of_64_exit_2_at_once_naming_the_limit(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("loops.lmp").write_text(
+        'signature S = "a -> b"\n\n'
+        "program P(x: str) -> (y: str) {\n"
+        "    for i in range(64) {\n        for j in range(64) {\n            for k in range(64) {\n"
+        "                s = predict S(a=x)\n                x = s.b\n"
+        "            }\n        }\n    }\n    return y = x\n}\n",
+        encoding="utf-8",
+    )
+
+    lines = program_error(capsys, "check", "loops.lmp")
+
+    assert lines == [
+        "loops.lmp:4:5: error: this loop unrolls to more than 10,000 nodes (64 x 64 x 64 copies "
+        "of the loop body); lmc checks programs of up to 10,000 nodes unrolled: use fewer "
+        "iterations",
+        " 4 |     for i in range(64) {",
+        "   |     ^",
+    ]

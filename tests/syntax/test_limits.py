@@ -7,6 +7,7 @@ format, check, print, save as an artifact and load again); one more is an error 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 
 import lmc
 from lmc.diagnostics import ProgramError
+from lmc.ir.lower_program import MAX_NODES
 from lmc.syntax.parser import MAX_NESTING, MAX_SOURCE_CHARS, parse
 from lmc.syntax.printer import print_module
 
@@ -141,3 +143,46 @@ def test_a_text_longer_than_the_limit_is_refused_before_parsing() -> None:
         f"long.lmp:1:1: error: the file is {len(text):,} characters long; lmc reads .lmp text "
         f"of up to {MAX_SOURCE_CHARS:,} characters"
     )
+
+
+# unrolled size -----------------------------------------------------------------------------------
+
+
+def loops(*counts: int, steps: int = 1) -> str:
+    """Loops nested as `counts` says, around `steps` chained steps."""
+    indent = "    "
+    body = "".join(
+        f"{indent * (len(counts) + 1)}s{i} = predict S(a=x)\n{indent * (len(counts) + 1)}x = s{i}.b\n"
+        for i in range(steps)
+    )
+    opened = "".join(f"{indent * (d + 1)}for i{d} in range({n}) {{\n" for d, n in enumerate(counts))
+    closed = "".join(f"{indent * (d + 1)}}}\n" for d in reversed(range(len(counts))))
+    return (
+        'signature S = "a -> b"\n\n'
+        f"program P(x: str) -> (y: str) {{\n{opened}{body}{closed}    return y = x\n}}\n"
+    )
+
+
+def test_loops_that_unroll_past_the_limit_are_one_error_at_the_outer_loop_and_stop_early() -> None:
+    started = time.perf_counter()
+    with pytest.raises(ProgramError) as caught:
+        lmc.loads(loops(64, 64, 64), file="loops.lmp")
+
+    assert time.perf_counter() - started < 10  # it took minutes, unrolling 262,144 copies
+    (diagnostic,) = caught.value.diagnostics
+    assert str(diagnostic.span) == "loops.lmp:4:5"
+    assert diagnostic.message == (
+        f"this loop unrolls to more than {MAX_NODES:,} nodes (64 x 64 x 64 copies of the loop "
+        f"body); lmc checks programs of up to {MAX_NODES:,} nodes unrolled: use fewer iterations"
+    )
+
+
+def test_a_program_just_under_the_limit_unrolls() -> None:
+    program = lmc.loads(loops(64, 64, steps=2))
+
+    assert MAX_NODES - 2_000 < len(program.ir) <= MAX_NODES
+
+
+def test_a_program_just_over_the_limit_does_not() -> None:
+    with pytest.raises(ProgramError, match=f"more than {MAX_NODES:,} nodes"):
+        lmc.loads(loops(64, 64, steps=3))
