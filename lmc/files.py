@@ -58,6 +58,45 @@ def write_atomically(target: Path, data: bytes) -> None:
         raise
 
 
+class UnwritablePath(InputError):
+    """A file lmc was asked to write that it cannot: a folder, a path through a file, a folder
+    without write permission. The message names the path and why."""
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise `UnwritablePath` unless a file can be written at `path` the way lmc writes files
+    (in place, or beside it and renamed over it; missing folders made). Nothing is created: a
+    command calls this for every file it will write before it spends an LM call."""
+    target = Path(path)
+    why = _unwritable(target)
+    if why is not None:
+        raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({why})")
+
+
+def _unwritable(target: Path) -> str | None:
+    if target.is_dir():
+        return "it is a folder; expected a file name"
+    # The folder the file goes in, or the nearest one that exists if it is still to be made.
+    folder = target.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{_shown(folder)} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {_shown(folder)}"
+    if target.exists() and not os.access(target, os.W_OK):
+        return "no permission to write it"
+    return None
+
+
+def _shown(folder: Path) -> str:
+    """A folder as the user named it: relative to the working folder where it is inside it."""
+    try:
+        return os.fspath(folder.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return os.fspath(folder)
+
+
 class DataError(InputError):
     """Bad input data: a message that names the file and record, or the `--input` field."""
 

@@ -34,6 +34,7 @@ KINDS = {
     "UnknownName": InputError,
     "UsageError": InputError,
     "TraceError": InputError,
+    "UnwritablePath": InputError,
     "StepFailed": RunError,
     "LMCallFailed": RunError,
     "HostedLMError": RunError,

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import run_context
+from lmc.cli.running import check_outputs, run_context
 from lmc.compiler.program import Program
 from lmc.compiler.session import Compiled, compile_program, gain_text, pass_line, plan_line
 from lmc.passes.base import Pass
@@ -28,6 +28,9 @@ from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
+    # The artifact is written after every LM call is spent: a path it cannot go to stops now.
+    target = Path(args.output or f"{program.name}.compiled.json")
+    check_outputs(target)
     inputs = compile_inputs(args, program)
     metric = inputs[0]
     import_callables(program.ir)
@@ -46,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
             on_record=shown.add,
             on_plan=shown.plan,
         )
-    target = Path(args.output or f"{program.name}.compiled.json")
     try:
         compiled.program.save(target)
     except OSError as error:

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import compiled_for, run_context
+from lmc.cli.running import check_outputs, compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.files import write_atomically
 from lmc.runtime.context import RunContext
@@ -33,6 +33,7 @@ from lmc.runtime.progress import counting, dataset_progress
 def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
     program = load_program(args.program_file, args.program, args.corpus or [])
+    check_outputs(args.out, args.trace)
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     import_callables(program.ir)

@@ -18,6 +18,7 @@ from lmc.backends.base import LMRequest, LMResponse
 from lmc.cli.compile import compile_contexts, compile_inputs, compile_with_options
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
+from lmc.cli.running import check_outputs
 from lmc.compiler.program import Program
 from lmc.compiler.session import pass_line, plan_line
 from lmc.files import write_atomically
@@ -46,6 +47,7 @@ class NeedsData(Exception):
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
+    check_outputs(args.output)
     if args.train:
         graph = _with_data(args, program)
     else:

@@ -16,7 +16,7 @@ from rich.table import Table
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.results_file import ResultsFile, record_line
-from lmc.cli.running import compiled_for, run_context
+from lmc.cli.running import check_outputs, compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --input FIELD=VALUE ... or --data IN.jsonl, not both")
     if args.out and not args.data:
         raise UsageError("--out is for a dataset run: add --data IN.jsonl")
+    check_outputs(args.out, args.trace)
     records = read_records(Path(args.data), program.inputs) if args.data else None
     inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     import_callables(program.ir)

@@ -14,7 +14,15 @@ from rich.text import Text
 
 from lmc.backends.base import LMRequest, LMResponse
 from lmc.errors import InputError
-from lmc.files import DataError, JSONUnreadable, json_value, jsonl_lines, read_bytes
+from lmc.files import (
+    DataError,
+    JSONUnreadable,
+    UnwritablePath,
+    check_writable,
+    json_value,
+    jsonl_lines,
+    read_bytes,
+)
 from lmc.strings import json_text
 
 
@@ -53,8 +61,12 @@ class TraceWriter:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO = self.path.open("w", encoding="utf-8")
+        check_writable(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: TextIO = self.path.open("w", encoding="utf-8")
+        except OSError as error:
+            raise UnwritablePath(f"{path}: cannot write it ({error.strerror})") from None
         self._lock = threading.Lock()
 
     def call(self, line: dict[str, Any]) -> None:

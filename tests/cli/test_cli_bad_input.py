@@ -9,6 +9,7 @@ lone surrogates, and files that are something else (a folder, a file where a fol
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -347,3 +348,126 @@ def test_three_nested_loops_of_64_exit_2_at_once_naming_the_limit(
         " 4 |     for i in range(64) {",
         "   |     ^",
     ]
+
+
+# files to write ----------------------------------------------------------------------------------
+
+# Each command that writes a file, with the option naming it as PATH.
+WRITERS = {
+    "run --out": ["run", "qa.lmp", "--data", "in.jsonl", "--out", "PATH"],
+    "run --trace": ["run", "qa.lmp", "--input", "question=hi", "--trace", "PATH"],
+    "eval --out": [
+        "eval",
+        "qa.lmp",
+        "--data",
+        "in.jsonl",
+        "--metric",
+        "exact_match(answer)",
+        "--out",
+        "PATH",
+    ],
+    "eval --trace": [
+        "eval",
+        "qa.lmp",
+        "--data",
+        "in.jsonl",
+        "--metric",
+        "exact_match(answer)",
+        "--trace",
+        "PATH",
+    ],
+    "compile -o": [
+        "compile",
+        "qa.lmp",
+        "--train",
+        "in.jsonl",
+        "--metric",
+        "exact_match(answer)",
+        "-o",
+        "PATH",
+    ],
+    "opt -o": ["opt", "qa.lmp", "-p", "dead-steps", "-o", "PATH"],
+    "opt --train -o": [
+        "opt",
+        "qa.lmp",
+        "-p",
+        "bootstrap-demos",
+        "--train",
+        "in.jsonl",
+        "--metric",
+        "exact_match(answer)",
+        "-o",
+        "PATH",
+    ],
+    "show -o": ["show", "qa.lmp", "-o", "PATH"],
+}
+
+
+def write_dataset() -> None:
+    Path("in.jsonl").write_text(
+        "".join(json.dumps({"question": f"q{i}", "answer": "yes"}) + "\n" for i in range(4)),
+        encoding="utf-8",
+    )
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize(
+    ("path", "why"),
+    [
+        ("folder.json", "it is a folder; expected a file name"),
+        ("afile.txt/out.json", "afile.txt is a file, not a folder"),
+        ("afile.txt/deeper/out.json", "afile.txt is a file, not a folder"),
+    ],
+    ids=["a folder", "under a file", "deeper under a file"],
+)
+def test_a_file_that_cannot_be_written_exits_2_before_any_lm_call(
+    writer: str, path: str, why: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("folder.json").mkdir()
+    Path("afile.txt").write_text("a file", encoding="utf-8")
+    argv = [path if a == "PATH" else a for a in WRITERS[writer]]
+
+    assert refused(capsys, *argv) == f"{path}: cannot write it ({why})"
+    assert fake.requests == []
+
+
+def test_a_compile_checks_its_default_artifact_path_before_any_lm_call(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("QA.compiled.json").mkdir()
+
+    message = refused(
+        capsys, "compile", "qa.lmp", "--train", "in.jsonl", "--metric", "exact_match(answer)"
+    )
+
+    assert message == "QA.compiled.json: cannot write it (it is a folder; expected a file name)"
+    assert fake.requests == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_folder_without_write_permission_exits_2_before_any_lm_call(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("locked").mkdir()
+    Path("locked").chmod(0o500)
+    try:
+        message = refused(
+            capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "locked/out.jsonl"
+        )
+    finally:
+        Path("locked").chmod(0o700)
+
+    assert message == "locked/out.jsonl: cannot write it (no permission to write in locked)"
+    assert fake.requests == []
+
+
+def test_a_missing_folder_for_an_output_is_made(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+
+    assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "new/sub/out.jsonl"]) == 0
+    assert len(Path("new/sub/out.jsonl").read_text(encoding="utf-8").splitlines()) == 4
