@@ -29,6 +29,28 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LMC_CACHE_DIR") or Path.home() / ".cache" / "lmc")
 
 
+class CacheUnusable(InputError):
+    """A cache lmc cannot use: `$LMC_CACHE_DIR` naming a file, a folder where the LM cache file
+    goes, a cache file that is not a database. The message names it and what to do."""
+
+
+def make_cache_folder(folder: Path) -> None:
+    """Make `folder` (under `cache_dir()`) if it is missing; `CacheUnusable` if it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        why = (
+            "is a file, not a folder"
+            if not blocking.is_dir()
+            else f"cannot make folders in it ({error.strerror})"
+        )
+        raise CacheUnusable(
+            f"{blocking}: {why}; lmc keeps its caches there: set LMC_CACHE_DIR to a folder it "
+            "may write"
+        ) from None
+
+
 def is_artifact_path(path: str | os.PathLike[str]) -> bool:
     """Whether a program file argument names an artifact (`.json`) rather than `.lmp` text."""
     return os.fspath(path).lower().endswith(".json")

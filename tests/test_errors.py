@@ -35,6 +35,7 @@ KINDS = {
     "UsageError": InputError,
     "TraceError": InputError,
     "UnwritablePath": InputError,
+    "CacheUnusable": InputError,
     "StepFailed": RunError,
     "LMCallFailed": RunError,
     "HostedLMError": RunError,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lmc.files import DataError, cache_dir, jsonl_objects, read_bytes
+from lmc.files import DataError, cache_dir, jsonl_objects, make_cache_folder, read_bytes
 from lmc.plugins import INDEX_KINDS, UnknownName
 
 INDEX_FORMAT = 1
@@ -140,7 +140,7 @@ def build_index(corpus: Corpus, kind: str) -> tuple[Path, bool]:
     if (folder / "complete").exists():
         return folder, False
     index_class = _index_class(kind)
-    folder.parent.mkdir(parents=True, exist_ok=True)
+    make_cache_folder(folder.parent)
     building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
     try:
         index_class.build(corpus, building)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -471,3 +472,84 @@ def test_a_missing_folder_for_an_output_is_made(
 
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "new/sub/out.jsonl"]) == 0
     assert len(Path("new/sub/out.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+
+
+# the cache ---------------------------------------------------------------------------------------
+
+
+def test_a_corrupt_cache_file_exits_2_saying_what_to_do_and_cache_clear_removes_it(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], isolated_cache: Path
+) -> None:
+    isolated_cache.mkdir()
+    cache_file = isolated_cache / "lm-cache.sqlite"
+    cache_file.write_bytes(bytes(range(256)) * 40)
+    expected = (
+        f"{cache_file}: the LM cache is corrupt (file is not a database); remove it with "
+        "`lmc cache clear` (or delete the file), or pass --no-cache"
+    )
+
+    assert refused(capsys, "run", "qa.lmp", "--input", "question=hi") == expected
+    assert refused(capsys, "cache", "stats") == expected
+    assert fake.requests == []
+    assert main(["run", "qa.lmp", "--input", "question=hi", "--no-cache"]) == 0
+    capsys.readouterr()
+
+    assert main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out == (
+        f"removed {cache_file}: it was corrupt (not a database sqlite can read)\n"
+    )
+    assert main(["run", "qa.lmp", "--input", "question=hi"]) == 0
+
+
+def test_a_cache_damaged_inside_exits_2_at_its_first_use(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], isolated_cache: Path
+) -> None:
+    # A real cache whose header is intact and whose pages are not: sqlite opens it, then finds it
+    # malformed at the first read.
+    for question in range(50):
+        assert main(["run", "qa.lmp", "--input", f"question={'x' * 500} {question}"]) == 0
+    capsys.readouterr()
+    cache_file = isolated_cache / "lm-cache.sqlite"
+    with sqlite3.connect(cache_file) as connection:  # the write-ahead log folded into the file
+        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(cache_file.read_bytes())
+    data[4096:] = b"\xa5" * (len(data) - 4096)
+    cache_file.write_bytes(bytes(data))
+    requests = len(fake.requests)
+
+    message = refused(capsys, "run", "qa.lmp", "--input", "question=hi")
+
+    assert message.startswith(f"{cache_file}: the LM cache is corrupt (")
+    assert message.endswith(
+        "remove it with `lmc cache clear` (or delete the file), or pass --no-cache"
+    )
+    assert len(fake.requests) == requests
+
+
+def test_a_cache_folder_that_is_a_file_exits_2(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("not-a-folder").write_text("", encoding="utf-8")
+    monkeypatch.setenv("LMC_CACHE_DIR", "not-a-folder")
+    Path("corpus.jsonl").write_text('{"text": "Paris is in France."}\n', encoding="utf-8")
+    expected = (
+        "not-a-folder: is a file, not a folder; lmc keeps its caches there: set LMC_CACHE_DIR "
+        "to a folder it may write"
+    )
+
+    assert refused(capsys, "run", "qa.lmp", "--input", "question=hi") == expected
+    assert refused(capsys, "index", "build", "corpus.jsonl") == expected
+    assert fake.requests == []
+    # What needs no cache still works.
+    assert main(["check", "qa.lmp"]) == 0
+
+
+def test_a_folder_where_the_cache_file_goes_exits_2(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], isolated_cache: Path
+) -> None:
+    (isolated_cache / "lm-cache.sqlite").mkdir(parents=True)
+
+    assert refused(capsys, "run", "qa.lmp", "--input", "question=hi") == (
+        f"{isolated_cache / 'lm-cache.sqlite'}: is a folder, where lmc keeps its LM cache file; "
+        "remove it, or set LMC_CACHE_DIR to another folder"
+    )
