@@ -36,6 +36,7 @@ KINDS = {
     "TraceError": InputError,
     "UnwritablePath": InputError,
     "CacheUnusable": InputError,
+    "NotAModelFile": InputError,
     "StepFailed": RunError,
     "LMCallFailed": RunError,
     "HostedLMError": RunError,

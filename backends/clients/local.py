@@ -30,6 +30,34 @@ class ModelFileError(RunError):
     """The model file is missing or cannot be loaded."""
 
 
+class NotAModelFile(InputError):
+    """`local:PATH` names something that is not a GGUF model file: missing, a folder, another
+    kind of file. Said before anything is loaded."""
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_model_file(given: str | os.PathLike[str]) -> None:
+    """Raise `NotAModelFile` unless `given` is a readable file that starts as a GGUF file does."""
+    path = Path(given)
+    expected = "expected a GGUF model file (--lm local:PATH.gguf)"
+    if not path.exists():
+        raise NotAModelFile(f"{os.fspath(given)}: no such file; {expected}")
+    if path.is_dir():
+        raise NotAModelFile(f"{os.fspath(given)}: is a folder; {expected}")
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(GGUF_MAGIC))
+    except OSError as error:
+        raise NotAModelFile(f"{os.fspath(given)}: cannot read it ({error.strerror})") from None
+    if head != GGUF_MAGIC:
+        raise NotAModelFile(
+            f"{os.fspath(given)}: not a GGUF model file (it does not start with the bytes "
+            f"'GGUF'); {expected}"
+        )
+
+
 def open_local(path: str, api_base: str | None) -> LocalLM:
     """`local` (the embedded model) or `local:PATH.gguf`, run in this process."""
     if api_base:
@@ -127,6 +155,8 @@ class LocalLM:
     max_concurrency = 1
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
+        if path is not None:
+            check_model_file(path)
         self.path = Path(path).resolve() if path is not None else default_model_path()
         if not self.path.is_file():
             raise ModelFileError(f"no model file at {self.path}")

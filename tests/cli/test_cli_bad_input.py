@@ -553,3 +553,50 @@ def test_a_folder_where_the_cache_file_goes_exits_2(
         f"{isolated_cache / 'lm-cache.sqlite'}: is a folder, where lmc keeps its LM cache file; "
         "remove it, or set LMC_CACHE_DIR to another folder"
     )
+
+
+# model files -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (
+            lambda: Path("model.gguf").write_text("hello, not a model\n", encoding="utf-8"),
+            "model.gguf: not a GGUF model file (it does not start with the bytes 'GGUF'); "
+            "expected a GGUF model file (--lm local:PATH.gguf)",
+        ),
+        (
+            lambda: Path("model.gguf").mkdir(),
+            "model.gguf: is a folder; expected a GGUF model file (--lm local:PATH.gguf)",
+        ),
+        (
+            lambda: None,
+            "model.gguf: no such file; expected a GGUF model file (--lm local:PATH.gguf)",
+        ),
+        (
+            lambda: Path("model.gguf").write_bytes(b""),
+            "model.gguf: not a GGUF model file (it does not start with the bytes 'GGUF'); "
+            "expected a GGUF model file (--lm local:PATH.gguf)",
+        ),
+    ],
+    ids=["a text file", "a folder", "missing", "empty"],
+)
+def test_a_local_model_that_is_not_a_gguf_file_exits_2_before_loading(
+    make: object,
+    expected: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("qa.lmp").write_text(QA, encoding="utf-8")
+    make()  # type: ignore[operator]
+    loaded: list[object] = []
+    monkeypatch.setattr("lmc.backends.clients.local._load", loaded.append)
+
+    assert (
+        refused(capsys, "run", "qa.lmp", "--input", "question=hi", "--lm", "local:model.gguf")
+        == expected
+    )
+    assert loaded == []
