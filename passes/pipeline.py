@@ -60,7 +60,10 @@ def parse_pipeline(spec: str) -> list[Pass]:
                 )
             position += 1
     if not passes:
-        raise PipelineError("the pipeline is empty; expected at least one pass")
+        raise PipelineError(
+            f"the pipeline is empty; expected a pass pipeline such as {DEFAULT_PIPELINE} "
+            "(passes by name, separated by commas)"
+        )
     return passes
 
 

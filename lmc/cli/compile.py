@@ -114,7 +114,8 @@ def compile_inputs(
 ) -> tuple[Metric, list[Pass], Dataset, Dataset | None]:
     """The metric, passes and datasets the options name, all checked before any LM call."""
     metric = _metric(args, program)
-    passes = parse_pipeline(args.pipeline or DEFAULT_PIPELINE)
+    # `-p ""` is a mistake, not a way to ask for the default.
+    passes = parse_pipeline(DEFAULT_PIPELINE if args.pipeline is None else args.pipeline)
     if metric.field and metric.field not in {f.name for f in program.outputs}:
         raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
     expected = [metric.field] if metric.field else []
@@ -167,7 +168,7 @@ class _PassTable:
 
 
 def _metric(args: argparse.Namespace, program: Program) -> Metric:
-    if args.metric:
+    if args.metric is not None:  # `--metric ""` is a mistake, not a way to ask for the default
         return parse_metric(args.metric)
     declared = program.metric
     if declared is None:

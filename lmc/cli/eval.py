@@ -107,7 +107,7 @@ def resolve_metric(spec: str | None, program: Program) -> Metric:
     Raises an input error when there is none, it cannot be found, or a builtin metric reads a
     field the program does not output.
     """
-    if spec:
+    if spec is not None:  # `--metric ""` is a mistake, not a way to ask for the default
         metric = parse_metric(spec)
     elif program.compiled is not None and program.compiled.metric is not None:
         metric = metric_from_json(program.compiled.metric)

@@ -600,3 +600,78 @@ def test_a_local_model_that_is_not_a_gguf_file_exits_2_before_loading(
         == expected
     )
     assert loaded == []
+
+
+# options -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compile", "qa.lmp", "--train", "in.jsonl", "--metric", "exact_match(answer)", "-p", ""],
+        ["opt", "qa.lmp", "-p", ""],
+        ["opt", "qa.lmp", "-p", "", "--train", "in.jsonl", "--metric", "exact_match(answer)"],
+    ],
+    ids=["compile", "opt", "opt --train"],
+)
+def test_an_empty_pipeline_is_an_error_not_the_default(
+    argv: list[str], fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+
+    assert refused(capsys, *argv) == (
+        "the pipeline is empty; expected a pass pipeline such as "
+        "dead-steps,dedupe-steps,bootstrap-demos,prune-demos (passes by name, separated by commas)"
+    )
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compile", "qa.lmp", "--train", "in.jsonl", "--metric", ""],
+        ["eval", "qa.lmp", "--data", "in.jsonl", "--metric", " "],
+        ["opt", "qa.lmp", "-p", "bootstrap-demos", "--train", "in.jsonl", "--metric", ""],
+    ],
+    ids=["compile", "eval", "opt"],
+)
+def test_an_empty_metric_is_an_error_not_the_default(
+    argv: list[str], fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    # The file declares a metric: an empty --metric must not quietly mean it.
+    Path("qa.lmp").write_text(QA + "\nmetric exact_match(answer)\n", encoding="utf-8")
+
+    assert refused(capsys, *argv) == (
+        "the metric is empty; expected one such as exact_match(answer) (NAME(FIELD)), or "
+        "package.module:function"
+    )
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "minimum"),
+    [
+        (["compile", "qa.lmp", "--train", "in.jsonl", "--concurrency", "0"], "--concurrency", 1),
+        (["compile", "qa.lmp", "--train", "in.jsonl", "--concurrency", "-3"], "--concurrency", 1),
+        (["run", "qa.lmp", "--input", "question=hi", "--concurrency", "0"], "--concurrency", 1),
+        (["eval", "qa.lmp", "--data", "in.jsonl", "--concurrency", "0"], "--concurrency", 1),
+        (["compile", "qa.lmp", "--train", "in.jsonl", "--budget-calls", "-1"], "--budget-calls", 0),
+        (["trace", "show", "t.jsonl", "-n", "-1"], "-n", 0),
+    ],
+)
+def test_a_count_below_its_minimum_is_refused_by_the_parser(
+    argv: list[str], option: str, minimum: int, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1].endswith(
+        f"error: argument {option}: expected a whole number of {minimum} or more, "
+        f"found '{argv[-1]}'"
+    )
+    assert fake.requests == []
