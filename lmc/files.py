@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,6 +58,77 @@ def is_artifact_path(path: str | os.PathLike[str]) -> bool:
     return os.fspath(path).lower().endswith(".json")
 
 
+# A temporary beside the file it will become: `.NAME.PID.RANDOM.tmp`, so that the next write of
+# NAME can tell one whose process was killed (remove it) from one being written now (keep it).
+_TEMPORARY_TAIL = re.compile(r"(\d+)\.[a-z0-9_]{8}\.tmp")
+# What lmc named them before they carried the process: `.NAME.RANDOM`; removed once a day old.
+_UNTAGGED_TAIL = re.compile(r"[a-z0-9_]{8}")
+_UNTAGGED_AGE_S = 24 * 3600
+
+
+def temporary_file(target: Path) -> tuple[int, Path]:
+    """A new hidden file beside `target` (its handle, open for writing, and path), to be renamed
+    over `target` when complete; what killed writes of `target` left behind is removed first."""
+    remove_stale_temporaries(target)
+    handle, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"
+    )
+    return handle, Path(name)
+
+
+def temporary_folder(target: Path) -> Path:
+    """A new hidden folder beside `target`, as `temporary_file` makes a file."""
+    remove_stale_temporaries(target)
+    return Path(
+        tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+    )
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporaries beside `target` whose process is gone: a write killed (kill -9, a
+    power cut) between making its temporary and renaming it leaves one, which nothing else
+    would ever remove. A temporary of a process still running is left alone."""
+    prefix = f".{target.name}."
+    try:
+        entries = [e for e in os.scandir(target.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        tail = entry.name[len(prefix) :]
+        tagged = _TEMPORARY_TAIL.fullmatch(tail)
+        if tagged is not None:
+            if _running(int(tagged.group(1))):
+                continue
+        elif _UNTAGGED_TAIL.fullmatch(tail) is None:
+            continue
+        else:
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime < _UNTAGGED_AGE_S:
+                    continue
+            except OSError:
+                continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # another process removed it first, or it is not ours to remove
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a process id: leave it
+    return True
+
+
 def write_atomically(target: Path, data: bytes) -> None:
     """Write to a temporary file beside `target`, then rename it over `target`.
 
@@ -69,7 +142,7 @@ def write_atomically(target: Path, data: bytes) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    handle, temporary = temporary_file(target)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)

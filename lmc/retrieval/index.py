@@ -11,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lmc.files import DataError, cache_dir, jsonl_objects, make_cache_folder, read_bytes
+from lmc.files import (
+    DataError,
+    cache_dir,
+    jsonl_objects,
+    make_cache_folder,
+    read_bytes,
+    temporary_folder,
+)
 from lmc.plugins import INDEX_KINDS, UnknownName
 
 INDEX_FORMAT = 1
@@ -141,7 +147,7 @@ def build_index(corpus: Corpus, kind: str) -> tuple[Path, bool]:
         return folder, False
     index_class = _index_class(kind)
     make_cache_folder(folder.parent)
-    building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    building = temporary_folder(folder)
     try:
         index_class.build(corpus, building)
         (building / "complete").write_text(corpus.sha256, encoding="utf-8")
