@@ -8,7 +8,6 @@ a dataset, an artifact or a trace goes through `printable` (or `json_text`): it 
 and never obeyed.
 """
 
-import json
 import re
 from typing import Any
 
@@ -58,5 +57,7 @@ def json_text(value: Any, **options: Any) -> str:
     """`json.dumps(value, ensure_ascii=False)` that any UTF-8 file and any terminal carries: the
     characters `printable` escapes are `\\uXXXX` escapes here, which read back as the same value
     (they only ever occur inside JSON strings)."""
+    import json  # here: `lmc --help` loads this module, and needs no JSON
+
     text = json.dumps(value, ensure_ascii=False, **options)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)

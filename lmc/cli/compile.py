@@ -24,6 +24,7 @@ from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
+from lmc.strings import printable
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             inputs,
             student,
             teacher,
-            say=lambda message: err.print(f"  {message}", style="dim"),
+            say=lambda message: err.print(f"  {printable(message)}", style="dim"),
             on_record=shown.add,
             on_plan=shown.plan,
         )

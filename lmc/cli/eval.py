@@ -9,7 +9,6 @@ the last line on stdout is the summary, `metric exact_match(answer) = 0.625 on 8
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -28,6 +27,7 @@ from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 from lmc.runtime.progress import counting, dataset_progress
+from lmc.strings import json_text, printable
 
 
 def run(args: argparse.Namespace) -> int:
@@ -89,7 +89,7 @@ def _report(lines: list[dict[str, Any]], out: str | None) -> None:
             print(_result_text(line))
         return
     target = Path(out)
-    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    text = "".join(json_text(line) + "\n" for line in lines)
     try:
         write_atomically(target, text.encode("utf-8"))
     except OSError as error:
@@ -151,5 +151,5 @@ def metric_from_json(data: Mapping[str, Any]) -> Metric:
 def _result_text(line: Mapping[str, Any]) -> str:
     head = f"record {line['record']}: {line['score']:.3f}"
     if "error" in line:
-        return f"{head}  error: {line['error']}"
-    return f"{head}  {json.dumps(line['prediction'], ensure_ascii=False)}"
+        return f"{head}  error: {printable(str(line['error']))}"
+    return f"{head}  {json_text(line['prediction'])}"

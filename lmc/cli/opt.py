@@ -33,6 +33,7 @@ from lmc.runtime.data import Dataset, hash_records
 from lmc.runtime.evaluate import Evaluation
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric
+from lmc.strings import printable
 
 # Options that only mean something when the passes learn from data (`--train`).
 DATA_OPTIONS = (
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _say(message: str) -> None:
-    print(f"# {message}", file=sys.stderr, flush=True)
+    # Passes quote what they learned (an LM's proposed instruction): escaped for the terminal.
+    print(f"# {printable(message)}", file=sys.stderr, flush=True)
 
 
 def _with_data(args: argparse.Namespace, program: Program) -> ProgramGraph:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from lmc.files import DataError
+from lmc.strings import json_text
 
 TEMPORARY_INFIX = ".lmc-rewrite."
 
@@ -38,7 +39,9 @@ def record_line(
     else:
         line["error"] = error
         line["reply"] = reply
-    return json.dumps(line, ensure_ascii=False)
+    # Printed when there is no --out: control characters a reply holds are escaped (and a lone
+    # surrogate a server sent would not encode in the file otherwise); it reads back the same.
+    return json_text(line)
 
 
 def _same(a: Any, b: Any) -> bool:

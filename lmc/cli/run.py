@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +24,7 @@ from lmc.runtime.functions import import_callables
 from lmc.runtime.progress import dataset_progress
 from lmc.runtime.stats import RunStats
 from lmc.runtime.steps import StepFailed
+from lmc.strings import json_text, printable
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,11 +56,12 @@ def _run_one(
             outputs = executor.run(context, program.ir, inputs)
     except StepFailed as failure:
         raise RunFailed(f"{failure}\nthe reply was:\n{failure.reply}") from None
+    # Replies are escaped where a terminal would act on them (`\x1b[2J`, `\r`, ...).
     if args.json:
-        print(json.dumps(outputs, ensure_ascii=False))
+        print(json_text(outputs))
     else:
         for name, value in outputs.items():
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            text = printable(value) if isinstance(value, str) else json_text(value)
             print(f"{name}: {text}")
     return EXIT_OK
 

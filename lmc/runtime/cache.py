@@ -29,7 +29,8 @@ SCHEMA_VERSION = 1
 def request_key(model: str, request: LMRequest) -> str:
     payload = {"v": SCHEMA_VERSION, "model": model, "request": request.to_json()}
     text = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+    # A reply quoted in a repair request may hold a lone surrogate a server sent.
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 # Where sqlite says the file itself is bad, not that it is busy or cannot be reached.

@@ -3,7 +3,6 @@ and `lmc trace show` to read them."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any, TextIO
@@ -23,7 +22,7 @@ from lmc.files import (
     jsonl_lines,
     read_bytes,
 )
-from lmc.strings import json_text
+from lmc.strings import json_text, printable
 
 
 def call_line(
@@ -203,10 +202,10 @@ def trace_panel(call: dict[str, Any]) -> Panel:
 
 
 def _show_retrieval(call: dict[str, Any], where: str) -> Panel:
-    lines = [Text(f"query: {call['query']}", style="bold")]
-    lines += [Text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
+    lines = [_text(f"query: {call['query']}", style="bold")]
+    lines += [_text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
     title = f"{where}{call['step']} · retrieve {call['index']} · k={call['k']}"
-    return Panel(Group(*lines), title=title, title_align="left")
+    return Panel(Group(*lines), title=printable(title), title_align="left")
 
 
 def _show_call(call: dict[str, Any], where: str) -> Panel:
@@ -219,51 +218,57 @@ def _show_call(call: dict[str, Any], where: str) -> Panel:
     parts: list[Any] = []
     request = call["request"]
     for message in request.get("messages", []):
-        parts.append(Text(f"── {message['role']} ──", style="bold cyan"))
-        parts.append(Text(message["content"]))
+        parts.append(_text(f"── {message['role']} ──", style="bold cyan"))
+        parts.append(_text(message["content"]))
     if "prompt" in request:
-        parts.append(Text("── prompt ──", style="bold cyan"))
-        parts.append(Text(request["prompt"]))
-    parts.append(Text("── reply ──", style="bold green"))
-    parts.append(Text(call["reply"]))
+        parts.append(_text("── prompt ──", style="bold cyan"))
+        parts.append(_text(request["prompt"]))
+    parts.append(_text("── reply ──", style="bold green"))
+    parts.append(_text(call["reply"]))
     if call.get("error"):
-        parts.append(Text(f"── could not be used: {call['error']}", style="bold red"))
+        parts.append(_text(f"── could not be used: {call['error']}", style="bold red"))
     elif call.get("parsed") is not None:
-        parts.append(Text("── fields ──", style="bold magenta"))
+        parts.append(_text("── fields ──", style="bold magenta"))
         for name, value in call["parsed"].items():
-            parts.append(Text(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
-    return Panel(Group(*parts), title=title, title_align="left")
+            parts.append(_text(f"{name} = {json_text(value)}"))
+    return Panel(Group(*parts), title=printable(title), title_align="left")
 
 
 def _show_trajectory(call: dict[str, Any], where: str) -> Panel:
     turns = call["turns"]
     title = f"{where}{call['step']} · agent · {len(turns)} turns"
-    parts: list[Any] = [Text(f"{k} = {_json(v)}", style="bold") for k, v in call["inputs"].items()]
+    parts: list[Any] = [_text(f"{k} = {_json(v)}", style="bold") for k, v in call["inputs"].items()]
     for i, turn in enumerate(turns, 1):
-        parts.append(Text(f"── turn {i} ──", style="bold cyan"))
-        parts.append(Text(f"thought: {turn.get('thought', '')}"))
-        parts.append(Text(f"call: {turn.get('tool')}({_json(turn.get('args', {}))})", "green"))
+        parts.append(_text(f"── turn {i} ──", style="bold cyan"))
+        parts.append(_text(f"thought: {turn.get('thought', '')}"))
+        parts.append(_text(f"call: {turn.get('tool')}({_json(turn.get('args', {}))})", "green"))
         observation = turn.get("observation")
         style = "red" if isinstance(observation, str) and observation.startswith("error:") else ""
-        parts.append(Text(f"observed: {_json(observation)}", style))
-    return Panel(Group(*parts), title=title, title_align="left")
+        parts.append(_text(f"observed: {_json(observation)}", style))
+    return Panel(Group(*parts), title=printable(title), title_align="left")
+
+
+def _text(text: str, style: str = "") -> Text:
+    """A line of a trace, escaped where a terminal would act on it: replies, prompts and data
+    may hold `\x1b[...` sequences and other control characters."""
+    return Text(printable(text), style)
 
 
 def _json(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json_text(value)
 
 
 def _show_function(call: dict[str, Any], where: str) -> Panel:
     title = f"{where}{call['step']} · call {call['function']} · {call['seconds']:.3f}s"
-    parts: list[Any] = [Text("── inputs ──", style="bold cyan")]
-    parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in call["inputs"].items()]
+    parts: list[Any] = [_text("── inputs ──", style="bold cyan")]
+    parts += [_text(f"{k} = {json_text(v)}") for k, v in call["inputs"].items()]
     if call.get("error"):
-        parts.append(Text(f"── raised: {call['error']}", style="bold red"))
+        parts.append(_text(f"── raised: {call['error']}", style="bold red"))
     else:
-        parts.append(Text("── outputs ──", style="bold magenta"))
+        parts.append(_text("── outputs ──", style="bold magenta"))
         outputs = call.get("outputs") or {}
-        parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in outputs.items()]
-    return Panel(Group(*parts), title=title, title_align="left")
+        parts += [_text(f"{k} = {json_text(v)}") for k, v in outputs.items()]
+    return Panel(Group(*parts), title=printable(title), title_align="left")
 
 
 # How each kind of trace line is drawn; an LM call's line has no kind.
