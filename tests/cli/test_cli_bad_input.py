@@ -675,3 +675,18 @@ def test_a_count_below_its_minimum_is_refused_by_the_parser(
         f"found '{argv[-1]}'"
     )
     assert fake.requests == []
+
+
+def test_fmt_write_into_a_folder_it_cannot_write_exits_2(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("messy.lmp").write_text(QA.replace("    gen", "  gen"), encoding="utf-8")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("lmc.files.temporary_file", refuse)
+
+    assert refused(capsys, "fmt", "-w", "messy.lmp") == (
+        "messy.lmp: cannot write it (Permission denied)"
+    )
