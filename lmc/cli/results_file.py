@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from lmc.files import DataError
+from lmc.files import DataError, json_value
 from lmc.strings import json_text
 
 TEMPORARY_INFIX = ".lmc-rewrite."
@@ -101,7 +101,9 @@ class ResultsFile:
         """The record index of one earlier line, checked to be this data's record, and whether
         it succeeded."""
         try:
-            line = json.loads(text)
+            # Within lmc's JSON limits (a RecursionError otherwise); lone surrogates are what a
+            # server sent, written escaped.
+            line = json_value(text, surrogates=True)
             index = int(line["record"]) - 1
         except (ValueError, KeyError, TypeError):
             raise DataError(

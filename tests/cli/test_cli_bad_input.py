@@ -690,3 +690,35 @@ def test_fmt_write_into_a_folder_it_cannot_write_exits_2(
     assert refused(capsys, "fmt", "-w", "messy.lmp") == (
         "messy.lmp: cannot write it (Permission denied)"
     )
+
+
+@pytest.mark.parametrize("hazard", ["long number", "deep"])
+def test_an_earlier_results_file_beyond_the_json_limits_exits_2_naming_the_line(
+    hazard: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A rerun onto --out reads what the earlier run wrote, to go on where it stopped.
+    write_dataset()
+    value, _ = HAZARDS[hazard]
+    Path("out.jsonl").write_text('{"record": 1, "extra": ' + value + "}\n", encoding="utf-8")
+
+    message = refused(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl")
+
+    assert message.startswith("out.jsonl: line 1: not a result line of lmc run")
+    assert fake.requests == []
+
+
+def test_a_reply_with_a_lone_surrogate_is_written_escaped_and_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lm = FakeLM(lambda request: '{"answer": "half \\ud800 a pair"}', identity="fake")
+    monkeypatch.setattr("lmc.runtime.context.open_lm", lambda model, api_base=None: lm)
+    monkeypatch.chdir(tmp_path)
+    Path("qa.lmp").write_text(QA, encoding="utf-8")
+    write_dataset()
+
+    assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl"]) == 0
+    lines = Path("out.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(lines[0])["outputs"] == {"answer": "half \ud800 a pair"}
+    calls = len(lm.requests)
+    assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl"]) == 0
+    assert len(lm.requests) == calls  # every record was done: none is run again
