@@ -22,6 +22,7 @@ from lmc.backends.schema import (
     render_value,
     validate,
 )
+from lmc.files import json_value
 from lmc.signatures import FieldSpec
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, ToolCall
 
@@ -135,8 +136,8 @@ def _is_text(t: LmType) -> bool:
 
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
+        return json_value(text)
+    except ValueError:  # not JSON, or JSON beyond lmc's limits: the text as written
         lowered = text.lower()
         return {"true": True, "false": False, "none": None, "null": None}.get(lowered, text)
 

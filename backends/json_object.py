@@ -111,5 +111,7 @@ def _first_json_object(text: str) -> dict[str, Any] | None:
         except json.JSONDecodeError:
             start = text.find("{", start + 1)
             continue
+        except (ValueError, RecursionError):  # a number too long to read, or nesting too deep
+            return None
         return value if isinstance(value, dict) else None
     return None

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lmc.errors import InputError
+from lmc.strings import printable
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +51,17 @@ class Diagnostic:
         lines = source.splitlines()
         if self.span.line > len(lines):
             return head
-        text = lines[self.span.line - 1].expandtabs(1)
+        raw = lines[self.span.line - 1].expandtabs(1)
         start = max(self.span.column, 1)
         if self.span.end_line == self.span.line and self.span.end_column > start:
             width = self.span.end_column - start
         else:
             width = 1
-        width = max(1, min(width, len(text) - start + 1))
+        width = max(1, min(width, len(raw) - start + 1))
+        # Control characters in the line are shown escaped; the caret stays under the place.
+        text = printable(raw)
+        width = max(1, len(printable(raw[start - 1 : start - 1 + width])))
+        start = len(printable(raw[: start - 1])) + 1
         gutter = str(self.span.line)
         pad = " " * len(gutter)
         caret = "^" + "~" * (width - 1)

@@ -1,12 +1,24 @@
 """Files: where lmc keeps its caches, which files are artifacts, writes that never leave a
-half-written file behind, and reading the user's JSONL files (datasets, corpora) with errors that
-name the file and record. Light on purpose: the command line imports it before anything else."""
+half-written file behind, and reading the user's JSON and JSONL files (datasets, corpora, traces,
+artifacts) with errors that name the file and record. Light on purpose: the command line imports
+it before anything else.
+
+What lmc reads as JSON has limits, checked before the value is used (the README lists them):
+a record (one line of a JSONL file) or an artifact is at most `MAX_JSON_CHARS` characters, nests
+arrays and objects at most `MAX_JSON_DEPTH` deep, writes whole numbers of at most 4,300 digits
+(Python's own limit on reading them) and holds no lone surrogate (`"\\ud800"`: text no file or
+terminal can carry).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +31,102 @@ def cache_dir() -> Path:
     return Path(os.environ.get("LMC_CACHE_DIR") or Path.home() / ".cache" / "lmc")
 
 
+class CacheUnusable(InputError):
+    """A cache lmc cannot use: `$LMC_CACHE_DIR` naming a file, a folder where the LM cache file
+    goes, a cache file that is not a database. The message names it and what to do."""
+
+
+def make_cache_folder(folder: Path) -> None:
+    """Make `folder` (under `cache_dir()`) if it is missing; `CacheUnusable` if it cannot be."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        blocking = next((p for p in (folder, *folder.parents) if p.exists()), folder)
+        why = (
+            "is a file, not a folder"
+            if not blocking.is_dir()
+            else f"cannot make folders in it ({error.strerror})"
+        )
+        raise CacheUnusable(
+            f"{blocking}: {why}; lmc keeps its caches there: set LMC_CACHE_DIR to a folder it "
+            "may write"
+        ) from None
+
+
 def is_artifact_path(path: str | os.PathLike[str]) -> bool:
     """Whether a program file argument names an artifact (`.json`) rather than `.lmp` text."""
     return os.fspath(path).lower().endswith(".json")
+
+
+# A temporary beside the file it will become: `.NAME.PID.RANDOM.tmp`, so that the next write of
+# NAME can tell one whose process was killed (remove it) from one being written now (keep it).
+_TEMPORARY_TAIL = re.compile(r"(\d+)\.[a-z0-9_]{8}\.tmp")
+# What lmc named them before they carried the process: `.NAME.RANDOM`; removed once a day old.
+_UNTAGGED_TAIL = re.compile(r"[a-z0-9_]{8}")
+_UNTAGGED_AGE_S = 24 * 3600
+
+
+def temporary_file(target: Path) -> tuple[int, Path]:
+    """A new hidden file beside `target` (its handle, open for writing, and path), to be renamed
+    over `target` when complete; what killed writes of `target` left behind is removed first."""
+    remove_stale_temporaries(target)
+    handle, name = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp"
+    )
+    return handle, Path(name)
+
+
+def temporary_folder(target: Path) -> Path:
+    """A new hidden folder beside `target`, as `temporary_file` makes a file."""
+    remove_stale_temporaries(target)
+    return Path(
+        tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp")
+    )
+
+
+def remove_stale_temporaries(target: Path) -> None:
+    """Remove the temporaries beside `target` whose process is gone: a write killed (kill -9, a
+    power cut) between making its temporary and renaming it leaves one, which nothing else
+    would ever remove. A temporary of a process still running is left alone."""
+    prefix = f".{target.name}."
+    try:
+        entries = [e for e in os.scandir(target.parent) if e.name.startswith(prefix)]
+    except OSError:
+        return
+    now = time.time()
+    for entry in entries:
+        tail = entry.name[len(prefix) :]
+        tagged = _TEMPORARY_TAIL.fullmatch(tail)
+        if tagged is not None:
+            if _running(int(tagged.group(1))):
+                continue
+        elif _UNTAGGED_TAIL.fullmatch(tail) is None:
+            continue
+        else:
+            try:
+                if now - entry.stat(follow_symlinks=False).st_mtime < _UNTAGGED_AGE_S:
+                    continue
+            except OSError:
+                continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                os.unlink(entry.path)
+        except OSError:
+            pass  # another process removed it first, or it is not ours to remove
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # another user's process, or not a process id: leave it
+    return True
 
 
 def write_atomically(target: Path, data: bytes) -> None:
@@ -37,7 +142,7 @@ def write_atomically(target: Path, data: bytes) -> None:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
+    handle, temporary = temporary_file(target)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -48,8 +153,147 @@ def write_atomically(target: Path, data: bytes) -> None:
         raise
 
 
+class UnwritablePath(InputError):
+    """A file lmc was asked to write that it cannot: a folder, a path through a file, a folder
+    without write permission. The message names the path and why."""
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise `UnwritablePath` unless a file can be written at `path` the way lmc writes files
+    (in place, or beside it and renamed over it; missing folders made). Nothing is created: a
+    command calls this for every file it will write before it spends an LM call."""
+    target = Path(path)
+    why = _unwritable(target)
+    if why is not None:
+        raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({why})")
+
+
+def _unwritable(target: Path) -> str | None:
+    if target.is_dir():
+        return "it is a folder; expected a file name"
+    # The folder the file goes in, or the nearest one that exists if it is still to be made.
+    folder = target.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{_shown(folder)} is a file, not a folder"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"no permission to write in {_shown(folder)}"
+    if target.exists() and not os.access(target, os.W_OK):
+        return "no permission to write it"
+    return None
+
+
+def _shown(folder: Path) -> str:
+    """A folder as the user named it: relative to the working folder where it is inside it."""
+    try:
+        return os.fspath(folder.relative_to(Path.cwd())) or "."
+    except ValueError:
+        return os.fspath(folder)
+
+
 class DataError(InputError):
     """Bad input data: a message that names the file and record, or the `--input` field."""
+
+
+MAX_JSON_CHARS = 16_000_000
+MAX_JSON_DEPTH = 100
+
+
+class JSONUnreadable(ValueError):
+    """JSON text that lmc does not read; the message says why, in words, with the line and column
+    where there is one. Raised by `json_value`; each reader turns it into its own error, naming
+    the file and the record."""
+
+    def __init__(self, message: str, decode_error: json.JSONDecodeError | None = None):
+        super().__init__(message)
+        self.decode_error = decode_error
+
+
+_LONG_NUMBER = re.compile(f"-?\\d{{{sys.get_int_max_str_digits() + 1},}}")
+# A `\\uD800`-`\\uDFFF` escape, or a surrogate itself (text from the command line may hold one):
+# only then can a decoded string hold a lone surrogate.
+_MAY_HOLD_SURROGATE = re.compile("\\\\u[dD][89abcdefABCDEF]|[\ud800-\udfff]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def json_value(text: str, *, surrogates: bool = False) -> Any:
+    """`text` as a JSON value, within lmc's limits (see the module's docstring); raises
+    `JSONUnreadable` saying what is wrong. `surrogates=True` lets lone surrogates through (a
+    trace records what a server sent; its viewer escapes them)."""
+    if len(text) > MAX_JSON_CHARS:
+        raise JSONUnreadable(
+            f"{len(text):,} characters long; lmc reads JSON of up to {MAX_JSON_CHARS:,} characters"
+        )
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        where = (
+            f"line {error.lineno}, column {error.colno}"
+            if "\n" in text.strip()
+            else (f"column {error.colno}")
+        )
+        raise JSONUnreadable(f"invalid JSON ({error.msg} at {where})", error) from None
+    except RecursionError:
+        raise JSONUnreadable(_too_deep()) from None
+    except ValueError:  # a whole number longer than Python reads
+        raise JSONUnreadable(_long_number(text)) from None
+    _check_value(value, check_surrogates=not surrogates and bool(_MAY_HOLD_SURROGATE.search(text)))
+    return value
+
+
+def _too_deep() -> str:
+    return (
+        f"JSON nested more than {MAX_JSON_DEPTH} levels deep; lmc reads at most "
+        f"{MAX_JSON_DEPTH} levels of arrays and objects"
+    )
+
+
+def _long_number(text: str) -> str:
+    found = _LONG_NUMBER.search(text)
+    limit = sys.get_int_max_str_digits()
+    if found is None:
+        return f"a number too long to read; expected whole numbers of at most {limit:,} digits"
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    where = f"line {line}, column {column}" if "\n" in text.strip() else f"column {column}"
+    digits = len(found.group().lstrip("-"))
+    return (
+        f"a number of {digits:,} digits at {where}; expected whole numbers of at most "
+        f"{limit:,} digits"
+    )
+
+
+def _check_value(value: Any, *, check_surrogates: bool) -> None:
+    """Nesting depth, and (when the text has surrogate escapes) no lone surrogate; walked
+    without recursion."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.items()
+        elif isinstance(item, list):
+            children = ((None, x) for x in item)
+        else:
+            if check_surrogates and isinstance(item, str):
+                _no_lone_surrogate(item)
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise JSONUnreadable(_too_deep())
+        for key, child in children:
+            if check_surrogates and isinstance(key, str):
+                _no_lone_surrogate(key)
+            if isinstance(child, dict | list) or check_surrogates:
+                pending.append((child, depth + 1))
+
+
+def _no_lone_surrogate(text: str) -> None:
+    found = _LONE_SURROGATE.search(text)
+    if found is not None:
+        raise JSONUnreadable(
+            f"a lone surrogate \\u{ord(found.group()):04x} in a string; expected Unicode text "
+            "(a \\ud800-\\udfff escape is only valid as half of a pair)"
+        )
 
 
 def read_bytes(path: Path) -> bytes:
@@ -68,21 +312,26 @@ def read_bytes(path: Path) -> bytes:
     return raw
 
 
+def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Each line of JSONL text with its 1-based number. Lines end at `\\n` only (with an
+    optional `\\r`): JSON strings may hold U+2028 and the other breaks `splitlines` splits at."""
+    for number, line in enumerate(text.split("\n"), 1):
+        yield number, line.removesuffix("\r")
+
+
 def jsonl_objects(text: str, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each record (a non-blank line) as a JSON object, with where it is: `file: record N`."""
     number = 0
-    for line in text.splitlines():
+    for _, line in jsonl_lines(text):
         if not line.strip():
             continue
         number += 1
         where = f"{path}: record {number}"
         try:
-            value = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise DataError(
-                f"{where}: expected a JSON object, found invalid JSON "
-                f"({error.msg} at column {error.colno})"
-            ) from None
+            value = json_value(line)
+        except JSONUnreadable as error:
+            what = f"expected a JSON object, found {error}" if error.decode_error else error
+            raise DataError(f"{where}: {what}") from None
         if not isinstance(value, dict):
             raise DataError(f"{where}: expected a JSON object, found {type(value).__name__}")
         yield where, value

@@ -73,7 +73,10 @@ def parse_pipeline(spec: str) -> list[Pass]:
                 )
             position += 1
     if not passes:
-        raise PipelineError("the pipeline is empty; expected at least one pass")
+        raise PipelineError(
+            "the pipeline is empty; expected passes by name, separated by commas, such as "
+            "dead-steps,bootstrap-demos{max_demos=4} (leave -p out for the default)"
+        )
     return passes
 
 

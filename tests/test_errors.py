@@ -17,8 +17,9 @@ from lmc.errors import InputError, LmcError, RunError
 # Raised and caught inside lmc, never reaching a user: a reply a backend could not parse (the
 # executor repairs it or raises StepFailed), values that do not fit their types (turned into a
 # DataError, a ReplyError or a FunctionFailed), `lmc opt`'s signal that a pass wants data, and a
-# function's result of the wrong shape (turned into a FunctionFailed).
-INTERNAL = {"ReplyError", "InvalidValues", "NeedsData", "_Unfit"}
+# function's result of the wrong shape (turned into a FunctionFailed), and JSON beyond lmc's limits
+# (each reader turns it into its own error, naming the file and record).
+INTERNAL = {"ReplyError", "InvalidValues", "NeedsData", "_Unfit", "JSONUnreadable"}
 
 # Loading these needs an optional extra (and torch); they declare no error of their own.
 SKIPPED = {"lmc.retrieval.embeddings"}
@@ -33,6 +34,9 @@ KINDS = {
     "UnknownName": InputError,
     "UsageError": InputError,
     "TraceError": InputError,
+    "UnwritablePath": InputError,
+    "CacheUnusable": InputError,
+    "NotAModelFile": InputError,
     "StepFailed": RunError,
     "LMCallFailed": RunError,
     "HostedLMError": RunError,

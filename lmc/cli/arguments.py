@@ -94,7 +94,9 @@ def run(parser: Parser) -> None:
 
 def trace_show(parser: Parser) -> None:
     parser.add_argument("trace_file", metavar="TRACE.jsonl")
-    parser.add_argument("-n", type=int, default=None, metavar="N", help="only the first N calls")
+    parser.add_argument(
+        "-n", type=options.at_least(0), default=None, metavar="N", help="only the first N calls"
+    )
 
 
 def none(parser: Parser) -> None:

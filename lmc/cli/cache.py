@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from lmc.cli.errors import EXIT_OK
+from lmc.files import CacheUnusable
 from lmc.runtime.cache import ResponseCache
 
 
@@ -17,6 +18,14 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def clear(args: argparse.Namespace) -> int:
-    removed = ResponseCache().clear()
+    cache = ResponseCache()
+    try:
+        removed = cache.clear()
+    except CacheUnusable:
+        # A corrupt file holds nothing to keep: clearing the cache removes it.
+        if not cache.remove_if_corrupt():
+            raise
+        print(f"removed {cache.path}: it was corrupt (not a database sqlite can read)")
+        return EXIT_OK
     print(f"removed {removed} entries")
     return EXIT_OK

@@ -14,7 +14,7 @@ from rich.table import Table
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import run_context
+from lmc.cli.running import check_outputs, run_context
 from lmc.compiler.program import Program
 from lmc.compiler.session import Compiled, compile_program, gain_text, pass_line, plan_line
 from lmc.passes.base import Pass
@@ -24,10 +24,14 @@ from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
+from lmc.strings import printable
 
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
+    # The artifact is written after every LM call is spent: a path it cannot go to stops now.
+    target = Path(args.output or f"{program.name}.compiled.json")
+    check_outputs(target)
     inputs = compile_inputs(args, program)
     metric = inputs[0]
     import_callables(program.ir)
@@ -42,11 +46,10 @@ def run(args: argparse.Namespace) -> int:
             inputs,
             student,
             teacher,
-            say=lambda message: err.print(f"  {message}", style="dim"),
+            say=lambda message: err.print(f"  {printable(message)}", style="dim"),
             on_record=shown.add,
             on_plan=shown.plan,
         )
-    target = Path(args.output or f"{program.name}.compiled.json")
     try:
         compiled.program.save(target)
     except OSError as error:
@@ -113,6 +116,7 @@ def compile_inputs(
     """The metric, passes and datasets the options name, all checked before any LM call.
     No passes (None) means the default pipeline, fitted to the budget."""
     metric = _metric(args, program)
+    # `-p ""` is a mistake, not a way to ask for the default (which is fitted to the budget).
     passes = parse_pipeline(args.pipeline) if args.pipeline is not None else None
     if metric.field and metric.field not in {f.name for f in program.outputs}:
         raise MetricError(f"metric {metric.label}: the program has no output '{metric.field}'")
@@ -166,7 +170,7 @@ class _PassTable:
 
 
 def _metric(args: argparse.Namespace, program: Program) -> Metric:
-    if args.metric:
+    if args.metric is not None:  # `--metric ""` is a mistake, not a way to ask for the default
         return parse_metric(args.metric)
     declared = program.metric
     if declared is None:

@@ -11,6 +11,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from lmc.errors import InputError, RunError
+from lmc.strings import printable
 
 if TYPE_CHECKING:
     from lmc.diagnostics import ProgramError
@@ -33,7 +34,7 @@ def say_error(message: str) -> None:
 
 def print_diagnostics(error: ProgramError) -> None:
     """Every error of a program, with its source line and caret; in colour on a terminal."""
-    lines = error.render().splitlines()
+    lines = printable(error.render()).splitlines()
     count = len(error.diagnostics)
     if sys.stderr.isatty():
         _print_styled(lines, count)

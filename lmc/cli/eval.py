@@ -9,7 +9,6 @@ the last line on stdout is the summary, `metric exact_match(answer) = 0.625 on 8
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,7 +18,7 @@ from rich.console import Console
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import compiled_for, run_context
+from lmc.cli.running import check_outputs, compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.files import write_atomically
 from lmc.runtime.context import RunContext
@@ -28,11 +27,13 @@ from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
 from lmc.runtime.progress import counting, dataset_progress
+from lmc.strings import json_text, printable
 
 
 def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
     program = load_program(args.program_file, args.program, args.corpus or [])
+    check_outputs(args.out, args.trace)
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     import_callables(program.ir)
@@ -88,7 +89,7 @@ def _report(lines: list[dict[str, Any]], out: str | None) -> None:
             print(_result_text(line))
         return
     target = Path(out)
-    text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+    text = "".join(json_text(line) + "\n" for line in lines)
     try:
         write_atomically(target, text.encode("utf-8"))
     except OSError as error:
@@ -106,7 +107,7 @@ def resolve_metric(spec: str | None, program: Program) -> Metric:
     Raises an input error when there is none, it cannot be found, or a builtin metric reads a
     field the program does not output.
     """
-    if spec:
+    if spec is not None:  # `--metric ""` is a mistake, not a way to ask for the default
         metric = parse_metric(spec)
     elif program.compiled is not None and program.compiled.metric is not None:
         metric = metric_from_json(program.compiled.metric)
@@ -150,5 +151,5 @@ def metric_from_json(data: Mapping[str, Any]) -> Metric:
 def _result_text(line: Mapping[str, Any]) -> str:
     head = f"record {line['record']}: {line['score']:.3f}"
     if "error" in line:
-        return f"{head}  error: {line['error']}"
-    return f"{head}  {json.dumps(line['prediction'], ensure_ascii=False)}"
+        return f"{head}  error: {printable(str(line['error']))}"
+    return f"{head}  {json_text(line['prediction'])}"

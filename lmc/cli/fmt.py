@@ -28,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
                 print(f"would reformat {path}")
         elif args.write:
             if formatted != text:
-                write_atomically(Path(path), formatted.encode())
+                try:
+                    write_atomically(Path(path), formatted.encode())
+                except OSError as error:
+                    raise UsageError(f"{path}: cannot write it ({error.strerror})") from None
                 print(f"reformatted {path}")
         else:
             sys.stdout.write(formatted)

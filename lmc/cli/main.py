@@ -26,6 +26,7 @@ from lmc.cli.errors import (
 )
 from lmc.diagnostics import ProgramError
 from lmc.errors import InputError, RunError
+from lmc.strings import printable
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_FAILED", "EXIT_OK", "main"]
 
@@ -92,7 +93,8 @@ def exit_code(error: BaseException) -> int | None:
 
 
 def _show_message(error: BaseException) -> None:
-    print(f"lmc: error: {error}", file=sys.stderr)
+    # Messages quote replies, records and artifacts: what a terminal would obey is escaped.
+    print(f"lmc: error: {printable(str(error))}", file=sys.stderr)
 
 
 def _show_interrupted(error: BaseException) -> None:

@@ -18,6 +18,7 @@ from lmc.backends.base import LMRequest, LMResponse
 from lmc.cli.compile import compile_contexts, compile_inputs, compile_with_options
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
+from lmc.cli.running import check_outputs
 from lmc.compiler.program import Program
 from lmc.compiler.session import pass_line, plan_line
 from lmc.files import write_atomically
@@ -32,6 +33,7 @@ from lmc.runtime.data import Dataset, hash_records
 from lmc.runtime.evaluate import Evaluation
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric
+from lmc.strings import printable
 
 # Options that only mean something when the passes learn from data (`--train`).
 DATA_OPTIONS = (
@@ -46,6 +48,7 @@ class NeedsData(Exception):
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
+    check_outputs(args.output)
     if args.train:
         graph = _with_data(args, program)
     else:
@@ -63,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _say(message: str) -> None:
-    print(f"# {message}", file=sys.stderr, flush=True)
+    # Passes quote what they learned (an LM's proposed instruction): escaped for the terminal.
+    print(f"# {printable(message)}", file=sys.stderr, flush=True)
 
 
 def _with_data(args: argparse.Namespace, program: Program) -> ProgramGraph:

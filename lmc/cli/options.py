@@ -7,10 +7,28 @@ any command) loads nothing else.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from lmc.plugins import BACKENDS, METRICS, MODEL_KINDS, PASSES
 
 ANY_PROGRAM = "PROGRAM.lmp|ARTIFACT.json"
+
+
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum` (argparse says so, exit 2)."""
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of {minimum} or more, found '{text}'"
+            )
+        return value
+
+    return whole_number
 
 
 def program_file(parser: argparse.ArgumentParser, metavar: str = ANY_PROGRAM) -> None:
@@ -28,7 +46,9 @@ def model(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
     parser.add_argument("--backend", help=f"prompt format: {BACKENDS.described()} (default: json)")
-    parser.add_argument("--concurrency", type=int, default=4, help="records in flight at once")
+    parser.add_argument(
+        "--concurrency", type=at_least(1), default=4, help="records in flight at once"
+    )
     # Their defaults live with the client (lmc.backends.clients.retry); None here means those.
     parser.add_argument(
         "--timeout",
@@ -63,7 +83,9 @@ def compile_inputs(parser: argparse.ArgumentParser, *, train_required: bool) -> 
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--teacher-lm", help="model that runs the program for demos")
-    parser.add_argument("--budget-calls", type=int, help="never make more LM calls than this")
+    parser.add_argument(
+        "--budget-calls", type=at_least(0), help="never make more LM calls than this"
+    )
 
 
 def pipeline(parser: argparse.ArgumentParser, *, default: str | None) -> None:

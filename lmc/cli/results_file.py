@@ -20,7 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from lmc.files import DataError
+from lmc.files import DataError, json_value
+from lmc.strings import json_text
 
 TEMPORARY_INFIX = ".lmc-rewrite."
 
@@ -38,7 +39,9 @@ def record_line(
     else:
         line["error"] = error
         line["reply"] = reply
-    return json.dumps(line, ensure_ascii=False)
+    # Printed when there is no --out: control characters a reply holds are escaped (and a lone
+    # surrogate a server sent would not encode in the file otherwise); it reads back the same.
+    return json_text(line)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -98,7 +101,9 @@ class ResultsFile:
         """The record index of one earlier line, checked to be this data's record, and whether
         it succeeded."""
         try:
-            line = json.loads(text)
+            # Within lmc's JSON limits (a RecursionError otherwise); lone surrogates are what a
+            # server sent, written escaped.
+            line = json_value(text, surrogates=True)
             index = int(line["record"]) - 1
         except (ValueError, KeyError, TypeError):
             raise DataError(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from rich.table import Table
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.results_file import ResultsFile, record_line
-from lmc.cli.running import compiled_for, run_context
+from lmc.cli.running import check_outputs, compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
@@ -25,6 +24,7 @@ from lmc.runtime.functions import import_callables
 from lmc.runtime.progress import dataset_progress
 from lmc.runtime.stats import RunStats
 from lmc.runtime.steps import StepFailed
+from lmc.strings import json_text, printable
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --input FIELD=VALUE ... or --data IN.jsonl, not both")
     if args.out and not args.data:
         raise UsageError("--out is for a dataset run: add --data IN.jsonl")
+    check_outputs(args.out, args.trace)
     records = read_records(Path(args.data), program.inputs) if args.data else None
     inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     import_callables(program.ir)
@@ -55,11 +56,12 @@ def _run_one(
             outputs = executor.run(context, program.ir, inputs)
     except StepFailed as failure:
         raise RunFailed(f"{failure}\nthe reply was:\n{failure.reply}") from None
+    # Replies are escaped where a terminal would act on them (`\x1b[2J`, `\r`, ...).
     if args.json:
-        print(json.dumps(outputs, ensure_ascii=False))
+        print(json_text(outputs))
     else:
         for name, value in outputs.items():
-            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+            text = printable(value) if isinstance(value, str) else json_text(value)
             print(f"{name}: {text}")
     return EXIT_OK
 

@@ -4,13 +4,23 @@ their options ask for, the failures that end their work (exit 1), and a dataset 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING
 
 from lmc.cli.errors import UsageError
+from lmc.files import check_writable
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
     from lmc.runtime.context import RunContext
+
+
+def check_outputs(*paths: str | os.PathLike[str] | None) -> None:
+    """Every file the options name for writing (`--out`, `--trace`, `-o`) can be written: checked
+    before the first LM call, so no command spends calls and then cannot keep what they bought."""
+    for path in paths:
+        if path:
+            check_writable(path)
 
 
 def compiled_for(program: Program) -> tuple[str | None, str | None]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
+from lmc.cli.running import check_outputs
 from lmc.ir.render import write_picture
 
 
@@ -17,6 +18,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(program.to_lmp(Path(args.program_file).resolve().parent))
         return EXIT_OK
     target = args.output or f"{program.name}.svg"
+    check_outputs(target)
     try:
         written = write_picture(program.ir, target)
     except OSError as error:

@@ -7,16 +7,19 @@ from pathlib import Path
 
 from rich.console import Console
 
-from lmc.cli.errors import EXIT_OK, UsageError
-from lmc.runtime.trace import read_trace, show_trace
+from lmc.cli.errors import EXIT_OK
+from lmc.runtime.trace import TraceError, read_trace_lines, trace_panel
 
 
 def show(args: argparse.Namespace) -> int:
-    try:
-        calls = read_trace(Path(args.trace_file))
-    except FileNotFoundError:
-        raise UsageError(f"{args.trace_file}: no such file") from None
+    path = Path(args.trace_file)
+    calls = read_trace_lines(path)
     # Prompts are long: this console wraps them inside their panels.
     console = Console(highlight=False, markup=False)
-    show_trace(calls[: args.n] if args.n is not None else calls, console)
+    for number, call in calls[: args.n] if args.n is not None else calls:
+        try:
+            panel = trace_panel(call)
+        except TraceError as error:
+            raise TraceError(f"{path}: line {number}: {error}") from None
+        console.print(panel)
     return EXIT_OK

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from lmc.diagnostics import ProgramError
 from lmc.errors import InputError
-from lmc.files import write_atomically
+from lmc.files import JSONUnreadable, json_value, write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import parse_program, print_program, program_error_line
 from lmc.passes.record import PassRecord
@@ -234,9 +234,12 @@ def _read_json(name: str) -> Any:
     except OSError as error:
         raise ArtifactError(f"{name}: cannot read it ({error.strerror})") from None
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
+        return json_value(text)
+    except JSONUnreadable as error:
+        decoding = error.decode_error
+        if decoding is None:
+            raise ArtifactError(f"{name}: not an lmc artifact: {error}") from None
         raise ArtifactError(
-            f"{name}: not an lmc artifact: invalid JSON at line {error.lineno}, "
-            f"column {error.colno} ({error.msg}); the file may be truncated"
+            f"{name}: not an lmc artifact: invalid JSON at line {decoding.lineno}, "
+            f"column {decoding.colno} ({decoding.msg}); the file may be truncated"
         ) from None

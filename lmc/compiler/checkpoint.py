@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lmc.diagnostics import ProgramError
-from lmc.files import cache_dir, write_atomically
+from lmc.files import cache_dir, json_value, write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import parse_program, print_program
 from lmc.passes.record import PassRecord
@@ -38,7 +38,7 @@ def save(path: Path, program: ProgramGraph, records: list[PassRecord]) -> None:
 def load(path: Path) -> tuple[ProgramGraph, list[PassRecord]] | None:
     """The program and finished passes, or None when there is no usable checkpoint."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json_value(path.read_text(encoding="utf-8"))
         records = [PassRecord.from_json(r) for r in data["passes"]]
         return parse_program(data["program"], str(path.with_suffix(".lmp"))), records
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ProgramError):

@@ -263,6 +263,8 @@ class ProgramGraph:
     def __init__(self, name: str) -> None:
         self.name = name
         self._nodes: dict[str, Node] = {}
+        # base -> the first n that `fresh_id` has not found taken (nodes are never removed).
+        self._fresh_from: dict[str, int] = {}
         # source -> target -> target field -> wire, and the same by target: networkx's layout.
         self._succ: dict[str, dict[str, dict[str, Wire]]] = {}
         self._pred: dict[str, dict[str, dict[str, Wire]]] = {}
@@ -301,9 +303,12 @@ class ProgramGraph:
         """`base`, or `base@2`, `base@3`, ... (`@` never occurs in a name the user writes)."""
         if base not in self._nodes:
             return base
-        n = 2
+        # Every `base@k` below the one last found is taken still: an unrolled loop of thousands of
+        # copies would otherwise try them all each time.
+        n = self._fresh_from.get(base, 2)
         while f"{base}@{n}" in self._nodes:
             n += 1
+        self._fresh_from[base] = n
         return f"{base}@{n}"
 
     def copy(self) -> ProgramGraph:

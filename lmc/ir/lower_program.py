@@ -56,6 +56,10 @@ from lmc.types import (
 )
 
 MAX_LOOP_COUNT = 64
+# The most nodes a program may have once its loops are unrolled: checked after each statement, so
+# `for` loops nested three deep (64 x 64 x 64 copies) stop at the limit instead of unrolling for
+# minutes. Programs that size are far beyond what an LM program calls for.
+MAX_NODES = 10_000
 DEFAULT_K = 3
 
 
@@ -152,6 +156,8 @@ class ProgramLowering:
         # Learned blocks by parameter key, with where the first one was written.
         self.learned: dict[str, tuple[StepParams, Span]] = {}
         self.constants = 0
+        self.loops: list[tuple[ast.ForLoop, int]] = []  # the loops being unrolled, outermost first
+        self.too_big = False  # past MAX_NODES: reported once, and nothing more is unrolled
 
     def error(self, span: Span, message: str) -> None:
         self.diagnostics.error(span, message)
@@ -174,6 +180,8 @@ class ProgramLowering:
                 self.graph.add(OutputNode(result.name, result.type, span=result.span))
             seen.add(result.name)
         self.block(self.program.body, in_loop=False)
+        if self.too_big:
+            return self.graph  # reported; the rest would only repeat it
         for name, result in self.results.items():
             if name not in self.returned:
                 self.error(
@@ -213,12 +221,35 @@ class ProgramLowering:
 
     def block(self, body: tuple[ast.Statement, ...], in_loop: bool) -> None:
         for statement in body:
+            if self.too_big:
+                return
             if isinstance(statement, ast.Assign):
                 self.assign(statement)
             elif isinstance(statement, ast.ForLoop):
                 self.loop(statement)
             else:
                 self.return_(statement, in_loop)
+            if len(self.graph) > MAX_NODES and not self.too_big:
+                self.too_big = True
+                self.report_too_big(statement)
+
+    def report_too_big(self, statement: ast.Statement) -> None:
+        """The program grew past `MAX_NODES`: said at the outermost loop being unrolled (or at
+        the statement, outside loops), with how many copies the loops make."""
+        if not self.loops:
+            self.error(
+                statement.span,
+                f"the program has more than {MAX_NODES:,} nodes here; lmc checks programs of "
+                f"up to {MAX_NODES:,} nodes",
+            )
+            return
+        copies = " x ".join(str(count) for _, count in self.loops)
+        self.error(
+            self.loops[0][0].span,
+            f"this loop unrolls to more than {MAX_NODES:,} nodes ({copies} copies of the loop "
+            f"body); lmc checks programs of up to {MAX_NODES:,} nodes unrolled: use fewer "
+            "iterations",
+        )
 
     def assign(self, statement: ast.Assign) -> None:
         value = statement.value
@@ -273,9 +304,13 @@ class ProgramLowering:
         if not 1 <= count.value <= MAX_LOOP_COUNT:
             self.error(count.span, f"expected a count from 1 to {MAX_LOOP_COUNT} in range(...)")
             return
+        self.loops.append((statement, count.value))
         for i in range(count.value):
+            if self.too_big:
+                break
             self.env[statement.var] = _LoopIndex(i)
             self.block(statement.body, in_loop=True)
+        self.loops.pop()
 
     def return_(self, statement: ast.Return, in_loop: bool) -> None:
         if in_loop:

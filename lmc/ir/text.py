@@ -69,6 +69,7 @@ class _Printer:
         self.order = graph.topological(key=added.__getitem__)
         self.taken = set(KEYWORDS) | {n.name for n in graph.inputs()}
         self.names: dict[str, str] = {}
+        self.next_suffix: dict[str, int] = {}  # base -> the first suffix not known to be taken
         self.first_of_key: dict[str, str] = {}  # parameter key -> name of its first step
 
     def module(self) -> ast.Module:
@@ -119,9 +120,12 @@ class _Printer:
             base = re.sub(r"\W+", "_", re.split(r"[@$]", node_id)[0]).strip("_") or "value"
             if base[0].isdigit():
                 base = f"n_{base}"
-            name, n = base, 2
+            n = self.next_suffix.get(base, 2)
+            name = base if base not in self.taken else f"{base}_{n}"
             while name in self.taken:
-                name, n = f"{base}_{n}", n + 1
+                n += 1
+                name = f"{base}_{n}"
+            self.next_suffix[base] = n
             self.taken.add(name)
             self.names[node_id] = name
         return self.names[node_id]

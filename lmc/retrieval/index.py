@@ -11,14 +11,20 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from lmc.files import DataError, cache_dir, jsonl_objects, read_bytes
+from lmc.files import (
+    DataError,
+    cache_dir,
+    jsonl_objects,
+    make_cache_folder,
+    read_bytes,
+    temporary_folder,
+)
 from lmc.plugins import INDEX_KINDS, UnknownName
 
 INDEX_FORMAT = 1
@@ -140,8 +146,8 @@ def build_index(corpus: Corpus, kind: str) -> tuple[Path, bool]:
     if (folder / "complete").exists():
         return folder, False
     index_class = _index_class(kind)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    building = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
+    make_cache_folder(folder.parent)
+    building = temporary_folder(folder)
     try:
         index_class.build(corpus, building)
         (building / "complete").write_text(corpus.sha256, encoding="utf-8")

@@ -207,7 +207,7 @@ def context(
         model=model,
         lm=client,
         backend=BACKENDS.load(backend)() if isinstance(backend, str) else backend,
-        cache=ResponseCache() if cache else None,
+        cache=ResponseCache().open() if cache else None,
         trace=TraceWriter(trace) if trace else None,
         concurrency=concurrency,
         rm=rm,

@@ -9,13 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
-from lmc.files import DataError, jsonl_objects, read_bytes
+from lmc.files import DataError, JSONUnreadable, json_value, jsonl_objects, read_bytes
 from lmc.signatures import FieldSpec
 from lmc.types import STR, OneOf, OptionalOf
 
@@ -48,8 +49,14 @@ def parse_cli_inputs(fields: tuple[FieldSpec, ...], pairs: list[str]) -> dict[st
             raise DataError(
                 f"--input {name}: the program has no input '{name}'; it takes " + ", ".join(by_name)
             )
-        values[name] = text if _is_text(field) else _json_or_text(text)
+        if _SURROGATE.search(text):
+            # Bytes that are not UTF-8 reach Python's argv as lone surrogates.
+            raise DataError(f"--input {name}: not UTF-8 text; expected a UTF-8 value")
+        values[name] = text if _is_text(field) else _json_or_text(text, name)
     return coerce(fields, values, "--input")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _is_text(field: FieldSpec) -> bool:
@@ -57,11 +64,15 @@ def _is_text(field: FieldSpec) -> bool:
     return t == STR or isinstance(t, OneOf)
 
 
-def _json_or_text(text: str) -> Any:
+def _json_or_text(text: str, name: str) -> Any:
+    """The value as JSON; text that is not JSON at all is taken as written (the type check then
+    says what was expected), but JSON beyond lmc's limits is refused."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text
+        return json_value(text)
+    except JSONUnreadable as error:
+        if error.decode_error is not None:
+            return text
+        raise DataError(f"--input {name}: {error}") from None
 
 
 def read_records(path: Path, fields: tuple[FieldSpec, ...]) -> list[dict[str, Any]]:
@@ -89,7 +100,8 @@ class Dataset:
 
 def hash_records(records: Sequence[Mapping[str, Any]]) -> str:
     text = "\n".join(json.dumps(r, sort_keys=True, ensure_ascii=False) for r in records)
-    return hashlib.sha256(text.encode()).hexdigest()
+    # Records built in Python may hold lone surrogates (files cannot: `json_value`).
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def split(data: Dataset, seed: int, dev_share: float = 0.5) -> tuple[Dataset, Dataset]:

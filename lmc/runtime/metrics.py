@@ -178,6 +178,11 @@ _SPEC = re.compile(r"^(\w+)\((\w+)\)$")
 
 def parse_metric(spec: str) -> Metric:
     """`exact_match(answer)` or `package.module:function`."""
+    if not spec.strip():
+        raise MetricError(
+            "the metric is empty; expected one such as exact_match(answer) (NAME(FIELD)), "
+            "or package.module:function"
+        )
     match = _SPEC.match(spec.strip())
     if match:
         return builtin(match.group(1), match.group(2))

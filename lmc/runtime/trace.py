@@ -3,7 +3,6 @@ and `lmc trace show` to read them."""
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 from typing import Any, TextIO
@@ -14,6 +13,16 @@ from rich.text import Text
 
 from lmc.backends.base import LMRequest, LMResponse
 from lmc.errors import InputError
+from lmc.files import (
+    DataError,
+    JSONUnreadable,
+    UnwritablePath,
+    check_writable,
+    json_value,
+    jsonl_lines,
+    read_bytes,
+)
+from lmc.strings import json_text, printable
 
 
 def call_line(
@@ -51,8 +60,12 @@ class TraceWriter:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: TextIO = self.path.open("w", encoding="utf-8")
+        check_writable(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file: TextIO = self.path.open("w", encoding="utf-8")
+        except OSError as error:
+            raise UnwritablePath(f"{path}: cannot write it ({error.strerror})") from None
         self._lock = threading.Lock()
 
     def call(self, line: dict[str, Any]) -> None:
@@ -110,7 +123,8 @@ class TraceWriter:
         self._write(line)
 
     def _write(self, line: dict[str, Any]) -> None:
-        text = json.dumps(line, ensure_ascii=False, default=str)
+        # Lone surrogates a server sent would not encode as UTF-8: escaped, like control characters.
+        text = json_text(line, default=str)
         with self._lock:
             self._file.write(text + "\n")
             self._file.flush()
@@ -138,39 +152,60 @@ class TraceError(InputError):
 
 def read_trace(path: Path) -> list[dict[str, Any]]:
     """The calls in a trace file; a malformed line raises `TraceError` naming its line number."""
+    return [call for _, call in read_trace_lines(path)]
+
+
+def read_trace_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
+    """Each call in a trace file with its line number."""
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except DataError as error:
+        raise TraceError(str(error).replace("expected a JSONL file", "expected a trace")) from None
     calls = []
-    with path.open(encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
-            if not line.strip():
-                continue
-            try:
-                call = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise TraceError(f"{path}: line {number}: not JSON ({error.msg})") from None
-            kind = str(call.get("kind")) if isinstance(call, dict) else ""
-            keys = _KEYS_OF_KIND.get(kind, TRACE_KEYS)
-            missing = [k for k in keys if not isinstance(call, dict) or k not in call]
-            if missing:
-                raise TraceError(
-                    f"{path}: line {number}: not an lmc trace line (expected the keys "
-                    f"{', '.join(TRACE_KEYS)}; written by lmc run --trace)"
-                )
-            calls.append(call)
+    for number, line in jsonl_lines(text):
+        if not line.strip():
+            continue
+        try:
+            # A trace records what a server sent, lone surrogates included; they are shown escaped.
+            call = json_value(line, surrogates=True)
+        except JSONUnreadable as error:
+            what = f"not JSON ({error.decode_error.msg})" if error.decode_error else str(error)
+            raise TraceError(f"{path}: line {number}: {what}") from None
+        kind = str(call.get("kind")) if isinstance(call, dict) else ""
+        keys = _KEYS_OF_KIND.get(kind, TRACE_KEYS)
+        missing = [k for k in keys if not isinstance(call, dict) or k not in call]
+        if missing:
+            raise TraceError(
+                f"{path}: line {number}: not an lmc trace line (expected the keys "
+                f"{', '.join(TRACE_KEYS)}; written by lmc run --trace)"
+            )
+        calls.append((number, call))
     return calls
 
 
 def show_trace(calls: list[dict[str, Any]], console: Console) -> None:
     for call in calls:
-        where = f"record {call['record']} · " if call.get("record") is not None else ""
-        show = _SHOW_KIND.get(str(call.get("kind")), _show_call)
-        console.print(show(call, where))
+        console.print(trace_panel(call))
+
+
+def trace_panel(call: dict[str, Any]) -> Panel:
+    """One call drawn as a panel; a line whose values have the wrong shapes (a trace not written
+    by lmc) raises `TraceError`."""
+    where = f"record {call['record']} · " if call.get("record") is not None else ""
+    show = _SHOW_KIND.get(str(call.get("kind")), _show_call)
+    try:
+        return show(call, where)
+    except (KeyError, TypeError, AttributeError, ValueError) as error:
+        raise TraceError(
+            f"not an lmc trace line ({type(error).__name__}: {error}; written by lmc run --trace)"
+        ) from None
 
 
 def _show_retrieval(call: dict[str, Any], where: str) -> Panel:
-    lines = [Text(f"query: {call['query']}", style="bold")]
-    lines += [Text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
+    lines = [_text(f"query: {call['query']}", style="bold")]
+    lines += [_text(f"[{i}] {p}") for i, p in enumerate(call["passages"], 1)]
     title = f"{where}{call['step']} · retrieve {call['index']} · k={call['k']}"
-    return Panel(Group(*lines), title=title, title_align="left")
+    return Panel(Group(*lines), title=printable(title), title_align="left")
 
 
 def _show_call(call: dict[str, Any], where: str) -> Panel:
@@ -183,51 +218,57 @@ def _show_call(call: dict[str, Any], where: str) -> Panel:
     parts: list[Any] = []
     request = call["request"]
     for message in request.get("messages", []):
-        parts.append(Text(f"── {message['role']} ──", style="bold cyan"))
-        parts.append(Text(message["content"]))
+        parts.append(_text(f"── {message['role']} ──", style="bold cyan"))
+        parts.append(_text(message["content"]))
     if "prompt" in request:
-        parts.append(Text("── prompt ──", style="bold cyan"))
-        parts.append(Text(request["prompt"]))
-    parts.append(Text("── reply ──", style="bold green"))
-    parts.append(Text(call["reply"]))
+        parts.append(_text("── prompt ──", style="bold cyan"))
+        parts.append(_text(request["prompt"]))
+    parts.append(_text("── reply ──", style="bold green"))
+    parts.append(_text(call["reply"]))
     if call.get("error"):
-        parts.append(Text(f"── could not be used: {call['error']}", style="bold red"))
+        parts.append(_text(f"── could not be used: {call['error']}", style="bold red"))
     elif call.get("parsed") is not None:
-        parts.append(Text("── fields ──", style="bold magenta"))
+        parts.append(_text("── fields ──", style="bold magenta"))
         for name, value in call["parsed"].items():
-            parts.append(Text(f"{name} = {json.dumps(value, ensure_ascii=False)}"))
-    return Panel(Group(*parts), title=title, title_align="left")
+            parts.append(_text(f"{name} = {json_text(value)}"))
+    return Panel(Group(*parts), title=printable(title), title_align="left")
 
 
 def _show_trajectory(call: dict[str, Any], where: str) -> Panel:
     turns = call["turns"]
     title = f"{where}{call['step']} · agent · {len(turns)} turns"
-    parts: list[Any] = [Text(f"{k} = {_json(v)}", style="bold") for k, v in call["inputs"].items()]
+    parts: list[Any] = [_text(f"{k} = {_json(v)}", style="bold") for k, v in call["inputs"].items()]
     for i, turn in enumerate(turns, 1):
-        parts.append(Text(f"── turn {i} ──", style="bold cyan"))
-        parts.append(Text(f"thought: {turn.get('thought', '')}"))
-        parts.append(Text(f"call: {turn.get('tool')}({_json(turn.get('args', {}))})", "green"))
+        parts.append(_text(f"── turn {i} ──", style="bold cyan"))
+        parts.append(_text(f"thought: {turn.get('thought', '')}"))
+        parts.append(_text(f"call: {turn.get('tool')}({_json(turn.get('args', {}))})", "green"))
         observation = turn.get("observation")
         style = "red" if isinstance(observation, str) and observation.startswith("error:") else ""
-        parts.append(Text(f"observed: {_json(observation)}", style))
-    return Panel(Group(*parts), title=title, title_align="left")
+        parts.append(_text(f"observed: {_json(observation)}", style))
+    return Panel(Group(*parts), title=printable(title), title_align="left")
+
+
+def _text(text: str, style: str = "") -> Text:
+    """A line of a trace, escaped where a terminal would act on it: replies, prompts and data
+    may hold `\x1b[...` sequences and other control characters."""
+    return Text(printable(text), style)
 
 
 def _json(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else json_text(value)
 
 
 def _show_function(call: dict[str, Any], where: str) -> Panel:
     title = f"{where}{call['step']} · call {call['function']} · {call['seconds']:.3f}s"
-    parts: list[Any] = [Text("── inputs ──", style="bold cyan")]
-    parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in call["inputs"].items()]
+    parts: list[Any] = [_text("── inputs ──", style="bold cyan")]
+    parts += [_text(f"{k} = {json_text(v)}") for k, v in call["inputs"].items()]
     if call.get("error"):
-        parts.append(Text(f"── raised: {call['error']}", style="bold red"))
+        parts.append(_text(f"── raised: {call['error']}", style="bold red"))
     else:
-        parts.append(Text("── outputs ──", style="bold magenta"))
+        parts.append(_text("── outputs ──", style="bold magenta"))
         outputs = call.get("outputs") or {}
-        parts += [Text(f"{k} = {json.dumps(v, ensure_ascii=False)}") for k, v in outputs.items()]
-    return Panel(Group(*parts), title=title, title_align="left")
+        parts += [_text(f"{k} = {json_text(v)}") for k, v in outputs.items()]
+    return Panel(Group(*parts), title=printable(title), title_align="left")
 
 
 # How each kind of trace line is drawn; an LM call's line has no kind.

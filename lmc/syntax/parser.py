@@ -45,6 +45,16 @@ TERMINAL_WORDS = {
     "$END": "the end of the file",
 }
 
+# Limits on what a `.lmp` text may ask of the parser and every stage after it (each walks the
+# syntax tree recursively, as Lark's transformer does): its length, and how deep it nests. A level
+# is one of these rules: a type inside `list[...]`, a list, a `retrieve` in an argument, a `for`
+# loop inside another, a demo value inside another, and each `+` of a chain (`a + b + c` is two).
+MAX_SOURCE_CHARS = 2_000_000
+MAX_NESTING = 100
+_NESTING_RULES = frozenset(
+    {"type_args", "list_expr", "retrieve", "for_loop", "concat", "v_list", "v_object"}
+)
+
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "r": "\r", "t": "\t"}
 _HEX = frozenset("0123456789abcdefABCDEF")
 
@@ -83,12 +93,23 @@ def parse(text: str, file: str = "<string>", diagnostics: Diagnostics | None = N
     `diagnostics` when given, so the checker can report its own errors beside them; without it,
     they raise.
     """
+    if len(text) > MAX_SOURCE_CHARS:
+        raise ProgramError(
+            [
+                Diagnostic(
+                    Span(file, 1, 1, 1, 2),
+                    f"the file is {len(text):,} characters long; lmc reads .lmp text of up to "
+                    f"{MAX_SOURCE_CHARS:,} characters",
+                )
+            ]
+        )
     comments: list[Token] = []
     parser = _lark()
     try:
         tree = _parse_collecting(parser, text, comments)
     except UnexpectedInput as error:
         raise ProgramError([_syntax_diagnostic(error, text, file)], {file: text}) from None
+    _check_nesting(tree, file, {file: text})
     builder = _ToSyntax(file, text, comments)
     module = builder.transform(tree)
     if diagnostics is None:
@@ -135,6 +156,12 @@ def parse_signature_text(
         raise ProgramError(
             [replace(diagnostic, span=place(diagnostic.span))], {} if at else {file: text}
         ) from None
+    try:
+        _check_nesting(tree, file, {file: text})
+    except ProgramError as error:
+        raise ProgramError(
+            [replace(d, span=place(d.span)) for d in error.diagnostics], {} if at else {file: text}
+        ) from None
     builder = _ToSyntax(file, text, [])
     inputs, outputs = builder.transform(tree)
     placed = Diagnostics()
@@ -143,6 +170,31 @@ def parse_signature_text(
     inputs = tuple(replace(f, span=place(f.span)) for f in inputs)
     outputs = tuple(replace(f, span=place(f.span)) for f in outputs)
     return SignatureSpec(name, inputs, outputs, None, at or builder.span_of_text())
+
+
+def _check_nesting(tree: Tree[Token], file: str, sources: dict[str, str]) -> None:
+    """Raise `ProgramError` at the first place the tree nests deeper than `MAX_NESTING` levels
+    (see `_NESTING_RULES`); walked without recursion, before anything recursive walks it."""
+    pending: list[tuple[Tree[Token], int, Tree[Token]]] = [(tree, 0, tree)]
+    while pending:
+        node, depth, parent = pending.pop()
+        if node.data in _NESTING_RULES:
+            depth += 1
+            if depth > MAX_NESTING:
+                # A type's arguments are reported at the type: `list[` rather than its `[`.
+                meta = (parent if node.data == "type_args" else node).meta
+                line, column = getattr(meta, "line", 1), getattr(meta, "column", 1)
+                raise ProgramError(
+                    [
+                        Diagnostic(
+                            Span(file, line, column, line, column + 1),
+                            f"nested more than {MAX_NESTING} levels deep; lmc reads at most "
+                            f"{MAX_NESTING} levels of types, lists, loops, retrieves and '+'",
+                        )
+                    ],
+                    sources,
+                )
+        pending.extend((child, depth, node) for child in node.children if isinstance(child, Tree))
 
 
 # Syntax errors -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from lmc.signatures import FieldSpec, SignatureSpec
-from lmc.strings import quote
+from lmc.strings import is_printable, quote
 from lmc.syntax import tree as ast
 from lmc.types import ListOf, LmType, OneOf, OptionalOf
 
@@ -110,7 +110,12 @@ def _fields_block(
 
 def text_literal(text: str) -> list[str]:
     """Text as `.lmp` source lines: triple-quoted when that reads back identically, else escaped."""
-    triple_safe = '"""' not in text and not text.endswith('"') and inspect.cleandoc(text) == text
+    triple_safe = (
+        '"""' not in text
+        and not text.endswith('"')
+        and inspect.cleandoc(text) == text
+        and is_printable(text)
+    )
     if triple_safe and "\n" not in text and text:
         return [f'"""{text}"""']
     if triple_safe and text:

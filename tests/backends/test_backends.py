@@ -765,3 +765,16 @@ def test_registry_takes_a_new_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     REGISTERED.register("shouty", Shouty)
     assert "shouty" in REGISTERED.names()
     assert isinstance(lmc.context(FakeLM(), backend="shouty").backend, Shouty)
+
+
+@pytest.mark.parametrize("backend", PARSERS)
+@pytest.mark.parametrize(
+    "value", ["1" * 5000, "[" * 100_000 + "]" * 100_000], ids=["long number", "deep"]
+)
+def test_a_reply_beyond_the_json_limits_is_an_unusable_reply_not_a_crash(
+    backend: str, value: str
+) -> None:
+    # A hostile server: numbers longer than Python reads, arrays nested past its recursion limit.
+    reply = chat_reply(value=value) if backend == "chat" else '{"value": ' + value + "}"
+
+    assert_reply_error(backend, single(ListOf(INT)), reply)

@@ -14,9 +14,9 @@ def test_a_model_file_is_hashed_once_and_remembered_on_disk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = tmp_path / "tiny.gguf"
-    model.write_bytes(b"not really a model")
+    model.write_bytes(b"GGUF, not really a model")
     first = local.LocalLM(model).identity
-    assert first == f"gguf:tiny.gguf:{hashlib.sha256(b'not really a model').hexdigest()[:16]}"
+    assert first == f"gguf:tiny.gguf:{hashlib.sha256(b'GGUF, not really a model').hexdigest()[:16]}"
 
     local._file_identity.cache_clear()
 
@@ -29,9 +29,9 @@ def test_a_model_file_is_hashed_once_and_remembered_on_disk(
 
 def test_a_changed_model_file_gets_a_new_identity(tmp_path: Path) -> None:
     model = tmp_path / "tiny.gguf"
-    model.write_bytes(b"one")
+    model.write_bytes(b"GGUF one")
     before = local.LocalLM(model).identity
-    model.write_bytes(b"two, longer")
+    model.write_bytes(b"GGUF two, longer")
     assert local.LocalLM(model).identity != before
 
 

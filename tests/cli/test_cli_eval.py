@@ -450,9 +450,11 @@ def test_asking_an_artifact_for_another_program_exits_2(
 
 
 def test_concurrency_below_one_exits_2(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = lmc_cli(
-        capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl", "--concurrency", "0"
-    )
+    with pytest.raises(SystemExit) as exited:
+        main(["eval", "qa_metric.lmp", "--data", "data.jsonl", "--concurrency", "0"])
 
-    assert code == EXIT_BAD_INPUT
-    assert "--concurrency must be at least 1" in err
+    assert exited.value.code == EXIT_BAD_INPUT
+    assert (
+        "argument --concurrency: expected a whole number of 1 or more, found '0'"
+        in capsys.readouterr().err
+    )

@@ -90,6 +90,7 @@ def test_help_loads_only_the_command_table(tmp_path: Path) -> None:
         "lmc.passes",
         "lmc.passes.pipeline",
         "lmc.plugins",
+        "lmc.strings",
     }
 
 

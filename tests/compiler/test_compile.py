@@ -280,7 +280,7 @@ def test_bad_pipeline_syntax_says_where_and_what_was_expected(spec: str, column:
 
 
 def test_an_empty_pipeline_asks_for_a_pass() -> None:
-    with pytest.raises(PipelineError, match="the pipeline is empty; expected at least one pass"):
+    with pytest.raises(PipelineError, match="the pipeline is empty; expected passes by name"):
         parse_pipeline("  ")
 
 

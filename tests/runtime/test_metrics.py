@@ -184,13 +184,24 @@ def test_an_unknown_metric_names_the_builtins() -> None:
     )
 
 
-@pytest.mark.parametrize("spec", ["exact_match", "exact_match(answer", "exact_match()", "", ":f"])
+@pytest.mark.parametrize("spec", ["exact_match", "exact_match(answer", "exact_match()", ":f"])
 def test_a_spec_that_is_neither_form_says_what_was_expected(spec: str) -> None:
     with pytest.raises(MetricError) as raised:
         parse_metric(spec)
 
     assert str(raised.value) == (
         f"expected NAME(FIELD) or package.module:function; found '{spec.strip()}'"
+    )
+
+
+@pytest.mark.parametrize("spec", ["", "  "])
+def test_an_empty_spec_asks_for_a_metric(spec: str) -> None:
+    with pytest.raises(MetricError) as raised:
+        parse_metric(spec)
+
+    assert str(raised.value) == (
+        "the metric is empty; expected one such as exact_match(answer) (NAME(FIELD)), or "
+        "package.module:function"
     )
 
 

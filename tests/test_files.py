@@ -1,0 +1,79 @@
+"""Temporaries that killed writes leave behind are removed by the next write of the same file,
+and only those: a temporary whose process is still running is being written."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lmc.files import remove_stale_temporaries, temporary_file, write_atomically
+
+
+def dead_pid() -> int:
+    """The process id of a process that has exited."""
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_temporary_names_the_file_and_its_process(tmp_path: Path) -> None:
+    handle, path = temporary_file(tmp_path / "out.jsonl")
+    os.close(handle)
+
+    assert path.parent == tmp_path
+    assert path.name.startswith(f".out.jsonl.{os.getpid()}.")
+    assert path.name.endswith(".tmp")
+
+
+def test_the_temporaries_of_processes_that_are_gone_are_removed(tmp_path: Path) -> None:
+    target = tmp_path / "fever.json"
+    killed = tmp_path / f".fever.json.{dead_pid()}.ab12cd_3.tmp"
+    killed.write_bytes(b"")
+    killed_folder = tmp_path / f".fever.json.{dead_pid()}.zz99yy88.tmp"
+    killed_folder.mkdir()
+    (killed_folder / "half-built").write_text("x", encoding="utf-8")
+    old_style = tmp_path / ".fever.json.k3j4h5g6"  # as lmc named them before they had a pid
+    old_style.write_bytes(b"")
+    day_and_more = time.time() - 25 * 3600
+    os.utime(old_style, (day_and_more, day_and_more))
+
+    remove_stale_temporaries(target)
+
+    assert not killed.exists()
+    assert not killed_folder.exists()
+    assert not old_style.exists()
+
+
+def test_what_is_not_a_stale_temporary_of_this_file_is_left_alone(tmp_path: Path) -> None:
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        kept = [
+            tmp_path / f".fever.json.{sleeper.pid}.ab12cd_3.tmp",  # its process is running
+            tmp_path / f".fever.json.{os.getpid()}.ab12cd_3.tmp",  # this process's own
+            tmp_path / ".fever.json.k3j4h5g6",  # old-style, but young: may be being written
+            tmp_path / f".fever.json.123.{dead_pid()}.ab12cd_3.tmp",  # a temporary of another file
+            tmp_path / f".other.json.{dead_pid()}.ab12cd_3.tmp",
+            tmp_path / ".fever.json.notes",
+            tmp_path / "fever.json",
+        ]
+        for path in kept:
+            path.write_bytes(b"")
+
+        remove_stale_temporaries(tmp_path / "fever.json")
+
+        assert [p for p in kept if not p.exists()] == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_an_atomic_write_clears_what_a_killed_one_left(tmp_path: Path) -> None:
+    leftover = tmp_path / f".fever.json.{dead_pid()}.ab12cd_3.tmp"
+    leftover.write_bytes(b'{"half": ')
+
+    write_atomically(tmp_path / "fever.json", b"{}")
+
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fever.json"]
