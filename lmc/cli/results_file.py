@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import IO, Any
 
-from lmc.files import DataError, json_value
+from lmc.files import DataError, json_value, remove_stale_temporaries, write_atomically
 from lmc.strings import json_text
-
-TEMPORARY_INFIX = ".lmc-rewrite."
 
 
 def record_line(
@@ -57,7 +54,7 @@ class ResultsFile:
         # Record index -> its earlier successful line, kept as it was written.
         self.done: dict[int, str] = {}
         self._in_order = True  # whether the file's lines are one per record, in input order
-        self._remove_leftovers()
+        remove_stale_temporaries(self.path)  # what a rewrite killed midway left behind
         if resume and path.exists():
             self._read_earlier()
         elif path.exists() and not path.is_file():
@@ -69,10 +66,6 @@ class ResultsFile:
         except OSError as error:
             raise DataError(f"{path}: cannot write the results: {error.strerror}") from None
         self._last = max(self.done, default=-1)
-
-    def _remove_leftovers(self) -> None:
-        for leftover in self.path.parent.glob(f".{self.path.name}{TEMPORARY_INFIX}*"):
-            leftover.unlink(missing_ok=True)
 
     def _read_earlier(self) -> None:
         if not self.path.is_file():
@@ -133,18 +126,8 @@ class ResultsFile:
             self._rewrite_in_order()
 
     def _rewrite_in_order(self) -> None:
-        latest: dict[int, str] = {}
-        with self.path.open(encoding="utf-8", errors="replace") as file:
-            for text in file:
-                latest[int(json.loads(text)["record"]) - 1] = text
-        handle, name = tempfile.mkstemp(
-            dir=self.path.parent, prefix=f".{self.path.name}{TEMPORARY_INFIX}"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as out:
-                out.writelines(latest[i] for i in sorted(latest))
-            os.chmod(name, 0o644)
-            os.replace(name, self.path)
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        latest: dict[int, bytes] = {}
+        with self.path.open("rb") as file:
+            for raw in file:
+                latest[int(json.loads(raw)["record"]) - 1] = raw
+        write_atomically(self.path, b"".join(latest[i] for i in sorted(latest)))

@@ -180,9 +180,10 @@ def test_no_resume_starts_over(fake: FakeLM, capsys: pytest.CaptureFixture[str])
 def test_a_temporary_file_a_killed_rewrite_left_is_removed_by_the_next_run(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    Path(".out.jsonl.lmc-rewrite.abc123").write_text("half a file")
+    dead = 2**22 + 12345  # past Linux's default pid_max: no process has it
+    Path(f".out.jsonl.{dead}.abcd1234.tmp").write_text("half a file")
 
     run(capsys)
 
-    assert not Path(".out.jsonl.lmc-rewrite.abc123").exists()
+    assert not Path(f".out.jsonl.{dead}.abcd1234.tmp").exists()
     assert [p.name for p in Path().glob(".out.jsonl*")] == []
