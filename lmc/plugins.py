@@ -117,6 +117,7 @@ PASSES: Registry[type[Any]] = Registry(
         "fuse-steps": "lmc.passes.fuse_steps:FuseStepsPass",
         "prune-demos": "lmc.passes.prune_demos:PruneDemosPass",
         "ensemble": "lmc.passes.ensemble:EnsemblePass",
+        "joint-search": "lmc.passes.joint_search:JointSearchPass",
     },
 )
 BACKENDS: Registry[Any] = Registry(

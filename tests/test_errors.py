@@ -29,6 +29,7 @@ KINDS = {
     "DataError": InputError,
     "ArtifactError": InputError,
     "PipelineError": InputError,
+    "OptunaMissing": InputError,
     "MetricError": InputError,
     "BudgetTooSmall": InputError,
     "UnknownName": InputError,

@@ -1,0 +1,189 @@
+"""`joint-search`: instructions and demo sets chosen together, in the spirit of MIPROv2, within
+the budget.
+
+For every step it gathers the candidates the two single-minded passes would: instruction
+proposals grounded on the step and the data (`instruction-search`), and demo sets from passing
+teacher runs and labelled records (`bootstrap-demos`), each list starting with what the step has
+now. Optuna's TPE sampler then searches the combinations: each trial picks one instruction and
+one demo set per step and scores them on a minibatch of dev (a different one each trial, so no
+minibatch is fitted); TPE learns which choices score well across trials. The combinations with
+the best mean over their trials race on all of dev, and the winner is kept only when its gain
+over the program holds under the paired test. Every proposal, demo set and trial is in the log
+(and so in the artifact), with its score.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
+
+from lmc.errors import InputError
+from lmc.ir.graph import Demo, ProgramGraph, StepParams
+from lmc.passes.base import CompileContext, calls_per_run
+from lmc.passes.bootstrap_demos import BootstrapDemosPass, with_demos
+from lmc.passes.instruction_search import InstructionSearchPass
+from lmc.passes.selection import Contender, paired_gain, race, race_runs
+
+# A choice per step: (instruction index, demo set index) into that step's candidates.
+Choice = tuple[tuple[str, int, int], ...]
+
+
+class OptunaMissing(InputError):
+    """`joint-search` asked for without Optuna installed."""
+
+
+@dataclass(frozen=True)
+class JointSearchPass:
+    name: ClassVar[str] = "joint-search"
+    instructions: int = 3  # proposals per step, besides the step's own instruction
+    demo_sets: int = 3  # demo sets per step, besides the step's own demos
+    max_demos: int = 4
+    trials: int = 12
+    minibatch: int = 8
+    finalists: int = 3
+    max_train: int = 16
+
+    def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
+        keys = len(program.params)
+        largest = self.projected_program(program, context)
+        batch = min(self.minibatch, len(context.dev))
+        teacher = min(self.max_train, len(context.train)) * calls_per_run(program)
+        search = self.trials * batch + race_runs(self.finalists, len(context.dev))
+        return keys * self.instructions + teacher + search * calls_per_run(largest)
+
+    def projected_program(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
+        keys = {step.param_key for step in program.steps()}
+        return with_demos(program, {key: [Demo(())] * self.max_demos for key in keys})
+
+    def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
+        optuna = _optuna()
+        instructions = self.instruction_candidates(program, context)
+        demo_sets = self.demo_set_candidates(program, context)
+        keys = sorted(program.params)
+        sampler = optuna.samplers.TPESampler(seed=context.seed, n_startup_trials=4)
+        study = optuna.create_study(direction="maximize", sampler=sampler)
+        order = list(range(len(context.dev)))
+        context.rng(f"{self.name}:minibatches").shuffle(order)
+        batch = min(self.minibatch, len(context.dev))
+        results: dict[Choice, list[float]] = defaultdict(list)
+        for trial_number in range(self.trials):
+            trial = study.ask()
+            choice: Choice = tuple(
+                (
+                    key,
+                    trial.suggest_categorical(f"{key}:instruction", _indexes(instructions[key])),
+                    trial.suggest_categorical(f"{key}:demos", _indexes(demo_sets[key])),
+                )
+                for key in keys
+            )
+            start = (trial_number * batch) % len(order)
+            indexes = sorted((order + order)[start : start + batch])
+            part = context.dev.subset(indexes, f"dev minibatch {trial_number + 1}")
+            candidate = self.combined(program, choice, instructions, demo_sets)
+            score = context.score(candidate, part).score
+            study.tell(trial, score)
+            results[choice].append(score)
+            context.say(
+                f"{self.name}: trial {trial_number + 1}: {_label(choice)} scores {score:.3f} "
+                f"on {len(indexes)} dev examples"
+            )
+        ranked = sorted(results, key=lambda c: -sum(results[c]) / len(results[c]))
+        contenders = [
+            Contender(_label(choice), self.combined(program, choice, instructions, demo_sets))
+            for choice in ranked[: self.finalists]
+        ]
+        winner = race(contenders, context, context.dev, self.name)
+        gain = paired_gain(
+            context.score(program).scores,
+            context.score(winner.program).scores,
+            context.rng(f"{self.name}:gain"),
+        )
+        if gain.holds() and winner.program != program:
+            context.say(f"{self.name}: {winner.label} kept: dev gain {gain}")
+            return winner.program
+        context.say(
+            f"{self.name}: the best combination, {winner.label}, has dev gain {gain}, which "
+            "does not hold; the program is kept as it was"
+        )
+        return program
+
+    def instruction_candidates(
+        self, program: ProgramGraph, context: CompileContext
+    ) -> dict[str, list[str | None]]:
+        """Each step's own instruction (None: its signature's), then the proposals."""
+        proposer = InstructionSearchPass(candidates=self.instructions)
+        found: dict[str, list[str | None]] = {}
+        for key in sorted(program.params):
+            step = next(s for s in program.steps() if s.param_key == key)
+            own = program.params[key].instruction
+            proposals = [p for p in proposer.proposals(step, program, context) if p != own]
+            found[key] = [own, *proposals]
+            for number, proposal in enumerate(proposals, 1):
+                context.say(f"{self.name}: {key} instruction {number}: {proposal}")
+        return found
+
+    def demo_set_candidates(
+        self, program: ProgramGraph, context: CompileContext
+    ) -> dict[str, list[tuple[Demo, ...]]]:
+        """Each step's own demos, then seeded samples from bootstrapped and labelled demos."""
+        bootstrapper = BootstrapDemosPass(max_demos=self.max_demos, max_train=self.max_train)
+        pool = bootstrapper.bootstrap(program, context)
+        for key, demos in bootstrapper.labeled_demos(program, context).items():
+            pool.setdefault(key, []).extend(d for d in demos if d not in pool[key])
+        rng = context.rng(f"{self.name}:demos")
+        found: dict[str, list[tuple[Demo, ...]]] = {}
+        for key in sorted(program.params):
+            own = program.params[key].demos
+            sets: list[tuple[Demo, ...]] = [own]
+            demos = pool.get(key, [])
+            for number in range(self.demo_sets):
+                count = min(self.max_demos, len(demos))
+                chosen = tuple(demos[:count] if number == 0 else rng.sample(demos, count))
+                if chosen and chosen not in sets:
+                    sets.append(chosen)
+            found[key] = sets
+            context.say(f"{self.name}: {key} has {len(sets) - 1} demo sets from {len(demos)} demos")
+        return found
+
+    def combined(
+        self,
+        program: ProgramGraph,
+        choice: Choice,
+        instructions: dict[str, list[str | None]],
+        demo_sets: dict[str, list[tuple[Demo, ...]]],
+    ) -> ProgramGraph:
+        result = program.copy()
+        for key, instruction, demos in choice:
+            result.params[key] = replace(
+                result.params[key] if key in result.params else StepParams(),
+                instruction=instructions[key][instruction],
+                demos=demo_sets[key][demos],
+            )
+        return result
+
+
+def _indexes(candidates: list[Any]) -> list[int]:
+    return list(range(len(candidates)))
+
+
+def _label(choice: Choice) -> str:
+    """`gen: instruction 2, demo set 1`; 0 is what the step had."""
+
+    def one(index: int, what: str) -> str:
+        return f"its own {what}" if index == 0 else f"{what} {index}"
+
+    return "; ".join(
+        f"{key}: {one(i, 'instruction')}, {one(d, 'demo set')}" for key, i, d in choice
+    )
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise OptunaMissing(
+            "joint-search searches with Optuna: pip install 'lmc[optuna]'"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
