@@ -104,8 +104,9 @@ class Registry(Generic[T]):
 # The index kind whose "path" names Python code (`pkg.module:Class`), not a corpus file.
 PYTHON_RETRIEVER = "python"
 
-# The builtins. Model kinds are the prefixes of model strings (`local`, `local:PATH.gguf`); any
-# other `provider/name` string goes to litellm.
+# The builtins. Model kinds are the prefixes of model strings (`local`, `local:PATH.gguf`);
+# `openai/NAME` with an api_base goes to `served` (called directly), any other `provider/name`
+# string to litellm.
 PASSES: Registry[type[Any]] = Registry(
     "pass",
     "lmc.passes",
@@ -134,6 +135,7 @@ MODEL_KINDS: Registry[Any] = Registry(
     "lmc.models",
     {
         "local": "lmc.backends.clients.local:open_local",
+        "served": "lmc.backends.clients.served:open_served",
         "litellm": "lmc.backends.clients.hosted:open_hosted",
     },
 )

@@ -1,5 +1,6 @@
 """LM clients, chosen by model string: `KIND` or `KIND:SPEC` for a registered model kind
-(`local`, `local:PATH.gguf`; see `lmc.plugins.MODEL_KINDS`), or any litellm `provider/name`."""
+(`local`, `local:PATH.gguf`; see `lmc.plugins.MODEL_KINDS`), `openai/NAME` with an `api_base` (a
+served model, called directly), or any other litellm `provider/name`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from lmc.errors import InputError
 from lmc.plugins import MODEL_KINDS
 
 DEFAULT_MODEL = "local"
+
+# The model kinds chosen by a `provider/name` model string, not named by a prefix of their own.
+BY_MODEL_STRING = frozenset({"served", "litellm"})
 
 
 def LM(
@@ -50,19 +54,20 @@ def open_lm(
     retries: int | None = None,
 ) -> LMClient:
     """The client for a model string (see the CLI spec's MODEL). `timeout` and `retries` (None:
-    the defaults of `lmc.backends.clients.retry`) apply to litellm models; a model kind of its
-    own (`local`, a plug-in) is called as `factory(spec, api_base)` and calls as it will."""
+    the defaults of `lmc.backends.clients.retry`) apply to served and litellm models; a model
+    kind of its own (`local`, a plug-in) is called as `factory(spec, api_base)` and calls as it
+    will. `openai/NAME` with an `api_base` is the `served` kind, which never imports litellm."""
     kind, _, spec = model.partition(":")
     if "/" not in kind and kind in MODEL_KINDS:
         client: LMClient = MODEL_KINDS.load(kind)(spec, api_base)
         return client
     if "/" not in model:
-        kinds = ", ".join(f"{k}, {k}:SPEC" for k in MODEL_KINDS.names() if k != "litellm")
+        kinds = ", ".join(f"{k}, {k}:SPEC" for k in MODEL_KINDS.names() if k not in BY_MODEL_STRING)
         raise InputError(
             f"unknown model '{model}': expected {kinds}, or a litellm model string such as "
             "openai/gpt-4o-mini or ollama/llama3"
         )
-    hosted: LMClient = MODEL_KINDS.load("litellm")(
-        model, api_base, timeout=timeout, retries=retries
-    )
-    return hosted
+    # An OpenAI-compatible server one runs is called directly; any other provider via litellm.
+    by = "served" if api_base is not None and model.startswith("openai/") else "litellm"
+    remote: LMClient = MODEL_KINDS.load(by)(model, api_base, timeout=timeout, retries=retries)
+    return remote

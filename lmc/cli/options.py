@@ -41,8 +41,9 @@ def model(parser: argparse.ArgumentParser) -> None:
     hosted or served model `--timeout` and `--retries`."""
     parser.add_argument(
         "--lm",
-        help="model: local (the embedded default), local:PATH.gguf, a litellm string such as "
-        f"openai/NAME, or KIND:SPEC of a model kind ({MODEL_KINDS.described()})",
+        help="model: local (the embedded default), local:PATH.gguf, openai/NAME with --api-base "
+        "(a served model), a litellm string such as anthropic/NAME, or KIND:SPEC of a model "
+        f"kind ({MODEL_KINDS.described()})",
     )
     parser.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
     parser.add_argument("--backend", help=f"prompt format: {BACKENDS.described()} (default: json)")

@@ -2,7 +2,9 @@
 backoff, and the server's `Retry-After`, every time), and the one line a failed call ends in.
 
 The server is real (tests/faultserver.py, on 127.0.0.1); time is fake unless a test measures
-the wait itself, so nothing here sleeps for long.
+the wait itself, so nothing here sleeps for long. Each test runs on both clients: the direct one
+(`ServedLM`, what `openai/NAME` with an api_base gets) and the litellm one (`HostedLM`, any other
+provider), which share their retries and errors.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from faultserver import (
 import lmc
 from lmc.backends.base import LMCallFailed, LMRequest, Message
 from lmc.backends.clients.hosted import HostedLM, HostedLMError, checked_api_base
+from lmc.backends.clients.remote import RemoteLM
 from lmc.backends.clients.retry import Backoff, retried_status, retry_after_seconds
+from lmc.backends.clients.served import ServedLM
 from lmc.errors import InputError
 
 REQUEST = LMRequest(messages=(Message("user", "What is the capital of France?"),))
@@ -52,6 +56,15 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
+CLIENTS: dict[str, type[RemoteLM]] = {"served": ServedLM, "litellm": HostedLM}
+ON = {"client": CLIENTS["served"]}  # the client `client()` makes, set for each test
+
+
+@pytest.fixture(autouse=True, params=list(CLIENTS))
+def _on_each_client(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ON, "client", CLIENTS[request.param])
+
+
 def client(
     server: FaultServer,
     fake_time: FakeTime | None = None,
@@ -60,7 +73,7 @@ def client(
     timeout_s: float = 5.0,
     jitter: float = 1.0,
     **backoff: float,
-) -> HostedLM:
+) -> RemoteLM:
     """A fresh client (as the first call of a process makes) on `server`; `jitter` is what the
     random draw returns, so waits are the most full jitter allows."""
     timing = (
@@ -68,7 +81,9 @@ def client(
         if fake_time is not None
         else Backoff(random=lambda: jitter, **backoff)
     )
-    return HostedLM("openai/x", server.url, retries=retries, timeout_s=timeout_s, backoff=timing)
+    return ON["client"](
+        "openai/x", server.url, retries=retries, timeout_s=timeout_s, backoff=timing
+    )
 
 
 def where(server: FaultServer) -> str:
@@ -337,11 +352,14 @@ def test_a_failed_call_names_its_step(fault_server: FaultServer) -> None:
 
 def test_timeout_and_retries_reach_the_client_from_configure(fault_server: FaultServer) -> None:
     context = lmc.context("openai/x", api_base=fault_server.url, timeout=7.5, retries=1)
-    assert isinstance(context.lm, HostedLM)
+    assert isinstance(context.lm, ServedLM)
     assert (context.lm.timeout_s, context.lm.retries) == (7.5, 1)
     default = lmc.context("openai/x", api_base=fault_server.url).lm
-    assert isinstance(default, HostedLM)
+    assert isinstance(default, ServedLM)
     assert (default.timeout_s, default.retries) == (120.0, 5)
+    hosted = lmc.context("ollama/x", api_base=fault_server.url, timeout=7.5, retries=1).lm
+    assert isinstance(hosted, HostedLM)
+    assert (hosted.timeout_s, hosted.retries) == (7.5, 1)
 
 
 def test_timeout_and_retries_go_with_a_model_string_not_a_client() -> None:
