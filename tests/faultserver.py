@@ -34,11 +34,14 @@ DEFAULT_CONTENT = '{"answer": "Paris"}'
 @dataclass(frozen=True)
 class Request:
     """One completion request as it arrived: its path, its JSON body (None if it had none that
-    parsed) and `time.monotonic()` at arrival."""
+    parsed), `time.monotonic()` at arrival, its headers and the client's port (one per
+    connection)."""
 
     path: str
     body: Any
     at: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+    peer: int = 0
 
     @property
     def chat(self) -> bool:
@@ -235,11 +238,20 @@ class FaultServer:
         times = [r.at for r in self.requests]
         return [b - a for a, b in pairwise(times)]
 
+    def hang_up(self) -> None:
+        """Cut every open connection, as a server does to idle keep-alive connections; it
+        still listens for new ones."""
+        self._cut_connections()
+
     def close(self) -> None:
         """Stop listening and cut every open connection (a closed server refuses calls)."""
         self._state.closing.set()
         self._http.shutdown()
         self._http.server_close()
+        self._cut_connections()
+        self._thread.join(timeout=5)
+
+    def _cut_connections(self) -> None:
         with self._state.lock:
             connections = list(self._state.connections)
         for connection in connections:
@@ -247,7 +259,6 @@ class FaultServer:
                 connection.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass  # closed already
-        self._thread.join(timeout=5)
 
     def __enter__(self) -> FaultServer:
         return self
@@ -288,7 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
             parsed = json.loads(raw) if raw else None
         except ValueError:
             parsed = None
-        request = Request(path, parsed, time.monotonic())
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        request = Request(path, parsed, time.monotonic(), headers, self.client_address[1])
         state = self.server_state
         with state.lock:
             state.requests.append(request)

@@ -98,7 +98,7 @@ def test_lmc_run_answers_the_example_on_a_fresh_cache(tmp_path: Path) -> None:
     assert (tmp_path / "lm-cache.sqlite").exists()
 
 
-# The litellm path, against the same model served on this machine ---------------------------------
+# The served path (called directly, no litellm), against the same model served on this machine -
 
 
 def _free_port() -> int:
@@ -149,7 +149,7 @@ def served_model() -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def test_a_served_model_answers_through_litellm(served_model: str) -> None:
+def test_a_served_model_answers(served_model: str) -> None:
     program = lmc.load(EXAMPLE)
     with lmc.configure("openai/smol", api_base=served_model, cache=False) as context:
         prediction = program(question="What is the capital of France?")

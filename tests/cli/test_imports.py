@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from faultserver import FaultServer, reply
 
 import lmc
 
@@ -113,3 +114,20 @@ def test_fmt_does_not_build_the_program_graph(tmp_path: Path) -> None:
 
     assert "networkx" not in packages(loaded)
     assert "lmc.ir.graph" not in loaded
+
+
+def test_a_run_on_a_served_model_never_imports_litellm(
+    tmp_path: Path, fault_server: FaultServer
+) -> None:
+    # `openai/NAME` with an api base is called with the stdlib: litellm (seconds to import,
+    # 150 MB resident) and the HTTP stack under it stay out of the process.
+    (tmp_path / "summary.lmp").write_text(PROGRAM, encoding="utf-8")
+    fault_server.otherwise = reply('{"summary": "short"}')
+    argv = ["run", "summary.lmp", "--lm", "openai/x", "--api-base", fault_server.url]
+    argv += ["--input", "text=a long text", "--no-cache"]
+
+    loaded = modules_after(RUN_COMMAND.format(argv=argv), tmp_path)
+
+    assert "lmc.backends.clients.served" in loaded  # the run did call the server
+    assert fault_server.calls == 1
+    assert packages(loaded) & {"litellm", "httpx", "openai", "aiohttp"} == set()
