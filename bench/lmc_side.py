@@ -68,7 +68,8 @@ _SERVED: list[LMClient] = []
 
 
 def served_lm(api_base: str) -> LMClient:
-    """One litellm client for the whole side, warmed up by one call on its own.
+    """One client of the served model for the whole side (lmc's direct one: `openai/NAME` with an
+    api base never imports litellm), warmed up by one call on its own.
 
     The client learns which `response_format` the server takes by trying OpenAI's form first;
     when several first calls probe at once, all but one fail instead of retrying (a race in
@@ -171,7 +172,7 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
 
 
 def run_side(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any]:
-    os.environ.setdefault("OPENAI_API_KEY", "x")  # litellm wants one; the local server ignores it
+    os.environ.setdefault("OPENAI_API_KEY", "x")  # the local server ignores it
     result: dict[str, Any] = {"version": lmc.__dict__.get("__version__", "0.1.0")}
     calls = int(config.get("overhead_calls", 1000))
     if calls:

@@ -152,9 +152,15 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
         "writes usable instructions, and its trials do not fit a 2-core run.",
         "- Throughput is the zero-shot dev run: lmc `run_records` vs `dspy.Evaluate`, "
         "same concurrency. Peak RSS includes each side's fake-LM overhead run and, for "
-        "hotpotqa, its BM25 index. lmc calls the server through litellm, and a process that "
-        f"only imports litellm peaks at {results['litellm_import_mb']:.0f} MB; DSPy 3.4 reaches "
-        "OpenAI-compatible servers with its own vendored HTTP client and never imports it.",
+        "hotpotqa, its BM25 index. "
+        + (
+            "lmc calls the server with its own stdlib HTTP client and never imports litellm (a "
+            if results.get("served_client") == "direct"
+            else "lmc calls the server through litellm ("
+        )
+        + f"process that only imports litellm peaks at {results['litellm_import_mb']:.0f} MB); "
+        "DSPy 3.4 reaches OpenAI-compatible servers with its own vendored HTTP client and never "
+        "imports it.",
     ]
     if plotted:
         lines += ["", f"![dev metric vs LM calls]({png.name})"]
