@@ -117,6 +117,7 @@ PASSES: Registry[type[Any]] = Registry(
         "fuse-steps": "lmc.passes.fuse_steps:FuseStepsPass",
         "prune-demos": "lmc.passes.prune_demos:PruneDemosPass",
         "ensemble": "lmc.passes.ensemble:EnsemblePass",
+        "dynamic-demos": "lmc.passes.dynamic_demos:DynamicDemosPass",
     },
 )
 BACKENDS: Registry[Any] = Registry(
