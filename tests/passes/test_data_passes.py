@@ -186,7 +186,10 @@ def test_dynamic_demos_pools_a_seeded_choice_of_at_most_pool_examples_in_train_o
     [
         ("dynamic-demos{k=0}", "dynamic-demos: k and pool are at least 1"),
         ("dynamic-demos{pool=0}", "dynamic-demos: k and pool are at least 1"),
-        ("dynamic-demos{kind=tfidf}", "dynamic-demos: kind is bm25 or embeddings; found 'tfidf'"),
+        (
+            "dynamic-demos{kind=tfidf}",
+            "dynamic-demos: kind is auto, bm25 or embeddings; found 'tfidf'",
+        ),
     ],
 )
 def test_dynamic_demos_options_are_checked_before_anything_runs(spec: str, message: str) -> None:

