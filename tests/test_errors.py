@@ -42,6 +42,7 @@ KINDS = {
     "HostedLMError": RunError,
     "ModelFileError": RunError,
     "RetrievalUnavailable": RunError,
+    "NearestUnavailable": RunError,
     "TemplateMissing": RunError,
     "PassBroke": RunError,
     "BudgetExhausted": RunError,
