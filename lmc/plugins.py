@@ -119,6 +119,7 @@ PASSES: Registry[type[Any]] = Registry(
         "prune-demos": "lmc.passes.prune_demos:PruneDemosPass",
         "ensemble": "lmc.passes.ensemble:EnsemblePass",
         "joint-search": "lmc.passes.joint_search:JointSearchPass",
+        "dynamic-demos": "lmc.passes.dynamic_demos:DynamicDemosPass",
     },
 )
 BACKENDS: Registry[Any] = Registry(

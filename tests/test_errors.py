@@ -44,6 +44,7 @@ KINDS = {
     "HostedLMError": RunError,
     "ModelFileError": RunError,
     "RetrievalUnavailable": RunError,
+    "NearestUnavailable": RunError,
     "TemplateMissing": RunError,
     "PassBroke": RunError,
     "BudgetExhausted": RunError,

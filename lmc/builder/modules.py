@@ -15,7 +15,7 @@ from lmc.builder.location import python_span
 from lmc.builder.signature import Signature, signature_spec
 from lmc.builder.trace import active_trace, snake_case, step_name
 from lmc.errors import InputError
-from lmc.ir.graph import Demo, StepNode, StepParams
+from lmc.ir.graph import Demo, NearestDemos, StepNode, StepParams
 from lmc.runtime.prediction import Prediction
 from lmc.signatures import DEFAULT_MAX_ITERS, FINISH, ModuleKind, SignatureSpec, StepOptions
 
@@ -80,6 +80,7 @@ class Module:
             learned = program.step(name)
             predictor.instruction = learned.instruction
             predictor.demos = learned.demos
+            predictor.nearest = learned.nearest
         return self
 
 
@@ -109,7 +110,8 @@ class Predict(Module):
 
     `demos` (Examples or dicts of the step's fields) and `instruction` (None: the signature's)
     are what a compile learns for it, as a DSPy predictor's `demos` are: `module.load(path)`
-    sets them, and both calling the step and `lmc.build` use them.
+    sets them, and both calling the step and `lmc.build` use them. So is `nearest`, a pool the
+    step picks demos from per input (`dynamic-demos`).
     """
 
     kind: ModuleKind = "predict"
@@ -125,6 +127,7 @@ class Predict(Module):
         self.options = StepOptions(**config)
         self.demos: list[Any] = []
         self.instruction: str | None = None
+        self.nearest: NearestDemos | None = None
 
     def __call__(self, **inputs: Any) -> Any:
         trace = active_trace()
@@ -151,7 +154,7 @@ class Predict(Module):
                     f"found {type(demo).__name__}"
                 )
             demos.append(Demo(tuple((k, v) for k, v in values.items() if k in fields)))
-        return StepParams(self.instruction, tuple(demos))
+        return StepParams(self.instruction, tuple(demos), self.nearest)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.signature.display_name})"

@@ -219,9 +219,15 @@ class Trace:
             self.declare(tool, span)
         options = tuple(ast.StepOption(n, v, span, span) for n, v in module.options.written())
         params = module.params()
+        pool = params.nearest
+        nearest = (
+            ast.Nearest(pool.k, pool.kind, tuple(d.fields for d in pool.pool), span)
+            if pool is not None
+            else None
+        )
         learned = (
-            ast.Learned(params.instruction, tuple(d.fields for d in params.demos), span)
-            if params.instruction is not None or params.demos
+            ast.Learned(params.instruction, tuple(d.fields for d in params.demos), span, nearest)
+            if params.instruction is not None or params.demos or nearest is not None
             else None
         )
         call = ast.StepCall(module.kind, ref, args, span, learned, options)

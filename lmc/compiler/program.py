@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lmc.files import is_artifact_path
-from lmc.ir.graph import ProgramGraph, StepNode
+from lmc.ir.graph import NearestDemos, ProgramGraph, StepNode
 from lmc.ir.lower import load_text, select
 from lmc.runtime.prediction import Example
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
@@ -34,6 +34,7 @@ class Step:
     module: ModuleKind
     instruction: str | None  # the instruction it learned; None: its signature's
     demos: list[Example]
+    nearest: NearestDemos | None = None  # a pool it picks demos from per input
 
 
 class Program:
@@ -102,7 +103,7 @@ class Program:
         for demo in params.demos:
             fields = dict(demo.fields)
             demos.append(Example(fields).with_inputs(*(n for n in inputs if n in fields)))
-        return Step(node.id, node.signature, node.module, params.instruction, demos)
+        return Step(node.id, node.signature, node.module, params.instruction, demos, params.nearest)
 
     def __call__(self, **inputs: Any) -> Any:
         """Run the program on the current run context (see `lmc.configure`)."""

@@ -230,12 +230,29 @@ class Demo:
     fields: tuple[tuple[str, Any], ...]
 
 
+# How a pool's demos are ranked against a call's inputs: the index kinds that rank text.
+NEAREST_KINDS = ("bm25", "embeddings")
+
+
+@dataclass(frozen=True, slots=True)
+class NearestDemos:
+    """Demos chosen per call: for each run of the step, the `k` demos of `pool` whose input
+    fields are nearest the call's inputs (ranked by `kind`, one of `NEAREST_KINDS`) are shown
+    after its fixed demos. The pool is part of the program; its index is rebuilt from it."""
+
+    k: int
+    pool: tuple[Demo, ...]
+    kind: str = "bm25"
+
+
 @dataclass(frozen=True, slots=True)
 class StepParams:
-    """What a pass may learn for a step: an instruction that overrides the signature's, demos."""
+    """What a pass may learn for a step: an instruction that overrides the signature's, demos,
+    and a pool of demos to choose from per input."""
 
     instruction: str | None = None
     demos: tuple[Demo, ...] = ()
+    nearest: NearestDemos | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,10 @@
 `print_program(graph)` writes the signatures and indexes the graph uses, the program as
 straight-line statements in topological order, and its metric. Loops stay unrolled: a later call
 of a step that shares its parameters is written `draft_2 = draft(...)`. What passes learned is a
-block after the step (`{ instruction "..." demo { ... } }`); fused steps are ordinary steps
-with their own signatures; removed steps are simply absent. `parse_program` reads the text back,
-and `parse_program(print_program(g)) == g` for every well-formed graph.
+block after the step (`{ instruction "..." demo { ... } nearest 3 by bm25 { demo { ... } } }`);
+fused steps are ordinary steps with their own signatures; removed steps are simply absent.
+`parse_program` reads the text back, and `parse_program(print_program(g)) == g` for every
+well-formed graph.
 """
 
 from __future__ import annotations
@@ -181,7 +182,13 @@ class _Printer:
         learned = None
         if params != StepParams():
             demos = tuple(demo.fields for demo in params.demos)
-            learned = ast.Learned(params.instruction, demos)
+            nearest = params.nearest
+            pool = (
+                ast.Nearest(nearest.k, nearest.kind, tuple(d.fields for d in nearest.pool))
+                if nearest is not None
+                else None
+            )
+            learned = ast.Learned(params.instruction, demos, nearest=pool)
         options = tuple(ast.StepOption(name, value) for name, value in node.options.written())
         return ast.StepCall(node.module, ref, args, learned=learned, options=options)
 

@@ -76,7 +76,8 @@ def _load_model() -> Any:
     return _MODEL
 
 
-def _encode(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+def encode(texts: list[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+    """`texts` as unit vectors, one row each (a retrieval index's passages, a demo pool)."""
     with _MODEL_LOCK:
         model = _load_model()
         vectors = model.encode(
@@ -98,7 +99,7 @@ class EmbeddingsIndex:
     @staticmethod
     def build(corpus: Corpus, folder: Path) -> None:
         """Encode every passage of `corpus` into `folder`."""
-        matrix = _encode(list(corpus.texts))
+        matrix = encode(list(corpus.texts))
         np.save(folder / MATRIX_FILE, matrix, allow_pickle=False)
         meta = {"model": MODEL_NAME, "dimension": int(matrix.shape[1]), "count": len(matrix)}
         (folder / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
@@ -121,7 +122,7 @@ class EmbeddingsIndex:
         k = min(k, size)
         if k <= 0 or not query.strip():
             return []
-        scores = self._matrix @ _encode([query])[0]
+        scores = self._matrix @ encode([query])[0]
         if k < size:
             top = np.argpartition(-scores, k - 1)[:k]
         else:

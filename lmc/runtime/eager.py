@@ -11,6 +11,7 @@ from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.runtime import executor, steps
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.data import coerce
+from lmc.runtime.nearest import shown_params
 from lmc.signatures import NO_OPTIONS, FieldSpec, ModuleKind, SignatureSpec, StepOptions
 from lmc.types import STR
 
@@ -36,7 +37,7 @@ def run_step(
     typed_fields = tuple(f for f in signature.inputs if f.type != STR)
     typed = coerce(typed_fields, inputs, signature.display_name)
     values = {name: typed.get(name, inputs[name]) for name in names}
-    learned = params or StepParams()
+    learned = shown_params(params or StepParams(), signature, values)
     name = signature.name or "step"
     run = context or current_context()
     if module == "react":

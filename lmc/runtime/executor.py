@@ -34,6 +34,7 @@ from lmc.ir.graph import (
 from lmc.plugins import PYTHON_RETRIEVER
 from lmc.runtime.context import RunContext
 from lmc.runtime.functions import FunctionFailed, call_function, load_function
+from lmc.runtime.nearest import shown_params
 from lmc.runtime.steps import run_step
 from lmc.signatures import ModuleKind
 
@@ -106,14 +107,15 @@ def _step(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str,
 
 
 def _one_call(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
-    view = StepView(node.signature, node.module, run.graph.params[node.param_key])
+    params = shown_params(run.graph.params[node.param_key], node.signature, values)
+    view = StepView(node.signature, node.module, params)
     return run_step(run.context, node.id, view, node.options, values, run.record)
 
 
 def _agent(run: _Evaluation, node: StepNode, values: dict[str, Any]) -> dict[str, Any]:
     from lmc.runtime.agent import run_agent
 
-    params = run.graph.params[node.param_key]
+    params = shown_params(run.graph.params[node.param_key], node.signature, values)
     return run_agent(run.context, node, params, values, run.record)
 
 

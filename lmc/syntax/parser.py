@@ -675,22 +675,27 @@ class _ToSyntax(Transformer[Token, Any]):
     def learned(self, meta: Meta, children: list[tuple[str, Any]]) -> ast.Learned:
         instruction: str | None = None
         demos: list[ast.DemoFields] = []
+        nearest: ast.Nearest | None = None
         for kind, value in children:
             if kind == "demo":
                 demos.append(value)
+            elif kind == "nearest":
+                if nearest is not None:
+                    self.diagnostics.error(value.span, "a step has one nearest pool")
+                nearest = nearest or value
             elif instruction is None:
                 instruction = value
             else:
                 self.diagnostics.error(self.span(meta), "a step has one learned instruction")
-        return ast.Learned(instruction, tuple(demos), self.span(meta))
+        return ast.Learned(instruction, tuple(demos), self.span(meta), nearest)
 
     def learned_text(self, meta: Meta, children: list[Token]) -> tuple[str, Any]:
         word, text = children
         if str(word) != "instruction":
             self.diagnostics.error(
                 self.tspan(word),
-                f"unknown learned parameter '{word}'; expected instruction \"...\" or "
-                "demo { field: value ... }",
+                f"unknown learned parameter '{word}'; expected instruction \"...\", "
+                "demo { field: value ... } or nearest K { demo ... }",
             )
         return "instruction", self.string_value(text)
 
@@ -699,13 +704,44 @@ class _ToSyntax(Transformer[Token, Any]):
         if str(word) != "demo":
             self.diagnostics.error(
                 self.tspan(word),
-                f"unknown learned parameter '{word}'; expected demo {{ field: value ... }} or "
-                'instruction "..."',
+                f"unknown learned parameter '{word}'; expected demo {{ field: value ... }}, "
+                'instruction "..." or nearest K { demo ... }',
             )
+        return "demo", self.demo_fields(meta, fields)
+
+    def learned_nearest(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
+        word, number, *rest = children
+        if str(word) != "nearest":
+            self.diagnostics.error(
+                self.tspan(word),
+                f"unknown learned parameter '{word}'; expected nearest K {{ demo ... }}, "
+                'instruction "..." or demo { field: value ... }',
+            )
+        kind = "bm25"
+        if rest and isinstance(rest[0], Token):
+            by, kind_token, *rest = rest
+            if str(by) != "by":
+                self.diagnostics.error(
+                    self.tspan(by), f"expected 'by' and how demos are ranked, found '{by}'"
+                )
+            kind = str(kind_token)
+        demos = tuple(rest)
+        return "nearest", ast.Nearest(self.number_value(number), kind, demos, self.span(meta))
+
+    def pool_demo(self, meta: Meta, children: list[Any]) -> ast.DemoFields:
+        word, *fields = children
+        if str(word) != "demo":
+            self.diagnostics.error(
+                self.tspan(word),
+                f"expected demo {{ field: value ... }} in a nearest pool, found '{word}'",
+            )
+        return self.demo_fields(meta, fields)
+
+    def demo_fields(self, meta: Meta, fields: list[tuple[str, Any]]) -> ast.DemoFields:
         names = [name for name, _ in fields]
         for name in {n for n in names if names.count(n) > 1}:
             self.diagnostics.error(self.span(meta), f"a demo gives field '{name}' twice")
-        return "demo", tuple(fields)
+        return tuple(fields)
 
     def demo_field(self, meta: Meta, children: list[Any]) -> tuple[str, Any]:
         return self.name(children[0]), children[1]

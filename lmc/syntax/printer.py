@@ -182,7 +182,8 @@ def _option_value(value: int | float | tuple[str, ...]) -> str:
 
 
 def _learned(head: str, learned: ast.Learned | None, indent: str) -> list[str]:
-    """A step's learned block: its instruction, then one `demo { ... }` per demo."""
+    """A step's learned block: its instruction, one `demo { ... }` per demo, then its nearest
+    pool, one demo a line where it fits."""
     if learned is None:
         return [head]
     inner = indent + INDENT
@@ -192,12 +193,30 @@ def _learned(head: str, learned: ast.Learned | None, indent: str) -> list[str]:
         lines.append(f"{inner}instruction {text[0]}")
         lines += [inner + line if line else "" for line in text[1:]]
     for demo in learned.demos:
-        width = max((len(name) + 1 for name, _ in demo), default=0)
-        lines.append(f"{inner}demo {{")
-        for name, v in demo:
-            lines += _demo_field(f"{inner}{INDENT}{name + ':':<{width}} ", v, inner + INDENT)
+        lines += _demo(demo, inner)
+    if learned.nearest is not None:
+        nearest = learned.nearest
+        lines.append(f"{inner}nearest {constant(nearest.k)} by {nearest.kind} {{")
+        for demo in nearest.demos:
+            fields = ", ".join(f"{name}: {value(v)}" for name, v in demo)
+            one_line = (
+                f"{inner}{INDENT}demo {{ {fields} }}" if demo else f"{inner}{INDENT}demo {{}}"
+            )
+            if len(one_line) <= DEMO_LINE:
+                lines.append(one_line)
+            else:
+                lines += _demo(demo, inner + INDENT)
         lines.append(f"{inner}}}")
     return [*lines, indent + "}"]
+
+
+def _demo(demo: ast.DemoFields, indent: str) -> list[str]:
+    """`demo { ... }`, a field a line, names aligned."""
+    width = max((len(name) + 1 for name, _ in demo), default=0)
+    lines = [f"{indent}demo {{"]
+    for name, v in demo:
+        lines += _demo_field(f"{indent}{INDENT}{name + ':':<{width}} ", v, indent + INDENT)
+    return [*lines, f"{indent}}}"]
 
 
 # A demo's list (an agent's trajectory, say) longer than this on one line gets a line per item.

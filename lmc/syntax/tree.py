@@ -102,13 +102,27 @@ DemoFields = tuple[tuple[str, Any], ...]
 
 
 @dataclass(frozen=True, slots=True)
+class Nearest:
+    """`nearest K by KIND { demo { ... } ... }` in a learned block: a pool of demos, of which the
+    K nearest each call's inputs are shown to it. `k` is as written (the checker wants a whole
+    number of at least 1); `kind` is `bm25` unless `by` says otherwise."""
+
+    k: int | float
+    kind: str
+    demos: tuple[DemoFields, ...]
+    span: Span = span_field()
+
+
+@dataclass(frozen=True, slots=True)
 class Learned:
-    """`{ instruction "..." demo { field: value ... } }` after a step: what a compile learned
-    for it (or what the author fixed by hand). Steps that share parameters share this."""
+    """`{ instruction "..." demo { field: value ... } nearest K { demo ... } }` after a step:
+    what a compile learned for it (or what the author fixed by hand). Steps that share
+    parameters share this."""
 
     instruction: str | None = None
     demos: tuple[DemoFields, ...] = ()
     span: Span = span_field()
+    nearest: Nearest | None = None
 
 
 @dataclass(frozen=True, slots=True)

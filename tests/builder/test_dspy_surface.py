@@ -187,3 +187,37 @@ def test_demos_set_on_a_step_are_in_its_prompt_and_in_the_program_it_builds(
         {"question": "Capital of France?", "answer": "Paris"}
     ]
     assert QA().load(tmp_path / "qa.lmp").answer.demos == program.answer.demos
+
+
+def test_a_nearest_pool_loads_into_a_step_and_builds_back_with_it(tmp_path: Path) -> None:
+    class QA(lmc.Module):
+        def __init__(self) -> None:
+            self.answer = lmc.Predict("question -> answer")
+
+        def forward(self, question: str) -> lmc.Prediction:
+            return self.answer(question=question)
+
+    (tmp_path / "qa.lmp").write_text(
+        "program QA(question: str) -> (answer: str) {\n"
+        '    answer = predict "question -> answer"(question=question) {\n'
+        "        nearest 1 by bm25 {\n"
+        '            demo { question: "Capital of France?", answer: "Paris" }\n'
+        '            demo { question: "Author of Hamlet?", answer: "Shakespeare" }\n'
+        "        }\n"
+        "    }\n"
+        "    return answer = answer.answer\n"
+        "}\n",
+        encoding="utf-8",
+    )
+    program = lmc.load(tmp_path / "qa.lmp")
+    fake = FakeLM(lambda request: '{"answer": "Rome"}')
+    lmc.configure(fake, cache=False)
+
+    qa = QA().load(tmp_path / "qa.lmp")
+    qa(question="Capital of Italy?")
+
+    assert program.answer.nearest is not None
+    assert qa.answer.nearest == program.answer.nearest
+    _, demo_question, _, _ = fake.requests[0].messages
+    assert "Capital of France?" in demo_question.content
+    assert lmc.build(qa) == program

@@ -338,7 +338,8 @@ def test_an_unknown_pass_is_refused(fake: FakeLM, capsys: pytest.CaptureFixture[
         err,
         fake,
         "unknown pass 'prune'; expected 'bootstrap-demos', 'dead-steps', 'dedupe-steps', "
-        "'ensemble', 'fuse-steps', 'instruction-search', 'joint-search' or 'prune-demos'; did you mean 'prune-demos'?",
+        "'dynamic-demos', 'ensemble', 'fuse-steps', 'instruction-search', 'joint-search' or "
+        "'prune-demos'; did you mean 'prune-demos'?",
     )
 
 

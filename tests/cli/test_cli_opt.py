@@ -100,7 +100,8 @@ def test_an_unknown_pass_exits_2_listing_the_passes(capsys: pytest.CaptureFixtur
     assert out == ""
     assert err == (
         "lmc: error: unknown pass 'frobnicate'; expected 'bootstrap-demos', 'dead-steps', "
-        "'dedupe-steps', 'ensemble', 'fuse-steps', 'instruction-search', 'joint-search' or 'prune-demos'\n"
+        "'dedupe-steps', 'dynamic-demos', 'ensemble', 'fuse-steps', 'instruction-search', "
+        "'joint-search' or 'prune-demos'\n"
     )
 
 

@@ -39,6 +39,7 @@ from lmc.ir.graph import (
     InputNode,
     ListNode,
     MetricRef,
+    NearestDemos,
     OutputNode,
     ProgramGraph,
     RetrieveNode,
@@ -138,6 +139,14 @@ def with_learned_params(graph: ProgramGraph) -> ProgramGraph:
                     )
                 ),
             ),
+            nearest=NearestDemos(
+                2,
+                (
+                    Demo(((first_input, "Who wrote Faust?"), (last_output, "Goethe"))),
+                    Demo(((first_input, "Who painted\nGuernica?"), (last_output, "Picasso"))),
+                ),
+                "embeddings",
+            ),
         )
     return learned
 
@@ -225,6 +234,7 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
         for cls in (
             *NODE_KINDS,
             StepParams,
+            NearestDemos,
             Demo,
             IndexRef,
             MetricRef,
@@ -243,7 +253,8 @@ def test_the_text_form_covers_every_field_of_the_ir() -> None:
         "ConstNode": {"name", "value", "type"},
         "ListNode": {"name", "size", "type"},
         "ConcatNode": {"name", "type"},
-        "StepParams": {"instruction", "demos"},
+        "StepParams": {"instruction", "demos", "nearest"},
+        "NearestDemos": {"k", "pool", "kind"},
         "Demo": {"fields"},
         "IndexRef": {"name", "kind", "path", "text_field"},
         "MetricRef": {"name", "field"},

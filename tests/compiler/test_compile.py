@@ -209,7 +209,8 @@ def test_an_unknown_pass_names_the_passes_there_are() -> None:
 
     assert str(raised.value) == (
         "unknown pass 'prune'; expected 'bootstrap-demos', 'dead-steps', 'dedupe-steps', "
-        "'ensemble', 'fuse-steps', 'instruction-search', 'joint-search' or 'prune-demos'; did you mean 'prune-demos'?"
+        "'dynamic-demos', 'ensemble', 'fuse-steps', 'instruction-search', 'joint-search' or "
+        "'prune-demos'; did you mean 'prune-demos'?"
     )
 
 

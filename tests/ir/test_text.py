@@ -14,7 +14,7 @@ from strategies import modules
 
 import lmc
 from lmc.diagnostics import ProgramError
-from lmc.ir.graph import Demo, ProgramGraph, StepParams, rebuild
+from lmc.ir.graph import NEAREST_KINDS, Demo, NearestDemos, ProgramGraph, StepParams, rebuild
 from lmc.ir.lower import check
 from lmc.ir.text import parse_program, print_program, writes_every_type
 from lmc.passes.dead_steps import live_nodes
@@ -57,7 +57,25 @@ def compiled_graphs(draw: st.DrawFn) -> ProgramGraph:
             )
         )
         instruction = draw(st.none() | st.text())
-        graph.params[step.param_key] = StepParams(instruction, tuple(Demo(d) for d in demos))
+        nearest = None
+        inputs = [f.name for f in step.signature.inputs]
+        if inputs and draw(st.booleans()):
+            pool = draw(
+                st.lists(
+                    st.tuples(
+                        st.tuples(st.sampled_from(inputs), json_values),
+                        *(st.tuples(st.just(n), json_values) for n in fields[len(inputs) :]),
+                    ),
+                    min_size=1,
+                    max_size=3,
+                )
+            )
+            k = draw(st.integers(min_value=1, max_value=5))
+            kind = draw(st.sampled_from(NEAREST_KINDS))
+            nearest = NearestDemos(k, tuple(Demo(d) for d in pool), kind)
+        graph.params[step.param_key] = StepParams(
+            instruction, tuple(Demo(d) for d in demos), nearest
+        )
     if draw(st.booleans()):
         graph, _ = merge_duplicates(graph)
     if draw(st.booleans()):
@@ -93,6 +111,10 @@ def test_a_compiled_program_prints_and_parses_back_equal(graph: ProgramGraph) ->
     assert print_program(read, "/project") == text  # idempotent
     for key, params in graph.params.items():
         assert any(_floats_equal(params.demos, p.demos) for p in read.params.values()), key
+        if params.nearest is not None:
+            wrote = [d.fields for d in params.nearest.pool]
+            pools = [[d.fields for d in p.nearest.pool] for p in read.params.values() if p.nearest]
+            assert any(_floats_equal(wrote, pool) for pool in pools), key
 
 
 def test_a_compiled_program_shows_what_it_learned() -> None:
@@ -143,6 +165,50 @@ def test_a_compiled_program_shows_what_it_learned() -> None:
         (
             'n: int = "three"\n    gen = predict S(question=question)',
             "type mismatch: 'n' is declared int, found str",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 0 { demo { question: "q" } } }',
+            "nearest takes how many demos to show each call, a whole number of at least 1; found 0",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 2.5 { demo { question: "q" } } }',
+            "a whole number of at least 1; found 2.5",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 2 by bm52 { demo { question: "q" } } }',
+            "unknown way to rank demos 'bm52'; expected 'bm25' or 'embeddings'; "
+            "did you mean 'bm25'?",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 2 using bm25 { demo { question: "q" } } }',
+            "expected 'by' and how demos are ranked, found 'using'",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 2 { demo { answr: "x" } } }',
+            "demo field 'answr' is not a field of S; expected 'question' or 'answer'; "
+            "did you mean 'answer'?",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 2 { demo { answer: "x" } } }',
+            "a demo of a nearest pool gives none of S's inputs ('question'), so it is never "
+            "near anything",
+        ),
+        (
+            "gen = predict S(question=question) { nearest 2 { } }",
+            "a nearest pool needs at least one demo",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 2 { example { question: "q" } } }',
+            "expected demo { field: value ... } in a nearest pool, found 'example'",
+        ),
+        (
+            'gen = predict S(question=question) { closest 2 { demo { question: "q" } } }',
+            "unknown learned parameter 'closest'; expected nearest K { demo ... }",
+        ),
+        (
+            'gen = predict S(question=question) { nearest 1 { demo { question: "a" } }\n'
+            '        nearest 1 { demo { question: "b" } } }',
+            "a step has one nearest pool",
         ),
     ],
 )

@@ -1,5 +1,5 @@
-"""The data-driven passes, `bootstrap-demos`, `prune-demos` and `instruction-search`, on their
-golden cases, asserted directly.
+"""The data-driven passes, `bootstrap-demos`, `prune-demos`, `instruction-search` and
+`dynamic-demos`, on their golden cases, asserted directly.
 
 `test_golden.py` compares each case's whole output with its expected file; the tests here pin the
 behaviour each case is there to show, so that rewriting the golden files (`LMC_UPDATE_GOLDEN=1`)
@@ -9,11 +9,15 @@ cannot accept a regression of it unnoticed. Each case's fake LM is its `.replies
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import pytest
 from golden_cases import GOLDEN, Outcome, beside, load_case, run_case
 
 from lmc.ir.graph import Demo, ProgramGraph
+from lmc.passes.dynamic_demos import DynamicDemosPass
+from lmc.passes.pipeline import PipelineError, parse_pipeline
 
 
 def _run(pass_name: str, case: str) -> Outcome:
@@ -124,3 +128,70 @@ def test_instruction_search_keeps_an_instruction_no_candidate_beats() -> None:
         "+0.000 [+0.000, +0.000] does not hold"
     )
     assert outcome.record.metric_after == outcome.record.metric_before == 0.5
+
+
+# dynamic-demos -----------------------------------------------------------------------------------
+
+
+def _pool_values(graph: ProgramGraph, key: str, field: str) -> list[Any]:
+    nearest = graph.params[key].nearest
+    assert nearest is not None
+    return [dict(demo.fields)[field] for demo in nearest.pool]
+
+
+def test_dynamic_demos_pools_a_steps_train_examples_and_keeps_them_when_they_lift_dev() -> None:
+    outcome = _run("dynamic-demos", "nearest_demos_lift_many_labels")
+    nearest = outcome.program.params["c"].nearest
+
+    assert nearest is not None
+    assert (nearest.k, nearest.kind) == (2, "bm25")
+    assert outcome.program.params["c"].demos == ()
+    train = _records("dynamic-demos", "nearest_demos_lift_many_labels")
+    assert _pool_values(outcome.program, "c", "question") == [r["question"] for r in train]
+    assert (outcome.record.metric_before, outcome.record.metric_after) == (0.0, 5 / 6)
+    assert outcome.record.gain is not None
+    assert outcome.record.gain[1] > 0
+
+
+def test_dynamic_demos_keeps_the_program_when_the_pool_buys_nothing() -> None:
+    outcome = _run("dynamic-demos", "demos_that_do_not_help_are_not_kept")
+
+    assert outcome.program == _input_of("dynamic-demos", "demos_that_do_not_help_are_not_kept")
+    assert "does not hold" in outcome.said[-1]
+
+
+def test_dynamic_demos_pools_passing_teacher_runs_when_no_record_names_the_steps_fields() -> None:
+    outcome = _run("dynamic-demos", "teacher_runs_fill_the_pool")
+
+    assert sorted(_pool_values(outcome.program, "c", "label")) == ["card_arrival", "change_pin"]
+    assert outcome.said[0] == "dynamic-demos: 2 of 3 teacher runs passed the metric"
+
+
+def test_dynamic_demos_pools_a_seeded_choice_of_at_most_pool_examples_in_train_order() -> None:
+    case = load_case(GOLDEN / "dynamic-demos" / "nearest_demos_lift_many_labels.lmp")
+    a_pass = DynamicDemosPass(pool=3)
+
+    first = a_pass.labelled(case.program.ir, case.context)["c"]
+    again = a_pass.labelled(case.program.ir, case.context)["c"]
+
+    train = [r["question"] for r in _records("dynamic-demos", "nearest_demos_lift_many_labels")]
+    questions = [dict(d.fields)["question"] for d in first]
+    assert first == again
+    assert len(questions) == 3
+    assert questions == sorted(questions, key=train.index)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("dynamic-demos{k=0}", "dynamic-demos: k and pool are at least 1"),
+        ("dynamic-demos{pool=0}", "dynamic-demos: k and pool are at least 1"),
+        (
+            "dynamic-demos{kind=tfidf}",
+            "dynamic-demos: kind is auto, bm25 or embeddings; found 'tfidf'",
+        ),
+    ],
+)
+def test_dynamic_demos_options_are_checked_before_anything_runs(spec: str, message: str) -> None:
+    with pytest.raises(PipelineError, match=re.escape(message)):
+        parse_pipeline(spec)

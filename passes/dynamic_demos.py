@@ -1,0 +1,135 @@
+"""`dynamic-demos`: a pool of worked examples per step, each input shown the ones nearest it.
+
+A few fixed demos fit a task with many labels badly: with 77 intents, four demos show at most
+four of them, and rarely the ones a given input needs. Shown the train examples most like the
+input instead (kNN few-shot, as in DSPy's `KNNFewShot`), a small model often only has to copy
+the right label. So each step gets a pool (`nearest K by KIND { demo ... }` in its learned
+block), and every call is shown its fixed demos and then the `k` pool demos whose inputs are
+nearest its own (`lmc/runtime/nearest.py`).
+
+Demos are ranked by `kind`: `auto` (the default) is `embeddings` where `lmc[embeddings]` is
+installed and `bm25` elsewhere; the program names the kind it got. A step's pool is the train
+examples that name its fields (at most `pool` of them, a seeded choice, in train order); a step
+no train example names (an intermediate one) gets the demos of the teacher's runs on train that
+passed the metric, as `bootstrap-demos` finds them. The program with the pools is kept only when
+its dev gain over the program as it was holds under the paired test; the log says which, with the
+gain. Choosing demos costs no LM call: a run costs what it did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import ClassVar
+
+from lmc.ir.graph import NEAREST_KINDS, Demo, NearestDemos, ProgramGraph, StepNode
+from lmc.passes.base import CompileContext, calls_per_run
+from lmc.passes.pipeline import PipelineError
+from lmc.passes.selection import paired_gain
+from lmc.retrieval.nearest import best_kind
+from lmc.signatures import REASONING
+
+
+@dataclass(frozen=True)
+class DynamicDemosPass:
+    name: ClassVar[str] = "dynamic-demos"
+    k: int = 3
+    pool: int = 256
+    kind: str = "auto"  # embeddings where lmc[embeddings] is installed, else bm25
+    max_train: int = 16  # teacher runs, only when a step has no labelled examples
+    threshold: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.k < 1 or self.pool < 1:
+            raise PipelineError(f"{self.name}: k and pool are at least 1")
+        if self.kind not in (*NEAREST_KINDS, "auto"):
+            kinds = " or ".join(NEAREST_KINDS)
+            raise PipelineError(f"{self.name}: kind is auto, {kinds}; found '{self.kind}'")
+
+    def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
+        teacher = 0
+        if self.unlabelled(program, context):
+            teacher = min(self.max_train, len(context.train)) * calls_per_run(program)
+        return teacher + len(context.dev) * calls_per_run(program)
+
+    def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
+        pools = self.labelled(program, context)
+        if self.unlabelled(program, context):
+            for key, demos in self.bootstrap(program, context).items():
+                pools.setdefault(key, demos[: self.pool])
+        if not pools:
+            context.say(
+                f"{self.name}: no train example names a step's fields and no teacher run passed "
+                "the metric; no pool to draw from"
+            )
+            return program
+        kind = best_kind() if self.kind == "auto" else self.kind
+        candidate = program.copy()
+        for key, demos in pools.items():
+            pool = NearestDemos(self.k, tuple(demos), kind)
+            candidate.params[key] = replace(candidate.params[key], nearest=pool)
+        gain = paired_gain(
+            context.score(program).scores,
+            context.score(candidate).scores,
+            context.rng(f"{self.name}:gain"),
+        )
+        sizes = ", ".join(f"{key}: {len(demos)} demos" for key, demos in pools.items())
+        tried = f"pools ({sizes}), each input shown its {self.k} nearest by {kind}"
+        if gain.holds():
+            context.say(f"{self.name}: {tried}: dev gain {gain}: kept")
+            return candidate
+        context.say(
+            f"{self.name}: {tried}: dev gain {gain} does not hold (the interval reaches zero); "
+            "the program is kept as it was"
+        )
+        return program
+
+    def labelled(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
+        """Pools of train examples, by parameter key, for the steps whose fields they name."""
+        found: dict[str, list[Demo]] = {}
+        for step in program.steps():
+            names = _labelled_fields(step)
+            usable = [i for i, e in enumerate(context.train.examples) if all(n in e for n in names)]
+            if not usable or step.param_key in found:
+                continue
+            if len(usable) > self.pool:
+                usable = sorted(context.rng(f"{self.name}:pool").sample(usable, self.pool))
+            demos: list[Demo] = []
+            for i in usable:
+                demo = Demo(tuple((n, context.train.examples[i][n]) for n in names))
+                if demo not in demos:
+                    demos.append(demo)
+            found[step.param_key] = demos
+        return found
+
+    def unlabelled(self, program: ProgramGraph, context: CompileContext) -> bool:
+        """Whether some step's fields are named by no train example (so the teacher runs)."""
+        return any(
+            not any(all(n in e for n in _labelled_fields(step)) for e in context.train.examples)
+            for step in program.steps()
+        )
+
+    def bootstrap(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
+        """Demos by parameter key from the teacher's runs on train that passed the metric."""
+        order = list(range(len(context.train)))
+        context.rng(f"{self.name}:train").shuffle(order)
+        sample = context.train.subset(order[: self.max_train])
+        run = context.score(program, sample, capture=True, teacher=True)
+        found: dict[str, list[Demo]] = {}
+        passing = 0
+        for score, calls in zip(run.scores, run.calls, strict=True):
+            if score < self.threshold:
+                continue
+            passing += 1
+            for call in calls:
+                node = program.node(call.step)
+                assert isinstance(node, StepNode)
+                demo = Demo(tuple({**call.inputs, **call.outputs}.items()))
+                if demo not in found.setdefault(node.param_key, []):
+                    found[node.param_key].append(demo)
+        context.say(f"{self.name}: {passing} of {len(sample)} teacher runs passed the metric")
+        return found
+
+
+def _labelled_fields(step: StepNode) -> list[str]:
+    """The fields a train example must name to be a demo of `step` (its reasoning aside)."""
+    return [n for n in step.demo_fields() if n != REASONING]
