@@ -80,7 +80,7 @@ class BootstrapDemosPass:
         agent's, only with the trajectory that got there)."""
         found: dict[str, list[Demo]] = {}
         for step in program.steps():
-            names = [n for n in step.demo_fields() if n != REASONING]
+            names = labelled_fields(step)
             usable = [e for e in context.train.examples if all(n in e for n in names)]
             demos = [Demo(tuple((n, e[n]) for n in names)) for e in usable[: self.labeled]]
             if demos:
@@ -89,24 +89,40 @@ class BootstrapDemosPass:
 
     def bootstrap(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
         """Demos by parameter key, from the teacher's passing runs on train examples."""
-        order = list(range(len(context.train)))
-        context.rng(f"{self.name}:train").shuffle(order)
-        sample = context.train.subset(order[: self.max_train])
-        run = context.score(program, sample, capture=True, teacher=True)
-        found: dict[str, list[Demo]] = {}
-        passing = 0
-        for score, calls in zip(run.scores, run.calls, strict=True):
-            if score < self.threshold:
-                continue
-            passing += 1
-            for call in calls:
-                node = program.node(call.step)
-                assert isinstance(node, StepNode)
-                demo = Demo(tuple({**call.inputs, **call.outputs}.items()))
-                if demo not in found.setdefault(node.param_key, []):
-                    found[node.param_key].append(demo)
-        context.say(f"bootstrap-demos: {passing} of {len(sample)} teacher runs passed the metric")
-        return found
+        return passing_runs(program, context, self.name, self.max_train, self.threshold)
+
+
+def passing_runs(
+    program: ProgramGraph, context: CompileContext, who: str, max_train: int, threshold: float
+) -> dict[str, list[Demo]]:
+    """Demos by parameter key from the teacher's runs on (a seeded sample of at most
+    `max_train`) train examples whose score reached `threshold`: every step a passing run went
+    through gets that step's inputs and outputs. The one teacher run of every pass that
+    bootstraps demos."""
+    order = list(range(len(context.train)))
+    context.rng(f"{who}:train").shuffle(order)
+    sample = context.train.subset(order[:max_train])
+    run = context.score(program, sample, capture=True, teacher=True)
+    found: dict[str, list[Demo]] = {}
+    passing = 0
+    for score, calls in zip(run.scores, run.calls, strict=True):
+        if score < threshold:
+            continue
+        passing += 1
+        for call in calls:
+            node = program.node(call.step)
+            assert isinstance(node, StepNode)
+            demo = Demo(tuple({**call.inputs, **call.outputs}.items()))
+            if demo not in found.setdefault(node.param_key, []):
+                found[node.param_key].append(demo)
+    context.say(f"{who}: {passing} of {len(sample)} teacher runs passed the metric")
+    return found
+
+
+def labelled_fields(step: StepNode) -> list[str]:
+    """The fields a train example must name to be a demo of `step` (its reasoning aside: a
+    labelled record has none, and a chain of thought's demo shows it as not supplied)."""
+    return [n for n in step.demo_fields() if n != REASONING]
 
 
 def with_demos(program: ProgramGraph, demos: dict[str, list[Demo]]) -> ProgramGraph:

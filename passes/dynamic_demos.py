@@ -21,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import ClassVar
 
-from lmc.ir.graph import NEAREST_KINDS, Demo, NearestDemos, ProgramGraph, StepNode
+from lmc.ir.graph import NEAREST_KINDS, Demo, NearestDemos, ProgramGraph
 from lmc.passes.base import CompileContext, calls_per_run
+from lmc.passes.bootstrap_demos import labelled_fields, passing_runs
 from lmc.passes.pipeline import PipelineError
 from lmc.passes.selection import paired_gain
 from lmc.retrieval.nearest import best_kind
-from lmc.signatures import REASONING
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class DynamicDemosPass:
         """Pools of train examples, by parameter key, for the steps whose fields they name."""
         found: dict[str, list[Demo]] = {}
         for step in program.steps():
-            names = _labelled_fields(step)
+            names = labelled_fields(step)
             usable = [i for i, e in enumerate(context.train.examples) if all(n in e for n in names)]
             if not usable or step.param_key in found:
                 continue
@@ -104,32 +104,10 @@ class DynamicDemosPass:
     def unlabelled(self, program: ProgramGraph, context: CompileContext) -> bool:
         """Whether some step's fields are named by no train example (so the teacher runs)."""
         return any(
-            not any(all(n in e for n in _labelled_fields(step)) for e in context.train.examples)
+            not any(all(n in e for n in labelled_fields(step)) for e in context.train.examples)
             for step in program.steps()
         )
 
     def bootstrap(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
         """Demos by parameter key from the teacher's runs on train that passed the metric."""
-        order = list(range(len(context.train)))
-        context.rng(f"{self.name}:train").shuffle(order)
-        sample = context.train.subset(order[: self.max_train])
-        run = context.score(program, sample, capture=True, teacher=True)
-        found: dict[str, list[Demo]] = {}
-        passing = 0
-        for score, calls in zip(run.scores, run.calls, strict=True):
-            if score < self.threshold:
-                continue
-            passing += 1
-            for call in calls:
-                node = program.node(call.step)
-                assert isinstance(node, StepNode)
-                demo = Demo(tuple({**call.inputs, **call.outputs}.items()))
-                if demo not in found.setdefault(node.param_key, []):
-                    found[node.param_key].append(demo)
-        context.say(f"{self.name}: {passing} of {len(sample)} teacher runs passed the metric")
-        return found
-
-
-def _labelled_fields(step: StepNode) -> list[str]:
-    """The fields a train example must name to be a demo of `step` (its reasoning aside)."""
-    return [n for n in step.demo_fields() if n != REASONING]
+        return passing_runs(program, context, self.name, self.max_train, self.threshold)

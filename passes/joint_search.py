@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from lmc.errors import InputError
 from lmc.ir.graph import Demo, ProgramGraph, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.bootstrap_demos import BootstrapDemosPass, with_demos
+from lmc.passes.bootstrap_demos import BootstrapDemosPass, passing_runs, with_demos
 from lmc.passes.instruction_search import InstructionSearchPass
 from lmc.passes.selection import Contender, paired_gain, race, race_runs
 
@@ -128,7 +128,7 @@ class JointSearchPass:
     ) -> dict[str, list[tuple[Demo, ...]]]:
         """Each step's own demos, then seeded samples from bootstrapped and labelled demos."""
         bootstrapper = BootstrapDemosPass(max_demos=self.max_demos, max_train=self.max_train)
-        pool = bootstrapper.bootstrap(program, context)
+        pool = passing_runs(program, context, self.name, self.max_train, bootstrapper.threshold)
         for key, demos in bootstrapper.labeled_demos(program, context).items():
             pool.setdefault(key, []).extend(d for d in demos if d not in pool[key])
         rng = context.rng(f"{self.name}:demos")
