@@ -17,13 +17,16 @@ if TYPE_CHECKING:
     from lmc.passes.base import Pass
 
 # The default pipeline, from its most thorough form to its leanest: a compile that names no
-# pipeline runs the first that fits its budget (`passes/budget.py`).
+# pipeline runs the first that fits its budget (`passes/budget.py`). Fixed demos first, then each
+# input's nearest train examples beside them (kept only when that holds on dev: it is what lifts
+# many-label classification on small models), then the fixed demos that no longer pay are pruned.
 DEFAULT_PLANS = tuple(
     f"dead-steps,dedupe-steps,{plan}"
     for plan in (
-        "bootstrap-demos{candidates=4,max_train=16},prune-demos",
-        "bootstrap-demos{candidates=4,max_train=16}",
-        "bootstrap-demos{candidates=3,max_train=12}",
+        "bootstrap-demos{candidates=4,max_train=16},dynamic-demos,prune-demos",
+        "bootstrap-demos{candidates=4,max_train=16},dynamic-demos",
+        "bootstrap-demos{candidates=3,max_train=12},dynamic-demos",
+        "bootstrap-demos{candidates=2,max_train=8},dynamic-demos",
         "bootstrap-demos{candidates=2,max_train=8}",
         "bootstrap-demos{candidates=2,max_train=4}",
         "bootstrap-demos{candidates=1,max_train=4}",

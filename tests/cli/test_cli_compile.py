@@ -150,7 +150,7 @@ def test_compile_writes_the_artifact_and_says_what_it_bought(
     assert int(summary["calls"]) > 0
     assert err.startswith(
         "  the default pipeline: dead-steps,dedupe-steps,bootstrap-demos{candidates=4,"
-        "max_train=16},prune-demos\nprojected LM calls: baseline on dev ≤3, "
+        "max_train=16},dynamic-demos,prune-demos\nprojected LM calls: baseline on dev ≤3, "
     )
     assert (
         "bootstrap-demos: dev exact_match(answer) 0.000 -> 1.000 (gain +1.000 [+1.000, +1.000]), "
@@ -170,6 +170,7 @@ def test_the_artifact_holds_the_program_pass_log_datasets_and_metric(
         "dead-steps",
         "dedupe-steps",
         "bootstrap-demos",
+        "dynamic-demos",
         "prune-demos",
     ]
     for record in artifact.passes:
@@ -743,6 +744,7 @@ def test_resume_without_a_checkpoint_starts_from_the_beginning(
         "dead-steps",
         "dedupe-steps",
         "bootstrap-demos",
+        "dynamic-demos",
         "prune-demos",
     ]
 

@@ -32,6 +32,7 @@ from lmc.passes.base import CompileContext
 from lmc.passes.bootstrap_demos import BootstrapDemosPass
 from lmc.passes.dead_steps import DeadStepsPass
 from lmc.passes.dedupe_steps import DedupeStepsPass
+from lmc.passes.dynamic_demos import DynamicDemosPass
 from lmc.passes.instruction_search import InstructionSearchPass
 from lmc.passes.manager import PassBroke, PassRecord
 from lmc.passes.pipeline import DEFAULT_PIPELINE, PipelineError, parse_pipeline
@@ -199,6 +200,7 @@ def test_the_default_pipeline_parses() -> None:
         DeadStepsPass(),
         DedupeStepsPass(),
         BootstrapDemosPass(candidates=4, max_train=16),
+        DynamicDemosPass(),
         PruneDemosPass(),
     ]
 
