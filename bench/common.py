@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-TASKS = ("gsm8k", "banking77", "hotpotqa")
+TASKS = ("gsm8k", "banking77", "hotpotqa", "fever")
 # Records in and out (JSON keys): the inputs each program reads and the expected output.
-INPUT_FIELD = {"gsm8k": "question", "banking77": "text", "hotpotqa": "question"}
-OUTPUT_FIELD = {"gsm8k": "answer", "banking77": "label", "hotpotqa": "answer"}
+INPUT_FIELD = {"gsm8k": "question", "banking77": "text", "hotpotqa": "question", "fever": "claim"}
+OUTPUT_FIELD = {"gsm8k": "answer", "banking77": "label", "hotpotqa": "answer", "fever": "label"}
 
 
 def _read(path: Path, limit: int) -> list[dict[str, Any]]:
@@ -44,8 +44,8 @@ def load_split(task: str, split: str, limit: int, data: Path = DATA) -> list[dic
     ]
 
 
-def labels(data: Path = DATA) -> list[str]:
-    found: list[str] = json.loads((data / "banking77" / "labels.json").read_text("utf-8"))
+def labels(task: str = "banking77", data: Path = DATA) -> list[str]:
+    found: list[str] = json.loads((data / task / "labels.json").read_text("utf-8"))
     return found
 
 
@@ -80,7 +80,8 @@ def gsm8k_metric(example: Any, prediction: Any, trace: Any = None) -> float:
     return float(expected is not None and found is not None and abs(expected - found) < 1e-6)
 
 
-def banking77_metric(example: Any, prediction: Any, trace: Any = None) -> float:
+def label_metric(example: Any, prediction: Any, trace: Any = None) -> float:
+    """The predicted label is the gold one (banking77's intents, FEVER's verdicts)."""
     return float(str(_get(prediction, "label") or "").strip() == example["label"])
 
 
@@ -97,8 +98,9 @@ def hotpotqa_metric(example: Any, prediction: Any, trace: Any = None) -> float:
 
 METRICS: dict[str, Callable[..., float]] = {
     "gsm8k": gsm8k_metric,
-    "banking77": banking77_metric,
+    "banking77": label_metric,
     "hotpotqa": hotpotqa_metric,
+    "fever": label_metric,
 }
 
 

@@ -19,7 +19,16 @@ from typing import Any, Literal
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import dspy
-from common import DATA, METRICS, compiles, labels, load_split, peak_rss_mb, say
+from common import (
+    DATA,
+    INPUT_FIELD,
+    METRICS,
+    compiles,
+    labels,
+    load_split,
+    peak_rss_mb,
+    say,
+)
 from dspy.utils.exceptions import AdapterParseError
 
 
@@ -34,15 +43,41 @@ class CountingChatAdapter(dspy.ChatAdapter):
         self.failures = 0
 
     def parse(self, signature: Any, completion: str) -> dict[str, Any]:
-        with self.lock:
-            self.parses += 1
-        try:
-            parsed: dict[str, Any] = super().parse(signature, completion)
-        except AdapterParseError:
-            with self.lock:
-                self.failures += 1
-            raise
-        return parsed
+        return _counted(self, super().parse, signature, completion)
+
+
+class CountingJSONAdapter(dspy.JSONAdapter):
+    """DSPy's JSONAdapter (its structured-output mode; no fallback), counting the replies its
+    parser rejects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.parses = 0
+        self.failures = 0
+
+    def parse(self, signature: Any, completion: str) -> dict[str, Any]:
+        return _counted(self, super().parse, signature, completion)
+
+
+ADAPTERS = {"chat": CountingChatAdapter, "json": CountingJSONAdapter}
+
+
+def _counted(
+    adapter: CountingChatAdapter | CountingJSONAdapter,
+    parse: Any,
+    signature: Any,
+    completion: str,
+) -> dict[str, Any]:
+    with adapter.lock:
+        adapter.parses += 1
+    try:
+        parsed: dict[str, Any] = parse(signature, completion)
+    except AdapterParseError:
+        with adapter.lock:
+            adapter.failures += 1
+        raise
+    return parsed
 
 
 class SolveMath(dspy.Signature):
@@ -67,6 +102,17 @@ def classify_signature() -> type[dspy.Signature]:
         {"text": (str, dspy.InputField()), "label": (label_type, dspy.OutputField())},
         "Classify the customer's banking message into its intent.",
         signature_name="ClassifyIntent",
+    )
+
+
+def verify_signature() -> type[dspy.Signature]:
+    """bench/tasks/fever.lmp's signature, word for word."""
+    label_type = Literal[tuple(labels("fever"))]  # type: ignore[valid-type]
+    return dspy.make_signature(
+        {"claim": (str, dspy.InputField()), "label": (label_type, dspy.OutputField())},
+        "Decide whether the claim is supported or refuted by what is known about the world, "
+        "or whether there is not enough information to tell.",
+        signature_name="VerifyClaim",
     )
 
 
@@ -118,12 +164,14 @@ def make_program(task: str, index: BM25 | None) -> dspy.Module:
         return dspy.ChainOfThought(SolveMath)
     if task == "banking77":
         return dspy.Predict(classify_signature())
+    if task == "fever":
+        return dspy.Predict(verify_signature())
     assert index is not None
     return RAG(index)
 
 
 def examples(task: str, split: str, limit: int) -> list[dspy.Example]:
-    input_field = "question" if task != "banking77" else "text"
+    input_field = INPUT_FIELD[task]
     return [
         dspy.Example(**record).with_inputs(input_field) for record in load_split(task, split, limit)
     ]
@@ -153,7 +201,7 @@ def _usage(history: list[dict[str, Any]]) -> tuple[int, int]:
 class Meter:
     """A fresh LM and adapter per phase, so each phase's calls and parse failures are its own."""
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], adapter: str = "chat"):
         self.lm = dspy.LM(
             "openai/bench",
             api_base=config["api_base"],
@@ -162,13 +210,17 @@ class Meter:
             temperature=0,
             max_tokens=512,  # lmc's default per call
         )
-        self.adapter = CountingChatAdapter()
+        self.adapter = ADAPTERS[adapter]()
 
 
 def _score(
-    config: dict[str, Any], program: dspy.Module, task: str, devset: list[dspy.Example]
+    config: dict[str, Any],
+    program: dspy.Module,
+    task: str,
+    devset: list[dspy.Example],
+    adapter: str = "chat",
 ) -> dict[str, Any]:
-    meter = Meter(config)
+    meter = Meter(config, adapter)
     metric = METRICS[task]
     failed = 0
     lock = threading.Lock()
@@ -195,6 +247,7 @@ def _score(
     prompt, completion = _usage(meter.lm.history)
     return {
         "metric": float(result.score) / 100,
+        "scores": [float(score or 0.0) for _, _, score in result.results],
         "n": len(devset),
         "failed_examples": failed,
         "format_failures": meter.adapter.failures,
@@ -220,19 +273,9 @@ def run_task(config: dict[str, Any], task: str, index: BM25 | None) -> dict[str,
         train = examples(task, "train", limit)
         meter = Meter(config)
         say(f"[dspy] {task}: BootstrapFewShotWithRandomSearch, {len(train)} train / {len(dev)} dev")
-        optimizer = dspy.BootstrapFewShotWithRandomSearch(
-            metric=METRICS[task],
-            max_bootstrapped_demos=4,
-            max_labeled_demos=4,
-            num_candidate_programs=4,
-            num_threads=int(config.get("concurrency", 4)),
-            # An unparseable reply scores 0 and the search goes on, as in lmc; DSPy's default
-            # (10 errors) would abort the whole compile on a small model.
-            max_errors=10**6,
-        )
         started = time.perf_counter()
         with dspy.context(lm=meter.lm, adapter=meter.adapter):
-            compiled = optimizer.compile(program, trainset=train, valset=dev)
+            compiled = optimizer("rs", config, task).compile(program, trainset=train, valset=dev)
         wall = time.perf_counter() - started
         prompt, completion = _usage(meter.lm.history)
         row["compile"] = {
@@ -243,6 +286,80 @@ def run_task(config: dict[str, Any], task: str, index: BM25 | None) -> dict[str,
             "test": _score(config, compiled, task, examples(task, "test", limit)),
         }
         say(f"[dspy] {task}: compiled dev {row['compile']['dev']['metric']:.3f}")
+    return row
+
+
+def optimizer(name: str, config: dict[str, Any], task: str) -> Any:
+    """DSPy's optimizers as issue 16's benchmark runs them: random search over bootstrapped demo
+    sets at its documented settings, and MIPROv2 at `auto="light"`."""
+    threads = int(config.get("concurrency", 4))
+    if name == "rs":
+        return dspy.BootstrapFewShotWithRandomSearch(
+            metric=METRICS[task],
+            max_bootstrapped_demos=4,
+            max_labeled_demos=4,
+            num_candidate_programs=4,
+            num_threads=threads,
+            # An unparseable reply scores 0 and the search goes on, as in lmc; DSPy's default
+            # (10 errors) would abort the whole compile on a small model.
+            max_errors=10**6,
+        )
+    return dspy.MIPROv2(
+        metric=METRICS[task], auto="light", num_threads=threads, max_errors=10**6, seed=9
+    )
+
+
+OPTIMIZER_NAMES = {
+    "rs": "BootstrapFewShotWithRandomSearch(max_bootstrapped_demos=4, max_labeled_demos=4, "
+    "num_candidate_programs=4)",
+    "mipro": 'MIPROv2(auto="light")',
+}
+
+
+def compare_optimizers(config: dict[str, Any], index: BM25 | None) -> dict[str, Any]:
+    """Issue 16's comparison, DSPy's half: zero-shot on test, then each optimizer's compile
+    (calls, tokens, wall time) and its program on test. Each finished phase is written to
+    `config["partial"]` at once, and phases already there are not run again."""
+    task, sizes, adapter = config["task"], config["sizes"], config.get("adapter", "chat")
+    partial = Path(config["partial"])
+    row: dict[str, Any] = (
+        json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
+    )
+    row |= {"adapter": adapter, "version": dspy.__version__}
+    program = make_program(task, index)
+    test = examples(task, "test", sizes["test"])
+    if "zero_shot" not in row:
+        say(f"[dspy] {task}: zero-shot on {len(test)} test examples ({adapter} adapter)")
+        row["zero_shot"] = _score(config, program, task, test, adapter)
+        partial.write_text(json.dumps(row), encoding="utf-8")
+    say(f"[dspy] {task}: zero-shot test {row['zero_shot']['metric']:.3f}")
+    train = examples(task, "train", sizes["train"])
+    dev = examples(task, "dev", sizes["dev"])
+    for name in config["optimizers"]:
+        if name in row.get("optimizers", {}):
+            continue
+        meter = Meter(config, adapter)
+        say(f"[dspy] {task}: {OPTIMIZER_NAMES[name]}, {len(train)} train / {len(dev)} dev")
+        started = time.perf_counter()
+        with dspy.context(lm=meter.lm, adapter=meter.adapter):
+            compiled = optimizer(name, config, task).compile(
+                program.deepcopy(), trainset=train, valset=dev
+            )
+        wall = time.perf_counter() - started
+        prompt, completion = _usage(meter.lm.history)
+        found = {
+            "optimizer": OPTIMIZER_NAMES[name],
+            "calls": len(meter.lm.history),
+            "tokens": prompt + completion,
+            "wall_s": wall,
+            "test": _score(config, compiled, task, test, adapter),
+        }
+        row.setdefault("optimizers", {})[name] = found
+        partial.write_text(json.dumps(row), encoding="utf-8")
+        say(
+            f"[dspy] {task}: {name} spent {found['calls']} calls in {wall:.0f} s; "
+            f"test {found['test']['metric']:.3f}"
+        )
     return row
 
 
@@ -258,7 +375,10 @@ def main() -> None:
             result["overhead_us"] = overhead_us(calls)
         tasks = config["tasks"]
         index = BM25(DATA / "hotpotqa" / "corpus.jsonl") if "hotpotqa" in tasks else None
-        result["tasks"] = {task: run_task(config, task, index) for task in tasks}
+        if config.get("experiment") == "optimizers":
+            result["tasks"] = {config["task"]: compare_optimizers(config, index)}
+        else:
+            result["tasks"] = {task: run_task(config, task, index) for task in tasks}
         result["peak_rss_mb"] = peak_rss_mb()
     json.dump(result, sys.stdout)
 

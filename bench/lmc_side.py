@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,7 @@ def _score(
     first_tries = total.calls - total.repairs
     return {
         "metric": result.score,
+        "scores": list(result.scores),
         "n": len(records),
         "failed_examples": sum(error is not None for error in result.errors),
         # replies that did not fit on the first try (a repair call followed), of first tries
@@ -132,42 +134,99 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
     if compiles(config, task):
         train = records("train")
         budget = config.get("compile_budget", {}).get(task)
-        say(f"[lmc] {task}: compiling on {len(train)} train, {len(dev)} dev, budget {budget} calls")
-        # No pipeline named: lmc fits its default to the budget (passes/budget.py).
-        context = _context(config, lm)
-        started = time.perf_counter()
-        try:
-            compiled = compile_program(
-                program,
-                as_dataset(train, program, "train"),
-                as_metric(METRICS[task], program),
-                dev=as_dataset(dev, program, "dev"),
-                run=context,
-                budget_calls=budget,
-                say=lambda message: say(f"[lmc] {task}: {message}"),
-            )
-        except BudgetTooSmall as refused:
-            say(f"[lmc] {task}: {refused}; not compiled")
+        compiled = compile_within(config, lm, task, program, train, dev, budget)
+        if compiled is None:
             return row
-        wall = time.perf_counter() - started
-        total = context.stats.total()
-        # dev metric after each pass against the calls spent so far: the plot's lmc curve
-        spent = total.calls - sum(record.calls for record in compiled.result.records)
-        trajectory = [(spent, compiled.result.baseline)]
-        for record in compiled.result.records:
-            spent += record.calls
-            trajectory.append((spent, record.metric_after))
-        row["compile"] = {
-            "pipeline": ",".join(pipeline_item(r.name, r.options) for r in compiled.result.records),
-            "trajectory": trajectory,
-            "budget_calls": budget,
-            "calls": total.calls,
-            "tokens": total.prompt_tokens + total.completion_tokens,
-            "wall_s": wall,
+        row["compile"] = compiled.figures | {
             "dev": _score(_context(config, lm), compiled.program, task, dev),
             "test": _score(_context(config, lm), compiled.program, task, records("test")),
         }
         say(f"[lmc] {task}: compiled dev {row['compile']['dev']['metric']:.3f}")
+    return row
+
+
+@dataclass
+class Compiled:
+    program: lmc.Program
+    figures: dict[str, Any]  # the pipeline it ran, its passes' log, calls, tokens, wall time
+
+
+def compile_within(
+    config: dict[str, Any],
+    lm: LMClient | None,
+    task: str,
+    program: lmc.Program,
+    train: list[dict[str, str]],
+    dev: list[dict[str, str]],
+    budget: int | None,
+) -> Compiled | None:
+    """lmc's default compile, no pipeline named, so it fits itself to `budget`
+    (passes/budget.py); None when even its leanest form does not fit."""
+    say(f"[lmc] {task}: compiling on {len(train)} train, {len(dev)} dev, budget {budget} calls")
+    context = _context(config, lm)
+    started = time.perf_counter()
+    try:
+        compiled = compile_program(
+            program,
+            as_dataset(train, program, "train"),
+            as_metric(METRICS[task], program),
+            dev=as_dataset(dev, program, "dev"),
+            run=context,
+            budget_calls=budget,
+            say=lambda message: say(f"[lmc] {task}: {message}"),
+        )
+    except BudgetTooSmall as refused:
+        say(f"[lmc] {task}: {refused}; not compiled")
+        return None
+    wall = time.perf_counter() - started
+    total = context.stats.total()
+    records = compiled.result.records
+    # dev metric after each pass against the calls spent so far: the plot's lmc curve
+    spent = total.calls - sum(record.calls for record in records)
+    trajectory = [[spent, compiled.result.baseline]]
+    for record in records:
+        spent += record.calls
+        trajectory.append([spent, record.metric_after])
+    figures = {
+        "pipeline": ",".join(pipeline_item(r.name, r.options) for r in records),
+        "passes": [record.to_json() for record in records],
+        "trajectory": trajectory,
+        "budget_calls": budget,
+        "calls": total.calls,
+        "tokens": total.prompt_tokens + total.completion_tokens,
+        "wall_s": wall,
+    }
+    return Compiled(compiled.program, figures)
+
+
+def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any]:
+    """Issue 16's comparison, lmc's half: zero-shot on test, then the default compile within
+    `config["budget"]` calls and its program on test. Finished phases are written to
+    `config["partial"]` at once and not run again."""
+    task, sizes = config["task"], config["sizes"]
+    partial = Path(config["partial"])
+    row: dict[str, Any] = (
+        json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
+    )
+    program = lmc.load(str(TASKS_DIR / f"{task}.lmp"))
+    data = Path(config["data"]) if config.get("data") else DATA
+    test = load_split(task, "test", sizes["test"], data)
+    if "zero_shot" not in row:
+        say(f"[lmc] {task}: zero-shot on {len(test)} test examples")
+        row["zero_shot"] = _score(_context(config, lm), program, task, test)
+        partial.write_text(json.dumps(row), encoding="utf-8")
+    say(f"[lmc] {task}: zero-shot test {row['zero_shot']['metric']:.3f}")
+    if "compile" not in row:
+        train = load_split(task, "train", sizes["train"], data)
+        dev = load_split(task, "dev", sizes["dev"], data)
+        compiled = compile_within(config, lm, task, program, train, dev, config.get("budget"))
+        if compiled is None:
+            return row
+        row["compile"] = compiled.figures | {
+            "test": _score(_context(config, lm), compiled.program, task, test)
+        }
+        partial.write_text(json.dumps(row), encoding="utf-8")
+    say(f"[lmc] {task}: compiled test {row['compile']['test']['metric']:.3f}")
     return row
 
 
@@ -178,7 +237,10 @@ def run_side(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, An
     if calls:
         say(f"[lmc] overhead: {calls} calls on FakeLM")
         result["overhead_us"] = overhead_us(calls)
-    result["tasks"] = {task: run_task(config, task, lm) for task in config["tasks"]}
+    if config.get("experiment") == "optimizers":
+        result["tasks"] = {config["task"]: compare(config, lm)}
+    else:
+        result["tasks"] = {task: run_task(config, task, lm) for task in config["tasks"]}
     result["peak_rss_mb"] = peak_rss_mb()
     return result
 

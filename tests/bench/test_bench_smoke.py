@@ -153,3 +153,83 @@ def test_the_startup_table_shows_medians_ratios_to_dspy_and_goals(
     assert "| `lmc --help` | 0.060 | 0.050 | 0.06x | ≤ 0.1x | yes |" in text
     assert f"| `lmc check {startup.PROGRAM}` | 0.300 | 0.200 | 0.30x | < 0.25 s | **no** |" in text
     assert '| `python -c "import dspy"` | 1.000 | 1.000 | 1.00x |  |  |' in text
+
+
+def _verdict(request: LMRequest) -> str:
+    return json.dumps({"label": "SUPPORTS"})
+
+
+@pytest.mark.skipif(not (DATA / "fever").is_dir(), reason="shared/data is not on this machine")
+def test_the_optimizer_comparison_resumes_and_reports_the_bar(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """lmc's half of issue 16's comparison on a fake LM, then the page merging it with a DSPy
+    half: per-example scores give intervals, and the bar is judged on test and calls."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import lmc_side
+    import optimizers_report
+
+    config: dict[str, Any] = {
+        "experiment": "optimizers",
+        "task": "fever",
+        "tasks": ["fever"],
+        "sizes": {"train": 6, "dev": 4, "test": 5},
+        "budget": 40,
+        "partial": str(tmp_path / "fever.lmc.partial.json"),
+        "overhead_calls": 0,
+    }
+    lm = FakeLM(_verdict)
+    lmc = lmc_side.run_side(config, lm=lm)["tasks"]["fever"]
+    calls = len(lm.requests)
+    assert len(lmc["zero_shot"]["scores"]) == 5
+    assert lmc["compile"]["calls"] <= 40
+    assert len(lmc["compile"]["test"]["scores"]) == 5
+    # every phase was saved as it finished: a second run asks the model nothing
+    assert lmc_side.run_side(config, lm=lm)["tasks"]["fever"] == lmc
+    assert len(lm.requests) == calls
+
+    dspy_test = {"metric": 0.2, "scores": [1.0, 0.0, 0.0, 0.0, 0.0]}
+    task = {
+        "task": "fever",
+        "model": "fake",
+        "sizes": config["sizes"],
+        "command": "python bench/optimizers.py --task fever",
+        "date": "2026-11-29",
+        "commit": "abc1234",
+        "minutes": 1.0,
+        "lmc": lmc,
+        "dspy": {
+            "adapter": "chat",
+            "zero_shot": dspy_test,
+            "optimizers": {
+                "rs": {"calls": 80, "tokens": 1000, "wall_s": 60.0, "test": dspy_test},
+                "mipro": {"calls": 200, "tokens": 9000, "wall_s": 600.0, "test": dspy_test},
+            },
+        },
+    }
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    (saved / "fever-fake.json").write_text(json.dumps(task), encoding="utf-8")
+    (saved / "fever-fake.lmc.partial.json").write_text("{}", encoding="utf-8")  # not a task
+    monkeypatch.setattr(optimizers_report, "DSPY_PYTHON", tmp_path / "absent")  # no plot
+    page = optimizers_report.write_report(saved, tmp_path).read_text(encoding="utf-8")
+
+    met = lmc["compile"]["test"]["metric"] >= 0.2 and lmc["compile"]["calls"] <= 40
+    assert page.count("| fever | fake | 5 |") == 1
+    assert ("| met |" in page) == met
+    assert "DSPy MIPROv2 light | ChatAdapter | 0.200 [0.000, 0.600] | 200 | 9,000 | 10.0 |" in page
+
+
+def test_a_paired_interval_is_tighter_than_the_difference_of_two_intervals() -> None:
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    import optimizers_report
+
+    ours = [1.0] * 30 + [0.0] * 70
+    theirs = [1.0] * 20 + [0.0] * 80  # the same examples right, and ten more for ours
+    mean, low, high = optimizers_report.paired(ours, theirs)
+
+    assert mean == pytest.approx(0.10)
+    assert 0.0 < low < 0.10 < high
+    assert optimizers_report.interval([1.0] * 10) == (1.0, 1.0)

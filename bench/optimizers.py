@@ -1,0 +1,143 @@
+"""Issue 16's benchmark: lmc's default compile against DSPy's optimizers, one task per run.
+
+    .venv/bin/python bench/optimizers.py --task banking77 --model qwen0.5b \\
+        --train 200 --dev 50 --test 100 --dspy-adapter json
+    .venv/bin/python bench/optimizers.py --report     # merge the saved tasks into one table
+
+One llama-cpp-python server for both sides, the same data slices, the same metric code
+(`bench/common.py`). In order: DSPy zero-shot on test and `BootstrapFewShotWithRandomSearch`;
+lmc zero-shot and its default compile (no pipeline named) with a budget of half the calls that
+random search spent; then DSPy's `MIPROv2(auto="light")`. Every compiled program is scored once
+on test. Each side writes each finished phase to `bench/results/optimizers/<task>-<model>.*.json`
+as it goes, so a run that stops resumes where it was (`--fresh` starts over), and the task's
+figures land in `<task>-<model>.json`; `--report` turns every saved task into
+`bench/results/<date>-optimizers.md`. Hours of work on a 2-core machine: never part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import subprocess
+import time
+from typing import Any
+
+from models import MODELS, model_path
+from optimizers_report import write_report
+from run import (
+    DSPY_PYTHON,
+    PROJECT_PYTHON,
+    RESULTS,
+    ROOT,
+    model_server,
+    run_side,
+    say,
+    setup_dspy_venv,
+)
+
+SAVED = RESULTS / "optimizers"
+TASKS = ("banking77", "fever", "gsm8k", "hotpotqa")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=TASKS)
+    parser.add_argument("--model", choices=MODELS, default="qwen0.5b")
+    parser.add_argument("--train", type=int, default=200)
+    parser.add_argument("--dev", type=int, default=50)
+    parser.add_argument("--test", type=int, default=100)
+    parser.add_argument(
+        "--dspy-adapter",
+        choices=("chat", "json"),
+        default="chat",
+        help="DSPy's ChatAdapter (its default) or JSONAdapter where the default cannot finish",
+    )
+    parser.add_argument("--optimizers", default="rs,mipro", help="DSPy's side: rs, mipro")
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--fresh", action="store_true", help="drop this task's saved phases")
+    parser.add_argument("--report", action="store_true", help="only merge the saved tasks")
+    args = parser.parse_args()
+    if args.report:
+        say(f"wrote {write_report(SAVED, RESULTS)}")
+        return
+    if args.task is None:
+        parser.error("--task is required unless --report")
+    run_task(args)
+    say(f"wrote {write_report(SAVED, RESULTS)}")
+
+
+def run_task(args: argparse.Namespace) -> None:
+    optimizers = [name.strip() for name in args.optimizers.split(",") if name.strip()]
+    if not set(optimizers) <= {"rs", "mipro"} or "rs" not in optimizers:
+        raise SystemExit("--optimizers: rs (which sets lmc's budget), optionally mipro")
+    stem = f"{args.task}-{args.model}"
+    SAVED.mkdir(parents=True, exist_ok=True)
+    partials = {side: SAVED / f"{stem}.{side}.partial.json" for side in ("dspy", "lmc")}
+    if args.fresh:
+        for path in (*partials.values(), SAVED / f"{stem}.options.json"):
+            path.unlink(missing_ok=True)
+    sizes = {"train": args.train, "dev": args.dev, "test": args.test}
+    config: dict[str, Any] = {
+        "experiment": "optimizers",
+        "task": args.task,
+        "tasks": [args.task],
+        "sizes": sizes,
+        "concurrency": args.concurrency,
+        "overhead_calls": 0,
+    }
+    _check_same_options(stem, {"sizes": sizes, "adapter": args.dspy_adapter})
+    gguf = model_path(args.model)
+    setup_dspy_venv()
+    commit = _commit()  # now: the tree may move on while this runs
+    started = time.perf_counter()
+    with model_server(gguf, SAVED / f"{stem}-server.log") as api_base:
+        config["api_base"] = api_base
+        dspy_config = config | {"adapter": args.dspy_adapter, "partial": str(partials["dspy"])}
+        # Random search first: the calls it spends set lmc's budget.
+        run_side(DSPY_PYTHON, "dspy_side.py", dspy_config | {"optimizers": ["rs"]})
+        spent = json.loads(partials["dspy"].read_text(encoding="utf-8"))
+        budget = spent["optimizers"]["rs"]["calls"] // 2
+        lmc_config = config | {"budget": budget, "partial": str(partials["lmc"])}
+        lmc = run_side(PROJECT_PYTHON, "lmc_side.py", lmc_config)["tasks"][args.task]
+        dspy = run_side(DSPY_PYTHON, "dspy_side.py", dspy_config | {"optimizers": optimizers})
+    command = (
+        f"python bench/optimizers.py --task {args.task} --model {args.model} "
+        f"--train {args.train} --dev {args.dev} --test {args.test} "
+        f"--dspy-adapter {args.dspy_adapter} --optimizers {','.join(optimizers)}"
+    )
+    figures = {
+        "task": args.task,
+        "model": args.model,
+        "sizes": sizes,
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        "commit": commit,
+        "minutes": (time.perf_counter() - started) / 60,
+        "lmc": lmc,
+        "dspy": dspy["tasks"][args.task],
+    }
+    (SAVED / f"{stem}.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+
+
+def _check_same_options(stem: str, options: dict[str, Any]) -> None:
+    """Saved phases resume only a run of the same task, sizes and adapter."""
+    stamp = SAVED / f"{stem}.options.json"
+    wanted = json.dumps(options, sort_keys=True)
+    if stamp.exists() and stamp.read_text(encoding="utf-8") != wanted:
+        raise SystemExit(
+            f"the phases saved for {stem} were run with {stamp.read_text(encoding='utf-8')}; "
+            "pass --fresh to start over"
+        )
+    stamp.write_text(wanted, encoding="utf-8")
+
+
+def _commit() -> str:
+    done = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+    )
+    return done.stdout.strip()
+
+
+if __name__ == "__main__":
+    main()
