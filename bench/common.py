@@ -118,3 +118,50 @@ def peak_rss_mb() -> float:
 def say(message: str) -> None:
     """Progress goes to stderr; stdout carries the side's JSON result."""
     print(message, file=sys.stderr, flush=True)
+
+
+_PROMPT_EVAL = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
+_GENERATE = re.compile(r"\beval time =\s*([\d.]+) ms /\s*(\d+) runs")
+_PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
+
+
+class ServerLog:
+    """What the llama-cpp-python server did, read from its log: per request it prints the
+    prompt prefix it reused from the previous request and the tokens it evaluated and generated.
+
+    A prompt token the server reuses costs nothing, so the tokens *evaluated* are what a prompt
+    layout really costs: a layout whose static part comes first is evaluated once, one that puts
+    a long static part after the input is evaluated again on every call. The two sides run one
+    after the other, so the lines between two marks are one side's."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def mark(self) -> int:
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self, mark: int) -> dict[str, float]:
+        with self.path.open(encoding="utf-8", errors="replace") as log:
+            log.seek(mark)
+            text = log.read()
+        prompt = [(float(ms), int(n)) for ms, n in _PROMPT_EVAL.findall(text)]
+        generated = [(float(ms), int(n)) for ms, n in _GENERATE.findall(text)]
+        return {
+            "requests": len(prompt),
+            "reused_prompt_tokens": sum(int(n) for n in _PREFIX_HIT.findall(text)),
+            "evaluated_prompt_tokens": sum(n for _, n in prompt),
+            "generated_tokens": sum(n for _, n in generated),
+            "prompt_eval_s": sum(ms for ms, _ in prompt) / 1000,
+            "generate_s": sum(ms for ms, _ in generated) / 1000,
+        }
+
+
+def with_server_work(config: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """`run()`'s figures, with what the model server did meanwhile under "server" when the
+    config names the server's log (`server_log`)."""
+    if not config.get("server_log"):
+        return run()
+    log = ServerLog(config["server_log"])
+    mark = log.mark()
+    figures = run()
+    return figures | {"server": log.since(mark)}

@@ -28,6 +28,7 @@ from common import (
     load_split,
     peak_rss_mb,
     say,
+    with_server_work,
 )
 from dspy.utils.exceptions import AdapterParseError
 
@@ -219,6 +220,18 @@ def _score(
     task: str,
     devset: list[dspy.Example],
     adapter: str = "chat",
+) -> dict[str, Any]:
+    """Run the program over `devset` once, scored by the shared metric, with the run's costs
+    (and what the model server evaluated, when its log is named)."""
+    return with_server_work(config, lambda: _run_scored(config, program, task, devset, adapter))
+
+
+def _run_scored(
+    config: dict[str, Any],
+    program: dspy.Module,
+    task: str,
+    devset: list[dspy.Example],
+    adapter: str,
 ) -> dict[str, Any]:
     meter = Meter(config, adapter)
     metric = METRICS[task]

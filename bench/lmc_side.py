@@ -21,7 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import DATA, METRICS, compiles, load_split, peak_rss_mb, say
+from common import (
+    DATA,
+    METRICS,
+    compiles,
+    load_split,
+    peak_rss_mb,
+    say,
+    with_server_work,
+)
 
 import lmc
 from lmc.backends.base import LMClient
@@ -92,9 +100,22 @@ def _context(config: dict[str, Any], lm: LMClient | None) -> RunContext:
 
 
 def _score(
+    config: dict[str, Any],
+    lm: LMClient | None,
+    program: lmc.Program,
+    task: str,
+    records: list[dict[str, str]],
+) -> dict[str, Any]:
+    """Run the program over `records` once, scored by the shared metric, with the run's costs
+    (and what the model server evaluated, when its log is named)."""
+    return with_server_work(
+        config, lambda: _run_scored(_context(config, lm), program, task, records)
+    )
+
+
+def _run_scored(
     context: RunContext, program: lmc.Program, task: str, records: list[dict[str, str]]
 ) -> dict[str, Any]:
-    """Run the program over `records` once, scored by the shared metric, with the run's costs."""
     data = as_dataset(records, program, task)
     started = time.perf_counter()
     result = evaluate(
@@ -129,7 +150,7 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
 
     dev = records("dev")
     say(f"[lmc] {task}: zero-shot on {len(dev)} dev examples")
-    row: dict[str, Any] = {"zero_shot": _score(_context(config, lm), program, task, dev)}
+    row: dict[str, Any] = {"zero_shot": _score(config, lm, program, task, dev)}
     say(f"[lmc] {task}: zero-shot {row['zero_shot']['metric']:.3f}")
     if compiles(config, task):
         train = records("train")
@@ -138,8 +159,8 @@ def run_task(config: dict[str, Any], task: str, lm: LMClient | None = None) -> d
         if compiled is None:
             return row
         row["compile"] = compiled.figures | {
-            "dev": _score(_context(config, lm), compiled.program, task, dev),
-            "test": _score(_context(config, lm), compiled.program, task, records("test")),
+            "dev": _score(config, lm, compiled.program, task, dev),
+            "test": _score(config, lm, compiled.program, task, records("test")),
         }
         say(f"[lmc] {task}: compiled dev {row['compile']['dev']['metric']:.3f}")
     return row
@@ -213,7 +234,7 @@ def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any
     test = load_split(task, "test", sizes["test"], data)
     if "zero_shot" not in row:
         say(f"[lmc] {task}: zero-shot on {len(test)} test examples")
-        row["zero_shot"] = _score(_context(config, lm), program, task, test)
+        row["zero_shot"] = _score(config, lm, program, task, test)
         partial.write_text(json.dumps(row), encoding="utf-8")
     say(f"[lmc] {task}: zero-shot test {row['zero_shot']['metric']:.3f}")
     if "compile" not in row:
@@ -223,7 +244,7 @@ def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any
         if compiled is None:
             return row
         row["compile"] = compiled.figures | {
-            "test": _score(_context(config, lm), compiled.program, task, test)
+            "test": _score(config, lm, compiled.program, task, test)
         }
         partial.write_text(json.dumps(row), encoding="utf-8")
     say(f"[lmc] {task}: compiled test {row['compile']['test']['metric']:.3f}")

@@ -91,8 +91,9 @@ def run_task(args: argparse.Namespace) -> None:
     setup_dspy_venv()
     commit = _commit()  # now: the tree may move on while this runs
     started = time.perf_counter()
-    with model_server(gguf, SAVED / f"{stem}-server.log") as api_base:
-        config["api_base"] = api_base
+    server_log = SAVED / f"{stem}-server.log"
+    with model_server(gguf, server_log) as api_base:
+        config |= {"api_base": api_base, "server_log": str(server_log)}
         dspy_config = config | {"adapter": args.dspy_adapter, "partial": str(partials["dspy"])}
         # Random search first: the calls it spends set lmc's budget.
         run_side(DSPY_PYTHON, "dspy_side.py", dspy_config | {"optimizers": ["rs"]})

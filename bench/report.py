@@ -69,6 +69,8 @@ def table(
             ),
             (f"{task}: throughput, examples/s", a["examples_per_s"], b["examples_per_s"], 3),
         ]
+        if "server" in a and "server" in b:
+            rows += _server_rows(task, a["server"], b["server"])
         if "compile" in ours and "compile" in theirs:
             c, d = ours["compile"], theirs["compile"]
             rows += [
@@ -90,6 +92,33 @@ def table(
             f"| {_ratio(ours_value, theirs_value)} |"
         )
     return lines
+
+
+def _server_rows(
+    task: str, ours: dict[str, float], theirs: dict[str, float]
+) -> list[tuple[str, float | None, float | None, int]]:
+    """What the model server did for each side's zero-shot run: prompt tokens it evaluated
+    after reusing the previous request's prefix, and the share of prompt tokens it reused."""
+
+    def reused(side: dict[str, float]) -> float | None:
+        total = side["reused_prompt_tokens"] + side["evaluated_prompt_tokens"]
+        return side["reused_prompt_tokens"] / total if total else None
+
+    return [
+        (
+            f"{task}: zero-shot prompt tokens the server evaluated (after prefix reuse)",
+            ours["evaluated_prompt_tokens"],
+            theirs["evaluated_prompt_tokens"],
+            0,
+        ),
+        (f"{task}: zero-shot share of prompt tokens reused", reused(ours), reused(theirs), 3),
+        (
+            f"{task}: zero-shot server time evaluating prompts, s",
+            ours["prompt_eval_s"],
+            theirs["prompt_eval_s"],
+            1,
+        ),
+    ]
 
 
 def _curve(row: dict[str, Any]) -> list[tuple[float, float]]:

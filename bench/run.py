@@ -170,9 +170,11 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stem = f"{datetime.date.today().isoformat()}-{args.model}"
     started = time.perf_counter()
-    with model_server(gguf, RESULTS / f"{stem}-server.log") as api_base:
+    server_log = RESULTS / f"{stem}-server.log"
+    with model_server(gguf, server_log) as api_base:
         config = {
             "api_base": api_base,
+            "server_log": str(server_log),
             "tasks": tasks,
             "limit": args.limit,
             "compile": [] if args.skip_compile else compile_tasks,

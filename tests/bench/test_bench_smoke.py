@@ -233,3 +233,34 @@ def test_a_paired_interval_is_tighter_than_the_difference_of_two_intervals() -> 
     assert mean == pytest.approx(0.10)
     assert 0.0 < low < 0.10 < high
     assert optimizers_report.interval([1.0] * 10) == (1.0, 1.0)
+
+
+SERVER_LINES = """\
+llama_perf_context_print: prompt eval time =    1849.95 ms /    73 tokens (   25.34 ms per token,    39.46 tokens per second)
+llama_perf_context_print:        eval time =     450.65 ms /     7 runs   (   64.38 ms per token,    15.53 tokens per second)
+INFO:     127.0.0.1:36198 - "POST /v1/chat/completions HTTP/1.1" 200 OK
+Llama.generate: 161 prefix-match hit, remaining 67 prompt tokens to eval
+llama_perf_context_print: prompt eval time =    1679.93 ms /    67 tokens (   25.07 ms per token,    39.88 tokens per second)
+llama_perf_context_print:        eval time =     334.95 ms /     7 runs   (   47.85 ms per token,    20.90 tokens per second)
+"""
+
+
+def test_the_server_log_says_what_each_side_made_the_model_evaluate(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    from common import ServerLog
+
+    log = ServerLog(tmp_path / "server.log")
+    log.path.write_text("an earlier side's lines: " + SERVER_LINES, encoding="utf-8")
+    mark = log.mark()
+    with log.path.open("a", encoding="utf-8") as server:
+        server.write(SERVER_LINES)
+
+    work = log.since(mark)
+
+    assert work["requests"] == 2
+    assert work["reused_prompt_tokens"] == 161
+    assert work["evaluated_prompt_tokens"] == 73 + 67
+    assert work["generated_tokens"] == 14
+    assert work["prompt_eval_s"] == pytest.approx(3.52988)
