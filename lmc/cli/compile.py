@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from rich.table import Table
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import check_outputs, run_context
+from lmc.compiler.artifact import CompileInfo
 from lmc.compiler.program import Program
 from lmc.compiler.session import Compiled, compile_program, gain_text, pass_line, plan_line
 from lmc.passes.base import Pass
@@ -31,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
     # The artifact is written after every LM call is spent: a path it cannot go to stops now.
     target = Path(args.output or f"{program.name}.compiled.json")
-    check_outputs(target)
+    check_outputs(target, args.report)
     inputs = compile_inputs(args, program)
     metric = inputs[0]
     import_callables(program.ir)
@@ -50,10 +53,19 @@ def run(args: argparse.Namespace) -> int:
             on_record=shown.add,
             on_plan=shown.plan,
         )
+    compiled.program.compiled = replace(
+        compiled.program.compiled or CompileInfo(), command=shlex.join(args.command_line)
+    )
     try:
         compiled.program.save(target)
     except OSError as error:
         raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
+    if args.report:
+        from lmc.cli.report import write_compile_report
+
+        err.print(
+            f"wrote {write_compile_report(compiled.program, args.report, source=str(target))}"
+        )
     result = compiled.result
     total_calls = student.stats.total().calls + (
         teacher.stats.total().calls if teacher is not student else 0

@@ -66,6 +66,12 @@ COMMANDS = (
         "compile:run",
     ),
     Command(
+        "report",
+        "the compile report of an artifact, as one HTML page",
+        arguments.report,
+        "report:run",
+    ),
+    Command(
         "index build", "build the index of a JSONL corpus", arguments.index_build, "index:build"
     ),
 )
@@ -73,6 +79,8 @@ COMMANDS = (
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # What was run, as typed: an artifact and a report name the command that made them.
+    args.command_line = ["lmc", *(sys.argv[1:] if argv is None else argv)]
     try:
         return _handler(args.handler)(args)
     except (Exception, KeyboardInterrupt) as error:

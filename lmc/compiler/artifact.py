@@ -6,7 +6,7 @@
 
     {"schema": "lmc-artifact", "version": 2, "created": ..., "lm": ..., "backend": ...,
      "datasets": {...}, "metric": {...}, "passes": [...], "program": ".lmp text",
-     "misses": [...]}
+     "misses": [...], "command": "lmc compile ..."}
 
 `program` is the IR's text form (`lmc.ir.text`), with the instructions and demos the passes
 learned and corpus paths relative to the artifact's folder; reading parses it back into the
@@ -100,6 +100,7 @@ class CompileInfo:
     # A sample of the dev examples the program still gets wrong; empty when the compile did not
     # score the final program itself (or the artifact predates this record).
     misses: tuple[DevMiss, ...] = ()
+    command: str | None = None  # the command line that compiled it, where one did
 
 
 def artifact_to_json(program: ProgramGraph, info: CompileInfo, folder: str) -> dict[str, Any]:
@@ -115,6 +116,7 @@ def artifact_to_json(program: ProgramGraph, info: CompileInfo, folder: str) -> d
         "passes": [r.to_json() for r in info.passes],
         "program": print_program(program, folder),
         "misses": [m.to_json() for m in info.misses],
+        "command": info.command,
     }
 
 
@@ -272,6 +274,7 @@ def _compile_info(data: dict[str, Any], name: str) -> CompileInfo:
         passes=tuple(passes),
         created=_take(data, "created", str, name),
         misses=tuple(misses),
+        command=_take_optional(data, "command", str, name) if "command" in data else None,
     )
 
 
