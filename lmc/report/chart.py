@@ -41,8 +41,9 @@ def metric_chart(records: Sequence[PassRecord], metric: str) -> Markup | None:
     with rc_context({"svg.hashsalt": "lmc-report", "svg.fonttype": "none"}):
         figure = Figure(figsize=(9, 3.8), layout="constrained")
         axes = figure.subplots()
+        # Ids name the parts, so a reader of the page (and its tests) can find them.
         axes.step(line_x, line_y, where="post", color=PROGRAM, label="the program after each pass")
-        axes.plot(line_x, line_y, "o", color=PROGRAM, markersize=4)
+        axes.plot(line_x, line_y, "o", color=PROGRAM, markersize=4, gid="program-after-passes")
         for record, x, y in zip(records, line_x[1:], line_y[1:], strict=True):
             axes.annotate(record.name, (x, y), textcoords="offset points", xytext=(3, 5), size=8)
         if dropped:
@@ -51,9 +52,12 @@ def metric_chart(records: Sequence[PassRecord], metric: str) -> Markup | None:
                 facecolors="none",
                 edgecolors=DROPPED,
                 label="candidate dropped",
+                gid="candidates-dropped",
             )
         if kept:
-            axes.scatter(*zip(*kept, strict=True), color=KEPT, label="candidate kept")
+            axes.scatter(
+                *zip(*kept, strict=True), color=KEPT, label="candidate kept", gid="candidates-kept"
+            )
         axes.set_xlabel("LM calls spent by the compile's passes")
         axes.set_ylabel(f"dev {metric}")
         if _fraction(line_y, kept, dropped):
