@@ -9,12 +9,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from lmc.errors import InputError
-from lmc.files import write_atomically
-
-
-class ReportUnwritable(InputError):
-    """The report's path cannot be written (checked before any work where a command can)."""
+from lmc.files import UnwritablePath, write_atomically
 
 
 @cache
@@ -39,5 +34,5 @@ def write_page(path: str | os.PathLike[str], page: str) -> Path:
     try:
         write_atomically(target, page.encode("utf-8"))
     except OSError as error:
-        raise ReportUnwritable(f"{target}: cannot write it ({error.strerror})") from None
+        raise UnwritablePath(f"{target}: cannot write it ({error.strerror})") from None
     return target
