@@ -95,7 +95,7 @@ def run_pipeline(
 
         candidates: list[CandidateScore] = []
 
-        def scored(
+        def record_candidate(
             label: str,
             mean: float,
             examples: int,
@@ -107,7 +107,7 @@ def run_pipeline(
             calls = _spent(context).calls - spent.calls
             candidates.append(CandidateScore(label, calls, mean, examples, kept, detail))
 
-        scoped = dataclasses.replace(context, say=note, on_candidate=scored)
+        scoped = dataclasses.replace(context, say=note, on_candidate=record_candidate)
         try:
             candidate = a_pass.apply(current, scoped)
         except BudgetExhausted as exhausted:

@@ -105,7 +105,7 @@ def _rendered(
         # chat template, which only the model file has.
         request = BACKENDS.load(DEFAULT_BACKEND)().lower(view, inputs, _NoModel())
         note = f"the {backend.name} backend sends these messages through the model's chat template"
-    shown = [(m.role, m.content) for m in request.messages]
+    shown: list[tuple[str, str]] = [(m.role, m.content) for m in request.messages]
     if request.prompt is not None and not shown:
         shown = [("prompt", request.prompt)]
     if request.json_schema is not None:
