@@ -28,7 +28,7 @@ from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
-from lmc.runtime.progress import counting, dataset_progress
+from lmc.runtime.progress import WorkProgress, counting
 from lmc.strings import json_text, printable
 
 
@@ -73,12 +73,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(program: Program, metric: Metric, data: Dataset, context: RunContext) -> Evaluation:
     """Every example through the program and the metric, with a progress bar on a terminal."""
-    progress = dataset_progress(_stderr())
-    with progress:
-        task = progress.add_task(f"eval {program.name}", total=len(data))
-        counted = counting(metric, lambda: progress.advance(task))
+    with WorkProgress(_stderr(), f"eval {program.name}", len(data), "examples") as progress:
+        counted = counting(metric, progress.advance)
         result = evaluate(context, program.ir, data.examples, data.inputs, counted)
-        progress.update(task, completed=len(data))
+        progress.advance(len(data) - progress.done)  # failed examples are not scored
     return result
 
 
