@@ -150,7 +150,7 @@ def report(parser: Parser) -> None:
         "-o",
         "--output",
         metavar="REPORT.html",
-        help="the page to write (default: NAME.report.html beside where you are)",
+        help="the page to write (default: the file's name with .report.html, here)",
     )
 
 
