@@ -26,7 +26,7 @@ class StepCard:
     signature: str
     module: str
     instruction: str
-    instruction_learned: bool
+    instruction_source: str  # "learned", "its signature's" or "lmc's default"
     demos: list[dict[str, Any]]
     pool: str | None  # "3 nearest of 40 pool demos by bm25", for a step with a nearest pool
     prompt: list[tuple[str, str]]  # (role, text) of each message, or ("prompt", text)
@@ -79,7 +79,7 @@ def _card(step: StepNode, params: StepParams, sharing: list[str], backend: Backe
         signature=step.signature.display_name,
         module=step.module,
         instruction=view.instruction if step.module != "react" else _own(step, params),
-        instruction_learned=params.instruction is not None,
+        instruction_source=_instruction_source(step, params),
         demos=[dict(d.fields) for d in params.demos],
         pool=(
             f"each call is also shown the {pool.k} nearest of {len(pool.pool)} pool demos "
@@ -117,6 +117,14 @@ def _rendered(
 def _has_inputs(fields: tuple[tuple[str, Any], ...], view: StepView) -> bool:
     names = {name for name, _ in fields}
     return all(f.name in names for f in view.inputs)
+
+
+def _instruction_source(step: StepNode, params: StepParams) -> str:
+    if params.instruction is not None:
+        return "learned"
+    if step.signature.instruction is not None:
+        return "its signature's"
+    return "lmc's default: the signature has none"
 
 
 def _own(step: StepNode, params: StepParams) -> str:
