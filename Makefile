@@ -18,14 +18,14 @@ LLAMA_CMAKE += -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON
 endif
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --find-links $(WHEELS)
 
-.PHONY: demo test install install-dev graphviz lint typecheck unit
+.PHONY: demo test install install-dev graphviz chromium lint typecheck unit
 
 demo: install graphviz
 	$(BIN)/lmc check $(EXAMPLE)
 	$(BIN)/lmc run $(EXAMPLE) --input question="What is the capital of France?"
 	$(BIN)/lmc show examples/rag/program.lmp -o build/MultiHopRAG.svg
 
-test: install-dev graphviz lint typecheck unit
+test: install-dev graphviz chromium lint typecheck unit
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,15 @@ graphviz:
 	    apt-get update -qq && apt-get install -y -qq graphviz >/dev/null; \
 	  else \
 	    echo "note: install Graphviz (apt-get install graphviz / brew install graphviz) for lmc show"; \
+	  fi; }
+
+# Reports are checked in a real browser (tests marked `browser`): Debian's Chromium, headless.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: install Chromium (apt-get install chromium) for the browser tests of reports"; \
 	  fi; }
 
 lint:

@@ -32,12 +32,30 @@ class CompileContext:
     metric: Metric
     seed: int = 0
     say: Callable[[str], None] = field(default=lambda message: None)
+    # Told of every candidate a pass scores: (label, mean score, examples, kept, detail). The pass
+    # manager records them with the LM calls spent so far, for the report's chart.
+    on_candidate: Callable[[str, float, int, bool, str | None], None] = field(
+        default=lambda *scored: None
+    )
     # Scores already paid for in this compile, by (program, data, teacher): passes re-score the
     # program they were given, and without an LM cache (--no-cache) that would cost real calls.
     # Each entry holds its dataset, so the id in the key cannot be reused by another one.
     _scores: dict[tuple[str, int, bool], tuple[Dataset, Evaluation]] = field(
         default_factory=dict, repr=False
     )
+
+    def candidate(
+        self, label: str, score: float, examples: int, *, kept: bool, detail: str | None = None
+    ) -> None:
+        """Record a candidate the pass scored: its mean over `examples` dev examples, and
+        whether the pass kept it."""
+        self.on_candidate(label, score, examples, kept, detail)
+
+    def known_score(self, program: ProgramGraph) -> Evaluation | None:
+        """The program's dev score if this compile already paid for it, else None: what may be
+        shown without another LM call."""
+        found = self._scores.get((print_program(program), id(self.dev), False))
+        return None if found is None else found[1]
 
     def rng(self, salt: str) -> random.Random:
         """A random source for one decision of one pass: the same seed gives the same choices."""

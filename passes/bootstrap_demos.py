@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from lmc.ir.graph import Demo, ProgramGraph, StepNode
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.selection import Contender, paired_gain, race, race_runs
+from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
 from lmc.signatures import REASONING
 
 
@@ -64,6 +64,7 @@ class BootstrapDemosPass:
             context.score(winner.program).scores,
             context.rng(f"{self.name}:gain"),
         )
+        settle(context, winner, kept=gain.holds())
         if gain.holds():
             say(f"{self.name}: {winner.label} kept: dev gain {gain}")
             return winner.program

@@ -74,6 +74,8 @@ class DynamicDemosPass:
         )
         sizes = ", ".join(f"{key}: {len(demos)} demos" for key, demos in pools.items())
         tried = f"pools ({sizes}), each input shown its {self.k} nearest by {kind}"
+        scored = context.score(candidate)
+        context.candidate(tried, scored.score, len(scored.scores), kept=gain.holds())
         if gain.holds():
             context.say(f"{self.name}: {tried}: dev gain {gain}: kept")
             return candidate

@@ -44,6 +44,10 @@ class EnsemblePass:
             )
             per_call = gain.mean / extra
             worth = gain.holds() and per_call >= self.min_gain_per_call
+            scored = context.score(candidate)
+            context.candidate(
+                f"{key} sampled {self.samples} times", scored.score, len(scored.scores), kept=worth
+            )
             context.say(
                 f"{self.name}: {key} sampled {self.samples} times: dev gain {gain} for {extra} "
                 f"more calls per run ({per_call:+.3f} a call): "

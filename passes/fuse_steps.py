@@ -257,7 +257,9 @@ class FuseStepsPass:
                 continue
             candidate, fused = fuse(current, a, b)
             score = context.score(candidate).score
-            if score + _EPSILON >= baseline - self.tolerance:
+            holds = score + _EPSILON >= baseline - self.tolerance
+            context.candidate(f"{a} fused with {b}", score, len(context.dev), kept=holds)
+            if holds:
                 current, kept = candidate, kept + 1
                 now_in = {k: fused if v in (a, b) else v for k, v in now_in.items()}
                 context.say(f"fused {a} and {b}: saves 1 LM call per run")

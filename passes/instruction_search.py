@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from lmc.backends.base import StepView
 from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.selection import Contender, paired_gain, race, race_runs
+from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
 from lmc.runtime.data import Dataset
 from lmc.runtime.steps import StepFailed, call_step
 from lmc.signatures import FieldSpec, SignatureSpec
@@ -68,13 +68,14 @@ class InstructionSearchPass:
             for number, proposal in enumerate(proposals, 1):
                 candidate = current.copy()
                 candidate.params[key] = replace(candidate.params[key], instruction=proposal)
-                contenders.append(Contender(f"{key} candidate {number}", candidate))
+                contenders.append(Contender(f"{key} candidate {number}", candidate, proposal))
             winner = race(contenders, context, context.dev, self.name, self.minibatch)
             gain = paired_gain(
                 context.score(current).scores,
                 context.score(winner.program).scores,
                 context.rng(f"{self.name}:{key}:gain"),
             )
+            settle(context, winner, kept=gain.holds())
             if gain.holds():
                 current = winner.program
                 context.say(

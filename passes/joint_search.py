@@ -23,7 +23,7 @@ from lmc.ir.graph import Demo, ProgramGraph, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.passes.bootstrap_demos import BootstrapDemosPass, passing_runs, with_demos
 from lmc.passes.instruction_search import InstructionSearchPass
-from lmc.passes.selection import Contender, paired_gain, race, race_runs
+from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
 
 # A choice per step: (instruction index, demo set index) into that step's candidates.
 Choice = tuple[tuple[str, int, int], ...]
@@ -84,6 +84,9 @@ class JointSearchPass:
             score = context.score(candidate, part).score
             study.tell(trial, score)
             results[choice].append(score)
+            context.candidate(
+                f"trial {trial_number + 1}: {_label(choice)}", score, len(indexes), kept=False
+            )
             context.say(
                 f"{self.name}: trial {trial_number + 1}: {_label(choice)} scores {score:.3f} "
                 f"on {len(indexes)} dev examples"
@@ -99,7 +102,9 @@ class JointSearchPass:
             context.score(winner.program).scores,
             context.rng(f"{self.name}:gain"),
         )
-        if gain.holds() and winner.program != program:
+        kept = gain.holds() and winner.program != program
+        settle(context, winner, kept=kept)
+        if kept:
             context.say(f"{self.name}: {winner.label} kept: dev gain {gain}")
             return winner.program
         context.say(

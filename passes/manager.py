@@ -15,7 +15,7 @@ from typing import Any
 from lmc.errors import RunError
 from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, Pass, calls_per_run
-from lmc.passes.record import PassRecord
+from lmc.passes.record import CandidateScore, PassRecord
 from lmc.passes.selection import paired_gain
 from lmc.runtime.context import BudgetExhausted
 from lmc.runtime.stats import StepStats
@@ -93,7 +93,21 @@ def run_pipeline(
             notes.append(message)
             say(message)
 
-        scoped = dataclasses.replace(context, say=note)
+        candidates: list[CandidateScore] = []
+
+        def record_candidate(
+            label: str,
+            mean: float,
+            examples: int,
+            kept: bool,
+            detail: str | None,
+            spent: StepStats = spent,
+            candidates: list[CandidateScore] = candidates,
+        ) -> None:
+            calls = _spent(context).calls - spent.calls
+            candidates.append(CandidateScore(label, calls, mean, examples, kept, detail))
+
+        scoped = dataclasses.replace(context, say=note, on_candidate=record_candidate)
         try:
             candidate = a_pass.apply(current, scoped)
         except BudgetExhausted as exhausted:
@@ -126,6 +140,7 @@ def run_pipeline(
             calls_per_run=calls_per_run(candidate),
             notes=notes,
             gain=None if gain is None else gain.to_json(),
+            candidates=candidates,
         )
         records.append(record)
         on_record(record, candidate)

@@ -31,7 +31,10 @@ class PruneDemosPass:
                 del demos[index]
                 candidate = with_demos(current, {key: demos})
                 candidate_score = context.score(candidate).score
-                if candidate_score >= score:
+                better = candidate_score >= score
+                label = f"{key} without demo {index + 1}"
+                context.candidate(label, candidate_score, len(context.dev), kept=better)
+                if better:
                     current, score, dropped = candidate, candidate_score, dropped + 1
         kept = sum(len(p.demos) for p in current.params.values())
         context.say(f"prune-demos: dropped {dropped} demos, kept {kept}")

@@ -74,6 +74,7 @@ class Contender:
 
     label: str
     program: ProgramGraph
+    detail: str | None = None  # what it is, where that is short text (an instruction)
     seen: dict[int, tuple[float, dict[str, Any] | None, str | None]] = field(default_factory=dict)
 
     @property
@@ -137,11 +138,24 @@ def race(
         keep = math.ceil(len(alive) / 2)
         dropped, alive = alive[keep:], alive[:keep]
         listed = ", ".join(f"{c.label} {c.mean:.3f}" for c in dropped)
+        for contender in dropped:
+            context.candidate(
+                contender.label,
+                contender.mean,
+                len(contender.seen),
+                kept=False,
+                detail=contender.detail,
+            )
         context.say(f"{who}: after {end} dev examples, dropped {listed}")
     winner = alive[0]
     _score([winner], context, data, order[start:])
     context.remember(winner.program, data, winner.evaluation(len(data)))
     return winner
+
+
+def settle(context: CompileContext, winner: Contender, *, kept: bool) -> None:
+    """Record the race's winner, scored on all of dev, and whether the pass kept it."""
+    context.candidate(winner.label, winner.mean, len(winner.seen), kept=kept, detail=winner.detail)
 
 
 def _score(

@@ -19,7 +19,7 @@ from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.metrics import Metric
 from lmc.runtime.prediction import Example, Prediction
-from lmc.runtime.progress import counting, dataset_progress
+from lmc.runtime.progress import WorkProgress, counting
 
 
 @dataclass(frozen=True)
@@ -96,10 +96,11 @@ def _with_progress(
     """The evaluation with the command line's progress bar on stderr (on a terminal)."""
     from rich.console import Console
 
-    progress = dataset_progress(Console(stderr=True))
+    progress = WorkProgress(
+        Console(stderr=True), f"evaluate {program.name}", len(examples), "examples"
+    )
     with progress:
-        task = progress.add_task(f"evaluate {program.name}", total=len(examples))
-        counted = counting(metric, lambda: progress.advance(task))
+        counted = counting(metric, progress.advance)
         return evaluate(run, program.ir, examples, inputs, counted)
 
 

@@ -114,6 +114,12 @@ def evaluate(parser: Parser) -> None:
         help="how to score (default: the artifact's metric, else the file's metric declaration)",
     )
     parser.add_argument("--out", metavar="RESULTS.jsonl", help="per-example results, as JSONL")
+    parser.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="also write a page of the evaluation: per-example scores, the confusion table of "
+        "a literal output, the slowest and costliest examples",
+    )
     options.corpora(parser)
     options.model(parser)
     options.call_log(parser)
@@ -127,9 +133,24 @@ def compile_(parser: Parser) -> None:
     options.model(parser)
     parser.add_argument("-o", "--output", help="artifact to write (default: NAME.compiled.json)")
     parser.add_argument(
+        "--report",
+        metavar="REPORT.html",
+        help="also write the compile report, as `lmc report` does: graph, passes, chart, prompts",
+    )
+    parser.add_argument(
         "--resume",
         action="store_true",
         help="go on after an interrupted compile (completed LM calls come from the cache)",
+    )
+
+
+def report(parser: Parser) -> None:
+    options.program_file(parser)
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="REPORT.html",
+        help="the page to write (default: the file's name with .report.html, here)",
     )
 
 

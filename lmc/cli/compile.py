@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import check_outputs, run_context
+from lmc.compiler.artifact import CompileInfo
 from lmc.compiler.program import Program
 from lmc.compiler.session import Compiled, compile_program, gain_text, pass_line, plan_line
 from lmc.passes.base import Pass
@@ -24,6 +27,7 @@ from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
+from lmc.runtime.progress import WorkProgress
 from lmc.strings import printable
 
 
@@ -31,14 +35,17 @@ def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
     # The artifact is written after every LM call is spent: a path it cannot go to stops now.
     target = Path(args.output or f"{program.name}.compiled.json")
-    check_outputs(target)
+    check_outputs(target, args.report)
     inputs = compile_inputs(args, program)
     metric = inputs[0]
     import_callables(program.ir)
     student, teacher = compile_contexts(args)
     err = Console(stderr=True, highlight=False, markup=False, soft_wrap=True)
     started = time.perf_counter()
-    shown = _PassTable(err, metric.label, args.budget_calls)
+    calls = WorkProgress(err, f"compile {program.name}", 0, "LM calls")
+    for context in [student] if teacher is student else [student, teacher]:
+        context.on_call = lambda record, response: calls.advance()
+    shown = _PassTable(err, metric.label, args.budget_calls, calls)
     with shown.live():
         compiled = compile_with_options(
             args,
@@ -50,10 +57,19 @@ def run(args: argparse.Namespace) -> int:
             on_record=shown.add,
             on_plan=shown.plan,
         )
+    compiled.program.compiled = replace(
+        compiled.program.compiled or CompileInfo(), command=shlex.join(args.command_line)
+    )
     try:
         compiled.program.save(target)
     except OSError as error:
         raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
+    if args.report:
+        from lmc.cli.report import write_compile_report
+
+        err.print(
+            f"wrote {write_compile_report(compiled.program, args.report, source=str(target))}"
+        )
     result = compiled.result
     total_calls = student.stats.total().calls + (
         teacher.stats.total().calls if teacher is not student else 0
@@ -129,8 +145,8 @@ def compile_inputs(
 class _PassTable:
     """The plan, then one row per finished pass: a live table on a terminal, else lines."""
 
-    def __init__(self, err: Console, metric: str, budget: int | None):
-        self.err, self.metric, self.budget = err, metric, budget
+    def __init__(self, err: Console, metric: str, budget: int | None, calls: WorkProgress):
+        self.err, self.metric, self.budget, self.calls = err, metric, budget, calls
         self.table = Table(
             "pass",
             "dev before",
@@ -145,12 +161,17 @@ class _PassTable:
         )
 
     def live(self) -> AbstractContextManager[Any]:
+        """The table and the LM calls' progress, live on a terminal (elsewhere each prints
+        its own lines)."""
         if self.err.is_terminal:
-            return Live(self.table, console=self.err, refresh_per_second=2)
+            shown = Group(self.table, self.calls)
+            return Live(shown, console=self.err, refresh_per_second=2)
         return nullcontext()
 
     def plan(self, stages: list[tuple[str, int]]) -> None:
         self.err.print(plan_line(stages, self.budget))
+        # Progress is counted against the projection: at most that many calls.
+        self.calls.expect(sum(calls for _, calls in stages))
 
     def add(self, record: PassRecord) -> None:
         self.table.add_row(

@@ -9,6 +9,7 @@ the last line on stdout is the summary, `metric exact_match(answer) = 0.625 on 8
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,19 +22,20 @@ from lmc.cli.loading import load_program
 from lmc.cli.running import check_outputs, compiled_for, run_context
 from lmc.compiler.program import Program
 from lmc.files import write_atomically
+from lmc.report.eval_page import EvalRun
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import Dataset, load_dataset
 from lmc.runtime.evaluate import Evaluation, evaluate
 from lmc.runtime.functions import import_callables
 from lmc.runtime.metrics import Metric, MetricError, builtin, parse_metric
-from lmc.runtime.progress import counting, dataset_progress
+from lmc.runtime.progress import WorkProgress, counting
 from lmc.strings import json_text, printable
 
 
 def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
     program = load_program(args.program_file, args.program, args.corpus or [])
-    check_outputs(args.out, args.trace)
+    check_outputs(args.out, args.trace, args.report)
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     import_callables(program.ir)
@@ -46,6 +48,18 @@ def run(args: argparse.Namespace) -> int:
             context.trace.close()
     elapsed = time.perf_counter() - started
     _report(_result_lines(data, result), args.out)
+    if args.report:
+        run_described = EvalRun(
+            program,
+            metric,
+            data,
+            args.data,
+            model=context.model or context.lm.identity,
+            backend=context.backend.name,
+            command=shlex.join(args.command_line),
+            seconds=elapsed,
+        )
+        _write_eval_report(run_described, result, args.report)
     total = context.stats.total()
     failed = sum(1 for e in result.errors if e is not None)
     examples = len(data)
@@ -59,13 +73,19 @@ def run(args: argparse.Namespace) -> int:
 
 def _evaluate(program: Program, metric: Metric, data: Dataset, context: RunContext) -> Evaluation:
     """Every example through the program and the metric, with a progress bar on a terminal."""
-    progress = dataset_progress(_stderr())
-    with progress:
-        task = progress.add_task(f"eval {program.name}", total=len(data))
-        counted = counting(metric, lambda: progress.advance(task))
+    with WorkProgress(_stderr(), f"eval {program.name}", len(data), "examples") as progress:
+        counted = counting(metric, progress.advance)
         result = evaluate(context, program.ir, data.examples, data.inputs, counted)
-        progress.update(task, completed=len(data))
+        progress.advance(len(data) - progress.done)  # failed examples are not scored
     return result
+
+
+def _write_eval_report(run: EvalRun, result: Evaluation, target: str) -> None:
+    from lmc.report.eval_page import eval_page
+    from lmc.report.render import render_page, write_page
+
+    written = write_page(target, render_page("eval.html.j2", eval_page(run, result)))
+    _stderr().print(f"wrote {written}")
 
 
 def _result_lines(data: Dataset, result: Evaluation) -> list[dict[str, Any]]:

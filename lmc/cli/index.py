@@ -7,31 +7,20 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from lmc.cli.errors import EXIT_OK
 from lmc.retrieval.index import build_index, read_corpus
+from lmc.runtime.progress import WorkProgress
 
 
 def build(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False, markup=False)
     started = time.perf_counter()
-    progress = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not err.is_terminal,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task(f"reading {args.corpus}", total=None)
+    with WorkProgress(err, f"reading {args.corpus}", None, "passages") as progress:
         corpus = read_corpus(
-            Path(args.corpus),
-            args.text,
-            progress=lambda n: progress.update(task, description=f"reading: {n} passages"),
+            Path(args.corpus), args.text, progress=lambda n: progress.advance(n - progress.done)
         )
-        progress.update(task, description=f"indexing {len(corpus.texts)} passages ({args.kind})")
+        progress.describe(f"indexing {len(corpus.texts)} passages ({args.kind})")
         folder, built = build_index(corpus, args.kind)
     what = f"built in {time.perf_counter() - started:.1f}s" if built else "already built"
     print(

@@ -36,6 +36,7 @@ class Command(NamedTuple):
     help: str
     arguments: Callable[[argparse.ArgumentParser], None]
     handler: str  # "module:function" under lmc.cli, imported when the command runs
+    example: str  # a worked example, shown by the command's --help (tests parse each one)
 
 
 GROUPS = {
@@ -45,34 +46,96 @@ GROUPS = {
 }
 
 COMMANDS = (
-    Command("check", "parse and type-check; every error at once", arguments.check, "check:run"),
-    Command("fmt", "print (or check, or rewrite) the canonical form", arguments.fmt, "fmt:run"),
-    Command("show", "the program graph as a picture", arguments.show, "show:run"),
-    Command("opt", "print the program after a pipeline of passes", arguments.opt, "opt:run"),
-    Command("run", "run a program on an LM", arguments.run, "run:run"),
+    Command(
+        "check",
+        "parse and type-check; every error at once",
+        arguments.check,
+        "check:run",
+        "lmc check examples/rag/program.lmp",
+    ),
+    Command(
+        "fmt",
+        "print (or check, or rewrite) the canonical form",
+        arguments.fmt,
+        "fmt:run",
+        "lmc fmt -w examples/rag/program.lmp",
+    ),
+    Command(
+        "show",
+        "the program graph as a picture",
+        arguments.show,
+        "show:run",
+        "lmc show examples/rag/program.lmp -o rag.svg",
+    ),
+    Command(
+        "opt",
+        "print the program after a pipeline of passes",
+        arguments.opt,
+        "opt:run",
+        "lmc opt examples/rag/program.lmp -p dead-steps,dedupe-steps",
+    ),
+    Command(
+        "run",
+        "run a program on an LM",
+        arguments.run,
+        "run:run",
+        'lmc run examples/qa/program.lmp --input question="Who wrote Hamlet?"',
+    ),
     Command(
         "trace show",
         "the rendered prompts, replies and fields",
         arguments.trace_show,
         "trace:show",
+        "lmc trace show calls.jsonl -n 5",
     ),
-    Command("cache stats", "entries and size", arguments.none, "cache:stats"),
-    Command("cache clear", "remove every entry", arguments.none, "cache:clear"),
-    Command("eval", "score a program or artifact on a dataset", arguments.evaluate, "eval:run"),
+    Command("cache stats", "entries and size", arguments.none, "cache:stats", "lmc cache stats"),
+    Command("cache clear", "remove every entry", arguments.none, "cache:clear", "lmc cache clear"),
+    Command(
+        "eval",
+        "score a program or artifact on a dataset",
+        arguments.evaluate,
+        "eval:run",
+        "lmc eval fever.json --data examples/fever/dev.jsonl --report eval.html",
+    ),
     Command(
         "compile",
         "optimize a program against data and a metric",
         arguments.compile_,
         "compile:run",
+        "lmc compile examples/fever/program.lmp --train examples/fever/train.jsonl "
+        "--dev examples/fever/dev.jsonl --budget-calls 600 -o fever.json --report fever.html",
     ),
     Command(
-        "index build", "build the index of a JSONL corpus", arguments.index_build, "index:build"
+        "report",
+        "the compile report of an artifact, as one HTML page",
+        arguments.report,
+        "report:run",
+        "lmc report fever.json -o fever.html",
+    ),
+    Command(
+        "index build",
+        "build the index of a JSONL corpus",
+        arguments.index_build,
+        "index:build",
+        "lmc index build examples/rag/corpus.jsonl",
     ),
 )
+
+# What `lmc --help` ends with: a session from a program to its compiled form and report.
+EXAMPLES = """\
+examples:
+  lmc check examples/qa/program.lmp
+  lmc run examples/qa/program.lmp --input question="Who wrote Hamlet?"
+  lmc compile examples/fever/program.lmp --train examples/fever/train.jsonl -o fever.json
+  lmc report fever.json -o fever.html
+
+Each command's --help shows an example of its own."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # What was run, as typed: an artifact and a report name the command that made them.
+    args.command_line = ["lmc", *(sys.argv[1:] if argv is None else argv)]
     try:
         return _handler(args.handler)(args)
     except (Exception, KeyboardInterrupt) as error:
@@ -121,7 +184,12 @@ def _handler(target: str) -> Callable[[argparse.Namespace], int]:
 
 def parser() -> argparse.ArgumentParser:
     """The whole command line, from `COMMANDS`; no command's module is imported."""
-    top = argparse.ArgumentParser(prog="lmc", description="A compiler for language-model programs.")
+    top = argparse.ArgumentParser(
+        prog="lmc",
+        description="A compiler for language-model programs.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     top.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
     groups: dict[str, Any] = {}
@@ -133,7 +201,13 @@ def parser() -> argparse.ArgumentParser:
                 dest=f"{group}_command", required=True, metavar="COMMAND"
             )
         into = groups[group] if group else commands
-        sub = into.add_parser(word, help=command.help)
+        sub = into.add_parser(
+            word,
+            help=command.help,
+            description=command.help,
+            epilog=f"example:\n  {command.example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         command.arguments(sub)
         sub.set_defaults(handler=command.handler)
     return top

@@ -21,7 +21,7 @@ from lmc.runtime import executor
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import parse_cli_inputs, read_records
 from lmc.runtime.functions import import_callables
-from lmc.runtime.progress import dataset_progress
+from lmc.runtime.progress import WorkProgress
 from lmc.runtime.stats import RunStats
 from lmc.runtime.steps import StepFailed
 from lmc.strings import json_text, printable
@@ -93,11 +93,9 @@ def _run_dataset(
                 if args.max_errors is not None and failed >= args.max_errors:
                     return
 
-    progress = dataset_progress(err)
     try:
-        with progress:
-            task = progress.add_task(program.name, total=len(todo))
-            asyncio.run(stream(lambda: progress.advance(task)))
+        with WorkProgress(err, program.name, len(todo), "records") as progress:
+            asyncio.run(stream(progress.advance))
     finally:
         if results is not None:
             results.close()

@@ -5,12 +5,15 @@
 (never pickle), so it can be read, diffed and reviewed:
 
     {"schema": "lmc-artifact", "version": 2, "created": ..., "lm": ..., "backend": ...,
-     "datasets": {...}, "metric": {...}, "passes": [...], "program": ".lmp text"}
+     "datasets": {...}, "metric": {...}, "passes": [...], "program": ".lmp text",
+     "misses": [...], "command": "lmc compile ..."}
 
 `program` is the IR's text form (`lmc.ir.text`), with the instructions and demos the passes
 learned and corpus paths relative to the artifact's folder; reading parses it back into the
 graph. The rest is metadata: the model and backend it was compiled for, the datasets' sha256,
-the metric and the pass log.
+the metric, the pass log (each pass's candidates with their scores) and a sample of the dev
+examples the program still gets wrong. Artifacts from before the candidates and misses were
+kept read as having none.
 """
 
 from __future__ import annotations
@@ -47,6 +50,44 @@ def _now() -> str:
 
 
 @dataclass(frozen=True)
+class DevMiss:
+    """A dev example the compiled program still gets wrong, as the compile's last score saw it:
+    what the report shows, expected beside predicted, without another LM call."""
+
+    record: int  # its number in the dev data, from 1
+    inputs: dict[str, Any]
+    expected: dict[str, Any]  # the fields the metric compares (every non-input field if unknown)
+    predicted: dict[str, Any] | None  # None: the run failed (see `error`)
+    score: float
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "record": self.record,
+            "inputs": self.inputs,
+            "expected": self.expected,
+            "predicted": self.predicted,
+            "score": round(self.score, 4),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> DevMiss:
+        """A miss `to_json` wrote; `TypeError` or `KeyError` when it is not one."""
+        found = cls(
+            data["record"],
+            data["inputs"],
+            data["expected"],
+            data["predicted"],
+            data["score"],
+            data.get("error"),
+        )
+        if not isinstance(found.inputs, dict) or not isinstance(found.expected, dict):
+            raise TypeError(f"not a dev example: {data}")
+        return found
+
+
+@dataclass(frozen=True)
 class CompileInfo:
     """How a program was compiled: what an artifact holds beside the program itself."""
 
@@ -56,6 +97,10 @@ class CompileInfo:
     metric: dict[str, Any] | None = None  # `Metric.to_json()`
     passes: tuple[PassRecord, ...] = ()
     created: str = field(default_factory=_now)  # ISO 8601
+    # A sample of the dev examples the program still gets wrong; empty when the compile did not
+    # score the final program itself (or the artifact predates this record).
+    misses: tuple[DevMiss, ...] = ()
+    command: str | None = None  # the command line that compiled it, where one did
 
 
 def artifact_to_json(program: ProgramGraph, info: CompileInfo, folder: str) -> dict[str, Any]:
@@ -70,6 +115,8 @@ def artifact_to_json(program: ProgramGraph, info: CompileInfo, folder: str) -> d
         "metric": info.metric,
         "passes": [r.to_json() for r in info.passes],
         "program": print_program(program, folder),
+        "misses": [m.to_json() for m in info.misses],
+        "command": info.command,
     }
 
 
@@ -212,6 +259,13 @@ def _compile_info(data: dict[str, Any], name: str) -> CompileInfo:
             passes.append(PassRecord.from_json(record))
         except (TypeError, KeyError, AttributeError):
             raise ArtifactError(f"{name}: pass {number} is not a pass record") from None
+    misses = []
+    listed = _take(data, "misses", list, name) if "misses" in data else []
+    for number, miss in enumerate(listed, start=1):
+        try:
+            misses.append(DevMiss.from_json(miss))
+        except (TypeError, KeyError, AttributeError):
+            raise ArtifactError(f"{name}: miss {number} is not a dev example") from None
     return CompileInfo(
         lm=_take_optional(data, "lm", str, name),
         backend=_take_optional(data, "backend", str, name),
@@ -219,6 +273,8 @@ def _compile_info(data: dict[str, Any], name: str) -> CompileInfo:
         metric=_take_optional(data, "metric", dict, name),
         passes=tuple(passes),
         created=_take(data, "created", str, name),
+        misses=tuple(misses),
+        command=_take_optional(data, "command", str, name) if "command" in data else None,
     )
 
 

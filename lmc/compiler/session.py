@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lmc.compiler import checkpoint
-from lmc.compiler.artifact import CompileInfo
+from lmc.compiler.artifact import CompileInfo, DevMiss
 from lmc.compiler.program import Program
 from lmc.errors import InputError
 from lmc.ir.graph import ProgramGraph
@@ -31,7 +31,11 @@ from lmc.passes.pipeline import parse_pipeline
 from lmc.passes.record import PassRecord
 from lmc.runtime.context import Budget, RunContext
 from lmc.runtime.data import Dataset, split
+from lmc.runtime.evaluate import Evaluation
 from lmc.runtime.metrics import Metric
+
+# How many dev examples the program gets wrong an artifact keeps, for the report to show.
+MISSES_KEPT = 8
 
 
 class BudgetTooSmall(InputError):
@@ -141,6 +145,7 @@ def compile_program(
         result = run_pipeline(graph, passes, context, on_record=keep, done=done)
     saved_at.unlink(missing_ok=True)
     info = CompileInfo(
+        misses=dev_misses(context.known_score(result.program), dev, metric),
         lm=run.model,
         backend=run.backend.name,
         datasets={"train": train.sha256, "dev": dev.sha256},
@@ -148,6 +153,27 @@ def compile_program(
         passes=tuple(result.records),
     )
     return Compiled(Program(result.program, info), result, stages, train, dev, metric)
+
+
+def dev_misses(
+    scored: Evaluation | None, dev: Dataset, metric: Metric, most: int = MISSES_KEPT
+) -> tuple[DevMiss, ...]:
+    """The first `most` dev examples the program scored below full marks on, from a score the
+    compile already has (none without one: the artifact records them, it spends no call)."""
+    if scored is None:
+        return ()
+    found: list[DevMiss] = []
+    for index, (score, predicted, error) in enumerate(
+        zip(scored.scores, scored.predictions, scored.errors, strict=True)
+    ):
+        if score >= 1.0 or len(found) >= most:
+            continue
+        example, names = dev.examples[index], set(dev.inputs[index])
+        inputs = {k: v for k, v in example.items() if k in names}
+        wanted = [metric.field] if metric.field else [k for k in example if k not in names]
+        expected = {k: example[k] for k in wanted if k in example}
+        found.append(DevMiss(index + 1, inputs, expected, predicted, score, error))
+    return tuple(found)
 
 
 def _checkpoint_path(graph: ProgramGraph, passes: list[Pass], context: CompileContext) -> Path:

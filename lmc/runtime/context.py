@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
-from lmc.backends.base import Backend, LMClient
+from lmc.backends.base import Backend, LMClient, LMResponse
 from lmc.backends.clients import DEFAULT_MODEL, model_string, open_lm
 from lmc.errors import InputError, RunError
 from lmc.plugins import BACKENDS
@@ -47,6 +47,9 @@ class RunContext:
     # Called with (record, step id, inputs, outputs) after each step: how a compile pass sees
     # what the program did.
     on_step: Callable[[int | None, str, dict[str, Any], dict[str, Any]], None] | None = None
+    # Called with (record, response) after each LM call, cache hits too: how an evaluation
+    # counts each example's calls and tokens.
+    on_call: Callable[[int | None, LMResponse], None] | None = None
     # The model as the user named it (`local`, `openai/NAME`), recorded in compiled artifacts
     # so that they run on it again; None for a client passed in directly.
     model: str | None = None

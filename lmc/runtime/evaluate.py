@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from lmc.backends.base import LMResponse
 from lmc.ir.graph import ProgramGraph
 from lmc.runtime.context import RunContext
 from lmc.runtime.executor import run_records, run_to_end
@@ -24,11 +25,27 @@ class StepCall:
 
 
 @dataclass
+class ExampleCost:
+    """What one example's run cost: for the slowest and costliest examples of an evaluation."""
+
+    seconds: float = 0.0  # wall time from its start to its end (other examples ran meanwhile)
+    calls: int = 0  # LM calls made, cache hits apart
+    cached: int = 0
+    tokens: int = 0  # prompt and completion tokens, cache hits included
+
+    def add(self, response: LMResponse) -> None:
+        self.cached += int(response.cached)
+        self.calls += int(not response.cached)
+        self.tokens += response.prompt_tokens + response.completion_tokens
+
+
+@dataclass
 class Evaluation:
     scores: list[float]
     predictions: list[dict[str, Any] | None]
     errors: list[str | None]
     calls: list[list[StepCall]] = field(default_factory=list)
+    costs: list[ExampleCost] = field(default_factory=list)  # by example; empty when not measured
 
     @property
     def score(self) -> float:
@@ -57,12 +74,24 @@ def evaluate(
             with lock:
                 seen[record].append(StepCall(step, dict(values), dict(outputs)))
 
-    running = replace(context, on_step=observe) if capture else context
+    costs: dict[int, ExampleCost] = defaultdict(ExampleCost)
+    outer = context.on_call
+
+    def count(record: int | None, response: LMResponse) -> None:
+        if outer is not None:
+            outer(record, response)
+        if record is not None:
+            with lock:
+                costs[record].add(response)
+
+    running = replace(context, on_call=count, on_step=observe if capture else context.on_step)
 
     async def collect() -> Evaluation:
         result = Evaluation([], [], [])
         async for record in run_records(running, graph, list(inputs)):
             example = examples[record.index]
+            with lock:
+                costs[record.index].seconds = record.seconds
             if record.outputs is None:
                 result.scores.append(0.0)
                 result.predictions.append(None)
@@ -73,6 +102,7 @@ def evaluate(
                 result.predictions.append(record.outputs)
                 result.errors.append(None)
         result.calls = [seen.get(i, []) for i in range(len(examples))]
+        result.costs = [costs[i] for i in range(len(examples))]
         return result
 
     return run_to_end(collect)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -278,6 +279,7 @@ class RecordResult:
     outputs: dict[str, Any] | None = None
     error: str | None = None
     reply: str | None = None
+    seconds: float = 0.0  # wall time from its start to its end (other records ran meanwhile)
 
 
 async def run_records(
@@ -296,14 +298,21 @@ async def run_records(
     in_order = _one_at_a_time(graph)
 
     async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
+        started = time.perf_counter()
         try:
             if in_order:
                 outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
             else:
                 outputs = await _Run(context, graph, index).outputs(inputs)
         except RecordFailure as failure:
-            return RecordResult(index, inputs, error=str(failure), reply=failure.reply)
-        return RecordResult(index, inputs, outputs)
+            return RecordResult(
+                index,
+                inputs,
+                error=str(failure),
+                reply=failure.reply,
+                seconds=time.perf_counter() - started,
+            )
+        return RecordResult(index, inputs, outputs, seconds=time.perf_counter() - started)
 
     pending: list[asyncio.Task[RecordResult]] = []
     try:

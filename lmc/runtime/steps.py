@@ -76,6 +76,8 @@ def call_step(
             raise error.at_step(step_id) from None
         answered.append((request, response))
         context.stats.record_call(step_id, response, repair=attempt == 2)
+        if context.on_call is not None:
+            context.on_call(record, response)
         try:
             parsed = backend.parse(view, response.text)
         except ReplyError as error:

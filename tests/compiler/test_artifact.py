@@ -25,6 +25,7 @@ from lmc.compiler.artifact import (
     SCHEMA_VERSION,
     ArtifactError,
     CompileInfo,
+    DevMiss,
     artifact_to_json,
     read_artifact,
     write_artifact,
@@ -48,6 +49,7 @@ from lmc.ir.graph import (
 )
 from lmc.ir.lower import check
 from lmc.ir.text import writes_every_type
+from lmc.passes.record import CandidateScore, PassRecord
 from lmc.signatures import FieldSpec, FunctionSpec, SignatureSpec, StepOptions
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -574,3 +576,54 @@ def test_a_missing_artifact_exits_2(fake: FakeLM, capsys: pytest.CaptureFixture[
 
     assert code == EXIT_BAD_INPUT
     assert err == "lmc: error: gone.json: no such file\n"
+
+
+# candidates and misses ---------------------------------------------------------------------------
+
+
+def test_candidates_misses_and_command_round_trip(tmp_path: Path) -> None:
+    candidates = [
+        CandidateScore("gen candidate 2", 12, 0.5, 8, kept=False, detail="Answer briefly."),
+        CandidateScore("gen candidate 1", 30, 0.75, 16, kept=True),
+    ]
+    record = PassRecord("instruction-search", {}, 0.5, 0.75, 30, 0, 900, 40, 1.5, 1)
+    record.candidates = candidates
+    miss = DevMiss(3, {"question": "q3"}, {"answer": "a3"}, {"answer": "no idea"}, 0.0)
+    info = dataclasses.replace(INFO, passes=(record,), misses=(miss,), command="lmc compile x")
+    path = tmp_path / "a.json"
+
+    write_artifact(path, lmc.load(EXAMPLES / "qa" / "program.lmp").ir, info)
+    _, read = read_artifact(path)
+
+    assert read.passes[0].candidates == candidates
+    assert read.misses == (miss,)
+    assert read.command == "lmc compile x"
+
+
+def test_an_artifact_without_candidates_misses_or_command_still_loads(tmp_path: Path) -> None:
+    record = PassRecord("bootstrap-demos", {}, 0.5, 0.75, 30, 0, 900, 40, 1.5, 1)
+    path = tmp_path / "old.json"
+    write_artifact(path, lmc.load(EXAMPLES / "qa" / "program.lmp").ir, INFO)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    old_record = record.to_json()
+    del old_record["candidates"]
+    data["passes"] = [old_record]
+    del data["misses"], data["command"]
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    _, read = read_artifact(path)
+
+    assert read.passes[0].candidates == []
+    assert read.misses == ()
+    assert read.command is None
+
+
+def test_a_malformed_miss_names_the_artifact_and_the_miss(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    write_artifact(path, lmc.load(EXAMPLES / "qa" / "program.lmp").ir, INFO)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["misses"] = [{"record": 1}]
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    with pytest.raises(ArtifactError, match=r"bad.json: miss 1 is not a dev example"):
+        read_artifact(path)
