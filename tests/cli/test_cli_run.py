@@ -318,6 +318,22 @@ def test_a_trace_written_by_run_is_shown_with_prompt_and_reply(
     assert 'answer = "echo hi"' in out  # the parsed field
 
 
+def test_a_trace_says_how_many_prompt_tokens_a_call_reused_where_the_model_said(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.prefix_cache = True
+    write_lines("in.jsonl", *(json.dumps({"question": q}) for q in ("hi", "yo")))
+    code, _, _ = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--trace", "t.jsonl")
+    assert code == EXIT_OK
+    second = max(read_lines("t.jsonl"), key=lambda line: line["reused_prompt_tokens"])
+    assert 0 < second["reused_prompt_tokens"] < second["prompt_tokens"]
+
+    code, out, _ = lmc(capsys, "trace", "show", "t.jsonl")
+
+    assert code == EXIT_OK
+    assert f"tokens ({second['reused_prompt_tokens']} reused)" in out
+
+
 def test_trace_show_of_a_missing_file_exits_2(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
