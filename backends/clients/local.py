@@ -31,8 +31,9 @@ STARTING_CONTEXT = 4096
 # The most it grows to, however long the model was trained for: the KV cache is allocated for the
 # whole context, and a 1B model's 128k would take gigabytes.
 MAX_CONTEXT = 32768
-# Tokens a chat template may add around each message (role markers, separators): counted when
-# checking, before a call, that its prompt and reply fit the context.
+# Tokens a chat template may add around each message (role markers, separators), and a raw
+# prompt's beginning-of-text: allowed for when checking, before a call, that its prompt and reply
+# fit the context.
 MESSAGE_TEMPLATE_TOKENS = 16
 
 
@@ -186,6 +187,24 @@ class _Loaded:
         self.llama = _open_llama(self.path, grown)
         return tokens <= grown
 
+    def make_room(self, request: LMRequest) -> None:
+        """Grow the context before a call whose prompt and reply may not fit it (llama-cpp-python
+        would cut the reply short). A text's bytes bound its tokens (a token is a byte or more),
+        so most calls need no counting; the allowance per text covers what a chat template adds
+        around a message."""
+        texts = (
+            [request.prompt]
+            if request.prompt is not None
+            else [m.content for m in request.messages]
+        )
+        room = MESSAGE_TEMPLATE_TOKENS * len(texts) + request.max_tokens
+        if sum(len(text.encode("utf-8")) for text in texts) + room <= self.llama.n_ctx():
+            return
+        encoded = (text.encode("utf-8") for text in texts)
+        self.fit(
+            room + sum(len(self.llama.tokenize(t, add_bos=False, special=True)) for t in encoded)
+        )
+
 
 _LOADED: dict[Path, _Loaded] = {}
 _LOADING = threading.Lock()
@@ -246,7 +265,7 @@ class LocalLM:
             options["grammar"] = _schema_grammar(request.json_schema)
         started = time.perf_counter()
         with loaded.lock:
-            loaded.fit(_estimated_prompt_tokens(loaded.llama, request) + request.max_tokens)
+            loaded.make_room(request)
             # What the context held before: llama-cpp-python keeps the longest common prefix of
             # it and the new prompt, and evaluates only the rest.
             before = loaded.llama
@@ -269,8 +288,8 @@ class LocalLM:
         self, loaded: _Loaded, request: LMRequest, options: dict[str, Any]
     ) -> tuple[Any, str]:
         """llama-cpp-python's result and the reply's text; a prompt too long for the context
-        grows it once to fit (the count before the call is an estimate), else fails."""
-        for _ in range(2):
+        (`make_room` counts a chat template's tokens only roughly) grows it once, else fails."""
+        for attempt in (1, 2):
             try:
                 if request.prompt is not None:
                     result: Any = loaded.llama.create_completion(request.prompt, **options)
@@ -283,30 +302,17 @@ class LocalLM:
                 if found is None:
                     raise
                 prompt = int(found.group(1))
-                if not loaded.fit(prompt + request.max_tokens):
+                if attempt == 2 or not loaded.fit(prompt + max(request.max_tokens, 1)):
                     raise PromptTooLong(
                         f"model {self.identity}: the prompt is {prompt} tokens, and with the "
                         f"{request.max_tokens} its reply may take it does not fit the "
                         f"{loaded.most_context} tokens of context the model can have"
                     ) from None
-        raise AssertionError("unreachable: a grown context holds the prompt")
+        raise AssertionError("unreachable: the second try returns or raises")
 
 
 # How llama-cpp-python refuses a prompt longer than the context.
 _TOO_LONG = re.compile(r"Requested tokens \((\d+)\) exceed context window")
-
-
-def _estimated_prompt_tokens(llama: Any, request: LMRequest) -> int:
-    """The tokens the request's prompt will take, counted before the call: a raw prompt exactly;
-    chat messages by their contents and, erring high, what their template may add around each
-    (a context grown a little early costs only memory; one grown too late, a second try)."""
-    if request.prompt is not None:
-        return len(llama.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=True))
-    return sum(
-        len(llama.tokenize(m.content.encode("utf-8"), add_bos=False, special=True))
-        + MESSAGE_TEMPLATE_TOKENS
-        for m in request.messages
-    )
 
 
 def reused_prefix(held: list[int], prompt: list[int]) -> int:

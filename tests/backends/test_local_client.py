@@ -180,6 +180,15 @@ def test_a_prompt_longer_than_the_context_grows_it_to_fit(
     assert reply.reused_prompt_tokens == 0  # a new context held nothing
 
 
+def test_a_prompt_the_count_before_the_call_missed_grows_the_context_on_a_second_try(
+    tmp_path: Path, opened: list[FakeLlama], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local._Loaded, "make_room", lambda self, request: None)
+    reply = fake_model(tmp_path).complete(asking(" ".join(f"w{i}" for i in range(5000))))
+    assert [m.context for m in opened] == [local.STARTING_CONTEXT, 8192]
+    assert reply.text == '{"answer": "ok"}'
+
+
 def test_a_prompt_longer_than_the_model_can_hold_is_one_line_naming_step_and_counts(
     tmp_path: Path, opened: list[FakeLlama]
 ) -> None:
