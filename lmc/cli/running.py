@@ -67,11 +67,8 @@ def model_work(total: StepStats, elapsed: float) -> str | None:
     nor any answered by the cache) and the tokens it generated. None when it made no call."""
     if total.calls == 0 or elapsed <= 0:
         return None
-    read, reused, unknown = (
-        total.evaluated_prompt_tokens,
-        total.reused_prompt_tokens,
-        total.reuse_unknown,
-    )
+    read, reused = total.evaluated_prompt_tokens, total.reused_prompt_tokens
+    unknown = total.reuse_unknown
     if unknown == 0:
         how = f"read {read} prompt tokens ({reused} more reused from earlier prompts)"
     elif unknown == total.calls:

@@ -40,18 +40,30 @@ class CallGate:
                 turn = threading.Event()
                 self._waiting.append((step, turn))
         if turn is not None:
-            turn.wait()
+            try:
+                turn.wait()
+            except BaseException:  # Ctrl-C while an eager call waits: leave the line
+                self._leave(step, turn)
+                raise
         try:
             yield
         finally:
-            self._release()
+            with self._lock:
+                self._pass_on()
 
-    def _release(self) -> None:
+    def _leave(self, step: str, turn: threading.Event) -> None:
         with self._lock:
-            if not self._waiting:
-                self._free += 1
-                return
-            same = (i for i, (step, _) in enumerate(self._waiting) if step == self._last_step)
-            step, turn = self._waiting.pop(next(same, 0))
-            self._last_step = step
-            turn.set()  # the slot passes straight to it: no newcomer can take it first
+            if (step, turn) in self._waiting:
+                self._waiting.remove((step, turn))
+            else:  # its turn came as it left: the slot must not be lost with it
+                self._pass_on()
+
+    def _pass_on(self) -> None:
+        """A freed slot, to the next call in line (the lock held)."""
+        if not self._waiting:
+            self._free += 1
+            return
+        same = (i for i, (step, _) in enumerate(self._waiting) if step == self._last_step)
+        step, turn = self._waiting.pop(next(same, 0))
+        self._last_step = step
+        turn.set()  # the slot passes straight to it: no newcomer can take it first

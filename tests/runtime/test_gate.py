@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
+import pytest
+
+from lmc.runtime import gate as gate_module
 from lmc.runtime.gate import CallGate
 
 
@@ -39,3 +43,23 @@ def test_a_freed_slot_goes_to_a_call_of_the_step_that_last_ran_else_the_longest_
     # a's calls together; then b's, the longest waiting; then the rest, each in turn.
     assert ran == ["a0", "a1", "a2", "b1", "b2", "c1"]
     assert gate.waiting == 0
+
+
+def test_a_call_interrupted_while_it_waits_leaves_the_line_and_no_slot_is_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Interrupted(threading.Event):  # Ctrl-C while an eager call waits its turn
+        def wait(self, timeout: float | None = None) -> bool:
+            raise KeyboardInterrupt
+
+    gate = CallGate(1)
+    with gate.call("a"):
+        monkeypatch.setattr(
+            gate_module, "threading", SimpleNamespace(Lock=threading.Lock, Event=Interrupted)
+        )
+        with pytest.raises(KeyboardInterrupt), gate.call("b"):
+            raise AssertionError("it never got a turn")
+        monkeypatch.undo()
+        assert gate.waiting == 0
+    with gate.call("c"):  # the slot came back when "a" was done: no wait
+        pass
