@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -67,11 +68,23 @@ class LMRequest:
 
 @dataclass(frozen=True, slots=True)
 class LMResponse:
+    """A reply and what it cost. `reused_prompt_tokens` is how many of the `prompt_tokens` the
+    model did not evaluate because an earlier prompt it still held began the same way (the
+    embedded model's previous prompt; a server's prefix cache): None when the model does not
+    say, which is not the same as none reused."""
+
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
     cached: bool = False
+    reused_prompt_tokens: int | None = None
+
+
+def shared_prefix_length(first: Sequence[object], second: Sequence[object]) -> int:
+    """How many leading items two sequences (prompts' tokens, say) have in common."""
+    differ = (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)
+    return next(differ, min(len(first), len(second)))
 
 
 class LMCallFailed(RecordFailure):

@@ -199,6 +199,22 @@ def _usage(history: list[dict[str, Any]]) -> tuple[int, int]:
     return prompt, completion
 
 
+def _reused(history: list[dict[str, Any]]) -> int | None:
+    reused = 0
+    for entry in history:
+        details = (entry.get("usage") or {}).get("prompt_tokens_details")
+        # litellm's usage holds a dict, or its own object, depending on its version
+        cached = (
+            details.get("cached_tokens")
+            if isinstance(details, dict)
+            else getattr(details, "cached_tokens", None)
+        )
+        if not isinstance(cached, int):
+            return None
+        reused += cached
+    return reused
+
+
 class Meter:
     """A fresh LM and adapter per phase, so each phase's calls and parse failures are its own."""
 
@@ -270,6 +286,9 @@ def _run_scored(
         "calls": len(meter.lm.history),
         "prompt_tokens": prompt,
         "completion_tokens": completion,
+        # The prompt tokens the server reused from its prefix cache, where every reply said
+        # (`usage.prompt_tokens_details.cached_tokens`); None where the server does not say.
+        "reused_prompt_tokens": _reused(meter.lm.history),
         "wall_s": wall,
         "examples_per_s": len(devset) / wall if wall else 0.0,
     }

@@ -135,6 +135,10 @@ def _run_scored(
         "calls": total.calls,
         "prompt_tokens": total.prompt_tokens,
         "completion_tokens": total.completion_tokens,
+        # Of the model's prompt tokens, those it reused from an earlier prompt's prefix: known
+        # on the embedded model and servers that report it, else None (not zero).
+        "reused_prompt_tokens": total.reused_prompt_tokens if total.reuse_unknown == 0 else None,
+        "evaluated_prompt_tokens": total.evaluated_prompt_tokens,
         "wall_s": wall,
         "examples_per_s": len(records) / wall if wall else 0.0,
     }

@@ -42,6 +42,7 @@ KINDS = {
     "StepFailed": RunError,
     "LMCallFailed": RunError,
     "HostedLMError": RunError,
+    "PromptTooLong": RunError,
     "ModelFileError": RunError,
     "RetrievalUnavailable": RunError,
     "NearestUnavailable": RunError,

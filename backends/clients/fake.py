@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from lmc.backends.base import LMRequest, LMResponse
+from lmc.backends.base import LMRequest, LMResponse, shared_prefix_length
 
 
 @dataclass
@@ -17,6 +17,9 @@ class FakeLM:
     constrains: bool = False
     max_concurrency: int = 64
     template: str | None = None
+    # Report, as the embedded model does, the prompt tokens shared with the previous request
+    # (its rendered text's common prefix, 4 characters a token); else reuse is not reported.
+    prefix_cache: bool = False
     requests: list[LMRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -31,7 +34,12 @@ class FakeLM:
         return self.template
 
     def complete(self, request: LMRequest) -> LMResponse:
+        previous = str(self.requests[-1].to_json()) if self.requests else ""
         self.requests.append(request)
+        rendered = str(request.to_json())
+        reused = None
+        if self.prefix_cache:
+            reused = shared_prefix_length(previous, rendered) // 4
         if callable(self.replies):
             text = self.replies(request)
         elif self._queue:
@@ -40,6 +48,7 @@ class FakeLM:
             raise AssertionError("FakeLM ran out of replies")
         return LMResponse(
             text=text,
-            prompt_tokens=len(str(request.to_json())) // 4,
+            prompt_tokens=len(rendered) // 4,
             completion_tokens=len(text) // 4,
+            reused_prompt_tokens=reused,
         )

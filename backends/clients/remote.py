@@ -173,6 +173,7 @@ class Reply:
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reused_prompt_tokens: int | None = None  # None: the server did not say
 
 
 def _get(holder: object, name: str) -> Any:
@@ -200,7 +201,10 @@ def reply_of(result: object, *, chat: bool) -> Reply:
         elif isinstance(content, str):
             usage = _get(result, "usage")
             return Reply(
-                content, _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
+                content,
+                _count(usage, "prompt_tokens"),
+                _count(usage, "completion_tokens"),
+                _cached_tokens(usage),
             )
         elif content is None:
             reason = _get(choice, "finish_reason")
@@ -211,8 +215,21 @@ def reply_of(result: object, *, chat: bool) -> Reply:
 
 
 def _count(usage: object, name: str) -> int:
-    value = _get(usage, name) if usage is not None else None
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+    value = _whole(_get(usage, name) if usage is not None else None)
+    return 0 if value is None else value
+
+
+def _cached_tokens(usage: object) -> int | None:
+    """The prompt tokens the server took from its prefix cache, where it says (OpenAI and
+    llama.cpp's server send `usage.prompt_tokens_details.cached_tokens`; llama-cpp-python's
+    server does not): None when it does not, since unknown is not zero."""
+    details = _get(usage, "prompt_tokens_details") if usage is not None else None
+    cached = _whole(_get(details, "cached_tokens") if details is not None else None)
+    return cached if cached is not None and cached >= 0 else None
+
+
+def _whole(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 # The client --------------------------------------------------------------------------------------
@@ -309,6 +326,7 @@ class RemoteLM:
             prompt_tokens=reply.prompt_tokens,
             completion_tokens=reply.completion_tokens,
             latency_s=time.perf_counter() - started,
+            reused_prompt_tokens=reply.reused_prompt_tokens,
         )
 
     def _refused_format(self, failure: Failure, style: str, request: LMRequest) -> bool:

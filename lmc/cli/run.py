@@ -15,14 +15,14 @@ from rich.table import Table
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.results_file import ResultsFile, record_line
-from lmc.cli.running import check_outputs, compiled_for, run_context
+from lmc.cli.running import check_outputs, compiled_for, model_work, run_context
 from lmc.compiler.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
 from lmc.runtime.data import parse_cli_inputs, read_records
 from lmc.runtime.functions import import_callables
 from lmc.runtime.progress import WorkProgress
-from lmc.runtime.stats import RunStats
+from lmc.runtime.stats import RunStats, StepStats
 from lmc.runtime.steps import StepFailed
 from lmc.strings import json_text, printable
 
@@ -125,9 +125,20 @@ def _summary(
         f"{total.prompt_tokens}+{total.completion_tokens} tokens, {elapsed:.1f}s "
         f"({records / elapsed if elapsed else 0:.2f} records/s)"
     )
+    work = model_work(total, elapsed)
+    if work is not None:
+        err.print(work, soft_wrap=True)
     if err.is_terminal and stats.steps:
         table = Table(
-            "step", "calls", "cached", "repairs", "failed", "tokens in", "tokens out", "seconds"
+            "step",
+            "calls",
+            "cached",
+            "repairs",
+            "failed",
+            "tokens in",
+            "reused",
+            "tokens out",
+            "seconds",
         )
         for name, s in stats.steps.items():
             table.add_row(
@@ -137,7 +148,15 @@ def _summary(
                 str(s.repairs),
                 str(s.failures),
                 str(s.prompt_tokens),
+                _reused(s),
                 str(s.completion_tokens),
                 f"{s.latency_s:.1f}",
             )
         err.print(table)
+
+
+def _reused(stats: StepStats) -> str:
+    """A step's reused prompt tokens for the table: `?` where no call said, `≥N` where some."""
+    if stats.reuse_unknown == 0:
+        return str(stats.reused_prompt_tokens)
+    return "?" if stats.reuse_unknown == stats.calls else f"≥{stats.reused_prompt_tokens}"

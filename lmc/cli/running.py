@@ -13,6 +13,7 @@ from lmc.files import check_writable
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
     from lmc.runtime.context import RunContext
+    from lmc.runtime.stats import StepStats
 
 
 def check_outputs(*paths: str | os.PathLike[str] | None) -> None:
@@ -57,4 +58,28 @@ def run_context(
         concurrency=args.concurrency,
         timeout=timeout,
         retries=retries,
+    )
+
+
+def model_work(total: StepStats, elapsed: float) -> str | None:
+    """What the model read and wrote in a run of `elapsed` seconds, and how fast over that wall
+    time: the prompt tokens it evaluated (not those it reused from an earlier prompt's prefix,
+    nor any answered by the cache) and the tokens it generated. None when it made no call."""
+    if total.calls == 0 or elapsed <= 0:
+        return None
+    read, reused = total.evaluated_prompt_tokens, total.reused_prompt_tokens
+    unknown = total.reuse_unknown
+    if unknown == 0:
+        how = f"read {read} prompt tokens ({reused} more reused from earlier prompts)"
+    elif unknown == total.calls:
+        how = f"read at most {read} prompt tokens (it did not say how many it reused)"
+    else:
+        how = (
+            f"read at most {read} prompt tokens ({reused} more reused; {unknown} of "
+            f"{total.calls} calls did not say)"
+        )
+    wrote = total.model_completion_tokens
+    return (
+        f"the model {how} at {read / elapsed:.1f} tokens/s and wrote {wrote} at "
+        f"{wrote / elapsed:.1f} tokens/s"
     )

@@ -26,6 +26,7 @@ from lmc.backends.clients import DEFAULT_MODEL, model_string, open_lm
 from lmc.errors import InputError, RunError
 from lmc.plugins import BACKENDS
 from lmc.runtime.cache import ResponseCache
+from lmc.runtime.gate import CallGate
 from lmc.runtime.stats import RunStats
 from lmc.runtime.trace import TraceWriter
 
@@ -57,13 +58,14 @@ class RunContext:
     rm: Any = None
     # The latest LM calls, as trace lines, for `lmc.inspect_history(n)`.
     history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    _gate: threading.BoundedSemaphore = field(init=False, repr=False)
+    _gate: CallGate = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._gate = threading.BoundedSemaphore(self.lm.max_concurrency)
+        self._gate = CallGate(self.lm.max_concurrency)
 
-    def lm_gate(self) -> threading.BoundedSemaphore:
-        """At most `lm.max_concurrency` LM calls at once, however the run is scheduled."""
+    def lm_gate(self) -> CallGate:
+        """At most `lm.max_concurrency` LM calls at once, however the run is scheduled; a
+        step's waiting calls kept together (see `lmc.runtime.gate`)."""
         return self._gate
 
     _blocks: list[_Block] = field(default_factory=list, init=False, repr=False)

@@ -14,9 +14,24 @@ class StepStats:
     cache_hits: int = 0
     repairs: int = 0
     failures: int = 0
+    # Tokens of every reply, the cache's included: what the program's calls amount to.
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_s: float = 0.0
+    # Tokens of the calls the model answered (not the cache): the work it did.
+    model_prompt_tokens: int = 0
+    model_completion_tokens: int = 0
+    # Of `model_prompt_tokens`, those the model reused from an earlier prompt's prefix instead
+    # of evaluating them; counted over the calls whose model said so. The others are
+    # `reuse_unknown` calls (a server that does not report it).
+    reused_prompt_tokens: int = 0
+    reuse_unknown: int = 0
+
+    @property
+    def evaluated_prompt_tokens(self) -> int:
+        """The prompt tokens the model read (evaluated): all it was sent but what it reused. An
+        upper bound when some calls did not say what they reused."""
+        return self.model_prompt_tokens - self.reused_prompt_tokens
 
     def add(self, other: StepStats) -> None:
         for name in self.__dataclass_fields__:
@@ -41,6 +56,12 @@ class RunStats:
             else:
                 stats.calls += 1
                 stats.latency_s += response.latency_s
+                stats.model_prompt_tokens += response.prompt_tokens
+                stats.model_completion_tokens += response.completion_tokens
+                if response.reused_prompt_tokens is None:
+                    stats.reuse_unknown += 1
+                else:
+                    stats.reused_prompt_tokens += response.reused_prompt_tokens
             stats.repairs += int(repair)
             stats.prompt_tokens += response.prompt_tokens
             stats.completion_tokens += response.completion_tokens

@@ -26,9 +26,9 @@ class StepFailed(RecordFailure):
         self.reply = reply
 
 
-def complete(context: RunContext, request: LMRequest) -> LMResponse:
-    """One LM call, answered from the cache when it can be. The caller keeps the answer in the
-    cache (`remember`) once it knows the reply was usable."""
+def complete(context: RunContext, step: str, request: LMRequest) -> LMResponse:
+    """One LM call of `step`, answered from the cache when it can be. The caller keeps the
+    answer in the cache (`remember`) once it knows the reply was usable."""
     cache, lm = context.cache, context.lm
     if cache is not None:
         hit = cache.get(lm.identity, request)
@@ -36,7 +36,7 @@ def complete(context: RunContext, request: LMRequest) -> LMResponse:
             return hit
     if context.budget is not None:
         context.budget.spend()
-    with context.lm_gate():
+    with context.lm_gate().call(step):
         return lm.complete(request)
 
 
@@ -71,7 +71,7 @@ def call_step(
     answered: list[tuple[LMRequest, LMResponse]] = []
     for attempt in (1, 2):
         try:
-            response = complete(context, request)
+            response = complete(context, step_id, request)
         except LMCallFailed as error:
             raise error.at_step(step_id) from None
         answered.append((request, response))

@@ -37,8 +37,9 @@ def call_line(
     parsed: dict[str, Any] | None,
     error: str | None,
 ) -> dict[str, Any]:
-    """One LM call as a trace line (and as `inspect_history` shows it)."""
-    return {
+    """One LM call as a trace line (and as `inspect_history` shows it); `reused_prompt_tokens`
+    only where the model said how many prompt tokens it reused."""
+    line: dict[str, Any] = {
         "record": record,
         "step": step,
         "backend": backend,
@@ -53,6 +54,9 @@ def call_line(
         "latency_s": round(response.latency_s, 4),
         "cached": response.cached,
     }
+    if response.reused_prompt_tokens is not None:
+        line["reused_prompt_tokens"] = response.reused_prompt_tokens
+    return line
 
 
 class TraceWriter:
@@ -210,10 +214,12 @@ def _show_retrieval(call: dict[str, Any], where: str) -> Panel:
 
 def _show_call(call: dict[str, Any], where: str) -> Panel:
     status = "cached" if call.get("cached") else f"{call.get('latency_s', 0):.2f}s"
+    reused = call.get("reused_prompt_tokens")
+    reuse = f" ({reused} reused)" if isinstance(reused, int) else ""
     title = (
         f"{where}{call['step']} · {call['backend']} · {call['model']} · attempt "
-        f"{call['attempt']} · {call['prompt_tokens']}+{call['completion_tokens']} tokens · "
-        f"{status}"
+        f"{call['attempt']} · {call['prompt_tokens']}+{call['completion_tokens']} tokens{reuse}"
+        f" · {status}"
     )
     parts: list[Any] = []
     request = call["request"]

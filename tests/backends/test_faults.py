@@ -15,6 +15,7 @@ import pytest
 from faultserver import (
     FaultServer,
     body,
+    completion,
     drop,
     hang,
     no_choices,
@@ -448,3 +449,19 @@ def test_a_malformed_address_is_an_input_error(url: str, problem: str) -> None:
         f"api base {url!r} is not a server address: {problem}; expected "
         "http(s)://HOST[:PORT]/PATH, such as http://127.0.0.1:8000/v1"
     )
+
+
+# What a reply says it cost ------------------------------------------------------------------------
+
+
+def test_the_prompt_tokens_a_server_reused_are_read_where_it_says_and_unknown_where_not(
+    fault_server: FaultServer, fake_time: FakeTime
+) -> None:
+    said = completion("Paris")
+    said["usage"]["prompt_tokens_details"] = {"cached_tokens": 4}
+    fault_server.script(payload(said), reply("Paris"))
+    lm = client(fault_server, fake_time)
+    reused = lm.complete(REQUEST)
+    assert (reused.prompt_tokens, reused.reused_prompt_tokens) == (7, 4)
+    silent = lm.complete(REQUEST)  # llama-cpp-python's server does not say
+    assert (silent.prompt_tokens, silent.reused_prompt_tokens) == (7, None)

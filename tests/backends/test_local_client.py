@@ -1,13 +1,22 @@
-"""The local client's identity: what the cache keys on for a model file."""
+"""The local client: its identity (what the cache keys on for a model file), and how it calls
+llama-cpp-python's model: what it reports reused, its grammars, its context and threads."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
+from typing import Any, ClassVar
 
+import llama_cpp
+import numpy as np
 import pytest
+from llama_cpp.llama_grammar import LlamaGrammar
 
+import lmc
+from lmc.backends.base import LMRequest, Message
 from lmc.backends.clients import local
+from lmc.errors import RunError
 
 
 def test_a_model_file_is_hashed_once_and_remembered_on_disk(
@@ -39,3 +48,170 @@ def test_the_embedded_model_is_found_in_its_package() -> None:
     path = local.default_model_path()
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert path.stat().st_size > 50_000_000
+
+
+# Calls, on a stand-in for llama-cpp-python's model -----------------------------------------------
+
+
+class FakeLlama:
+    """What `LocalLM` uses of llama-cpp-python's `Llama`, a word a token: it keeps the tokens of
+    its last prompt and reply in `input_ids[:n_tokens]`, and refuses a prompt longer than its
+    context in llama-cpp-python's words."""
+
+    vocabulary: ClassVar[dict[str, int]] = {}
+
+    def __init__(self, context: int, trained: int):
+        self.context = context
+        self.metadata = {"general.architecture": "fake", "fake.context_length": str(trained)}
+        self.input_ids = np.zeros(context, dtype=np.intc)
+        self.n_tokens = 0
+        self.grammars: list[object] = []
+        self.closed = False
+
+    def n_ctx(self) -> int:
+        return self.context
+
+    def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
+        return [self.vocabulary.setdefault(w, len(self.vocabulary)) for w in text.decode().split()]
+
+    def create_chat_completion(self, messages: list[dict[str, str]], **options: Any) -> Any:
+        rendered = " ".join(f"{m['role']}: {m['content']}" for m in messages) + " assistant:"
+        completion = self.create_completion(rendered, **options)
+        text = completion["choices"][0].pop("text")
+        completion["choices"][0]["message"] = {"role": "assistant", "content": text}
+        return completion
+
+    def create_completion(self, prompt: str, **options: Any) -> Any:
+        tokens = self.tokenize(prompt.encode()) + self.tokenize(b"ok")
+        prompt_tokens = len(tokens) - 1
+        if prompt_tokens >= self.context:
+            raise ValueError(
+                f"Requested tokens ({prompt_tokens}) exceed context window of {self.context}"
+            )
+        self.grammars.append(options.get("grammar"))
+        self.input_ids[: len(tokens)] = tokens
+        self.n_tokens = len(tokens)
+        return {
+            "choices": [{"text": '{"answer": "ok"}'}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1},
+        }
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[FakeLlama]:
+    """Every model `LocalLM` opens, in order, each a `FakeLlama` trained for 8,192 tokens."""
+    models: list[FakeLlama] = []
+
+    def open_llama(path: Path, context: int) -> FakeLlama:
+        models.append(FakeLlama(context, trained=8192))
+        return models[-1]
+
+    monkeypatch.setattr(local, "_open_llama", open_llama)
+    monkeypatch.setattr(local, "_LOADED", {})
+    return models
+
+
+def fake_model(tmp_path: Path) -> local.LocalLM:
+    model = tmp_path / "fake.gguf"
+    model.write_bytes(b"GGUF, a stand-in")
+    return local.LocalLM(model)
+
+
+def asking(question: str, *, schema: str | None = None, max_tokens: int = 16) -> LMRequest:
+    system = Message("system", "Answer the question in one word, as a JSON object.")
+    return LMRequest(
+        messages=(system, Message("user", f"question: {question}")),
+        json_schema=schema,
+        max_tokens=max_tokens,
+    )
+
+
+def test_a_second_call_of_a_step_reports_the_prompt_it_reused_from_the_first(
+    tmp_path: Path, opened: list[FakeLlama]
+) -> None:
+    lm = fake_model(tmp_path)
+    first = lm.complete(asking("Who wrote Hamlet?"))
+    second = lm.complete(asking("Where is Paris?"))
+    assert first.reused_prompt_tokens == 0  # nothing held yet
+    # The instruction and the input's name come first in both prompts: "system:", the 10 words
+    # of the instruction, "user:", "question:".
+    assert second.reused_prompt_tokens == 13
+    assert second.prompt_tokens == 17  # and "Where is Paris?", "assistant:"
+    again = lm.complete(asking("Where is Paris?"))
+    # All of it held; llama-cpp-python evaluates the last prompt token again for its logits.
+    assert again.reused_prompt_tokens == again.prompt_tokens - 1
+    assert len(opened) == 1  # loaded once
+
+
+def test_two_calls_with_the_same_schema_make_its_grammar_once(
+    tmp_path: Path, opened: list[FakeLlama], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made: list[str] = []
+    make = LlamaGrammar.from_json_schema
+
+    def counted(schema: str, verbose: bool = True) -> LlamaGrammar:
+        made.append(schema)
+        return make(schema, verbose=verbose)
+
+    monkeypatch.setattr(LlamaGrammar, "from_json_schema", counted)
+    local._schema_grammar.cache_clear()
+    schema = '{"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}}'
+    lm = fake_model(tmp_path)
+    lm.complete(asking("Is Paris in France?", schema=schema))
+    lm.complete(asking("Is Rome in Spain?", schema=schema))
+    assert made == [schema]
+    first, second = opened[0].grammars
+    assert first is second
+
+
+def test_a_prompt_longer_than_the_context_grows_it_to_fit(
+    tmp_path: Path, opened: list[FakeLlama]
+) -> None:
+    lm = fake_model(tmp_path)
+    lm.complete(asking("short"))
+    long = " ".join(f"w{i}" for i in range(5000))
+    reply = lm.complete(asking(long))
+    assert [m.context for m in opened] == [local.STARTING_CONTEXT, 8192]
+    assert opened[0].closed  # one KV cache at a time
+    assert reply.text == '{"answer": "ok"}'
+    assert reply.reused_prompt_tokens == 0  # a new context held nothing
+
+
+def test_a_prompt_the_count_before_the_call_missed_grows_the_context_on_a_second_try(
+    tmp_path: Path, opened: list[FakeLlama], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local._Loaded, "make_room", lambda self, request: None)
+    reply = fake_model(tmp_path).complete(asking(" ".join(f"w{i}" for i in range(5000))))
+    assert [m.context for m in opened] == [local.STARTING_CONTEXT, 8192]
+    assert reply.text == '{"answer": "ok"}'
+
+
+def test_a_prompt_longer_than_the_model_can_hold_is_one_line_naming_step_and_counts(
+    tmp_path: Path, opened: list[FakeLlama]
+) -> None:
+    answer = lmc.Predict("question -> answer")
+    long = " ".join(f"w{i}" for i in range(9000))
+    with (
+        lmc.configure(fake_model(tmp_path), cache=False),
+        pytest.raises(local.PromptTooLong) as failed,
+    ):
+        answer(question=long)
+    message = str(failed.value)
+    assert re.fullmatch(
+        r"step '\w+': model gguf:fake\.gguf:\w+: the prompt is \d{4} tokens, and with the \d+ "
+        r"its reply may take it does not fit the 8192 tokens of context the model can have",
+        message,
+    ), message
+    assert isinstance(failed.value, RunError)
+
+
+def test_the_model_runs_a_thread_per_core_it_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local.os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    assert local.available_cores() == 3
+    made: dict[str, Any] = {}
+    monkeypatch.setattr(llama_cpp, "Llama", lambda **options: made.update(options))
+    local._open_llama(Path("model.gguf"), 4096)
+    assert (made["n_threads"], made["n_threads_batch"], made["n_ctx"]) == (3, 3, 4096)

@@ -6,6 +6,7 @@ These tests make real LM calls (about twenty in all, a few seconds each at most)
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -18,7 +19,7 @@ from typing import Literal
 import pytest
 
 import lmc
-from lmc.backends.clients.local import default_model_path
+from lmc.backends.clients.local import PromptTooLong, default_model_path
 from lmc.runtime.trace import read_trace
 
 pytestmark = pytest.mark.real_model
@@ -68,6 +69,33 @@ def test_typed_outputs_are_valid_in_ten_of_ten_runs() -> None:
     assert total.calls == len(REVIEWS)
     assert total.repairs == 0
     assert total.failures == 0
+
+
+def test_the_second_call_of_a_step_reuses_the_prompt_prefix_the_first_left() -> None:
+    answer = lmc.Predict("question -> answer")
+    with lmc.configure("local", cache=False) as context:
+        answer(question="What is the capital of France?")
+        answer(question="Who wrote Hamlet?")
+    second = context.history[-1]
+    # The step's instruction and field descriptions, not evaluated again; the question is.
+    assert 0 < second["reused_prompt_tokens"] < second["prompt_tokens"]
+    total = context.stats.total()
+    assert total.reuse_unknown == 0  # the embedded model always says
+    assert total.evaluated_prompt_tokens < total.model_prompt_tokens
+
+
+def test_a_prompt_longer_than_the_model_can_hold_is_one_line_not_a_llama_error() -> None:
+    # No token is evaluated: llama-cpp-python refuses the prompt before reading it, in words
+    # lmc must recognise (the context first grows to the model's trained 8,192).
+    answer = lmc.Predict("question -> answer")
+    with lmc.configure("local", cache=False), pytest.raises(PromptTooLong) as failed:
+        answer(question=" ".join(["word"] * 9000))
+    assert re.fullmatch(
+        r"step 'step': model gguf:SmolLM2-135M-Instruct\.Q4_1\.gguf:\w+: the prompt is \d+ "
+        r"tokens, and with the 512 its reply may take it does not fit the 8192 tokens of "
+        r"context the model can have",
+        str(failed.value),
+    )
 
 
 def test_the_chat_backend_is_held_to_its_field_markers_too() -> None:

@@ -7,6 +7,7 @@ codes, what goes to stdout and stderr, and which files get written.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -171,6 +172,40 @@ def test_a_dataset_run_writes_one_line_per_record_in_order(
     assert [p.name for p in Path().iterdir() if p.name.startswith(".out.jsonl")] == []
 
 
+def test_a_dataset_run_says_what_the_model_read_and_wrote_and_how_fast(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.prefix_cache = True  # says, as the embedded model does, what it reused
+    write_lines("in.jsonl", *(json.dumps({"question": f"q{i}"}) for i in range(3)))
+
+    code, _, err = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl")
+
+    assert code == EXIT_OK
+    found = re.search(
+        r"^the model read (\d+) prompt tokens \((\d+) more reused from earlier prompts\) at "
+        r"[0-9.]+ tokens/s and wrote (\d+) at [0-9.]+ tokens/s$",
+        err,
+        re.MULTILINE,
+    )
+    assert found is not None, err
+    read, reused, wrote = map(int, found.groups())
+    sent = [len(str(r.to_json())) // 4 for r in fake.requests]
+    assert read + reused == sum(sent)  # every prompt token sent is either read or reused
+    assert reused > 0  # the second and third calls share the step's instruction with the first
+    assert wrote > 0
+
+
+def test_a_dataset_run_all_from_the_cache_does_not_speak_for_the_model(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_lines("in.jsonl", json.dumps({"question": "q"}))
+    assert lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "a.jsonl")[0] == EXIT_OK
+    code, _, err = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "b.jsonl")
+    assert code == EXIT_OK
+    assert "0 LM calls (1 cached" in err
+    assert "the model read" not in err  # it did no work
+
+
 def test_a_dataset_run_without_out_prints_the_lines(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -281,6 +316,22 @@ def test_a_trace_written_by_run_is_shown_with_prompt_and_reply(
     assert "question:" in out  # the rendered input
     assert '{"answer": "echo hi"}' in out  # the raw reply
     assert 'answer = "echo hi"' in out  # the parsed field
+
+
+def test_a_trace_says_how_many_prompt_tokens_a_call_reused_where_the_model_said(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fake.prefix_cache = True
+    write_lines("in.jsonl", *(json.dumps({"question": q}) for q in ("hi", "yo")))
+    code, _, _ = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--trace", "t.jsonl")
+    assert code == EXIT_OK
+    second = max(read_lines("t.jsonl"), key=lambda line: line["reused_prompt_tokens"])
+    assert 0 < second["reused_prompt_tokens"] < second["prompt_tokens"]
+
+    code, out, _ = lmc(capsys, "trace", "show", "t.jsonl")
+
+    assert code == EXIT_OK
+    assert f"tokens ({second['reused_prompt_tokens']} reused)" in out
 
 
 def test_trace_show_of_a_missing_file_exits_2(
