@@ -176,7 +176,7 @@ def write_report(saved: Path, results: Path) -> Path:
     tasks = [
         json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(saved.glob("*.json"))
-        if path.name.count(".") == 1  # not the sides' partial files or option stamps
+        if path.suffix == ".json" and path.name.count(".") == 1  # not partials or stamps
     ]
     stem = results / f"{datetime.date.today().isoformat()}-optimizers"
     lines = [
@@ -196,6 +196,9 @@ def write_report(saved: Path, results: Path) -> Path:
         lines += [f"![test metric against compile calls]({stem.with_suffix('.png').name})", ""]
     for task in tasks:
         lines += [*task_section(task), ""]
+    notes = saved / "notes.md"  # what the figures show and what was tried, written by hand
+    if notes.exists():
+        lines += [notes.read_text(encoding="utf-8")]
     report = stem.with_suffix(".md")
     report.write_text("\n".join(lines), encoding="utf-8")
     return report
