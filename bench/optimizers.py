@@ -122,15 +122,29 @@ def run_task(args: argparse.Namespace) -> None:
 
 
 def _check_same_options(stem: str, options: dict[str, Any]) -> None:
-    """Saved phases resume only a run of the same task, sizes and adapter."""
+    """Saved phases resume only a run of the same task, sizes and adapter. Zero-shot scores
+    read only the test slice, so while no compile phase is saved, train and dev may change."""
     stamp = SAVED / f"{stem}.options.json"
-    wanted = json.dumps(options, sort_keys=True)
-    if stamp.exists() and stamp.read_text(encoding="utf-8") != wanted:
-        raise SystemExit(
-            f"the phases saved for {stem} were run with {stamp.read_text(encoding='utf-8')}; "
-            "pass --fresh to start over"
-        )
-    stamp.write_text(wanted, encoding="utf-8")
+    if stamp.exists():
+        saved = json.loads(stamp.read_text(encoding="utf-8"))
+        if saved != options and not _only_zero_shot_saved(stem, saved, options):
+            raise SystemExit(
+                f"the phases saved for {stem} were run with {json.dumps(saved)}; "
+                "pass --fresh to start over"
+            )
+    stamp.write_text(json.dumps(options, sort_keys=True), encoding="utf-8")
+
+
+def _only_zero_shot_saved(stem: str, saved: dict[str, Any], options: dict[str, Any]) -> bool:
+    same_test = saved["sizes"]["test"] == options["sizes"]["test"]
+    if not same_test or saved["adapter"] != options["adapter"]:
+        return False
+    for side in ("dspy", "lmc"):
+        partial = SAVED / f"{stem}.{side}.partial.json"
+        phases = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
+        if "compile" in phases or phases.get("optimizers"):
+            return False
+    return True
 
 
 def _commit() -> str:
