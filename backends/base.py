@@ -7,16 +7,18 @@ prompt prefix that does not depend on a call's inputs) is byte-identical across 
 from __future__ import annotations
 
 import json
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from lmc.errors import RecordFailure
 from lmc.ir.graph import StepParams
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 
 Role = Literal["system", "user", "assistant"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +173,51 @@ class ReplyError(Exception):
         self.reply = reply
 
 
+class StaticParts:
+    """What a backend made from a step alone (its prompt's static part, its reply's schema or
+    grammar), kept so the calls of a step do not make it again.
+
+    Keyed by values that are immutable (a `StepView`: signature, module and learned parameters;
+    what the LM enforces), so nothing invalidates an entry: new parameters are a new key. At most
+    `limit` entries, the oldest dropped first: a step with nearest demos is shown a different
+    `StepView` per call. A key that cannot be hashed (a demo holding a list) is made every time.
+    """
+
+    def __init__(self, limit: int = 256):
+        self.limit = limit
+        self._made: dict[Hashable, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        try:
+            with self._lock:
+                made: T = self._made[key]
+            return made
+        except KeyError:
+            pass
+        except TypeError:  # unhashable: nothing to remember it by
+            return make()
+        value = make()
+        with self._lock:
+            self._made[key] = value
+            while len(self._made) > self.limit:
+                del self._made[next(iter(self._made))]
+        return value
+
+
 class Backend(ABC):
     """Lowers a step to the request an LM wants and parses its reply into typed fields."""
 
     name: ClassVar[str]
+
+    @property
+    def static_parts(self) -> StaticParts:
+        """This backend's own `StaticParts` (made on first use: a backend written as a plugin
+        need not call an `__init__` of ours)."""
+        parts = self.__dict__.get("_static_parts")
+        if parts is None:
+            parts = self.__dict__.setdefault("_static_parts", StaticParts())
+        return parts
 
     @abstractmethod
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest: ...
