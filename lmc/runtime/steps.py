@@ -105,20 +105,20 @@ def _trace(
     parsed: dict[str, Any] | None,
     error: str | None,
 ) -> None:
-    line = call_line(
-        record=record,
-        step=step,
-        backend=context.backend.name,
-        model=context.lm.identity,
-        attempt=attempt,
-        request=request,
-        response=response,
-        parsed=parsed,
-        error=error,
-    )
-    context.history.append(line)
+    parts = {
+        "record": record,
+        "step": step,
+        "backend": context.backend.name,
+        "model": context.lm.identity,
+        "attempt": attempt,
+        "request": request,
+        "response": response,
+        "parsed": parsed,
+        "error": error,
+    }
+    context.history.add(parts)
     if context.trace is not None:
-        context.trace.call(line)
+        context.trace.call(call_line(**parts))
 
 
 def _decoded(request: LMRequest, options: StepOptions, sample: int) -> LMRequest:
