@@ -7,9 +7,10 @@ prompt prefix that does not depend on a call's inputs) is byte-identical across 
 from __future__ import annotations
 
 import json
+import operator
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
@@ -177,31 +178,43 @@ class StaticParts:
     """What a backend made from a step alone (its prompt's static part, its reply's schema or
     grammar), kept so the calls of a step do not make it again.
 
-    Keyed by values that are immutable (a `StepView`: signature, module and learned parameters;
-    what the LM enforces), so nothing invalidates an entry: new parameters are a new key. At most
-    `limit` entries, the oldest dropped first: a step with nearest demos is shown a different
-    `StepView` per call. A key that cannot be hashed (a demo holding a list) is made every time.
+    Keyed by a tuple of immutable values (a step's signature, module and learned parameters;
+    what the LM enforces), so nothing invalidates an entry: new parameters are a new key. A key
+    is first looked up by the identity of its values (a step's calls share the same objects, and
+    hashing a signature with its demos costs more than making a prompt's prefix), then by
+    equality. At most `limit` entries, the oldest dropped first: a step with nearest demos is
+    shown other parameters on each call. A key that cannot be hashed (a demo holding a list) is
+    made every time.
     """
 
     def __init__(self, limit: int = 256):
         self.limit = limit
-        self._made: dict[Hashable, Any] = {}
+        self._by_value: dict[tuple[Any, ...], Any] = {}
+        # id of each value -> (the key, the value): an entry holds its key's objects, so their
+        # ids cannot be reused by other objects while it is kept.
+        self._by_identity: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+    def get(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+        ids = tuple(map(id, key))
+        with self._lock:
+            found = self._by_identity.get(ids)
+        if found is not None and all(map(operator.is_, found[0], key)):
+            same: T = found[1]
+            return same
         try:
             with self._lock:
-                made: T = self._made[key]
-            return made
+                value: T = self._by_value[key]
         except KeyError:
-            pass
+            value = make()
         except TypeError:  # unhashable: nothing to remember it by
             return make()
-        value = make()
         with self._lock:
-            self._made[key] = value
-            while len(self._made) > self.limit:
-                del self._made[next(iter(self._made))]
+            self._by_value[key] = value
+            self._by_identity[ids] = (key, value)
+            for kept in (self._by_value, self._by_identity):
+                while len(kept) > self.limit:
+                    del kept[next(iter(kept))]
         return value
 
 

@@ -81,7 +81,9 @@ class ChatBackend(Backend):
         return f"Respond with the output fields {order}, ending with `{COMPLETED}`."
 
     def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
-        prefix, request = self.static_parts.get(("messages", step), lambda: self._prefix(step))
+        prefix, request = self.static_parts.get(
+            ("messages", step.signature, step.module, step.params), lambda: self._prefix(step)
+        )
         user = render_fields(step.inputs, inputs, output=False) + "\n\n" + request
         return [*prefix, Message("user", user)]
 
@@ -100,8 +102,9 @@ class ChatBackend(Backend):
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
         grammar = None
         if lm.constrains:
-            outputs = step.outputs
-            grammar = self.static_parts.get(("grammar", outputs), lambda: marker_grammar(outputs))
+            grammar = self.static_parts.get(
+                ("grammar", step.signature, step.module), lambda: marker_grammar(step.outputs)
+            )
         return LMRequest(messages=tuple(self.messages(step, inputs)), grammar=grammar)
 
     def parse(self, step: StepView, reply: str) -> dict[str, Any]:

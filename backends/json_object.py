@@ -55,7 +55,9 @@ class JsonBackend(Backend):
         )
 
     def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
-        prefix, closing = self.static_parts.get(("messages", step), lambda: self._prefix(step))
+        prefix, closing = self.static_parts.get(
+            ("messages", step.signature, step.module, step.params), lambda: self._prefix(step)
+        )
         return [*prefix, Message("user", render_inputs(step, inputs) + "\n\n" + closing)]
 
     def _prefix(self, step: StepView) -> tuple[tuple[Message, ...], str]:
