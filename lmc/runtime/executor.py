@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import networkx as nx
 
@@ -81,9 +81,9 @@ class _Run:
         return _evaluate(self.context, self.graph, node, values, inputs, self.record)
 
 
-@dataclass(frozen=True)
-class _Evaluation:
-    """What evaluating one node may read besides the values flowing into it."""
+class _Evaluation(NamedTuple):
+    """What evaluating one node may read besides the values flowing into it (a tuple: one is
+    made per node per run, and a frozen dataclass costs several times as much to make)."""
 
     context: RunContext
     graph: ProgramGraph

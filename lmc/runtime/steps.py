@@ -123,6 +123,8 @@ def _trace(
 
 def _decoded(request: LMRequest, options: StepOptions, sample: int) -> LMRequest:
     """The request with the step's own decoding options, where it sets them."""
+    if options.temperature is None and options.max_tokens is None and sample == 0:
+        return request  # most steps set none: no copy to make
     return replace(
         request,
         temperature=request.temperature if options.temperature is None else options.temperature,
