@@ -81,7 +81,12 @@ def child(records: int, folder: Path) -> dict[str, float]:
     written = sum(1 for _ in out.open(encoding="utf-8"))
     if code != 0 or written != records:
         raise SystemExit(f"the run failed: exit {code}, {written} of {records} lines written")
-    return {"records": records, "rss_before_mb": before, "peak_rss_mb": peak, "run_mb": peak - before}
+    return {
+        "records": records,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak,
+        "run_mb": peak - before,
+    }
 
 
 def main() -> None:
