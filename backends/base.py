@@ -227,7 +227,7 @@ class Backend(ABC):
     def static_parts(self) -> StaticParts:
         """This backend's own `StaticParts` (made on first use: a backend written as a plugin
         need not call an `__init__` of ours)."""
-        parts = self.__dict__.get("_static_parts")
+        parts: StaticParts | None = self.__dict__.get("_static_parts")
         if parts is None:
             parts = self.__dict__.setdefault("_static_parts", StaticParts())
         return parts

@@ -82,11 +82,6 @@ def _json_or_text(text: str, name: str) -> Any:
         raise DataError(f"--input {name}: {error}") from None
 
 
-def read_records(path: Path, fields: tuple[FieldSpec, ...]) -> list[dict[str, Any]]:
-    """Every record's inputs; the first bad record raises `DataError` naming its number."""
-    return list(load_dataset(path, fields).inputs)
-
-
 @dataclass(frozen=True)
 class StreamedRecords:
     """A dataset's typed inputs, read from its file a record at a time each time it is iterated,

@@ -105,7 +105,7 @@ def _trace(
     parsed: dict[str, Any] | None,
     error: str | None,
 ) -> None:
-    parts = {
+    parts: dict[str, Any] = {
         "record": record,
         "step": step,
         "backend": context.backend.name,
