@@ -7,16 +7,19 @@ prompt prefix that does not depend on a call's inputs) is byte-identical across 
 from __future__ import annotations
 
 import json
+import operator
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal, Protocol, TypeVar
 
 from lmc.errors import RecordFailure
 from lmc.ir.graph import StepParams
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 
 Role = Literal["system", "user", "assistant"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +174,63 @@ class ReplyError(Exception):
         self.reply = reply
 
 
+class StaticParts:
+    """What a backend made from a step alone (its prompt's static part, its reply's schema or
+    grammar), kept so the calls of a step do not make it again.
+
+    Keyed by a tuple of immutable values (a step's signature, module and learned parameters;
+    what the LM enforces), so nothing invalidates an entry: new parameters are a new key. A key
+    is first looked up by the identity of its values (a step's calls share the same objects, and
+    hashing a signature with its demos costs more than making a prompt's prefix), then by
+    equality. At most `limit` entries, the oldest dropped first: a step with nearest demos is
+    shown other parameters on each call. A key that cannot be hashed (a demo holding a list) is
+    made every time.
+    """
+
+    def __init__(self, limit: int = 256):
+        self.limit = limit
+        self._by_value: dict[tuple[Any, ...], Any] = {}
+        # id of each value -> (the key, the value): an entry holds its key's objects, so their
+        # ids cannot be reused by other objects while it is kept.
+        self._by_identity: dict[tuple[int, ...], tuple[tuple[Any, ...], Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], make: Callable[[], T]) -> T:
+        ids = tuple(map(id, key))
+        with self._lock:
+            found = self._by_identity.get(ids)
+        if found is not None and all(map(operator.is_, found[0], key)):
+            same: T = found[1]
+            return same
+        try:
+            with self._lock:
+                value: T = self._by_value[key]
+        except KeyError:
+            value = make()
+        except TypeError:  # unhashable: nothing to remember it by
+            return make()
+        with self._lock:
+            self._by_value[key] = value
+            self._by_identity[ids] = (key, value)
+            for kept in (self._by_value, self._by_identity):
+                while len(kept) > self.limit:
+                    del kept[next(iter(kept))]
+        return value
+
+
 class Backend(ABC):
     """Lowers a step to the request an LM wants and parses its reply into typed fields."""
 
     name: ClassVar[str]
+
+    @property
+    def static_parts(self) -> StaticParts:
+        """This backend's own `StaticParts` (made on first use: a backend written as a plugin
+        need not call an `__init__` of ours)."""
+        parts: StaticParts | None = self.__dict__.get("_static_parts")
+        if parts is None:
+            parts = self.__dict__.setdefault("_static_parts", StaticParts())
+        return parts
 
     @abstractmethod
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest: ...

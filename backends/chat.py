@@ -81,6 +81,15 @@ class ChatBackend(Backend):
         return f"Respond with the output fields {order}, ending with `{COMPLETED}`."
 
     def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
+        prefix, request = self.static_parts.get(
+            ("messages", step.signature, step.module, step.params), lambda: self._prefix(step)
+        )
+        user = render_fields(step.inputs, inputs, output=False) + "\n\n" + request
+        return [*prefix, Message("user", user)]
+
+    def _prefix(self, step: StepView) -> tuple[tuple[Message, ...], str]:
+        """The messages before a call's inputs (system prompt, demos), and the request for the
+        reply after them: the same on every call of the step."""
         messages = [Message("system", self.system_prompt(step))]
         for demo in step.params.demos:
             values = demo_values(demo.fields, step.inputs, step.outputs)
@@ -88,12 +97,14 @@ class ChatBackend(Backend):
                 messages.append(Message("user", render_fields(step.inputs, values, output=False)))
                 reply = render_fields(step.outputs, values, output=True) + f"\n\n{COMPLETED}"
                 messages.append(Message("assistant", reply))
-        user = render_fields(step.inputs, inputs, output=False) + "\n\n" + self._reply_request(step)
-        messages.append(Message("user", user))
-        return messages
+        return tuple(messages), self._reply_request(step)
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
-        grammar = marker_grammar(step.outputs) if lm.constrains else None
+        grammar = None
+        if lm.constrains:
+            grammar = self.static_parts.get(
+                ("grammar", step.signature, step.module), lambda: marker_grammar(step.outputs)
+            )
         return LMRequest(messages=tuple(self.messages(step, inputs)), grammar=grammar)
 
     def parse(self, step: StepView, reply: str) -> dict[str, Any]:

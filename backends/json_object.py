@@ -55,19 +55,31 @@ class JsonBackend(Backend):
         )
 
     def messages(self, step: StepView, inputs: dict[str, Any]) -> list[Message]:
+        prefix, closing = self.static_parts.get(
+            ("messages", step.signature, step.module, step.params), lambda: self._prefix(step)
+        )
+        return [*prefix, Message("user", render_inputs(step, inputs) + "\n\n" + closing)]
+
+    def _prefix(self, step: StepView) -> tuple[tuple[Message, ...], str]:
+        """The messages before a call's inputs (system prompt, demos), and the closing line
+        after them: the same on every call of the step."""
+        closing = _closing(step)
         messages = [Message("system", self.system_prompt(step))]
         for demo in step.params.demos:
             values = demo_values(demo.fields, step.inputs, step.outputs)
             if values is not None:
-                user = render_inputs(step, values) + "\n\n" + _closing(step)
+                user = render_inputs(step, values) + "\n\n" + closing
                 messages.append(Message("user", user))
                 reply = {f.name: values[f.name] for f in step.outputs}
                 messages.append(Message("assistant", json.dumps(reply, ensure_ascii=False)))
-        messages.append(Message("user", render_inputs(step, inputs) + "\n\n" + _closing(step)))
-        return messages
+        return tuple(messages), closing
 
     def schema_text(self, step: StepView, lm: LMClient) -> str:
-        return json.dumps(object_schema(step.outputs, bounded=lm.enforces_schema))
+        bounded = lm.enforces_schema
+        return self.static_parts.get(
+            ("schema", step.signature, step.module, bounded),
+            lambda: json.dumps(object_schema(step.outputs, bounded=bounded)),
+        )
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
         return LMRequest(

@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -321,8 +321,13 @@ def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:
 
 def jsonl_objects(text: str, path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Each record (a non-blank line) as a JSON object, with where it is: `file: record N`."""
+    return jsonl_line_objects((line for _, line in jsonl_lines(text)), path)
+
+
+def jsonl_line_objects(lines: Iterable[str], path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`jsonl_objects` of lines already split (a file read a line at a time)."""
     number = 0
-    for _, line in jsonl_lines(text):
+    for line in lines:
         if not line.strip():
             continue
         number += 1

@@ -25,6 +25,7 @@ class FakeLM:
     def __post_init__(self) -> None:
         if not callable(self.replies):
             self._queue = list(self.replies)
+        self._previous = ""  # the last request, rendered: what the next one's prefix is compared to
 
     @property
     def enforces_schema(self) -> bool:
@@ -34,12 +35,12 @@ class FakeLM:
         return self.template
 
     def complete(self, request: LMRequest) -> LMResponse:
-        previous = str(self.requests[-1].to_json()) if self.requests else ""
         self.requests.append(request)
         rendered = str(request.to_json())
         reused = None
         if self.prefix_cache:
-            reused = shared_prefix_length(previous, rendered) // 4
+            reused = shared_prefix_length(self._previous, rendered) // 4
+        self._previous = rendered
         if callable(self.replies):
             text = self.replies(request)
         elif self._queue:

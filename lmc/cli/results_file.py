@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
@@ -48,15 +49,17 @@ def _same(a: Any, b: Any) -> bool:
 
 
 class ResultsFile:
-    def __init__(self, path: Path, records: list[dict[str, Any]], *, resume: bool):
+    def __init__(self, path: Path, records: Iterable[dict[str, Any]], count: int, *, resume: bool):
+        """`records` are the data's inputs (read once, to check a resumed file's lines against
+        them: a file the data streams from need not be held), `count` how many there are."""
         self.path = path
-        self.records = records
-        # Record index -> its earlier successful line, kept as it was written.
-        self.done: dict[int, str] = {}
+        self.count = count
+        # The indexes of records whose earlier result succeeded.
+        self.done: set[int] = set()
         self._in_order = True  # whether the file's lines are one per record, in input order
         remove_stale_temporaries(self.path)  # what a rewrite killed midway left behind
         if resume and path.exists():
-            self._read_earlier()
+            self._read_earlier(records)
         elif path.exists() and not path.is_file():
             raise DataError(f"{path}: is not a file; expected a path for the results (--out)")
         appending = resume and path.exists()
@@ -67,10 +70,13 @@ class ResultsFile:
             raise DataError(f"{path}: cannot write the results: {error.strerror}") from None
         self._last = max(self.done, default=-1)
 
-    def _read_earlier(self) -> None:
+    def _read_earlier(self, records: Iterable[dict[str, Any]]) -> None:
         if not self.path.is_file():
             raise DataError(f"{self.path}: is not a file; expected a path for the results (--out)")
         seen: list[int] = []
+        # Record index -> (line number, the inputs written there) of every earlier line, to be
+        # checked against the data's record.
+        written: dict[int, list[tuple[int, Any]]] = {}
         complete = 0  # bytes up to the end of the last whole line
         with self.path.open("rb") as file:
             for number, raw in enumerate(file, 1):
@@ -80,19 +86,21 @@ class ResultsFile:
                 text = raw.decode("utf-8", errors="replace")
                 if not text.strip():
                     continue
-                index, succeeded = self._earlier_line(number, text)
+                index, inputs, succeeded = self._earlier_line(number, text)
+                written.setdefault(index, []).append((number, inputs))
                 seen.append(index)
                 if succeeded:
-                    self.done[index] = text.rstrip("\n")
+                    self.done.add(index)
                 else:
-                    self.done.pop(index, None)
+                    self.done.discard(index)
+        self._check_inputs(written, records)
         if complete < self.path.stat().st_size:
             os.truncate(self.path, complete)
         self._in_order = seen == list(range(len(seen))) and len(self.done) == len(seen)
 
-    def _earlier_line(self, number: int, text: str) -> tuple[int, bool]:
-        """The record index of one earlier line, checked to be this data's record, and whether
-        it succeeded."""
+    def _earlier_line(self, number: int, text: str) -> tuple[int, Any, bool]:
+        """The record index of one earlier line, checked to be one of this data's, the inputs
+        written there, and whether it succeeded."""
         try:
             # Within lmc's JSON limits (a RecursionError otherwise); lone surrogates are what a
             # server sent, written escaped.
@@ -103,13 +111,29 @@ class ResultsFile:
                 f"{self.path}: line {number}: not a result line of lmc run; to start over, "
                 "pass --no-resume (the file is overwritten)"
             ) from None
-        if not 0 <= index < len(self.records) or not _same(line.get("inputs"), self.records[index]):
-            raise DataError(
-                f"{self.path}: line {number}: record {index + 1} has other inputs than the "
-                "data's; these are results of another dataset. Pass --no-resume to overwrite "
-                "them, or give another --out"
-            )
-        return index, "error" not in line
+        if not 0 <= index < self.count:
+            self._other_inputs(number, index)
+        return index, line.get("inputs"), "error" not in line
+
+    def _check_inputs(
+        self, written: dict[int, list[tuple[int, Any]]], records: Iterable[dict[str, Any]]
+    ) -> None:
+        """Each earlier line holds its record's inputs; else the first line that does not
+        (by line number) is named."""
+        wrong: list[tuple[int, int]] = []
+        for index, record in enumerate(records):
+            for number, inputs in written.get(index, ()):
+                if not _same(inputs, record):
+                    wrong.append((number, index))
+        if wrong:
+            self._other_inputs(*min(wrong))
+
+    def _other_inputs(self, number: int, index: int) -> None:
+        raise DataError(
+            f"{self.path}: line {number}: record {index + 1} has other inputs than the "
+            "data's; these are results of another dataset. Pass --no-resume to overwrite "
+            "them, or give another --out"
+        )
 
     def write(self, index: int, line: str) -> None:
         """A finished record's line, at the end of the file, on disk before the next one."""

@@ -19,7 +19,7 @@ from lmc.cli.running import check_outputs, compiled_for, model_work, run_context
 from lmc.compiler.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
-from lmc.runtime.data import parse_cli_inputs, read_records
+from lmc.runtime.data import StreamedRecords, checked_records, parse_cli_inputs
 from lmc.runtime.functions import import_callables
 from lmc.runtime.progress import WorkProgress
 from lmc.runtime.stats import RunStats, StepStats
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out and not args.data:
         raise UsageError("--out is for a dataset run: add --data IN.jsonl")
     check_outputs(args.out, args.trace)
-    records = read_records(Path(args.data), program.inputs) if args.data else None
+    records = checked_records(Path(args.data), program.inputs) if args.data else None
     inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     import_callables(program.ir)
     context = run_context(args, *compiled_for(program))
@@ -67,19 +67,22 @@ def _run_one(
 
 
 def _run_dataset(
-    program: Program, records: list[dict[str, Any]], args: argparse.Namespace, context: RunContext
+    program: Program, records: StreamedRecords, args: argparse.Namespace, context: RunContext
 ) -> int:
     err = Console(stderr=True, highlight=False, markup=False)
     target = Path(args.out) if args.out else None
-    results = ResultsFile(target, records, resume=args.resume) if target else None
-    todo = [i for i in range(len(records)) if results is None or i not in results.done]
+    results = ResultsFile(target, records, len(records), resume=args.resume) if target else None
+    done = results.done if results is not None else set()
+    todo = len(records) - len(done)
     started = time.perf_counter()
     failed = 0
 
     async def stream(advance: Callable[[], None]) -> None:
         nonlocal failed
-        chosen = (records[i] for i in todo)
-        async for result in executor.run_records(context, program.ir, chosen, todo):
+        # Read from the file as the run goes: no more records held than are in flight.
+        chosen = (record for i, record in enumerate(records) if i not in done)
+        numbers = (i for i in range(len(records)) if i not in done)
+        async for result in executor.run_records(context, program.ir, chosen, numbers):
             line = record_line(
                 result.index, result.inputs, result.outputs, result.error, result.reply
             )
@@ -94,14 +97,13 @@ def _run_dataset(
                     return
 
     try:
-        with WorkProgress(err, program.name, len(todo), "records") as progress:
+        with WorkProgress(err, program.name, todo, "records") as progress:
             asyncio.run(stream(progress.advance))
     finally:
         if results is not None:
             results.close()
     elapsed = time.perf_counter() - started
-    resumed = len(records) - len(todo)
-    _summary(err, context.stats, len(todo), failed, elapsed, target, resumed)
+    _summary(err, context.stats, todo, failed, elapsed, target, len(done))
     if args.max_errors is not None and failed >= args.max_errors:
         err.print(f"stopped after {failed} failed records (--max-errors {args.max_errors})")
     return EXIT_FAILED if failed else EXIT_OK

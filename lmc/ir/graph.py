@@ -17,7 +17,7 @@ import heapq
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from lmc.diagnostics import NO_SPAN, Diagnostic, Span, span_field
 from lmc.signatures import (
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 ConstValue = str | int | float | bool
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,6 +287,9 @@ class ProgramGraph:
         self._succ: dict[str, dict[str, dict[str, Wire]]] = {}
         self._pred: dict[str, dict[str, dict[str, Wire]]] = {}
         self._nx: nx.MultiDiGraph[str] | None = None
+        # Values computed from the nodes and wires alone (a dependency order, the runtime's plan),
+        # by name; emptied by every change to nodes or wires. `params` is not part of them.
+        self._derived: dict[str, Any] = {}
         self.indexes: dict[str, IndexRef] = {}
         self.params: dict[str, StepParams] = {}
         self.metric: MetricRef | None = None
@@ -297,7 +301,7 @@ class ProgramGraph:
             raise ValueError(f"node {node.id!r} is already in the graph")
         self._nodes[node.id] = node
         self._succ[node.id], self._pred[node.id] = {}, {}
-        self._nx = None
+        self._structure_changed()
         if isinstance(node, StepNode):
             self.params.setdefault(node.param_key, StepParams())
         return node.id
@@ -314,7 +318,20 @@ class ProgramGraph:
         wire = Wire(source_field, target_field, port.type, span or self.node(target).span)
         self._succ[source].setdefault(target, {})[target_field] = wire
         self._pred[target].setdefault(source, {})[target_field] = wire
+        self._structure_changed()
+
+    def _structure_changed(self) -> None:
         self._nx = None
+        self._derived.clear()
+
+    def derived(self, name: str, compute: Callable[[], T]) -> T:
+        """`compute()`, made once until the graph's nodes or wires change: for what depends on
+        its structure alone (never on `params`, which may be replaced without this graph knowing).
+        """
+        if name not in self._derived:
+            self._derived[name] = compute()
+        value: T = self._derived[name]
+        return value
 
     def fresh_id(self, base: str) -> str:
         """`base`, or `base@2`, `base@3`, ... (`@` never occurs in a name the user writes)."""
@@ -363,10 +380,14 @@ class ProgramGraph:
     def topological(self, key: Callable[[str], Any] | None = None) -> list[Node]:
         """Nodes in dependency order; among nodes ready at once, the least by `key` (default:
         the id) first, then the earliest added: networkx's lexicographical topological sort."""
-        order = self._sorted_ids(key)
+        order = self._sorted_ids(key) if key is not None else self._default_order()
         if len(order) != len(self._nodes):
             raise ValueError(f"{self.name} has a cycle; it has no dependency order")
         return [self._nodes[n] for n in order]
+
+    def _default_order(self) -> list[str]:
+        order: list[str] = self.derived("topological", lambda: self._sorted_ids(None))
+        return order
 
     def is_acyclic(self) -> bool:
         return len(self._sorted_ids(None)) == len(self._nodes)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar, Token
@@ -28,7 +27,7 @@ from lmc.plugins import BACKENDS
 from lmc.runtime.cache import ResponseCache
 from lmc.runtime.gate import CallGate
 from lmc.runtime.stats import RunStats
-from lmc.runtime.trace import TraceWriter
+from lmc.runtime.trace import CallHistory, TraceWriter
 
 DEFAULT_BACKEND = "json"
 HISTORY = 100  # LM calls a context remembers for inspect_history
@@ -56,8 +55,8 @@ class RunContext:
     model: str | None = None
     # DSPy's retrieval model: what a `lmc.Retrieve(k=...)` without an index retrieves with.
     rm: Any = None
-    # The latest LM calls, as trace lines, for `lmc.inspect_history(n)`.
-    history: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    # The latest LM calls, read as trace lines, for `lmc.inspect_history(n)`.
+    history: CallHistory = field(default_factory=lambda: CallHistory(HISTORY))
     _gate: CallGate = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -10,13 +10,20 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
-from lmc.files import DataError, JSONUnreadable, json_value, jsonl_objects, read_bytes
+from lmc.files import (
+    DataError,
+    JSONUnreadable,
+    json_value,
+    jsonl_line_objects,
+    jsonl_objects,
+    read_bytes,
+)
 from lmc.signatures import FieldSpec
 from lmc.types import STR, OneOf, OptionalOf
 
@@ -75,9 +82,57 @@ def _json_or_text(text: str, name: str) -> Any:
         raise DataError(f"--input {name}: {error}") from None
 
 
-def read_records(path: Path, fields: tuple[FieldSpec, ...]) -> list[dict[str, Any]]:
-    """Every record's inputs; the first bad record raises `DataError` naming its number."""
-    return list(load_dataset(path, fields).inputs)
+@dataclass(frozen=True)
+class StreamedRecords:
+    """A dataset's typed inputs, read from its file a record at a time each time it is iterated,
+    so a run holds no more of it than the records in flight. `checked_records` made it, having
+    checked every record once."""
+
+    path: Path
+    fields: tuple[FieldSpec, ...]
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        # Checked already; a record that fails now was changed in the file since.
+        for where, value in _file_objects(self.path):
+            yield coerce(self.fields, value, where)
+
+
+def checked_records(path: Path, fields: tuple[FieldSpec, ...]) -> StreamedRecords:
+    """Every record of a JSONL file checked (the first bad one raises `DataError` naming its
+    number), none kept: the records, to be read again as a run needs them."""
+    count = 0
+    for where, value in _file_objects(path):
+        coerce(fields, value, where)
+        count += 1
+    if not count:
+        raise DataError(f"{path}: no records; expected one JSON object per line")
+    return StreamedRecords(path, fields, count)
+
+
+def _file_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`jsonl_objects` of a file read a line at a time; the same errors, by the same names."""
+    try:
+        with path.open("rb") as file:
+            # A binary file splits at `\n` only, as `jsonl_lines` does.
+            lines = (_utf8(raw, path) for raw in file)
+            yield from jsonl_line_objects(lines, path)
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, expected a JSONL file") from None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read it ({error.strerror})") from None
+
+
+def _utf8(raw: bytes, path: Path) -> str:
+    try:
+        return raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
 
 
 @dataclass(frozen=True)

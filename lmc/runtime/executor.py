@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import networkx as nx
 
@@ -53,26 +53,27 @@ class _Run:
     record: int | None
 
     async def outputs(self, inputs: dict[str, Any]) -> dict[str, Any]:
+        plan = _plan(self.graph)
         tasks: dict[str, asyncio.Task[dict[str, Any]]] = {}
-        for node in self.graph.topological():
-            predecessors = [(tasks[source], wire) for source, wire in self.graph.incoming(node.id)]
+        for node in plan.order:
+            predecessors = [(tasks[s], out, field) for s, out, field in plan.incoming[node.id]]
             tasks[node.id] = asyncio.ensure_future(self.node(node, predecessors, inputs))
         try:
             await asyncio.gather(*tasks.values())
         finally:
             for task in tasks.values():
                 task.cancel()
-        return {n.name: tasks[n.id].result()["value"] for n in self.graph.outputs()}
+        return {name: tasks[node_id].result()["value"] for name, node_id in plan.outputs}
 
     async def node(
         self,
         node: Node,
-        predecessors: list[tuple[asyncio.Task[dict[str, Any]], Any]],
+        predecessors: list[tuple[asyncio.Task[dict[str, Any]], str, str]],
         inputs: dict[str, Any],
     ) -> dict[str, Any]:
         values = {}
-        for task, wire in predecessors:
-            values[wire.target_field] = (await task)[wire.source_field]
+        for task, source_field, target_field in predecessors:
+            values[target_field] = (await task)[source_field]
         if node.calls_out:
             return await asyncio.to_thread(
                 _in_worker, self.context, self.graph, node, values, inputs, self.record
@@ -80,9 +81,9 @@ class _Run:
         return _evaluate(self.context, self.graph, node, values, inputs, self.record)
 
 
-@dataclass(frozen=True)
-class _Evaluation:
-    """What evaluating one node may read besides the values flowing into it."""
+class _Evaluation(NamedTuple):
+    """What evaluating one node may read besides the values flowing into it (a tuple: one is
+    made per node per run, and a frozen dataclass costs several times as much to make)."""
 
     context: RunContext
     graph: ProgramGraph
@@ -203,9 +204,36 @@ def _open(graph: ProgramGraph, name: str) -> Any:
         raise RetrievalUnavailable(f"index '{name}': {error}") from None
 
 
-def _one_at_a_time(graph: ProgramGraph) -> bool:
+@dataclass(frozen=True)
+class _Plan:
+    """What running a graph needs of its structure, worked out once per graph (and again after
+    its nodes or wires change; see `ProgramGraph.derived`): the nodes in dependency order, the
+    wires into each, the outputs, and whether its steps form a chain."""
+
+    order: tuple[Node, ...]
+    incoming: dict[str, tuple[tuple[str, str, str], ...]]  # node -> (source, source field, field)
+    outputs: tuple[tuple[str, str], ...]  # (output name, node id)
+    one_at_a_time: bool
+
+
+def _plan(graph: ProgramGraph) -> _Plan:
+    def make() -> _Plan:
+        order = tuple(graph.topological())
+        incoming = {
+            node.id: tuple((s, w.source_field, w.target_field) for s, w in graph.incoming(node.id))
+            for node in order
+        }
+        outputs = tuple((n.name, n.id) for n in graph.outputs())
+        return _Plan(order, incoming, outputs, _one_at_a_time(order, graph))
+
+    return graph.derived("executor-plan", make)
+
+
+def _one_at_a_time(order: tuple[Node, ...], graph: ProgramGraph) -> bool:
     """Whether no two steps could ever run at once (each step depends on the one before)."""
-    steps = [n.id for n in graph.topological() if n.calls_out]
+    steps = [n.id for n in order if n.calls_out]
+    if len(steps) < 2:  # nothing to run beside: no need to build the networkx graph
+        return True
     return all(nx.has_path(graph.nx, a, b) for a, b in itertools.pairwise(steps))
 
 
@@ -213,13 +241,12 @@ def _run_in_order(
     context: RunContext, graph: ProgramGraph, inputs: dict[str, Any], record: int | None = None
 ) -> dict[str, Any]:
     """A program whose steps form a chain, run in one thread: no event loop, no hand-offs."""
+    plan = _plan(graph)
     results: dict[str, dict[str, Any]] = {}
-    for node in graph.topological():
-        values = {
-            w.target_field: results[source][w.source_field] for source, w in graph.incoming(node.id)
-        }
+    for node in plan.order:
+        values = {field: results[source][out] for source, out, field in plan.incoming[node.id]}
         results[node.id] = _evaluate(context, graph, node, values, inputs, record)
-    return {n.name: results[n.id]["value"] for n in graph.outputs()}
+    return {name: results[node_id]["value"] for name, node_id in plan.outputs}
 
 
 async def _with_executor(context: RunContext) -> None:
@@ -247,7 +274,7 @@ class _Borrowed(ThreadPoolExecutor):
 
 def run(context: RunContext, graph: ProgramGraph, inputs: dict[str, Any]) -> dict[str, Any]:
     """The program's outputs for one set of (already typed) inputs."""
-    if _one_at_a_time(graph):
+    if _plan(graph).one_at_a_time:
         return _run_in_order(context, graph, inputs)
 
     async def main() -> dict[str, Any]:
@@ -295,7 +322,7 @@ async def run_records(
     some of its records."""
     await _with_executor(context)
     window = max(1, context.concurrency)
-    in_order = _one_at_a_time(graph)
+    in_order = _plan(graph).one_at_a_time
 
     async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
         started = time.perf_counter()

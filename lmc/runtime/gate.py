@@ -11,8 +11,7 @@ calls waiting for the same step are bounded by the records in flight.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 
 class CallGate:
@@ -28,9 +27,12 @@ class CallGate:
         with self._lock:
             return len(self._waiting)
 
-    @contextmanager
-    def call(self, step: str) -> Iterator[None]:
-        """Hold a slot for one call of `step` while the block runs."""
+    def call(self, step: str) -> _Slot:
+        """Hold a slot for one call of `step` while the `with` block runs."""
+        return _Slot(self, step)
+
+    def _take(self, step: str) -> None:
+        """Wait for a slot (none, when one is free and no call waits) and take it."""
         with self._lock:
             turn: threading.Event | None = None
             if self._free > 0 and not self._waiting:
@@ -45,11 +47,10 @@ class CallGate:
             except BaseException:  # Ctrl-C while an eager call waits: leave the line
                 self._leave(step, turn)
                 raise
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._pass_on()
+
+    def _give_back(self) -> None:
+        with self._lock:
+            self._pass_on()
 
     def _leave(self, step: str, turn: threading.Event) -> None:
         with self._lock:
@@ -67,3 +68,25 @@ class CallGate:
         step, turn = self._waiting.pop(next(same, 0))
         self._last_step = step
         turn.set()  # the slot passes straight to it: no newcomer can take it first
+
+
+class _Slot:
+    """A gate's slot held by a `with` block (a plain class: every LM call makes one, and a
+    generator-based context manager costs several times as much)."""
+
+    __slots__ = ("_gate", "_step")
+
+    def __init__(self, gate: CallGate, step: str):
+        self._gate = gate
+        self._step = step
+
+    def __enter__(self) -> None:
+        self._gate._take(self._step)
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._gate._give_back()

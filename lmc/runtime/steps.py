@@ -105,24 +105,26 @@ def _trace(
     parsed: dict[str, Any] | None,
     error: str | None,
 ) -> None:
-    line = call_line(
-        record=record,
-        step=step,
-        backend=context.backend.name,
-        model=context.lm.identity,
-        attempt=attempt,
-        request=request,
-        response=response,
-        parsed=parsed,
-        error=error,
-    )
-    context.history.append(line)
+    parts: dict[str, Any] = {
+        "record": record,
+        "step": step,
+        "backend": context.backend.name,
+        "model": context.lm.identity,
+        "attempt": attempt,
+        "request": request,
+        "response": response,
+        "parsed": parsed,
+        "error": error,
+    }
+    context.history.add(parts)
     if context.trace is not None:
-        context.trace.call(line)
+        context.trace.call(call_line(**parts))
 
 
 def _decoded(request: LMRequest, options: StepOptions, sample: int) -> LMRequest:
     """The request with the step's own decoding options, where it sets them."""
+    if options.temperature is None and options.max_tokens is None and sample == 0:
+        return request  # most steps set none: no copy to make
     return replace(
         request,
         temperature=request.temperature if options.temperature is None else options.temperature,

@@ -4,6 +4,8 @@ and `lmc trace show` to read them."""
 from __future__ import annotations
 
 import threading
+from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -57,6 +59,29 @@ def call_line(
     if response.reused_prompt_tokens is not None:
         line["reused_prompt_tokens"] = response.reused_prompt_tokens
     return line
+
+
+class CallHistory:
+    """A context's latest LM calls, for `lmc.inspect_history`. Each is kept as the parts of its
+    trace line (`call_line`'s arguments) and made into the line only when read: most runs never
+    read their history, and rendering a request costs more than the rest of a call's bookkeeping.
+    """
+
+    def __init__(self, limit: int):
+        self._calls: deque[dict[str, Any]] = deque(maxlen=limit)
+
+    def add(self, parts: dict[str, Any]) -> None:
+        """One call, as the keyword arguments of `call_line`."""
+        self._calls.append(parts)
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return call_line(**self._calls[index])
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (call_line(**parts) for parts in list(self._calls))
 
 
 class TraceWriter:

@@ -354,6 +354,32 @@ def test_static_part_of_chat_messages_is_identical_across_calls(
     assert OTHER_QA_INPUTS["question"] not in static
 
 
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_backend_that_lowered_a_step_before_lowers_it_anew_after_its_parameters_change(
+    backend: str,
+) -> None:
+    # A backend keeps each step's static part; a learned instruction or demos must still show.
+    used = BACKENDS[backend]()
+    before = StepView(QA, "predict")
+    learned = StepView(QA, "predict", StepParams("Answer in one word.", QA_DEMOS.demos))
+    used.lower(before, QA_INPUTS, fake_lm())
+    for view in (learned, before):
+        for constrained in (False, True):
+            again = used.lower(view, QA_INPUTS, fake_lm(constrained))
+            assert again == BACKENDS[backend]().lower(view, QA_INPUTS, fake_lm(constrained))
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_demo_holding_a_list_is_shown_on_every_call(backend: str) -> None:
+    # A bootstrapped demo of a step with a list field holds a list: no key to remember it by.
+    demo = Demo((*RAG_INPUTS.items(), ("answer", "Warsaw")))
+    view = StepView(RAG, "predict", StepParams(demos=(demo,)))
+    used = BACKENDS[backend]()
+    first = used.lower(view, RAG_INPUTS, fake_lm())
+    assert used.lower(view, RAG_INPUTS, fake_lm()) == first
+    assert "She moved to Paris in 1891" in first.messages[1].content
+
+
 def test_completion_prompts_share_the_whole_static_prefix() -> None:
     view = StepView(QA, "predict", QA_DEMOS)
     backend = CompletionBackend()

@@ -5,13 +5,16 @@ block see it. Every LM here is a `FakeLM` that names itself in its answers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 import lmc
 from lmc.backends.clients.fake import FakeLM
+from lmc.runtime.context import HISTORY
 
 
 def named(name: str) -> FakeLM:
@@ -153,6 +156,25 @@ def test_inspect_history_prints_the_last_calls_of_the_current_context(
     assert "second question" in shown
     assert "first question" not in shown
     assert '"answer": "served"' in shown
+
+
+def test_a_contexts_history_holds_its_last_calls_as_the_trace_file_writes_them(
+    tmp_path: Path,
+) -> None:
+    trace = tmp_path / "calls.jsonl"
+    context = lmc.context(named("served"), cache=False, trace=str(trace))
+    for i in range(HISTORY + 3):
+        with context:
+            lmc.Predict("question -> answer")(question=f"question {i}")
+    assert context.trace is not None
+    context.trace.close()
+
+    written = [json.loads(line) for line in trace.read_text("utf-8").splitlines()]
+    assert len(context.history) == HISTORY
+    assert list(context.history) == written[-HISTORY:]
+    assert context.history[-1]["request"]["messages"][-1]["content"].startswith(
+        f"question:\nquestion {HISTORY + 2}"
+    )
 
 
 def test_a_model_made_with_lm_is_recorded_by_its_string(monkeypatch: pytest.MonkeyPatch) -> None:
