@@ -126,6 +126,10 @@ class TraceWriter:
         }
         self._write(line)
 
+    def write(self, line: dict[str, Any]) -> None:
+        """A line as another writer made it (a `TraceLines` of a cluster's worker)."""
+        self._write(line)
+
     def _write(self, line: dict[str, Any]) -> None:
         # Lone surrogates a server sent would not encode as UTF-8: escaped, like control characters.
         text = json_text(line, default=str)
@@ -136,6 +140,22 @@ class TraceWriter:
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+
+class TraceLines(TraceWriter):
+    """The lines a trace would get, kept in memory: a cluster's worker sends them with the
+    record they belong to, and the process that runs the job writes them to its trace."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def _write(self, line: dict[str, Any]) -> None:
+        with self._lock:
+            self.lines.append(line)
+
+    def close(self) -> None:
+        pass
 
 
 TRACE_KEYS = ("step", "backend", "model", "attempt", "request", "reply")
