@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from lmc.backends.base import Backend, LMClient, LMResponse
-from lmc.backends.clients import DEFAULT_MODEL, ModelSpec, model_spec
+from lmc.backends.clients import DEFAULT_MODEL, ModelSpec, model_spec, open_lm
 from lmc.errors import InputError, RunError
 from lmc.plugins import BACKENDS, EXECUTORS
 from lmc.runtime.cache import ResponseCache
@@ -224,9 +224,10 @@ def context(
     an executor made with options (`RayExecutor(address=..., workers=...)`)."""
     spec: ModelSpec | None
     if lm is None or isinstance(lm, str):
-        # Limits left None are the client's own defaults.
         spec = ModelSpec(lm or os.environ.get("LMC_LM") or DEFAULT_MODEL, api_base, timeout, retries)
-        client = spec.open()
+        # Only the limits that were set: the client's own defaults otherwise.
+        limits: dict[str, Any] = {"timeout": timeout, "retries": retries}
+        client = open_lm(spec.model, api_base, **{k: v for k, v in limits.items() if v is not None})
     elif timeout is not None or retries is not None:
         raise InputError("timeout and retries belong to the model: lmc.LM(..., timeout=, retries=)")
     else:
