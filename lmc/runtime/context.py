@@ -224,7 +224,8 @@ def context(
     an executor made with options (`RayExecutor(address=..., workers=...)`)."""
     spec: ModelSpec | None
     if lm is None or isinstance(lm, str):
-        spec = ModelSpec(lm or os.environ.get("LMC_LM") or DEFAULT_MODEL, api_base, timeout, retries)
+        model = lm or os.environ.get("LMC_LM") or DEFAULT_MODEL
+        spec = ModelSpec(model, api_base, timeout, retries)
         # Only the limits that were set: the client's own defaults otherwise.
         limits: dict[str, Any] = {"timeout": timeout, "retries": retries}
         client = open_lm(spec.model, api_base, **{k: v for k, v in limits.items() if v is not None})

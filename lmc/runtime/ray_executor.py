@@ -33,7 +33,9 @@ from lmc.runtime.worker import RecordOutcome, Worker, WorkerSpec, program_text
 # this many, the run stops instead of taking down every worker in turn.
 DEATHS_PER_RECORD = 3
 # `auto`, `local`, HOST:PORT or ray://HOST:PORT (what `ray.init(address=...)` accepts).
-_ADDRESS = re.compile(r"(auto|local|(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):\d{1,5})")
+_ADDRESS = re.compile(
+    r"(auto|local|(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):\d{1,5})"
+)
 
 
 class RayMissing(InputError):

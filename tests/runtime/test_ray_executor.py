@@ -155,7 +155,9 @@ def test_workers_share_the_on_disk_cache(served: FaultServer, executor: Any) -> 
 
     assert served.calls == calls  # every answer came from the cache the local run filled
     assert spread.stats.total().cache_hits == 10
-    assert [r.outputs for r in got] == [{"answer": "yes" if i % 2 == 0 else "no"} for i in range(10)]
+    assert [r.outputs for r in got] == [
+        {"answer": "yes" if i % 2 == 0 else "no"} for i in range(10)
+    ]
 
 
 def test_records_are_read_as_results_go_out(served: FaultServer, executor: Any) -> None:
@@ -195,7 +197,9 @@ def test_a_worker_that_dies_has_its_records_run_again_elsewhere(
     assert marker.exists()  # a worker did die, on q5
     assert [r.index for r in got] == list(range(12))
     assert [r.error for r in got] == [None] * 12
-    assert [r.outputs for r in got] == [{"answer": "yes" if i % 2 == 0 else "no"} for i in range(12)]
+    assert [r.outputs for r in got] == [
+        {"answer": "yes" if i % 2 == 0 else "no"} for i in range(12)
+    ]
 
 
 def test_an_evaluation_scores_and_captures_as_the_local_one(
