@@ -54,6 +54,10 @@ class WorkersLost(RunError):
     """A record's workers died under it, one after another."""
 
 
+def ray_installed() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
 def ray_module() -> Any:
     """Ray itself; an `Any` boundary, since Ray's own types are partial."""
     import ray
@@ -67,7 +71,7 @@ class RayExecutor:
     new one on this machine), each with `context.concurrency` records in flight."""
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
-        if importlib.util.find_spec("ray") is None:
+        if not ray_installed():
             raise RayMissing("the ray executor needs Ray: pip install 'lmc[ray]'")
         if address is not None and not _ADDRESS.fullmatch(address):
             raise RayAddressInvalid(
