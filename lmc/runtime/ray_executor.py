@@ -18,6 +18,7 @@ import importlib.util
 import itertools
 import logging
 import re
+import socket
 from collections import deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ from lmc.runtime.worker import RecordOutcome, Worker, WorkerSpec, program_text
 # A record whose workers keep dying is what kills them (a crash in its own function, say): after
 # this many, the run stops instead of taking down every worker in turn.
 DEATHS_PER_RECORD = 3
+# How long joining a cluster may take to open a connection to its head. Ray itself retries an
+# address nobody answers at for minutes, writing warnings all the while.
+CONNECT_SECONDS = 10
 # `auto`, `local`, HOST:PORT or ray://HOST:PORT (what `ray.init(address=...)` accepts).
 _ADDRESS = re.compile(
     r"(auto|local|(ray://)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):\d{1,5})"
@@ -141,12 +145,31 @@ class RayExecutor:
         options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address in (None, "local"):
             options["include_dashboard"] = False
+        else:
+            _check_reachable(self.address)
         try:
             ray.init(address=self.address, **options)
         except (ConnectionError, RuntimeError, ValueError, TimeoutError) as error:
             where = f"the Ray cluster at {self.address}" if self.address else "Ray"
             raise ClusterUnreachable(f"cannot start or join {where}: {error}") from None
         self._started_ray = True
+
+
+def _check_reachable(address: str) -> None:
+    """A cluster's head answers at `address` (HOST:PORT or ray://HOST:PORT), or
+    `ClusterUnreachable`; `auto` is left to Ray."""
+    if address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_SECONDS):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ClusterUnreachable(
+            f"cannot reach the Ray cluster at {address}: {reason} (is `ray start --head` "
+            "running there?)"
+        ) from None
 
 
 @dataclass(eq=False)

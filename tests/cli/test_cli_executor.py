@@ -4,13 +4,14 @@ call and without starting Ray. (Runs on a cluster are in tests/runtime/test_ray_
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 
 import pytest
 
 import lmc
 from lmc.backends.clients.fake import FakeLM
-from lmc.cli.main import EXIT_BAD_INPUT, main
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, main
 from lmc.runtime.worker import NotForWorkers, WorkerSpec
 
 QA = """\
@@ -98,3 +99,17 @@ def test_a_client_made_by_lm_travels_as_its_model_string() -> None:
         2,
     )
     assert spec.cache is None
+
+
+def test_a_cluster_nobody_answers_at_is_a_run_error_at_once(
+    dataset: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("ray", reason="Ray is not installed: pip install 'lmc[ray]'")
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    assert main(run_data("--executor", "ray", "--ray-address", f"127.0.0.1:{port}")) == EXIT_FAILED
+    line = one_error_line(capsys)
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port}" in line
+    assert dataset.requests == []
