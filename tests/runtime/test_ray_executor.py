@@ -263,8 +263,31 @@ def test_lmc_run_data_on_ray_writes_what_the_local_run_writes(
     model = ["--lm", "openai/x", "--api-base", served.url, "--no-cache"]
 
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "local.jsonl", *model]) == EXIT_OK
-    spread = ["--executor", "ray", "--workers", "2", "--out", "ray.jsonl"]
+    spread = ["--executor", "ray", "--workers", "2", "--out", "ray.jsonl", "--trace", "t.jsonl"]
     assert main(["run", "qa.lmp", "--data", "in.jsonl", *spread, *model]) == EXIT_OK
 
     assert Path("ray.jsonl").read_text() == Path("local.jsonl").read_text()
     assert len(Path("ray.jsonl").read_text().splitlines()) == 20
+    # The workers' calls are in the job's trace, one line each, under their record numbers.
+    traced = [json.loads(line) for line in Path("t.jsonl").read_text().splitlines()]
+    assert sorted(line["record"] for line in traced) == list(range(20))
+
+
+def test_lmc_eval_on_ray_scores_as_the_local_eval(
+    served: FaultServer, cluster: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("qa.lmp").write_text(QA, encoding="utf-8")
+    examples = [{"question": f"q{i}", "answer": "yes"} for i in range(10)]
+    Path("dev.jsonl").write_text("".join(json.dumps(e) + "\n" for e in examples), encoding="utf-8")
+    common = ["eval", "qa.lmp", "--data", "dev.jsonl", "--metric", "exact_match(answer)"]
+    model = ["--lm", "openai/x", "--api-base", served.url, "--no-cache"]
+
+    assert main([*common, *model, "--out", "local.jsonl"]) == EXIT_OK
+    spread = ["--executor", "ray", "--workers", "2", "--out", "ray.jsonl"]
+    assert main([*common, *model, *spread]) == EXIT_OK
+
+    def scores(name: str) -> list[Any]:
+        return [json.loads(line)["score"] for line in Path(name).read_text().splitlines()]
+
+    assert scores("ray.jsonl") == scores("local.jsonl") == [1.0, 0.0] * 5
