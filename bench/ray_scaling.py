@@ -22,23 +22,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import ray
+from overhead import PROGRAM  # the same one-step program: bench/ is this script's folder
 
 import lmc
 from lmc.runtime.executor import run_records
 from lmc.runtime.ray_executor import RayExecutor
-
-PROGRAM = """
-signature AnswerQuestion {
-    \"\"\"Answer the question with a short factual answer.\"\"\"
-    input  question: str
-    output answer:   str "A few words."
-}
-
-program QA(question: str) -> (answer: str) {
-    gen = predict AnswerQuestion(question=question)
-    return answer = gen.answer
-}
-"""
 
 
 def slow_model(latency: float) -> ThreadingHTTPServer:

@@ -323,7 +323,7 @@ def run_record(
 ) -> RecordResult:
     """One record, start to end, in the calling thread: how a cluster's worker runs the records
     it is sent. A record whose work fails is a result with its error."""
-    started = time.perf_counter()
+    timed = _Timed(index, inputs)
 
     async def with_events() -> dict[str, Any]:
         await _with_executor(context)
@@ -335,14 +335,31 @@ def run_record(
         else:
             outputs = run_to_end(with_events)
     except RecordFailure as failure:
+        return timed.failed(failure)
+    return timed.done(outputs)
+
+
+class _Timed:
+    """A record's result, with the wall time from its start to its end."""
+
+    def __init__(self, index: int, inputs: dict[str, Any]) -> None:
+        self.index, self.inputs = index, inputs
+        self.started = time.perf_counter()
+
+    def done(self, outputs: dict[str, Any]) -> RecordResult:
+        return RecordResult(self.index, self.inputs, outputs, seconds=self._seconds())
+
+    def failed(self, failure: RecordFailure) -> RecordResult:
         return RecordResult(
-            index, inputs, error=str(failure), reply=failure.reply, seconds=_since(started)
+            self.index,
+            self.inputs,
+            error=str(failure),
+            reply=failure.reply,
+            seconds=self._seconds(),
         )
-    return RecordResult(index, inputs, outputs, seconds=_since(started))
 
-
-def _since(started: float) -> float:
-    return time.perf_counter() - started
+    def _seconds(self) -> float:
+        return time.perf_counter() - self.started
 
 
 class LocalExecutor:
@@ -370,17 +387,15 @@ class LocalExecutor:
         in_order = _one_at_a_time(graph)
 
         async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
-            started = time.perf_counter()
+            timed = _Timed(index, inputs)
             try:
                 if in_order:
                     outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
                 else:
                     outputs = await _Run(context, graph, index).outputs(inputs)
             except RecordFailure as failure:
-                return RecordResult(
-                    index, inputs, error=str(failure), reply=failure.reply, seconds=_since(started)
-                )
-            return RecordResult(index, inputs, outputs, seconds=_since(started))
+                return timed.failed(failure)
+            return timed.done(outputs)
 
         pending: list[asyncio.Task[RecordResult]] = []
         try:
