@@ -224,6 +224,9 @@ class _Pool:
         runs again, on whichever worker has the fewest in flight."""
         if dead in self.slots:
             self.slots[self.slots.index(dead)] = self._started()
+            # Ray may also say so of a worker it merely lost touch with: that one must not go on
+            # running records nobody will read.
+            ray_module().kill(dead.actor)
         for record in window:
             if record.slot is dead:
                 record.deaths += 1
