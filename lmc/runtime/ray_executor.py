@@ -14,6 +14,7 @@ Ray is imported only here, and only when a run starts: `import lmc` never loads 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import itertools
 import logging
@@ -127,7 +128,10 @@ class RayExecutor:
                 for index, inputs in itertools.islice(source, 1):
                     window.append(pool.submit(_InFlight(index, inputs), program, budget))
         finally:
-            # Records still in flight when the run stops early finish on their workers, unread.
+            # Stopped early (an error, --max-errors, the budget): the records in flight are not
+            # wanted. Those still queued are dropped; one a worker has started runs to its end,
+            # unread, and spends no more once the budget is settled.
+            pool.drop(window)
             if budget is not None and context.budget is not None:
                 budget.settle(context.budget)
 
@@ -236,6 +240,13 @@ class _Pool:
                         f"the last: {_first_line(died)}"
                     )
                 self.submit(record, program, budget)
+
+    def drop(self, window: Iterable[_InFlight]) -> None:
+        ray = ray_module()
+        for record in window:
+            record.slot.load -= 1
+            with contextlib.suppress(Exception):  # done or dead already: nothing to cancel
+                ray.cancel(record.reference)
 
     def close(self) -> None:
         ray = ray_module()
