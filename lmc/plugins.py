@@ -1,6 +1,7 @@
-"""Every pluggable kind, by name: passes, backends, model kinds, index kinds and metrics.
+"""Every pluggable kind, by name: passes, backends, model kinds, index kinds, metrics and
+executors.
 
-One pattern for all five: a `Registry` maps a name to `package.module:attribute`, imported on
+One pattern for all six: a `Registry` maps a name to `package.module:attribute`, imported on
 first use, so the checker, the CLI's choices and its help list and check names without loading
 what they name (`lmc check` and `lmc --help` stay fast). Another package adds one in code with
 `PASSES.register("my-pass", MyPass)`, or without code through an entry point in the registry's
@@ -157,5 +158,15 @@ METRICS: Registry[Any] = Registry(
         "contains": "lmc.runtime.metrics:contains",
         "f1": "lmc.runtime.metrics:f1",
         "numeric": "lmc.runtime.metrics:numeric",
+    },
+)
+# Where a dataset's records run: this process, or a Ray cluster (`pip install 'lmc[ray]'`). Each
+# is called as `factory(address=None, workers=None)`.
+EXECUTORS: Registry[Any] = Registry(
+    "executor",
+    "lmc.executors",
+    {
+        "local": "lmc.runtime.executor:LocalExecutor",
+        "ray": "lmc.runtime.ray_executor:RayExecutor",
     },
 )

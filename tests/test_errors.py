@@ -39,6 +39,10 @@ KINDS = {
     "UnwritablePath": InputError,
     "CacheUnusable": InputError,
     "NotAModelFile": InputError,
+    "ExecutorOptionInvalid": InputError,
+    "NotForWorkers": InputError,
+    "RayMissing": InputError,
+    "RayAddressInvalid": InputError,
     "StepFailed": RunError,
     "LMCallFailed": RunError,
     "HostedLMError": RunError,
@@ -55,6 +59,8 @@ KINDS = {
     "FunctionUnavailable": RunError,
     "RetrieverFailed": RunError,
     "RecordFailure": RunError,
+    "ClusterUnreachable": RunError,
+    "WorkersLost": RunError,
 }
 
 

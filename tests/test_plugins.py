@@ -12,9 +12,18 @@ from pathlib import Path
 import pytest
 
 import lmc
-from lmc.plugins import BACKENDS, INDEX_KINDS, METRICS, MODEL_KINDS, PASSES, Registry, UnknownName
+from lmc.plugins import (
+    BACKENDS,
+    EXECUTORS,
+    INDEX_KINDS,
+    METRICS,
+    MODEL_KINDS,
+    PASSES,
+    Registry,
+    UnknownName,
+)
 
-REGISTRIES = (PASSES, BACKENDS, MODEL_KINDS, INDEX_KINDS, METRICS)
+REGISTRIES = (PASSES, BACKENDS, MODEL_KINDS, INDEX_KINDS, METRICS, EXECUTORS)
 
 
 @pytest.mark.parametrize("registry", REGISTRIES, ids=lambda r: r.kind)

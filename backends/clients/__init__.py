@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import weakref
+from dataclasses import dataclass
 
 from lmc.backends.base import LMClient
 from lmc.errors import InputError
@@ -27,23 +28,45 @@ def LM(
     """A model to run programs on, for `lmc.configure(lm=...)`: `lmc.LM("local")`,
     `lmc.LM("local:/models/qwen.gguf")`, `lmc.LM("openai/NAME", api_base="http://...")`.
     `timeout` (seconds per try) and `retries` are for hosted and served models."""
-    client = open_lm(model, api_base, timeout=timeout, retries=retries)
+    spec = ModelSpec(model, api_base, timeout, retries)
+    client = spec.open()
     with contextlib.suppress(TypeError):  # a client that cannot be a weak key is not recorded
-        _MADE_FROM[client] = model
+        _MADE_FROM[client] = spec
     return client
 
 
-# The model string each `LM(...)` client was made from: what a compile records as its model, so
-# `lmc.configure(lm=lmc.LM("openai/x"))` compiles an artifact that runs on the same model.
-_MADE_FROM: weakref.WeakKeyDictionary[LMClient, str] = weakref.WeakKeyDictionary()
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a client is made from: plain, picklable data, so that another process (a worker of
+    a cluster) can make its own client for the same model."""
+
+    model: str = DEFAULT_MODEL
+    api_base: str | None = None
+    timeout: float | None = None
+    retries: int | None = None
+
+    def open(self) -> LMClient:
+        return open_lm(self.model, self.api_base, timeout=self.timeout, retries=self.retries)
 
 
-def model_string(client: LMClient) -> str | None:
-    """The model string `client` was made from by `LM(...)`, if it was."""
+# What each `LM(...)` client was made from: what a compile records as its model, so
+# `lmc.configure(lm=lmc.LM("openai/x"))` compiles an artifact that runs on the same model, and
+# what a cluster's workers make their own clients from.
+_MADE_FROM: weakref.WeakKeyDictionary[LMClient, ModelSpec] = weakref.WeakKeyDictionary()
+
+
+def model_spec(client: LMClient) -> ModelSpec | None:
+    """What `client` was made from by `LM(...)`, if it was."""
     try:
         return _MADE_FROM.get(client)
     except TypeError:  # a client that cannot be a weak key (an unhashable test double)
         return None
+
+
+def model_string(client: LMClient) -> str | None:
+    """The model string `client` was made from by `LM(...)`, if it was."""
+    spec = model_spec(client)
+    return None if spec is None else spec.model
 
 
 def open_lm(

@@ -57,6 +57,7 @@ def opt(parser: Parser) -> None:
     options.compile_inputs(parser, train_required=False)
     options.corpora(parser)
     options.model(parser)
+    options.executor(parser)
 
 
 def run(parser: Parser) -> None:
@@ -89,6 +90,7 @@ def run(parser: Parser) -> None:
     )
     options.corpora(parser)
     options.model(parser)
+    options.executor(parser)
     options.call_log(parser)
 
 
@@ -122,6 +124,7 @@ def evaluate(parser: Parser) -> None:
     )
     options.corpora(parser)
     options.model(parser)
+    options.executor(parser)
     options.call_log(parser)
 
 
@@ -131,6 +134,7 @@ def compile_(parser: Parser) -> None:
     options.compile_inputs(parser, train_required=True)
     options.corpora(parser)
     options.model(parser)
+    options.executor(parser)
     parser.add_argument("-o", "--output", help="artifact to write (default: NAME.compiled.json)")
     parser.add_argument(
         "--report",

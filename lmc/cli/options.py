@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-from lmc.plugins import BACKENDS, METRICS, MODEL_KINDS, PASSES
+from lmc.plugins import BACKENDS, EXECUTORS, METRICS, MODEL_KINDS, PASSES
 
 ANY_PROGRAM = "PROGRAM.lmp|ARTIFACT.json"
 
@@ -48,7 +48,10 @@ def model(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--api-base", help="address of a served model (OpenAI-style server)")
     parser.add_argument("--backend", help=f"prompt format: {BACKENDS.described()} (default: json)")
     parser.add_argument(
-        "--concurrency", type=at_least(1), default=4, help="records in flight at once"
+        "--concurrency",
+        type=at_least(1),
+        default=4,
+        help="records in flight at once (with --executor ray: on each worker)",
     )
     # Their defaults live with the client (lmc.backends.clients.retry); None here means those.
     parser.add_argument(
@@ -64,6 +67,29 @@ def model(parser: argparse.ArgumentParser) -> None:
         help="hosted or served model: tries after the first when a call fails for a passing "
         "reason (no connection, timeout, 408, 409, 429, 5xx), with backoff and Retry-After "
         "(default: 5)",
+    )
+
+
+def executor(parser: argparse.ArgumentParser) -> None:
+    """Where records run: this process, or a cluster (`--executor ray`)."""
+    parser.add_argument(
+        "--executor",
+        default="local",
+        help=f"where records run: {EXECUTORS.described()} (default: local, this process); "
+        "ray spreads them over a Ray cluster (pip install 'lmc[ray]')",
+    )
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="the Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: "
+        "$RAY_ADDRESS, else a new one on this machine)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=at_least(1),
+        metavar="N",
+        help="with --executor ray: worker processes, each with its own LM client (default: one "
+        "per CPU of the cluster)",
     )
 
 

@@ -40,6 +40,7 @@ def run_context(
     """The run context the options ask for: `lm` (a compile's teacher), else `--lm`, else
     `default_lm` (what an artifact was compiled for), else the default model; likewise the
     backend."""
+    from lmc.plugins import EXECUTORS
     from lmc.runtime.context import DEFAULT_BACKEND, context
 
     if args.concurrency < 1:
@@ -58,6 +59,9 @@ def run_context(
         concurrency=args.concurrency,
         timeout=timeout,
         retries=retries,
+        executor=EXECUTORS.load(getattr(args, "executor", "local"))(
+            address=getattr(args, "ray_address", None), workers=getattr(args, "workers", None)
+        ),
     )
 
 

@@ -16,18 +16,21 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar, Token
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lmc.backends.base import Backend, LMClient, LMResponse
-from lmc.backends.clients import DEFAULT_MODEL, model_string, open_lm
+from lmc.backends.clients import DEFAULT_MODEL, ModelSpec, model_spec, open_lm
 from lmc.errors import InputError, RunError
-from lmc.plugins import BACKENDS
+from lmc.plugins import BACKENDS, EXECUTORS
 from lmc.runtime.cache import ResponseCache
 from lmc.runtime.gate import CallGate
 from lmc.runtime.stats import RunStats
 from lmc.runtime.trace import CallHistory, TraceWriter
+
+if TYPE_CHECKING:
+    from lmc.runtime.executor import RecordExecutor
 
 DEFAULT_BACKEND = "json"
 HISTORY = 100  # LM calls a context remembers for inspect_history
@@ -57,10 +60,22 @@ class RunContext:
     rm: Any = None
     # The latest LM calls, read as trace lines, for `lmc.inspect_history(n)`.
     history: CallHistory = field(default_factory=lambda: CallHistory(HISTORY))
+    # What the client was made from, so that another process can make its own (a cluster's
+    # workers); None for a client passed in directly.
+    model_spec: ModelSpec | None = None
+    # Where a dataset's records run (`run_records`); None: in this process.
+    executor: RecordExecutor | None = field(default=None, repr=False)
     _gate: CallGate = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._gate = CallGate(self.lm.max_concurrency)
+
+    def derived(self, **changes: Any) -> RunContext:
+        """A copy with `changes` (its own counters, observers, ...) that still takes its LM
+        calls' turns at this context's gate: one model, one line of calls."""
+        copy = replace(self, **changes)
+        copy._gate = self._gate
+        return copy
 
     def lm_gate(self) -> CallGate:
         """At most `lm.max_concurrency` LM calls at once, however the run is scheduled; a
@@ -106,6 +121,11 @@ class Budget:
             if self.limit is not None and self.used >= self.limit:
                 raise BudgetExhausted(f"the budget of {self.limit} LM calls is spent")
             self.used += 1
+
+    def count(self, calls: int) -> None:
+        """Calls spent elsewhere, from a share of this budget lent out (a cluster's workers)."""
+        with self._lock:
+            self.used += calls
 
     @property
     def left(self) -> int | None:
@@ -192,29 +212,36 @@ def context(
     rm: Any = None,
     timeout: float | None = None,
     retries: int | None = None,
+    executor: str | RecordExecutor = "local",
 ) -> RunContext:
     """A run context, to pass explicitly or to scope with `with lmc.context(...):`. `lm` is a model
     string (`local`, `local:PATH.gguf`, a litellm string) or a client; by default `$LMC_LM`, else
     the embedded local model. A hosted or served model waits `timeout` seconds per try and
-    retries a call that failed for a passing reason `retries` times (default 120 s and 5)."""
-    model = lm if isinstance(lm, str) else None if lm is None else model_string(lm)
+    retries a call that failed for a passing reason `retries` times (default 120 s and 5).
+    `executor` is where dataset runs and evaluations run their records: `"local"` (this
+    process), `"ray"` (the Ray cluster this process is connected to, else a new local one), or
+    an executor made with options (`RayExecutor(address=..., workers=...)`)."""
+    spec: ModelSpec | None
     if lm is None or isinstance(lm, str):
         model = lm or os.environ.get("LMC_LM") or DEFAULT_MODEL
+        spec = ModelSpec(model, api_base, timeout, retries)
         # Only the limits that were set: the client's own defaults otherwise.
         limits: dict[str, Any] = {"timeout": timeout, "retries": retries}
-        client = open_lm(model, api_base, **{k: v for k, v in limits.items() if v is not None})
+        client = open_lm(spec.model, api_base, **{k: v for k, v in limits.items() if v is not None})
     elif timeout is not None or retries is not None:
         raise InputError("timeout and retries belong to the model: lmc.LM(..., timeout=, retries=)")
     else:
-        client = lm
+        client, spec = lm, model_spec(lm)
     return RunContext(
-        model=model,
+        model=None if spec is None else spec.model,
+        model_spec=spec,
         lm=client,
         backend=BACKENDS.load(backend)() if isinstance(backend, str) else backend,
         cache=ResponseCache().open() if cache else None,
         trace=TraceWriter(trace) if trace else None,
         concurrency=concurrency,
         rm=rm,
+        executor=EXECUTORS.load(executor)() if isinstance(executor, str) else executor,
     )
 
 
@@ -229,6 +256,7 @@ def configure(
     rm: Any = None,
     timeout: float | None = None,
     retries: int | None = None,
+    executor: str | RecordExecutor = "local",
 ) -> RunContext:
     """Like `context(...)`, and also the process default from now on, as `dspy.configure` is;
     `with lmc.configure(...):` instead scopes it to the block (and leaves the default alone)."""
@@ -242,6 +270,7 @@ def configure(
         rm=rm,
         timeout=timeout,
         retries=retries,
+        executor=executor,
     )
     _scopes.set_default(made)
     return made

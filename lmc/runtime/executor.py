@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import networkx as nx
 
 from lmc.backends.base import StepView
-from lmc.errors import RecordFailure, RunError
+from lmc.errors import InputError, RecordFailure, RunError
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
@@ -309,50 +309,140 @@ class RecordResult:
     seconds: float = 0.0  # wall time from its start to its end (other records ran meanwhile)
 
 
-async def run_records(
+class RecordExecutor(Protocol):
+    """Where a dataset's records run: in this process (`LocalExecutor`), or spread over the
+    workers of a cluster (`lmc.runtime.ray_executor.RayExecutor`). Every kind is named in
+    `lmc.plugins.EXECUTORS`; `lmc run --data`, `lmc eval` and a compile's candidate scores all
+    come through `run_records`, so each kind serves them all."""
+
+    def run_records(
+        self,
+        context: RunContext,
+        graph: ProgramGraph,
+        records: Iterable[dict[str, Any]],
+        numbers: Iterable[int] | None,
+    ) -> AsyncIterator[RecordResult]:
+        """Each record's result, in input order, with a bounded number in flight: `records` is
+        read as the results go out, never all at once."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what it holds (a cluster's workers); a later run starts them again."""
+        ...
+
+
+def run_records(
     context: RunContext,
     graph: ProgramGraph,
     records: Iterable[dict[str, Any]],
     numbers: Iterable[int] | None = None,
 ) -> AsyncIterator[RecordResult]:
-    """Each record's result, in input order, with at most `context.concurrency` in flight.
+    """Each record's result, in input order, on the context's executor (this process unless it
+    names another). A record whose work fails (`RecordFailure`) is a result with its error;
+    other errors stop the run. `numbers` are the records' indexes in their dataset (default
+    0, 1, ...), for a run of some of its records."""
+    executor = context.executor if context.executor is not None else LOCAL
+    return executor.run_records(context, graph, records, numbers)
 
-    A record whose work fails (`RecordFailure`) is a result with its error; other errors stop the
-    run. `numbers` are the records' indexes in their dataset (default 0, 1, ...), for a run of
-    some of its records."""
-    await _with_executor(context)
-    window = max(1, context.concurrency)
-    in_order = _plan(graph).one_at_a_time
 
-    async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
-        started = time.perf_counter()
-        try:
-            if in_order:
-                outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
-            else:
-                outputs = await _Run(context, graph, index).outputs(inputs)
-        except RecordFailure as failure:
-            return RecordResult(
-                index,
-                inputs,
-                error=str(failure),
-                reply=failure.reply,
-                seconds=time.perf_counter() - started,
-            )
-        return RecordResult(index, inputs, outputs, seconds=time.perf_counter() - started)
+def run_record(
+    context: RunContext, graph: ProgramGraph, index: int, inputs: dict[str, Any]
+) -> RecordResult:
+    """One record, start to end, in the calling thread: how a cluster's worker runs the records
+    it is sent. A record whose work fails is a result with its error."""
+    timed = _Timed(index, inputs)
 
-    pending: list[asyncio.Task[RecordResult]] = []
+    async def with_events() -> dict[str, Any]:
+        await _with_executor(context)
+        return await _Run(context, graph, index).outputs(inputs)
+
     try:
-        indexes = itertools.count() if numbers is None else iter(numbers)
-        for index, inputs in zip(indexes, records, strict=False):
-            pending.append(asyncio.ensure_future(one(index, inputs)))
-            if len(pending) >= window:
+        if _plan(graph).one_at_a_time:
+            outputs = _run_in_order(context, graph, inputs, index)
+        else:
+            outputs = run_to_end(with_events)
+    except RecordFailure as failure:
+        return timed.failed(failure)
+    return timed.done(outputs)
+
+
+class _Timed:
+    """A record's result, with the wall time from its start to its end."""
+
+    def __init__(self, index: int, inputs: dict[str, Any]) -> None:
+        self.index, self.inputs = index, inputs
+        self.started = time.perf_counter()
+
+    def done(self, outputs: dict[str, Any]) -> RecordResult:
+        return RecordResult(self.index, self.inputs, outputs, seconds=self._seconds())
+
+    def failed(self, failure: RecordFailure) -> RecordResult:
+        return RecordResult(
+            self.index,
+            self.inputs,
+            error=str(failure),
+            reply=failure.reply,
+            seconds=self._seconds(),
+        )
+
+    def _seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+class LocalExecutor:
+    """Records run in this process: at most `context.concurrency` in flight, their LM calls and
+    functions in the context's worker threads."""
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        if address is not None or workers is not None:
+            raise ExecutorOptionInvalid(
+                "--ray-address and --workers are for a cluster: add --executor ray"
+            )
+
+    def close(self) -> None:
+        pass
+
+    async def run_records(
+        self,
+        context: RunContext,
+        graph: ProgramGraph,
+        records: Iterable[dict[str, Any]],
+        numbers: Iterable[int] | None,
+    ) -> AsyncIterator[RecordResult]:
+        await _with_executor(context)
+        window = max(1, context.concurrency)
+        in_order = _plan(graph).one_at_a_time
+
+        async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
+            timed = _Timed(index, inputs)
+            try:
+                if in_order:
+                    outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
+                else:
+                    outputs = await _Run(context, graph, index).outputs(inputs)
+            except RecordFailure as failure:
+                return timed.failed(failure)
+            return timed.done(outputs)
+
+        pending: list[asyncio.Task[RecordResult]] = []
+        try:
+            indexes = itertools.count() if numbers is None else iter(numbers)
+            for index, inputs in zip(indexes, records, strict=False):
+                pending.append(asyncio.ensure_future(one(index, inputs)))
+                if len(pending) >= window:
+                    yield await pending.pop(0)
+            while pending:
                 yield await pending.pop(0)
-        while pending:
-            yield await pending.pop(0)
-    finally:
-        # Stopped early (an error, the budget, Ctrl-C): the records still in flight are dropped,
-        # and their errors must not be reported again as "never retrieved".
-        for task in pending:
-            task.cancel()
-            task.add_done_callback(_forget)
+        finally:
+            # Stopped early (an error, the budget, Ctrl-C): the records still in flight are
+            # dropped, and their errors must not be reported again as "never retrieved".
+            for task in pending:
+                task.cancel()
+                task.add_done_callback(_forget)
+
+
+class ExecutorOptionInvalid(InputError):
+    """An executor's option that does not fit it (a cluster address for the local one)."""
+
+
+LOCAL = LocalExecutor()

@@ -79,6 +79,26 @@ class RunStats:
         with self._lock:
             self.retrievals += 1
 
+    def merge(self, other: RunStats) -> None:
+        """Add what another run counted (a cluster worker's, for its records) to these counts."""
+        with self._lock:
+            for step, stats in other.steps.items():
+                self.steps.setdefault(step, StepStats()).add(stats)
+            self.retrievals += other.retrievals
+            self.functions += other.functions
+            self.function_s += other.function_s
+
+    def __getstate__(self) -> dict[str, object]:
+        # Sent from a cluster's worker to the process that runs the job: the lock stays behind.
+        with self._lock:
+            state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def total(self) -> StepStats:
         total = StepStats()
         with self._lock:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -65,23 +65,39 @@ class CallHistory:
     """A context's latest LM calls, for `lmc.inspect_history`. Each is kept as the parts of its
     trace line (`call_line`'s arguments) and made into the line only when read: most runs never
     read their history, and rendering a request costs more than the rest of a call's bookkeeping.
+    Lines made elsewhere (a cluster's worker sends its calls as lines) are kept as they are.
     """
 
     def __init__(self, limit: int):
-        self._calls: deque[dict[str, Any]] = deque(maxlen=limit)
+        # (parts, None) for a call made here, (None, line) for a line made elsewhere
+        self._calls: deque[tuple[dict[str, Any] | None, dict[str, Any] | None]] = deque(
+            maxlen=limit
+        )
 
     def add(self, parts: dict[str, Any]) -> None:
         """One call, as the keyword arguments of `call_line`."""
-        self._calls.append(parts)
+        self._calls.append((parts, None))
+
+    def extend(self, lines: Iterable[dict[str, Any]]) -> None:
+        """Calls made elsewhere, as their trace lines."""
+        self._calls.extend((None, line) for line in lines)
 
     def __len__(self) -> int:
         return len(self._calls)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return call_line(**self._calls[index])
+        return _line(self._calls[index])
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (call_line(**parts) for parts in list(self._calls))
+        return (_line(call) for call in list(self._calls))
+
+
+def _line(call: tuple[dict[str, Any] | None, dict[str, Any] | None]) -> dict[str, Any]:
+    parts, line = call
+    if parts is not None:
+        return call_line(**parts)
+    assert line is not None  # one of the two is always there
+    return line
 
 
 class TraceWriter:
@@ -151,6 +167,10 @@ class TraceWriter:
         }
         self._write(line)
 
+    def write(self, line: dict[str, Any]) -> None:
+        """A line as another writer made it (a `TraceLines` of a cluster's worker)."""
+        self._write(line)
+
     def _write(self, line: dict[str, Any]) -> None:
         # Lone surrogates a server sent would not encode as UTF-8: escaped, like control characters.
         text = json_text(line, default=str)
@@ -161,6 +181,22 @@ class TraceWriter:
     def close(self) -> None:
         with self._lock:
             self._file.close()
+
+
+class TraceLines(TraceWriter):
+    """The lines a trace would get, kept in memory: a cluster's worker sends them with the
+    record they belong to, and the process that runs the job writes them to its trace."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+
+    def _write(self, line: dict[str, Any]) -> None:
+        with self._lock:
+            self.lines.append(line)
+
+    def close(self) -> None:
+        pass
 
 
 TRACE_KEYS = ("step", "backend", "model", "attempt", "request", "reply")

@@ -18,7 +18,10 @@ from faultserver import FaultServer, reply
 import lmc
 
 # Third-party packages the quick paths must not load: the runtime's, the compiler's, rich.
-HEAVY = ("pydantic", "networkx", "rich", "jinja2", "lark", "litellm", "llama_cpp", "graphviz")
+# Ray only for `--executor ray`.
+HEAVY = (
+    "pydantic", "networkx", "rich", "jinja2", "lark", "litellm", "llama_cpp", "graphviz", "ray",
+)  # fmt: skip
 
 PROGRAM = """\
 signature Shorten = "text -> summary"

@@ -177,6 +177,21 @@ def test_a_contexts_history_holds_its_last_calls_as_the_trace_file_writes_them(
     )
 
 
+def test_calls_a_worker_made_join_the_history_after_the_calls_made_here() -> None:
+    """A cluster's worker sends its calls back as trace lines; `inspect_history` shows them in
+    the order they arrived, beside calls this process made."""
+    context = lmc.context(named("served"), cache=False)
+    with context:
+        lmc.Predict("question -> answer")(question="asked here")
+    from_worker = {"kind": "call", "request": {"messages": [{"content": "asked on a worker"}]}}
+
+    context.history.extend([from_worker])
+
+    assert len(context.history) == 2
+    assert "asked here" in context.history[0]["request"]["messages"][-1]["content"]
+    assert list(context.history)[-1] == from_worker
+
+
 def test_a_model_made_with_lm_is_recorded_by_its_string(monkeypatch: pytest.MonkeyPatch) -> None:
     made = ServedLM()
     monkeypatch.setattr("lmc.backends.clients.open_lm", lambda model, api_base=None, **_: made)
