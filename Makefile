@@ -61,8 +61,8 @@ chromium:
 	  fi; }
 
 lint:
-	$(BIN)/ruff check lmc passes backends grammar tests
-	$(BIN)/ruff format --check lmc passes backends grammar tests
+	$(BIN)/ruff check lmc passes backends grammar tests bench
+	$(BIN)/ruff format --check lmc passes backends grammar tests bench
 
 # lmc.backends and lmc.passes live in top-level folders that the package maps; mypy cannot follow
 # that mapping, so it checks the package as installed.
