@@ -101,7 +101,23 @@ def run_task(args: argparse.Namespace) -> None:
         budget = spent["optimizers"]["rs"]["calls"] // 2
         lmc_config = config | {"budget": budget, "partial": str(partials["lmc"])}
         lmc = run_side(PROJECT_PYTHON, "lmc_side.py", lmc_config)["tasks"][args.task]
+        # Saved now too: MIPROv2 runs for hours, and a stop there must not lose these figures.
+        save_task(
+            args, optimizers, commit, started, lmc, json.loads(partials["dspy"].read_text("utf-8"))
+        )
         dspy = run_side(DSPY_PYTHON, "dspy_side.py", dspy_config | {"optimizers": optimizers})
+    save_task(args, optimizers, commit, started, lmc, dspy["tasks"][args.task])
+
+
+def save_task(
+    args: argparse.Namespace,
+    optimizers: list[str],
+    commit: str,
+    started: float,
+    lmc: dict[str, Any],
+    dspy: dict[str, Any],
+) -> None:
+    """The task's figures as far as they go, in `<task>-<model>.json`."""
     command = (
         f"python bench/optimizers.py --task {args.task} --model {args.model} "
         f"--train {args.train} --dev {args.dev} --test {args.test} "
@@ -110,15 +126,16 @@ def run_task(args: argparse.Namespace) -> None:
     figures = {
         "task": args.task,
         "model": args.model,
-        "sizes": sizes,
+        "sizes": {"train": args.train, "dev": args.dev, "test": args.test},
         "command": command,
         "date": datetime.date.today().isoformat(),
         "commit": commit,
         "minutes": (time.perf_counter() - started) / 60,
         "lmc": lmc,
-        "dspy": dspy["tasks"][args.task],
+        "dspy": dspy,
     }
-    (SAVED / f"{stem}.json").write_text(json.dumps(figures, indent=1), encoding="utf-8")
+    path = SAVED / f"{args.task}-{args.model}.json"
+    path.write_text(json.dumps(figures, indent=1), encoding="utf-8")
 
 
 def _check_same_options(stem: str, options: dict[str, Any]) -> None:

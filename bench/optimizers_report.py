@@ -20,6 +20,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 DSPY_PYTHON = BENCH / ".venv-dspy" / "bin" / "python"
 RESAMPLES = 10_000
+ADAPTER_NAMES = {"chat": "ChatAdapter", "json": "JSONAdapter"}
 DSPY_NAMES = {"rs": "DSPy BootstrapFewShotWithRandomSearch", "mipro": "DSPy MIPROv2 light"}
 
 
@@ -48,7 +49,7 @@ def _metric(score: dict[str, Any]) -> str:
 def _rows(task: dict[str, Any]) -> list[tuple[str, str, dict[str, Any], dict[str, Any] | None]]:
     """(system, prompt format, test score, compile figures or None) per system run on a task."""
     lmc, dspy = task["lmc"], task["dspy"]
-    adapter = f"{dspy['adapter'].capitalize()}Adapter"
+    adapter = ADAPTER_NAMES[dspy["adapter"]]
     rows = [
         ("lmc zero-shot", "json schema", lmc["zero_shot"], None),
         ("DSPy zero-shot", adapter, dspy["zero_shot"], None),
@@ -70,7 +71,7 @@ def task_section(task: dict[str, Any]) -> list[str]:
     lines = [
         f"## {task['task']} on {task['model']}",
         "",
-        f"`{task['command']}` ({task['minutes']:.0f} min, lmc commit {task['commit']}, "
+        f"`{task['command']}` ({_minutes(task)}lmc commit {task['commit']}, "
         f"{task['date']}): {sizes['train']} train, {sizes['dev']} dev, {sizes['test']} test "
         "records (the first of each split of shared/data).",
         "",
@@ -98,6 +99,10 @@ def task_section(task: dict[str, Any]) -> list[str]:
                 f"{record['metric_after']:.3f}, {record['calls']} calls{held}"
             )
     return lines
+
+
+def _minutes(task: dict[str, Any]) -> str:
+    return f"{task['minutes']:.0f} min, " if task.get("minutes") is not None else ""
 
 
 def _verdict(task: dict[str, Any]) -> dict[str, Any] | None:
@@ -176,7 +181,8 @@ def write_report(saved: Path, results: Path) -> Path:
     tasks = [
         json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(saved.glob("*.json"))
-        if path.suffix == ".json" and path.name.count(".") == 1  # not partials or stamps
+        # a task's figures, not a side's saved phases or the options they were run with
+        if not path.name.endswith((".partial.json", ".options.json"))
     ]
     stem = results / f"{datetime.date.today().isoformat()}-optimizers"
     lines = [
