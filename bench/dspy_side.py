@@ -33,9 +33,8 @@ from common import (
 from dspy.utils.exceptions import AdapterParseError
 
 
-class CountingChatAdapter(dspy.ChatAdapter):
-    """DSPy's default adapter, counting the replies its parser rejects (each one is re-asked
-    through JSONAdapter, DSPy's fallback: a second LM call)."""
+class _Counting:
+    """An adapter that counts the replies its parser rejects."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -44,41 +43,27 @@ class CountingChatAdapter(dspy.ChatAdapter):
         self.failures = 0
 
     def parse(self, signature: Any, completion: str) -> dict[str, Any]:
-        return _counted(self, super().parse, signature, completion)
+        with self.lock:
+            self.parses += 1
+        try:
+            parsed: dict[str, Any] = super().parse(signature, completion)  # type: ignore[misc]
+        except AdapterParseError:
+            with self.lock:
+                self.failures += 1
+            raise
+        return parsed
 
 
-class CountingJSONAdapter(dspy.JSONAdapter):
-    """DSPy's JSONAdapter (its structured-output mode; no fallback), counting the replies its
-    parser rejects."""
+class CountingChatAdapter(_Counting, dspy.ChatAdapter):
+    """DSPy's default adapter (each reply it cannot parse is re-asked through JSONAdapter, DSPy's
+    fallback: a second LM call)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.lock = threading.Lock()
-        self.parses = 0
-        self.failures = 0
 
-    def parse(self, signature: Any, completion: str) -> dict[str, Any]:
-        return _counted(self, super().parse, signature, completion)
+class CountingJSONAdapter(_Counting, dspy.JSONAdapter):
+    """DSPy's JSONAdapter (its structured-output mode; no fallback)."""
 
 
 ADAPTERS = {"chat": CountingChatAdapter, "json": CountingJSONAdapter}
-
-
-def _counted(
-    adapter: CountingChatAdapter | CountingJSONAdapter,
-    parse: Any,
-    signature: Any,
-    completion: str,
-) -> dict[str, Any]:
-    with adapter.lock:
-        adapter.parses += 1
-    try:
-        parsed: dict[str, Any] = parse(signature, completion)
-    except AdapterParseError:
-        with adapter.lock:
-            adapter.failures += 1
-        raise
-    return parsed
 
 
 class SolveMath(dspy.Signature):

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
 import time
 from typing import Any
 
@@ -29,7 +28,7 @@ from run import (
     DSPY_PYTHON,
     PROJECT_PYTHON,
     RESULTS,
-    ROOT,
+    current_commit,
     model_server,
     run_side,
     say,
@@ -89,7 +88,7 @@ def run_task(args: argparse.Namespace) -> None:
     _check_same_options(stem, {"sizes": sizes, "adapter": args.dspy_adapter})
     gguf = model_path(args.model)
     setup_dspy_venv()
-    commit = _commit()  # now: the tree may move on while this runs
+    commit = current_commit()  # now: the tree may move on while this runs
     started = time.perf_counter()
     server_log = SAVED / f"{stem}-server.log"
     with model_server(gguf, server_log) as api_base:
@@ -162,13 +161,6 @@ def _only_zero_shot_saved(stem: str, saved: dict[str, Any], options: dict[str, A
         if "compile" in phases or phases.get("optimizers"):
             return False
     return True
-
-
-def _commit() -> str:
-    done = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
-    )
-    return done.stdout.strip()
 
 
 if __name__ == "__main__":

@@ -209,7 +209,7 @@ def main() -> None:
     results = {
         "command": command,
         "date": stem[:10],
-        "commit": _commit(),
+        "commit": current_commit(),
         "minutes": minutes,
         "config": config | {"model": args.model},
         "cold_start_s_mb": cold,
@@ -225,7 +225,7 @@ def main() -> None:
     say(f"wrote {json_path}, {report} and its plot")
 
 
-def _commit() -> str:
+def current_commit() -> str:
     done = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     )
