@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import ray
-from overhead import PROGRAM  # the same one-step program: bench/ is this script's folder
+from lmc_side import OVERHEAD_PROGRAM as PROGRAM  # the one-step program overhead.py times
 
 import lmc
 from lmc.runtime.executor import run_records
