@@ -21,6 +21,19 @@ TASKS = ("gsm8k", "banking77", "hotpotqa", "fever")
 # Records in and out (JSON keys): the inputs each program reads and the expected output.
 INPUT_FIELD = {"gsm8k": "question", "banking77": "text", "hotpotqa": "question", "fever": "claim"}
 OUTPUT_FIELD = {"gsm8k": "answer", "banking77": "label", "hotpotqa": "answer", "fever": "label"}
+# The one-step program the speed and memory figures run (overhead, memory, Ray scaling).
+QA_PROGRAM = """
+signature AnswerQuestion {
+    \"\"\"Answer the question.\"\"\"
+    input  question: str
+    output answer:   str
+}
+
+program QA(question: str) -> (answer: str) {
+    gen = predict AnswerQuestion(question=question)
+    return answer = gen.answer
+}
+"""
 
 
 def _read(path: Path, limit: int) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (
     DATA,
     METRICS,
+    QA_PROGRAM,
     compiles,
     load_split,
     peak_rss_mb,
@@ -40,18 +41,6 @@ from lmc.runtime.context import RunContext
 from lmc.runtime.evaluate import evaluate
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
-OVERHEAD_PROGRAM = """
-signature AnswerQuestion {
-    \"\"\"Answer the question.\"\"\"
-    input  question: str
-    output answer:   str
-}
-
-program QA(question: str) -> (answer: str) {
-    gen = predict AnswerQuestion(question=question)
-    return answer = gen.answer
-}
-"""
 
 
 def pipeline_item(name: str, options: dict[str, Any]) -> str:
@@ -64,7 +53,7 @@ def overhead_us(calls: int) -> float:
     """Microseconds per one-step program run on an instant fake LM."""
     from lmc.backends.clients.fake import FakeLM
 
-    program = lmc.loads(OVERHEAD_PROGRAM)
+    program = lmc.loads(QA_PROGRAM)
     context = lmc.context(FakeLM(lambda request: '{"answer": "Paris"}'), cache=False)
     executor.run(context, program.ir, {"question": "warm up"})
     started = time.perf_counter()
@@ -89,7 +78,7 @@ def served_lm(api_base: str) -> LMClient:
 
         client = open_lm("openai/bench", api_base)
         warm_up = lmc.context(client, cache=False)
-        executor.run(warm_up, lmc.loads(OVERHEAD_PROGRAM).ir, {"question": "warm up"})
+        executor.run(warm_up, lmc.loads(QA_PROGRAM).ir, {"question": "warm up"})
         _SERVED.append(client)
     return _SERVED[0]
 

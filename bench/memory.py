@@ -28,18 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-PROGRAM = """
-signature AnswerQuestion {
-    \"\"\"Answer the question.\"\"\"
-    input  question: str
-    output answer:   str
-}
-
-program QA(question: str) -> (answer: str) {
-    gen = predict AnswerQuestion(question=question)
-    return answer = gen.answer
-}
-"""
+from common import QA_PROGRAM  # stdlib only: lmc is not imported before the start figure
 
 
 class InstantLM:
@@ -72,7 +61,7 @@ def child(records: int, folder: Path) -> dict[str, float]:
     from lmc.cli import main as cli
 
     program, data, out = folder / "qa.lmp", folder / "in.jsonl", folder / "out.jsonl"
-    program.write_text(PROGRAM, encoding="utf-8")
+    program.write_text(QA_PROGRAM, encoding="utf-8")
     with data.open("w", encoding="utf-8") as lines:
         for i in range(records):
             question = f"Question {i}: " + "what is the capital of France, again? " * 16

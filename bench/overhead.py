@@ -27,7 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lmc_side import OVERHEAD_PROGRAM, overhead_us
+from common import QA_PROGRAM
+from lmc_side import overhead_us
 
 import lmc
 from lmc.backends.clients.fake import FakeLM
@@ -38,7 +39,7 @@ BENCH = Path(__file__).resolve().parent
 
 def dataset_run_us(calls: int) -> float:
     """Microseconds per record of a streamed dataset run (`executor.run_records`) on the fake LM."""
-    program = lmc.loads(OVERHEAD_PROGRAM)
+    program = lmc.loads(QA_PROGRAM)
     context = lmc.context(FakeLM(lambda request: '{"answer": "Paris"}'), cache=False)
 
     async def stream() -> None:
@@ -66,7 +67,7 @@ def dspy_overhead_us(python: str, calls: int, repeat: int) -> float:
 
 
 def local_calls_per_second(calls: int) -> dict[str, float]:
-    program = lmc.loads(OVERHEAD_PROGRAM)
+    program = lmc.loads(QA_PROGRAM)
     context = lmc.context("local", cache=False)
     executor.run(context, program.ir, {"question": "warm up"})
     started = time.perf_counter()

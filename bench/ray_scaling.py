@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import ray
-from lmc_side import OVERHEAD_PROGRAM as PROGRAM  # the one-step program overhead.py times
+from common import QA_PROGRAM as PROGRAM
 
 import lmc
 from lmc.runtime.executor import run_records
