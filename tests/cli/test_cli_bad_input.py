@@ -15,29 +15,13 @@ from pathlib import Path
 
 import pytest
 
+# JSON that Python's json module reads into a traceback, or into text no file can hold.
+from programs import QA, TWICE
+
 import lmc
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, main
 
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
-
-TWICE = """\
-signature Double = "n: int -> doubled: int"
-
-program Twice(n: int) -> (doubled: int) {
-    d = predict Double(n=n)
-    return doubled = d.doubled
-}
-"""
-
-# JSON that Python's json module reads into a traceback, or into text no file can hold.
 LONG_NUMBER = "1" * 5000
 DEEP = "[" * 100_000 + "]" * 100_000
 JUST_TOO_DEEP = "[" * 101 + "]" * 101

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from programs import QA, QA_WITH_METRIC
 
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
@@ -25,17 +26,6 @@ from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from lmc.compiler.program import load, loads
 from lmc.ir.graph import Demo, StepParams
 from lmc.runtime.data import load_dataset, split
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
-
-QA_WITH_METRIC = QA + "\nmetric exact_match(answer)\n"
 
 WROTE = re.compile(
     r"^wrote (?P<path>\S+): dev (?P<label>\S+) (?P<before>[0-9.]+) -> (?P<after>[0-9.]+) "

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from programs import QA, QA_WITH_METRIC
 
 import lmc
 from lmc.backends.base import LMRequest
@@ -20,17 +21,6 @@ from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
 from lmc.compiler.artifact import CompileInfo
 from lmc.ir.graph import Demo, StepParams
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
-
-QA_WITH_METRIC = QA + "\nmetric exact_match(answer)\n"
 
 # exact_match scores 1, 0 and 0 (the last fails); contains scores 1, 1 and 0.
 DATA = [

@@ -8,20 +8,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from programs import QA
 
 import lmc
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, main
 from lmc.runtime.worker import NotForWorkers, WorkerSpec
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
 
 
 @pytest.fixture

@@ -13,18 +13,10 @@ from pathlib import Path
 
 import pytest
 from faultserver import FaultServer, hang, no_choices, rate_limited, reply, status
+from programs import QA
 
 from lmc.backends.clients import retry
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
 
 PARIS = '{"answer": "Paris"}'
 

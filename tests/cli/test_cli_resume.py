@@ -11,20 +11,12 @@ import json
 from pathlib import Path
 
 import pytest
+from programs import QA
 
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.backends.clients.hosted import HostedLMError
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
 
 QUESTIONS = ["a", "b", "down", "d", "e"]
 DOWN: set[str] = {"down"}  # questions whose LM call fails, until a test says otherwise

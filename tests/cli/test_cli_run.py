@@ -11,28 +11,11 @@ import re
 from pathlib import Path
 
 import pytest
+from programs import QA, TWICE
 
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
-
-TWICE = """\
-signature Double = "n: int -> doubled: int"
-
-program Twice(n: int) -> (doubled: int) {
-    d = predict Double(n=n)
-    return doubled = d.doubled
-}
-"""
 
 
 def first_input(request: LMRequest) -> str:

@@ -13,21 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from programs import QA_WITH_METRIC as QA
 
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_OK, main
 from lmc.retrieval.index import index_folder, read_corpus
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-
-metric exact_match(answer)
-"""
 
 
 @pytest.fixture

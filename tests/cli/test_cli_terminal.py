@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from programs import QA_WITH_METRIC as QA
 
 import lmc
 from lmc.backends.base import LMRequest
@@ -19,17 +20,6 @@ from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from lmc.ir.graph import Demo, StepParams
 from lmc.strings import printable
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-
-metric exact_match(answer)
-"""
 
 HOSTILE = "\x1b]0;pwned\x07 \x1b[2J cleared\rover \x9b31m \u202eesrever \ud800"
 ESCAPED = "\\x1b]0;pwned\\x07 \\x1b[2J cleared\\rover \\x9b31m \\u202eesrever \\ud800"

@@ -25,19 +25,9 @@ from pathlib import Path
 
 import pytest
 from faultserver import FaultServer, Request, answering
+from programs import QA_WITH_METRIC as QA
 
 from lmc.compiler.artifact import read_artifact
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-
-metric exact_match(answer)
-"""
 
 RECORDS = 24
 CONCURRENCY = 2

@@ -18,6 +18,9 @@ from typing import Any, ClassVar
 
 import pytest
 
+# Two steps: the train data may name `query`, the field between them, or not.
+from programs import QA
+
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
@@ -42,16 +45,6 @@ from lmc.runtime.context import BudgetExhausted, RunContext
 from lmc.runtime.data import Dataset
 from lmc.runtime.metrics import Metric, parse_metric
 
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
-
-# Two steps: the train data may name `query`, the field between them, or not.
 TWO_STEPS = """\
 signature Rewrite = "question -> query"
 signature Lookup = "query -> answer"

@@ -10,19 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from programs import QA
 
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_OK, main
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
 
 CLASSIFY = """\
 signature Classify {

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from faultserver import FaultServer, Request, answering
+from programs import QA
 
 import lmc
 from lmc.cli.main import EXIT_OK, main
@@ -29,15 +30,6 @@ from lmc.runtime.metrics import builtin
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'lmc[ray]'")
 
 pytestmark = pytest.mark.ray
-
-QA = """\
-signature Answer = "question -> answer"
-
-program QA(question: str) -> (answer: str) {
-    gen = predict Answer(question=question)
-    return answer = gen.answer
-}
-"""
 
 # A function step that kills the worker process it runs in, once (see `dies_once` below).
 FRAGILE = """\
