@@ -163,8 +163,8 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
         f"per reply, {config['concurrency']} requests in flight on each side. Data: the first "
         f"{config['limit']} records of each split of shared/data. Metrics (bench/common.py, the "
         "same code on both sides): gsm8k the last number of `answer` equals `final_answer`; "
-        "banking77 exact label; hotpotqa token F1. Each system uses its default prompt format: "
-        "lmc's `json` backend (the server is sent the outputs' JSON Schema as "
+        "banking77 and fever exact label; hotpotqa token F1. Each system uses its default "
+        "prompt format: lmc's `json` backend (the server is sent the outputs' JSON Schema as "
         "response_format), DSPy's ChatAdapter with its JSONAdapter fallback.",
         "",
         *table(lmc, dspy, cold),

@@ -1,7 +1,8 @@
 """lmc and DSPy 3.4.x side by side on one local model server and the same data: a table of ratios.
 
     .venv/bin/python bench/run.py [--model smollm2|qwen0.5b|qwen1.5b]
-        [--tasks gsm8k,banking77,hotpotqa] [--limit 20] [--skip-compile | --compile-tasks T,...]
+        [--tasks gsm8k,banking77,hotpotqa,fever] [--limit 20]
+        [--skip-compile | --compile-tasks T,...]
         [--dspy-results RESULTS.dspy.json]
 
 Sets up DSPy in its own venv (`bench/.venv-dspy`, made once), fetches and hash-checks the model
@@ -27,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from common import TASKS
 from models import MODELS, model_path
 from report import write_report
 
@@ -135,7 +137,7 @@ def run_side(python: Path, script: str, config: dict[str, Any]) -> dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, default="smollm2")
-    parser.add_argument("--tasks", default="gsm8k,banking77,hotpotqa")
+    parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument(
@@ -151,7 +153,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     tasks = [task.strip() for task in args.tasks.split(",") if task.strip()]
-    unknown = set(tasks) - {"gsm8k", "banking77", "hotpotqa"}
+    unknown = set(tasks) - set(TASKS)
     if unknown:
         raise SystemExit(f"unknown task(s): {', '.join(sorted(unknown))}")
     compile_tasks = (
