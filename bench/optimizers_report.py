@@ -191,7 +191,7 @@ def write_report(saved: Path, results: Path) -> Path:
         "Issue 16's benchmark (`bench/optimizers.py`): per task, lmc's default compile with a "
         "budget of half the LM calls DSPy's `BootstrapFewShotWithRandomSearch` spent, beside "
         'that optimizer and `MIPROv2(auto="light")`, on one llama-cpp-python server (n_ctx '
-        "4096, 2 threads), temperature 0, no cache, 4 requests in flight per side. Metrics are "
+        "8192, 2 threads), temperature 0, no cache, 4 requests in flight per side. Metrics are "
         "the same code on both sides (`bench/common.py`). Intervals: 95% percentile bootstrap "
         "over test examples; the lmc - DSPy difference is paired.",
         "",

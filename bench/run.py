@@ -66,12 +66,13 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def model_server(gguf: Path, log: Path) -> Iterator[str]:
-    """One llama-cpp-python server for both sides; always stopped on the way out."""
+def model_server(gguf: Path, log: Path, context: int = 4096) -> Iterator[str]:
+    """One llama-cpp-python server for both sides, with a context of `context` tokens; always
+    stopped on the way out."""
     port = free_port()
     command = [str(PROJECT_PYTHON), "-m", "llama_cpp.server", "--model", str(gguf)]
     command += ["--model_alias", "bench", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--n_ctx", "4096", "--n_threads", "2"]
+    command += ["--n_ctx", str(context), "--n_threads", "2"]
     say(f"starting the model server on port {port} (log: {log})")
     with log.open("w", encoding="utf-8") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
