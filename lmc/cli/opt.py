@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from lmc.backends.base import LMRequest, LMResponse
+from lmc.backends.clients.unreachable import Unreachable
 from lmc.cli.compile import compile_contexts, compile_inputs, compile_with_options
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
@@ -123,27 +123,11 @@ class _WithoutData(CompileContext):
         raise NeedsData
 
 
-class _NoModel:
-    """The model of a run without data: a pass that calls it needs data (only scoring calls an
-    LM; this is in case a pass ever does so directly)."""
-
-    identity = "no model"
-    constrains = False
-    enforces_schema = False
-    max_concurrency = 1
-
-    def chat_template(self) -> str | None:
-        return None
-
-    def complete(self, request: LMRequest) -> LMResponse:
-        raise NeedsData
-
-
 def _no_data_context(seed: int) -> CompileContext:
     nothing = Dataset("no data", (), (), hash_records([]))
     no_metric = Metric("none", None, lambda example, prediction, trace: 0.0)
     context = RunContext(
-        lm=_NoModel(),
+        lm=Unreachable("no model", NeedsData),  # only scoring calls an LM, and it refuses first
         backend=BACKENDS.load(DEFAULT_BACKEND)(),
         cache=None,
     )

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from lmc.backends.base import Backend, LMRequest, LMResponse, StepView
+from lmc.backends.base import Backend, StepView
+from lmc.backends.clients.unreachable import Unreachable
 from lmc.backends.completion import TemplateMissing
 from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.plugins import BACKENDS
@@ -34,19 +35,12 @@ class StepCard:
     prompt_note: str | None  # what the rendering could not show
 
 
-class _NoModel:
-    """The LM a report lowers prompts for: it answers nothing, so no call can happen."""
+def _never_called() -> BaseException:
+    return AssertionError("a report never calls a model")
 
-    identity = "report"
-    constrains = False
-    enforces_schema = False
-    max_concurrency = 1
 
-    def chat_template(self) -> str | None:
-        return None
-
-    def complete(self, request: LMRequest) -> LMResponse:
-        raise AssertionError("a report never calls a model")
+# The LM a report lowers prompts for: it answers nothing, so no call can happen.
+_NO_MODEL = Unreachable("report", _never_called)
 
 
 def step_cards(graph: ProgramGraph, backend_name: str | None) -> list[StepCard]:
@@ -99,11 +93,11 @@ def _rendered(
     """The request's text, message by message, and a note on what it leaves out."""
     note = None
     try:
-        request = backend.lower(view, inputs, _NoModel())
+        request = backend.lower(view, inputs, _NO_MODEL)
     except TemplateMissing:
         # The completion backend's messages are the json backend's, put through the model's
         # chat template, which only the model file has.
-        request = BACKENDS.load(DEFAULT_BACKEND)().lower(view, inputs, _NoModel())
+        request = BACKENDS.load(DEFAULT_BACKEND)().lower(view, inputs, _NO_MODEL)
         note = f"the {backend.name} backend sends these messages through the model's chat template"
     shown: list[tuple[str, str]] = [(m.role, m.content) for m in request.messages]
     if request.prompt is not None and not shown:
