@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from lmc.backends.base import LMCallFailed, LMRequest, LMResponse, shared_prefix_length
+from lmc.backends.clients.grammar_check import GrammarCheck
 from lmc.errors import InputError, RunError
 from lmc.files import cache_dir, json_value, write_atomically
 
@@ -259,10 +260,10 @@ class LocalLM:
             "stop": list(request.stop) or None,
             "seed": 0,
         }
-        if request.grammar is not None:
-            options["grammar"] = _grammar(request.grammar)
-        elif request.json_schema is not None:
-            options["grammar"] = _schema_grammar(request.json_schema)
+        grammar = _gbnf(request.grammar, request.json_schema)
+        if grammar is not None and request.temperature > 0:
+            # Sampling: the grammar masks the whole vocabulary before each draw.
+            options["grammar"] = _llama_grammar(grammar)
         started = time.perf_counter()
         with loaded.lock:
             loaded.make_room(request)
@@ -270,7 +271,10 @@ class LocalLM:
             # it and the new prompt, and evaluates only the rest.
             before = loaded.llama
             held = before.input_ids[: before.n_tokens].tolist()
-            result, text = self._generate(loaded, request, options)
+            if grammar is not None and request.temperature == 0:
+                result, text = self._generate_checked(loaded, request, options, grammar)
+            else:
+                result, text = self._generate(loaded, request, options)
             if loaded.llama is not before:  # the context grew: a new one, which held nothing
                 held = []
             usage = result.get("usage") or {}
@@ -283,6 +287,25 @@ class LocalLM:
             latency_s=time.perf_counter() - started,
             reused_prompt_tokens=reused_prefix(held, prompt),
         )
+
+    def _generate_checked(
+        self, loaded: _Loaded, request: LMRequest, options: dict[str, Any], grammar: str
+    ) -> tuple[Any, str]:
+        """Greedy decoding held to `grammar` by checking the model's top token
+        (`grammar_check`); the check is made for the context `_generate` ends up using."""
+        check: GrammarCheck | None = None
+
+        def checked(ids: Any, logits: Any) -> Any:
+            nonlocal check
+            if check is None:
+                check = GrammarCheck(loaded.llama, grammar)
+            return check(ids, logits)
+
+        try:
+            return self._generate(loaded, request, {**options, "logits_processor": [checked]})
+        finally:
+            if check is not None:
+                check.close()
 
     def _generate(
         self, loaded: _Loaded, request: LMRequest, options: dict[str, Any]
@@ -323,15 +346,23 @@ def reused_prefix(held: list[int], prompt: list[int]) -> int:
     return shared - 1 if prompt and shared == len(prompt) else shared
 
 
+def _gbnf(grammar: str | None, json_schema: str | None) -> str | None:
+    """The GBNF grammar a request holds its reply to: its own, or its JSON Schema's."""
+    if grammar is not None:
+        return grammar
+    return None if json_schema is None else _schema_gbnf(json_schema)
+
+
 @cache
-def _grammar(text: str) -> Any:
+def _schema_gbnf(schema: str) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    gbnf: str = json_schema_to_gbnf(schema)
+    return gbnf
+
+
+@cache
+def _llama_grammar(gbnf: str) -> Any:
     from llama_cpp.llama_grammar import LlamaGrammar
 
-    return LlamaGrammar.from_string(text, verbose=False)
-
-
-@cache
-def _schema_grammar(schema: str) -> Any:
-    from llama_cpp.llama_grammar import LlamaGrammar
-
-    return LlamaGrammar.from_json_schema(schema, verbose=False)
+    return LlamaGrammar.from_string(gbnf, verbose=False)

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
 import llama_cpp
 import numpy as np
 import pytest
+from llama_cpp import llama_grammar as local_grammar
 from llama_cpp.llama_grammar import LlamaGrammar
 
 import lmc
@@ -66,6 +68,7 @@ class FakeLlama:
         self.input_ids = np.zeros(context, dtype=np.intc)
         self.n_tokens = 0
         self.grammars: list[object] = []
+        self.processors: list[object] = []
         self.closed = False
 
     def n_ctx(self) -> int:
@@ -89,6 +92,7 @@ class FakeLlama:
                 f"Requested tokens ({prompt_tokens}) exceed context window of {self.context}"
             )
         self.grammars.append(options.get("grammar"))
+        self.processors.append(options.get("logits_processor"))
         self.input_ids[: len(tokens)] = tokens
         self.n_tokens = len(tokens)
         return {
@@ -150,21 +154,35 @@ def test_two_calls_with_the_same_schema_make_its_grammar_once(
     tmp_path: Path, opened: list[FakeLlama], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     made: list[str] = []
-    make = LlamaGrammar.from_json_schema
+    make = local_grammar.json_schema_to_gbnf
 
-    def counted(schema: str, verbose: bool = True) -> LlamaGrammar:
+    def counted(schema: str, *args: Any, **kwargs: Any) -> str:
         made.append(schema)
-        return make(schema, verbose=verbose)
+        return make(schema, *args, **kwargs)
 
-    monkeypatch.setattr(LlamaGrammar, "from_json_schema", counted)
-    local._schema_grammar.cache_clear()
+    monkeypatch.setattr(local_grammar, "json_schema_to_gbnf", counted)
+    local._schema_gbnf.cache_clear()
     schema = '{"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}}'
     lm = fake_model(tmp_path)
     lm.complete(asking("Is Paris in France?", schema=schema))
-    lm.complete(asking("Is Rome in Spain?", schema=schema))
+    lm.complete(replace(asking("Is Rome in Spain?", schema=schema), temperature=0.7))
     assert made == [schema]
-    first, second = opened[0].grammars
-    assert first is second
+
+
+def test_greedy_calls_check_the_grammar_on_the_top_token_and_sampling_masks_the_vocabulary(
+    tmp_path: Path, opened: list[FakeLlama]
+) -> None:
+    schema = '{"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}}'
+    lm = fake_model(tmp_path)
+    lm.complete(asking("Is Paris in France?", schema=schema))
+    lm.complete(replace(asking("Is Rome in Spain?", schema=schema), temperature=0.7))
+    lm.complete(asking("Is Oslo in Norway?"))
+    model = opened[0]
+    # Greedy: a logits processor checks the top token; no grammar sampler masks every token.
+    assert [model.grammars[0], model.processors[0] is not None] == [None, True]
+    # Sampling: llama-cpp-python's grammar sampler, before the draw.
+    assert [type(model.grammars[1]), model.processors[1]] == [LlamaGrammar, None]
+    assert [model.grammars[2], model.processors[2]] == [None, None]  # nothing to hold to
 
 
 def test_a_prompt_longer_than_the_context_grows_it_to_fit(

@@ -6,6 +6,7 @@ These tests make real LM calls (about twenty in all, a few seconds each at most)
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import subprocess
@@ -19,8 +20,13 @@ from typing import Literal
 import pytest
 
 import lmc
-from lmc.backends.clients.local import PromptTooLong, default_model_path
+from lmc.backends.base import LMRequest, Message
+from lmc.backends.clients import local as local_client
+from lmc.backends.clients.local import LocalLM, PromptTooLong, default_model_path
+from lmc.backends.schema import object_schema
 from lmc.runtime.trace import read_trace
+from lmc.signatures import FieldSpec
+from lmc.types import INT, STR
 
 pytestmark = pytest.mark.real_model
 EXAMPLE = Path(__file__).parents[2] / "examples" / "qa" / "program.lmp"
@@ -235,3 +241,27 @@ def test_the_example_agent_runs_on_a_served_model(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, served_model: str
 ) -> None:
     run_the_agent(monkeypatch, tmp_path, "openai/smol", api_base=served_model)
+
+
+def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_gives() -> None:
+    # The embedded model's greedy calls check the grammar on the model's top token only
+    # (backends/clients/grammar_check.py); llama-cpp-python's grammar sampler masks every token
+    # first. The replies must be the same, token for token.
+    fields = (FieldSpec("reasoning", STR), FieldSpec("answer", INT))
+    schema = json.dumps(object_schema(fields, bounded=True))
+    lm = LocalLM()
+    loaded = local_client._load(lm.path)
+    masked_options = {
+        **{"temperature": 0.0, "max_tokens": 80, "stop": None, "seed": 0},
+        "grammar": local_client._llama_grammar(local_client._gbnf(None, schema)),
+    }
+    for question in ("Tom has 3 apples and buys 4 more. How many now?", "What is 6 times 7?"):
+        request = LMRequest(
+            messages=(Message("system", "Reply in JSON."), Message("user", question)),
+            json_schema=schema,
+            max_tokens=80,
+        )
+        checked = lm.complete(request).text
+        masked = lm._generate(loaded, request, masked_options)[1]
+        assert checked == masked
+        assert checked.startswith("{")
