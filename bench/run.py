@@ -37,7 +37,8 @@ ROOT = BENCH.parent
 PROJECT_PYTHON = Path(sys.executable)
 DSPY_VENV = BENCH / ".venv-dspy"
 DSPY_PYTHON = DSPY_VENV / "bin" / "python"
-DSPY_PACKAGES = ["dspy==3.4.*", "bm25s", "PyStemmer", "matplotlib"]
+# optuna: MIPROv2 searches with it, and DSPy does not install it.
+DSPY_PACKAGES = ["dspy==3.4.*", "bm25s", "PyStemmer", "matplotlib", "optuna"]
 RESULTS = BENCH / "results"
 
 
@@ -46,16 +47,18 @@ def say(message: str) -> None:
 
 
 def setup_dspy_venv() -> None:
-    """Make `bench/.venv-dspy` with DSPy 3.4.x, bm25s, PyStemmer and matplotlib; once."""
+    """Make `bench/.venv-dspy` with DSPy 3.4.x and what the bench uses beside it; again only
+    when that list changes."""
     marker = DSPY_VENV / ".bench-ready"
-    if marker.exists():
+    wanted = "\n".join(DSPY_PACKAGES) + "\n"
+    if marker.exists() and marker.read_text(encoding="utf-8") == wanted:
         return
     if not DSPY_PYTHON.exists():
         say(f"creating {DSPY_VENV}")
         subprocess.run([sys.executable, "-m", "venv", str(DSPY_VENV)], check=True)
     say("installing " + " ".join(DSPY_PACKAGES) + " into it (about a minute)")
     subprocess.run([str(DSPY_PYTHON), "-m", "pip", "install", "-q", *DSPY_PACKAGES], check=True)
-    marker.write_text("\n".join(DSPY_PACKAGES) + "\n", encoding="utf-8")
+    marker.write_text(wanted, encoding="utf-8")
 
 
 def free_port() -> int:

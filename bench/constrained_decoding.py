@@ -1,0 +1,149 @@
+"""What holding a reply to a JSON Schema costs per written token, in-process and on a server.
+
+    .venv/bin/python bench/constrained_decoding.py embedded [--model smollm2|qwen0.5b|qwen1.5b]
+    .venv/bin/python bench/constrained_decoding.py served [--model qwen0.5b]
+
+`embedded`: lmc's local client, greedy, on a few chain-of-thought and label prompts: the
+grammar checked on the model's top token (what lmc does) against llama-cpp-python's grammar
+sampler masking the whole vocabulary first (what it did). Prints ms per written token for each
+and whether every reply is the same. `served`: one llama-cpp-python server (the benchmarks'),
+the same chain-of-thought requests with the schema lmc sends (strings bounded), with it
+unbounded, and with no schema; ms per written token for each. Not part of CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from models import MODELS, model_path
+from run import model_server
+
+from lmc.backends.base import LMRequest, Message
+from lmc.backends.clients import local
+from lmc.backends.schema import object_schema
+from lmc.signatures import FieldSpec
+from lmc.types import STR, OneOf
+
+QUESTIONS = [
+    "A farmer has 12 cows, buys 7 more, then sells 5. How many cows does he have?",
+    "Tom reads 20 pages a day for 6 days. How many pages does he read?",
+    "A shirt costs $25 and is 20% off. What does it cost?",
+    "Sam has 3 boxes of 8 pencils and gives away 5 pencils. How many are left?",
+]
+CLAIMS = [
+    "The Eiffel Tower is in Berlin.",
+    "Water boils at 100 degrees Celsius at sea level.",
+    "The Moon is larger than the Earth.",
+    "Mount Everest is the highest mountain above sea level.",
+]
+VERDICT = OneOf(("SUPPORTS", "REFUTES", "NOT ENOUGH INFO"))
+
+
+def schema(fields: tuple[FieldSpec, ...], bounded: bool = True) -> str:
+    return json.dumps(object_schema(fields, bounded=bounded))
+
+
+REASONED = (FieldSpec("reasoning", STR), FieldSpec("answer", STR))
+REQUESTS = [(q, schema(REASONED)) for q in QUESTIONS] + [
+    (c, schema((FieldSpec("label", VERDICT),))) for c in CLAIMS
+]
+
+
+def request(text: str, json_schema: str | None) -> LMRequest:
+    system = Message("system", "Reply with one JSON object of the fields asked for.")
+    return LMRequest(
+        messages=(system, Message("user", text)), json_schema=json_schema, max_tokens=200
+    )
+
+
+def embedded(model: str) -> None:
+    lm = local.LocalLM(None if model == "smollm2" else model_path(model))
+    loaded = local._load(lm.path)
+
+    def masked(call: LMRequest) -> tuple[str, int]:
+        grammar = local._llama_grammar(local._gbnf(None, call.json_schema))
+        options = {"temperature": 0.0, "max_tokens": 200, "stop": None, "seed": 0}
+        result, text = lm._generate(loaded, call, {**options, "grammar": grammar})
+        return text, int(result["usage"]["completion_tokens"])
+
+    def checked(call: LMRequest) -> tuple[str, int]:
+        reply = lm.complete(call)
+        return reply.text, reply.completion_tokens
+
+    ways = {"checked": checked, "masked": masked}
+    checked(request(*REQUESTS[0]))  # load the model and warm its context
+    rows: dict[str, tuple[list[str], int, float]] = {}
+    for name, way in ways.items():
+        replies, tokens, seconds = [], 0, 0.0
+        for text, json_schema in REQUESTS:
+            started = time.perf_counter()
+            reply, written = way(request(text, json_schema))
+            seconds += time.perf_counter() - started
+            replies.append(reply)
+            tokens += written
+        rows[name] = (replies, tokens, seconds)
+    for name, (_, tokens, seconds) in rows.items():
+        per_token = 1000 * seconds / tokens
+        print(f"{model} {name}: {tokens} tokens, {seconds:.1f} s, {per_token:.1f} ms/token")
+    same = rows["checked"][0] == rows["masked"][0]
+    ratio = rows["masked"][2] / rows["checked"][2]
+    print(f"{model}: replies identical: {same}; checked is {ratio:.2f}x as fast")
+
+
+def post(api_base: str, body: dict[str, Any]) -> dict[str, Any]:
+    sent = urllib.request.Request(
+        api_base + "/chat/completions",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(sent, timeout=600) as response:
+        answer: dict[str, Any] = json.load(response)
+        return answer
+
+
+def served(model: str) -> None:
+    log = Path("/tmp") / f"constrained-decoding-{model}-server.log"
+    variants = {
+        "schema, strings bounded (lmc)": schema(REASONED),
+        "schema, strings unbounded": schema(REASONED, bounded=False),
+        "no schema": None,
+    }
+    with model_server(model_path(model), log) as api_base:
+        for name, json_schema in variants.items():
+            tokens, seconds = 0, 0.0
+            for question in QUESTIONS:
+                body: dict[str, Any] = {"model": "bench", "temperature": 0, "max_tokens": 300}
+                body["messages"] = [
+                    {"role": "system", "content": "Solve it. Reply with JSON: reasoning, answer."},
+                    {"role": "user", "content": question},
+                ]
+                if json_schema is not None:
+                    body["response_format"] = {
+                        "type": "json_object",
+                        "schema": json.loads(json_schema),
+                    }
+                started = time.perf_counter()
+                tokens += post(api_base, body)["usage"]["completion_tokens"]
+                seconds += time.perf_counter() - started
+            per_token = 1000 * seconds / tokens
+            print(f"{model} served, {name}: {tokens} tokens, {seconds:.1f} s, {per_token:.1f} ms/t")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("where", choices=["embedded", "served"])
+    parser.add_argument("--model", choices=MODELS)
+    args = parser.parse_args()
+    if args.where == "embedded":
+        embedded(args.model or "smollm2")
+    else:
+        served(args.model or "qwen0.5b")
+
+
+if __name__ == "__main__":
+    main()
