@@ -47,6 +47,7 @@ KINDS = {
     "LMCallFailed": RunError,
     "HostedLMError": RunError,
     "PromptTooLong": RunError,
+    "GrammarRejected": RunError,
     "ModelFileError": RunError,
     "RetrievalUnavailable": RunError,
     "NearestUnavailable": RunError,

@@ -20,12 +20,15 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from lmc.backends.base import LMCallFailed
+
 # llama.cpp's `llama_token_data`: a token, its logit and its probability, aligned as in C.
 _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
 
-class GrammarRejected(ValueError):
-    """llama.cpp could not parse the grammar (its reason goes to stderr)."""
+class GrammarRejected(LMCallFailed):
+    """llama.cpp could not parse a reply's grammar (its reason goes to stderr): the call fails,
+    said in one line."""
 
 
 class GrammarCheck:
