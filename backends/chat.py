@@ -20,6 +20,7 @@ from lmc.backends.schema import (
     demo_values,
     field_line,
     render_value,
+    text_bound,
     validate,
 )
 from lmc.files import json_value
@@ -162,17 +163,23 @@ def marker_grammar(fields: tuple[FieldSpec, ...]) -> str:
     parts = []
     for i, f in enumerate(fields):
         rule = f"field{i}"
-        rules[rule] = _value_rule(f.type, rules)
+        bound = text_bound(f)
+        rules[rule] = _text_rule(bound, rules) if f.type == STR else _value_rule(f.type, rules)
         parts.append(f"{_literal(marker(f.name) + chr(10))} {rule} {_literal(chr(10) * 2)}")
     rules["root"] = " ".join([*parts, _literal(COMPLETED)])
     return "\n".join(f"{name} ::= {body}" for name, body in sorted(rules.items()))
 
 
+def _text_rule(bound: int, rules: dict[str, str]) -> str:
+    """One paragraph of bounded length: a small model cannot run on forever."""
+    name = "text" if bound == MAX_TEXT else f"text{bound}"
+    rules[name] = f"[^\\[\\n]{{1,{bound}}}"
+    return name
+
+
 def _value_rule(t: LmType, rules: dict[str, str]) -> str:
     if t == STR:
-        # One paragraph of bounded length: a small model cannot run on forever.
-        rules["text"] = f"[^\\[\\n]{{1,{MAX_TEXT}}}"
-        return "text"
+        return _text_rule(MAX_TEXT, rules)
     if isinstance(t, OneOf):
         return "(" + " | ".join(_literal(c) for c in t.choices) + ")"
     if isinstance(t, OptionalOf):

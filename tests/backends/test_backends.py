@@ -21,7 +21,7 @@ from lmc.backends.clients.fake import FakeLM
 from lmc.backends.clients.hosted import HostedLM
 from lmc.backends.completion import CompletionBackend, TemplateMissing, render_prompt
 from lmc.backends.json_object import JsonBackend
-from lmc.backends.schema import MAX_ITEMS, MAX_TEXT
+from lmc.backends.schema import MAX_ITEMS, MAX_REASONING, MAX_TEXT
 from lmc.ir.graph import Demo, StepParams
 from lmc.plugins import BACKENDS as REGISTERED
 from lmc.plugins import UnknownName
@@ -249,6 +249,16 @@ def test_json_schema_is_bounded_only_when_the_model_enforces_it(backend: str) ->
         assert list(schema["properties"]) == [f.name for f in view.outputs]
         assert schema["required"] == [f.name for f in view.outputs]
         assert schema["additionalProperties"] is False
+
+
+@pytest.mark.parametrize("backend", ["json", "completion"])
+def test_a_held_chain_of_thought_has_room_to_finish_its_sum(backend: str) -> None:
+    view, inputs = CASES["chain_of_thought"]
+    held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
+    assert held.json_schema is not None
+    props = json.loads(held.json_schema)["properties"]
+    assert props["reasoning"]["maxLength"] == MAX_REASONING > MAX_TEXT
+    assert props["answer"]["maxLength"] == MAX_TEXT
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
