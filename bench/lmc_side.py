@@ -3,9 +3,10 @@
     .venv/bin/python bench/lmc_side.py < config.json > result.json
 
 The config (JSON on stdin) names the server (`api_base`), `tasks`, `limit`, `compile`,
-`concurrency` and `overhead_calls`; the result (JSON on stdout) has the figures; progress goes to
-stderr. `run_side(config, lm=FakeLM(...))` runs the same code in-process on a fake LM (the smoke
-test does).
+`concurrency` and `overhead_calls`, and `lmc_model`: `served` (the server, as DSPy) or `embedded`
+(lmc's own model in this process, what `lmc run` uses with no `--model`); the result (JSON on
+stdout) has the figures; progress goes to stderr. `run_side(config, lm=FakeLM(...))` runs the
+same code in-process on a fake LM (the smoke test does).
 """
 
 from __future__ import annotations
@@ -83,8 +84,29 @@ def served_lm(api_base: str) -> LMClient:
     return _SERVED[0]
 
 
+_EMBEDDED: list[LMClient] = []
+
+
+def embedded_lm() -> LMClient:
+    """lmc's embedded model, loaded once in this process as `lmc run` loads it, by one call
+    made before any run is timed (as the server's model is loaded before either side runs)."""
+    if not _EMBEDDED:
+        from lmc.backends.clients import DEFAULT_MODEL, open_lm
+
+        client = open_lm(DEFAULT_MODEL)
+        warm_up = lmc.context(client, cache=False)
+        executor.run(warm_up, lmc.loads(QA_PROGRAM).ir, {"question": "warm up"})
+        _EMBEDDED.append(client)
+    return _EMBEDDED[0]
+
+
 def _context(config: dict[str, Any], lm: LMClient | None) -> RunContext:
-    client = lm if lm is not None else served_lm(config["api_base"])
+    if lm is not None:
+        client = lm
+    elif config.get("lmc_model") == "embedded":
+        client = embedded_lm()
+    else:
+        client = served_lm(config["api_base"])
     return lmc.context(client, cache=False, concurrency=int(config.get("concurrency", 4)))
 
 

@@ -71,6 +71,15 @@ def table(
         ]
         if "server" in a and "server" in b:
             rows += _server_rows(task, a["server"], b["server"])
+        elif "server" in b:  # lmc's embedded model in process: it counts its own reuse
+            rows.append(
+                (
+                    f"{task}: zero-shot prompt tokens the model evaluated (after prefix reuse)",
+                    a.get("evaluated_prompt_tokens"),
+                    b["server"]["evaluated_prompt_tokens"],
+                    0,
+                )
+            )
         if "compile" in ours and "compile" in theirs:
             c, d = ours["compile"], theirs["compile"]
             rows += [
@@ -154,18 +163,28 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
     png = json_path.with_suffix(".png")
     plotted = plot(lmc, dspy, png)
     took = f" ({results['minutes']:.1f} min)" if "minutes" in results else ""
+    server = "llama-cpp-python server (n_ctx 4096, 2 threads)"
+    if config.get("lmc_model") == "embedded":
+        where = (
+            f"DSPy on one {server}; lmc on its embedded model, the same GGUF file in its own "
+            "process (lmc's default, no server; greedy replies held to the schema by checking "
+            "the model's top token first)"
+        )
+    else:
+        where = f"One {server} for both"
     at = f" at lmc commit {results['commit']}" if results.get("commit") else ""
     lines = [
         f"# lmc vs DSPy {dspy['version']}: {config['model']}, {results.get('date', '')}",
         "",
-        f"`{results.get('command', 'python bench/run.py')}`{took}{at}. One llama-cpp-python "
-        "server (n_ctx 4096, 2 threads) for both; temperature 0, no cache, at most 512 tokens "
-        f"per reply, {config['concurrency']} requests in flight on each side. Data: the first "
+        f"`{results.get('command', 'python bench/run.py')}`{took}{at}. {where}; "
+        "temperature 0, no cache, at most 512 tokens per reply, "
+        f"{config['concurrency']} requests in flight on each side (a llama-cpp-python server "
+        "and the embedded model answer one at a time). Data: the first "
         f"{config['limit']} records of each split of shared/data. Metrics (bench/common.py, the "
         "same code on both sides): gsm8k the last number of `answer` equals `final_answer`; "
         "banking77 and fever exact label; hotpotqa token F1. Each system uses its default "
-        "prompt format: lmc's `json` backend (the server is sent the outputs' JSON Schema as "
-        "response_format), DSPy's ChatAdapter with its JSONAdapter fallback.",
+        "prompt format: lmc's `json` backend (the model is held to the outputs' JSON Schema), "
+        "DSPy's ChatAdapter with its JSONAdapter fallback.",
         "",
         *table(lmc, dspy, cold),
         "",
@@ -181,7 +200,8 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
         "writes usable instructions, and its trials do not fit a 2-core run.",
         "- Throughput is the zero-shot dev run: lmc `run_records` vs `dspy.Evaluate`, "
         "same concurrency. Peak RSS includes each side's fake-LM overhead run and, for "
-        "hotpotqa, its BM25 index. "
+        "hotpotqa, its BM25 index"
+        + (", and lmc's the model itself. " if config.get("lmc_model") == "embedded" else ". ")
         + (
             "lmc calls the server with its own stdlib HTTP client and never imports litellm (a "
             if results.get("served_client") == "direct"

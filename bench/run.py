@@ -1,13 +1,15 @@
 """lmc and DSPy 3.4.x side by side on one local model server and the same data: a table of ratios.
 
     .venv/bin/python bench/run.py [--model smollm2|qwen0.5b|qwen1.5b]
-        [--tasks gsm8k,banking77,hotpotqa,fever] [--limit 20]
+        [--lmc-model embedded|served] [--tasks gsm8k,banking77,hotpotqa,fever] [--limit 20]
         [--skip-compile | --compile-tasks T,...]
         [--dspy-results RESULTS.dspy.json]
 
 Sets up DSPy in its own venv (`bench/.venv-dspy`, made once), fetches and hash-checks the model
 file when it is a Qwen one (`bench/models.py`), starts one llama-cpp-python server for both, runs
-`bench/dspy_side.py` then `bench/lmc_side.py` as subprocesses (JSON in and out; lmc compiles
+`bench/dspy_side.py` then `bench/lmc_side.py` as subprocesses (lmc's side on the same server, or,
+for SmolLM2 by default, on lmc's embedded model in its own process: what a user of lmc's default
+gets, beside the best DSPy can do with the same file, a server) (JSON in and out; lmc compiles
 within the calls DSPy's optimizer spent), and writes `bench/results/<date>-<model>.md`, `.json`
 and `.png`. Not part of CI.
 """
@@ -141,6 +143,12 @@ def run_side(python: Path, script: str, config: dict[str, Any]) -> dict[str, Any
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=MODELS, default="smollm2")
+    parser.add_argument(
+        "--lmc-model",
+        choices=("embedded", "served"),
+        help="lmc's side on its embedded model in process (the default for smollm2, which is "
+        "that model) or on the benchmark's server (the default for the others)",
+    )
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--skip-compile", action="store_true")
@@ -165,6 +173,9 @@ def main() -> None:
     )
     if not set(compile_tasks) <= set(tasks):
         raise SystemExit("--compile-tasks must be among --tasks")
+    lmc_model = args.lmc_model or ("embedded" if args.model == "smollm2" else "served")
+    if lmc_model == "embedded" and args.model != "smollm2":
+        raise SystemExit("--lmc-model embedded: lmc's embedded model is smollm2")
     gguf = model_path(args.model)
     setup_dspy_venv()
 
@@ -206,10 +217,14 @@ def main() -> None:
             for task, row in dspy_result["tasks"].items()
             if "compile" in row
         }
-        lmc_result = run_side(PROJECT_PYTHON, "lmc_side.py", config)
+        lmc_config = config | {"lmc_model": lmc_model}
+        if lmc_model == "embedded":
+            del lmc_config["server_log"]  # the server is idle while lmc runs in its own process
+        lmc_result = run_side(PROJECT_PYTHON, "lmc_side.py", lmc_config)
     minutes = (time.perf_counter() - started) / 60
 
-    command = f"python bench/run.py --model {args.model} --tasks {','.join(tasks)}"
+    command = f"python bench/run.py --model {args.model} --lmc-model {lmc_model}"
+    command += f" --tasks {','.join(tasks)}"
     command += f" --limit {args.limit}" + (" --skip-compile" if args.skip_compile else "")
     command += f" --compile-tasks {args.compile_tasks}" if args.compile_tasks else ""
     results = {
@@ -217,7 +232,7 @@ def main() -> None:
         "date": stem[:10],
         "commit": current_commit(),
         "minutes": minutes,
-        "config": config | {"model": args.model},
+        "config": config | {"model": args.model, "lmc_model": lmc_model},
         "cold_start_s_mb": cold,
         "litellm_import_mb": litellm_mb,
         "served_client": "direct",  # lmc's stdlib client, not litellm (results before: absent)
