@@ -2,18 +2,23 @@
 
     .venv/bin/python bench/constrained_decoding.py embedded [--model smollm2|qwen0.5b|qwen1.5b]
     .venv/bin/python bench/constrained_decoding.py served [--model qwen0.5b]
+    .venv/bin/python bench/constrained_decoding.py mask [--model qwen0.5b]
 
 `embedded`: lmc's local client, greedy, on a few chain-of-thought and label prompts: the
 grammar checked on the model's top token (what lmc does) against llama-cpp-python's grammar
 sampler masking the whole vocabulary first (what it did). Prints ms per written token for each
 and whether every reply is the same. `served`: one llama-cpp-python server (the benchmarks'),
 the same chain-of-thought requests with the schema lmc sends (strings bounded), with it
-unbounded, and with no schema; ms per written token for each. Not part of CI.
+unbounded, and with no schema; ms per written token for each. `mask`: what one full-vocabulary
+mask costs (what a llama-cpp-python server does before every token of a held reply), mid-way
+through a reasoning string, for grammars of different shapes: whether any grammar lmc could send
+instead would be cheaper. Not part of CI.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import time
 import urllib.request
@@ -24,6 +29,7 @@ from models import MODELS, model_path
 from run import model_server
 
 from lmc.backends.base import LMRequest, Message
+from lmc.backends.chat import marker_grammar
 from lmc.backends.clients import local
 from lmc.backends.schema import object_schema
 from lmc.signatures import FieldSpec
@@ -134,15 +140,65 @@ def served(model: str) -> None:
             print(f"{model} served, {name}: {tokens} tokens, {seconds:.1f} s, {per_token:.1f} ms/t")
 
 
+# The same two fields as flat GBNF: one character class per string, nothing nested.
+FLAT = r"""root ::= "{" ws "\"reasoning\"" ws ":" ws str ws "," ws "\"answer\"" ws ":" ws str ws "}"
+str ::= "\"" [^"\\\x7F\x00-\x1F]{0,1000} "\""
+ws ::= [ \t\n]{0,20}"""
+IN_JSON_REASONING = '{"reasoning": "The farmer has 12 cows and'
+IN_MARKER_REASONING = "[[ ## reasoning ## ]]\nThe farmer has 12 cows and"
+
+
+def mask(model: str) -> None:
+    import llama_cpp
+    import numpy as np
+
+    llama = llama_cpp.Llama(str(model_path(model)), vocab_only=True, verbose=False)
+    size = llama.n_vocab()
+    grammars = {
+        "JSON Schema, strings bounded (lmc's json backend)": (
+            local._schema_gbnf(schema(REASONED)),
+            IN_JSON_REASONING,
+        ),
+        "JSON Schema, strings unbounded": (
+            local._schema_gbnf(schema(REASONED, bounded=False)),
+            IN_JSON_REASONING,
+        ),
+        "flat character classes": (FLAT, IN_JSON_REASONING),
+        "lmc's chat markers": (marker_grammar(REASONED), IN_MARKER_REASONING),
+    }
+    entry = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
+    candidates = np.zeros(size, dtype=entry)
+    pointer = candidates.ctypes.data_as(ctypes.POINTER(llama_cpp.llama_token_data))
+    for name, (grammar, written) in grammars.items():
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            llama._model.vocab, grammar.encode(), b"root"
+        )
+        for token in llama.tokenize(written.encode(), add_bos=False, special=False):
+            llama_cpp.llama_sampler_accept(sampler, token)
+        best = float("inf")
+        for _ in range(7):
+            candidates["id"] = np.arange(size)
+            candidates["logit"] = 0.0
+            array = llama_cpp.llama_token_data_array(pointer, size, -1, False)
+            started = time.perf_counter()
+            llama_cpp.llama_sampler_apply(sampler, ctypes.byref(array))
+            best = min(best, time.perf_counter() - started)
+        allowed = int(np.isfinite(candidates["logit"]).sum())
+        llama_cpp.llama_sampler_free(sampler)
+        print(f"{model} {name}: {1000 * best:.1f} ms per mask, {allowed:,} of {size:,} allowed")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("where", choices=["embedded", "served"])
+    parser.add_argument("where", choices=["embedded", "served", "mask"])
     parser.add_argument("--model", choices=MODELS)
     args = parser.parse_args()
     if args.where == "embedded":
         embedded(args.model or "smollm2")
-    else:
+    elif args.where == "served":
         served(args.model or "qwen0.5b")
+    else:
+        mask(args.model or "qwen0.5b")
 
 
 if __name__ == "__main__":
