@@ -7,11 +7,11 @@
 
 Sets up DSPy in its own venv (`bench/.venv-dspy`, made once), fetches and hash-checks the model
 file when it is a Qwen one (`bench/models.py`), starts one llama-cpp-python server for both, runs
-`bench/dspy_side.py` then `bench/lmc_side.py` as subprocesses (lmc's side on the same server, or,
-for SmolLM2 by default, on lmc's embedded model in its own process: what a user of lmc's default
-gets, beside the best DSPy can do with the same file, a server) (JSON in and out; lmc compiles
+`bench/dspy_side.py` then `bench/lmc_side.py` as subprocesses (JSON in and out; lmc compiles
 within the calls DSPy's optimizer spent), and writes `bench/results/<date>-<model>.md`, `.json`
-and `.png`. Not part of CI.
+and `.png`. lmc's side calls the same server, except on SmolLM2, where by default it runs lmc's
+embedded model in its own process: what a user of lmc's default gets, beside the best DSPy can do
+with the same file, a server. Not part of CI.
 """
 
 from __future__ import annotations
