@@ -355,29 +355,54 @@ def compare_optimizers(config: dict[str, Any], index: BM25 | None) -> dict[str, 
     for name in config["optimizers"]:
         if name in row.get("optimizers", {}):
             continue
-        meter = Meter(config, adapter)
-        say(f"[dspy] {task}: {OPTIMIZER_NAMES[name]}, {len(train)} train / {len(dev)} dev")
-        started = time.perf_counter()
-        with dspy.context(lm=meter.lm, adapter=meter.adapter):
-            compiled = optimizer(name, config, task).compile(
-                program.deepcopy(), trainset=train, valset=dev
-            )
-        wall = time.perf_counter() - started
-        prompt, completion = _usage(meter.lm.history)
-        found = {
-            "optimizer": OPTIMIZER_NAMES[name],
-            "calls": len(meter.lm.history),
-            "tokens": prompt + completion,
-            "wall_s": wall,
-            "test": _score(config, compiled, task, test, adapter),
-        }
+        # The compiled program is kept before its test run, which a stop must not cost it.
+        kept = partial.with_suffix(f".{name}.program.json")
+        if name in row.get("compiled", {}) and kept.exists():
+            compiled = make_program(task, index)
+            compiled.load(str(kept))
+            figures = row["compiled"][name]
+            say(f"[dspy] {task}: {name}'s compiled program saved in {kept.name}")
+        else:
+            compiled, figures = compile_with(name, config, task, program, train, dev, adapter)
+            compiled.save(str(kept))
+            row.setdefault("compiled", {})[name] = figures
+            partial.write_text(json.dumps(row), encoding="utf-8")
+        found = figures | {"test": _score(config, compiled, task, test, adapter)}
         row.setdefault("optimizers", {})[name] = found
         partial.write_text(json.dumps(row), encoding="utf-8")
         say(
-            f"[dspy] {task}: {name} spent {found['calls']} calls in {wall:.0f} s; "
+            f"[dspy] {task}: {name} spent {found['calls']} calls in {found['wall_s']:.0f} s; "
             f"test {found['test']['metric']:.3f}"
         )
     return row
+
+
+def compile_with(
+    name: str,
+    config: dict[str, Any],
+    task: str,
+    program: dspy.Module,
+    train: list[dspy.Example],
+    dev: list[dspy.Example],
+    adapter: str,
+) -> tuple[dspy.Module, dict[str, Any]]:
+    """One optimizer's compiled program, and what compiling it cost."""
+    meter = Meter(config, adapter)
+    say(f"[dspy] {task}: {OPTIMIZER_NAMES[name]}, {len(train)} train / {len(dev)} dev")
+    started = time.perf_counter()
+    with dspy.context(lm=meter.lm, adapter=meter.adapter):
+        compiled = optimizer(name, config, task).compile(
+            program.deepcopy(), trainset=train, valset=dev
+        )
+    wall = time.perf_counter() - started
+    prompt, completion = _usage(meter.lm.history)
+    figures = {
+        "optimizer": OPTIMIZER_NAMES[name],
+        "calls": len(meter.lm.history),
+        "tokens": prompt + completion,
+        "wall_s": wall,
+    }
+    return compiled, figures
 
 
 def main() -> None:

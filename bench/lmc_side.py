@@ -253,11 +253,21 @@ def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any
         partial.write_text(json.dumps(row), encoding="utf-8")
     say(f"[lmc] {task}: zero-shot test {row['zero_shot']['metric']:.3f}")
     if "compile" not in row:
-        train = load_split(task, "train", sizes["train"], data)
-        dev = load_split(task, "dev", sizes["dev"], data)
-        compiled = compile_within(config, lm, task, program, train, dev, config.get("budget"))
-        if compiled is None:
-            return row
+        # The compiled program is kept before its test run, which a stop must not cost it.
+        kept = partial.with_suffix(".program.json")
+        if "compiled" in row and kept.exists():
+            compiled = Compiled(lmc.load(kept), row["compiled"])
+            say(f"[lmc] {task}: the compiled program saved in {kept.name}")
+        else:
+            train = load_split(task, "train", sizes["train"], data)
+            dev = load_split(task, "dev", sizes["dev"], data)
+            found = compile_within(config, lm, task, program, train, dev, config.get("budget"))
+            if found is None:
+                return row
+            compiled = found
+            compiled.program.save(kept)
+            row["compiled"] = compiled.figures
+            partial.write_text(json.dumps(row), encoding="utf-8")
         row["compile"] = compiled.figures | {
             "test": _score(config, lm, compiled.program, task, test)
         }

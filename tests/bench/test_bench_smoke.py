@@ -73,6 +73,40 @@ def test_lmc_side_compiles_within_the_calls_dspy_spent(monkeypatch: pytest.Monke
     assert compiled["calls"] <= 17
 
 
+@pytest.mark.skipif(not (DATA / "gsm8k").is_dir(), reason="shared/data is not on this machine")
+def test_a_stopped_optimizer_run_tests_the_program_it_compiled_without_compiling_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    import lmc_side
+
+    partial = tmp_path / "gsm8k-fake.lmc.partial.json"
+    config: dict[str, Any] = {
+        "experiment": "optimizers",
+        "task": "gsm8k",
+        "sizes": {"train": 2, "dev": 2, "test": 2},
+        "budget": 17,
+        "partial": str(partial),
+        "overhead_calls": 0,
+    }
+    finished = lmc_side.run_side(config, lm=FakeLM(_reply))["tasks"]["gsm8k"]
+    # Stopped during the compiled program's test run: its compile is saved, its test is not.
+    saved = json.loads(partial.read_text(encoding="utf-8"))
+    del saved["compile"]
+    partial.write_text(json.dumps(saved), encoding="utf-8")
+    calls: list[LMRequest] = []
+
+    def counted(request: LMRequest) -> str:
+        calls.append(request)
+        return _reply(request)
+
+    resumed = lmc_side.run_side(config, lm=FakeLM(counted))["tasks"]["gsm8k"]
+
+    assert len(calls) == 2  # the two test examples, nothing compiled again
+    assert resumed["compile"] == finished["compile"] | {"test": resumed["compile"]["test"]}
+    assert resumed["compile"]["test"]["metric"] == finished["compile"]["test"]["metric"]
+
+
 def _chunk_wheel(folder: Path, part: int, data: bytes) -> None:
     import zipfile
 
