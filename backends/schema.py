@@ -51,7 +51,8 @@ def json_schema(t: LmType, bounded: bool = False) -> dict[str, Any]:
 def _tool_schema(
     name: str, params: tuple[tuple[str, LmType], ...], bounded: bool
 ) -> dict[str, Any]:
-    args = object_schema(tuple(FieldSpec(n, t) for n, t in params), bounded)
+    fields = tuple(FieldSpec(n, t) for n, t in params)
+    args = object_schema(fields, bounded, step_outputs=False)
     return {
         "type": "object",
         "properties": {"tool": {"type": "string", "enum": [name]}, "args": args},
@@ -60,12 +61,16 @@ def _tool_schema(
     }
 
 
-def object_schema(fields: tuple[FieldSpec, ...], bounded: bool = False) -> dict[str, Any]:
-    """A JSON object with every field, in order (a model writes `reasoning` before the answer)."""
+def object_schema(
+    fields: tuple[FieldSpec, ...], bounded: bool = False, *, step_outputs: bool = True
+) -> dict[str, Any]:
+    """A JSON object with every field, in order (a model writes `reasoning` before the answer).
+    A step's own `reasoning` output is its chain of thought (`text_bound`); a tool's argument of
+    that name is not."""
     properties = {}
     for f in fields:
         schema = json_schema(f.type, bounded)
-        if bounded and f.type == STR:
+        if bounded and step_outputs and f.type == STR:
             schema["maxLength"] = text_bound(f)
         if f.desc:
             schema = {**schema, "description": f.desc}

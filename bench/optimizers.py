@@ -79,7 +79,8 @@ def run_task(args: argparse.Namespace) -> None:
     SAVED.mkdir(parents=True, exist_ok=True)
     partials = {side: SAVED / f"{stem}.{side}.partial.json" for side in ("dspy", "lmc")}
     if args.fresh:
-        for path in (*partials.values(), SAVED / f"{stem}.options.json"):
+        programs = SAVED.glob(f"{stem}.*.program.json")  # compiled, kept for their test runs
+        for path in (*partials.values(), SAVED / f"{stem}.options.json", *programs):
             path.unlink(missing_ok=True)
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     config: dict[str, Any] = {
@@ -163,7 +164,7 @@ def _only_zero_shot_saved(stem: str, saved: dict[str, Any], options: dict[str, A
     for side in ("dspy", "lmc"):
         partial = SAVED / f"{stem}.{side}.partial.json"
         phases = json.loads(partial.read_text(encoding="utf-8")) if partial.exists() else {}
-        if "compile" in phases or phases.get("optimizers"):
+        if "compile" in phases or phases.get("optimizers") or phases.get("compiled"):
             return False
     return True
 

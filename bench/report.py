@@ -72,14 +72,7 @@ def table(
         if "server" in a and "server" in b:
             rows += _server_rows(task, a["server"], b["server"])
         elif "server" in b:  # lmc's embedded model in process: it counts its own reuse
-            rows.append(
-                (
-                    f"{task}: zero-shot prompt tokens the model evaluated (after prefix reuse)",
-                    a.get("evaluated_prompt_tokens"),
-                    b["server"]["evaluated_prompt_tokens"],
-                    0,
-                )
-            )
+            rows += _embedded_rows(task, a, b["server"])
         if "compile" in ours and "compile" in theirs:
             c, d = ours["compile"], theirs["compile"]
             rows += [
@@ -127,6 +120,26 @@ def _server_rows(
             theirs["prompt_eval_s"],
             1,
         ),
+    ]
+
+
+def _embedded_rows(
+    task: str, ours: dict[str, Any], theirs: dict[str, float]
+) -> list[tuple[str, float | None, float | None, int]]:
+    """What lmc's embedded model reused of its own previous prompt, beside what DSPy's server
+    reused of its cache."""
+    reused = ours.get("reused_prompt_tokens")
+    share = reused / ours["prompt_tokens"] if reused is not None and ours["prompt_tokens"] else None
+    server_total = theirs["reused_prompt_tokens"] + theirs["evaluated_prompt_tokens"]
+    server_share = theirs["reused_prompt_tokens"] / server_total if server_total else None
+    return [
+        (
+            f"{task}: zero-shot prompt tokens the model evaluated (after prefix reuse)",
+            ours.get("evaluated_prompt_tokens"),
+            theirs["evaluated_prompt_tokens"],
+            0,
+        ),
+        (f"{task}: zero-shot share of prompt tokens reused", share, server_share, 3),
     ]
 
 

@@ -21,12 +21,12 @@ from lmc.backends.clients.fake import FakeLM
 from lmc.backends.clients.hosted import HostedLM
 from lmc.backends.completion import CompletionBackend, TemplateMissing, render_prompt
 from lmc.backends.json_object import JsonBackend
-from lmc.backends.schema import MAX_ITEMS, MAX_REASONING, MAX_TEXT
+from lmc.backends.schema import MAX_ITEMS, MAX_REASONING, MAX_TEXT, object_schema
 from lmc.ir.graph import Demo, StepParams
 from lmc.plugins import BACKENDS as REGISTERED
 from lmc.plugins import UnknownName
 from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
-from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf
+from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, ToolCall
 
 GOLDEN = Path(__file__).parent / "golden" / "prompts"
 UPDATE = os.environ.get("LMC_UPDATE_GOLDEN") == "1"
@@ -259,6 +259,13 @@ def test_a_held_chain_of_thought_has_room_to_finish_its_sum(backend: str) -> Non
     props = json.loads(held.json_schema)["properties"]
     assert props["reasoning"]["maxLength"] == MAX_REASONING > MAX_TEXT
     assert props["answer"]["maxLength"] == MAX_TEXT
+
+
+def test_only_a_steps_own_reasoning_gets_the_longer_bound() -> None:
+    call = ToolCall((("note", (("reasoning", STR),)),))
+    schema = object_schema((FieldSpec("action", call),), bounded=True)
+    args = schema["properties"]["action"]["anyOf"][0]["properties"]["args"]
+    assert args["properties"]["reasoning"]["maxLength"] == MAX_TEXT
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
