@@ -8,6 +8,7 @@ The same config and result shape as `bench/lmc_side.py`; the tasks are written i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -200,12 +201,34 @@ def _reused(history: list[dict[str, Any]]) -> int | None:
     return reused
 
 
+SERVER = "llamacpp"  # the benchmark's server, as declared to DSPy
+
+
+def declare_server(api_base: str) -> None:
+    """Declare the benchmark's llama-cpp-python server to DSPy, as DSPy's docs say to reach a
+    server whose spellings differ from OpenAI's (`dspy.lm15.register_provider`).
+
+    For an `openai/` model DSPy 3.4's native client speaks OpenAI's current dialect and sends
+    the reply limit as `max_completion_tokens`, which llama-cpp-python's server ignores: replies
+    ran on to the end of the context (3,861 tokens on SmolLM2 with `max_tokens=512`). Declared
+    with OpenAI's dialect but `max_tokens` as the limit's name, DSPy keeps its native client
+    (no litellm), and every other field of its requests is as before."""
+    from dspy import lm15
+
+    dialect = dataclasses.replace(
+        lm15.OpenAIChatCompat.preset("openai"), max_tokens_field="max_tokens"
+    )
+    access = lm15.AccessPolicy(provider=SERVER, auth_modes=("bearer",), base_url=api_base)
+    lm15.register_provider(lm15.ProviderDefinition.chat(access, compat=dialect), replace=True)
+
+
 class Meter:
     """A fresh LM and adapter per phase, so each phase's calls and parse failures are its own."""
 
     def __init__(self, config: dict[str, Any], adapter: str = "chat"):
+        declare_server(config["api_base"])
         self.lm = dspy.LM(
-            "openai/bench",
+            f"{SERVER}/bench",
             api_base=config["api_base"],
             api_key="x",
             cache=False,
