@@ -9,7 +9,7 @@ Each size runs in a fresh process, which calls `lmc.cli.main.main(["run", ...])`
 of the command line) with every model resolved to `InstantLM`, a client that answers at once and
 keeps nothing. A record is a question of about 600 characters. The figures: the process's
 resident memory before the run (the data written, before lmc's modules are imported), its peak
-during the run (`ru_maxrss`), and the difference.
+during the run (`VmHWM`), and the difference.
 
 With `--dspy-python` (or `$LMC_BENCH_DSPY_PYTHON`), DSPy's nearest equivalent runs too, in its
 own venv: `dspy.Evaluate` of `dspy.Predict("question -> answer")` over the same records as
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -48,9 +47,11 @@ class InstantLM:
         return LMResponse(text='{"answer": "Paris"}', prompt_tokens=100, completion_tokens=5)
 
 
-def current_rss_mb() -> float:
+def current_rss_mb(field: str = "VmRSS") -> float:
+    """This process's resident memory now (`VmRSS`) or at its peak (`VmHWM`), MB. The peak is
+    not `ru_maxrss`, which also counts the parent's memory at the fork that started us."""
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -72,7 +73,7 @@ def child(records: int, folder: Path) -> dict[str, float]:
     lmc.runtime.context.open_lm = lambda model, api_base=None, **limits: lm  # type: ignore[assignment]
     argv = ["run", str(program), "--data", str(data), "--out", str(out), "--no-cache"]
     code = cli.main(argv)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = current_rss_mb("VmHWM")
     written = sum(1 for _ in out.open(encoding="utf-8"))
     if code != 0 or written != records:
         raise SystemExit(f"the run failed: exit {code}, {written} of {records} lines written")
@@ -101,7 +102,7 @@ def dspy_child(records: int) -> dict[str, float]:
     with dspy.context(lm=lm):
         evaluate = dspy.Evaluate(devset=examples, num_threads=4, display_progress=False)
         evaluate(dspy.Predict("question -> answer"), metric=lambda e, p, t=None: True)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = current_rss_mb("VmHWM")
     return {
         "records": records,
         "rss_before_mb": before,

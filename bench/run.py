@@ -111,9 +111,12 @@ def model_server(gguf: Path, log: Path, context: int = 4096) -> Iterator[str]:
 def cold_start(python: Path, module: str, runs: int = 3) -> tuple[float, float]:
     """Best of `runs` fresh-process import times of `module` (s), and that process's peak
     resident memory after the import (MB)."""
+    # The peak is the process's own (VmHWM, kB): ru_maxrss would count this parent's memory too.
     code = (
-        "import resource, time; t = time.perf_counter(); import " + module + "; "
-        "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "import time; t = time.perf_counter(); import " + module + "; "
+        "took = time.perf_counter() - t; "
+        "print(took, next(int(line.split()[1]) for line in open('/proc/self/status') "
+        "if line.startswith('VmHWM:')))"
     )
     times, memory = [], []
     for _ in range(runs):
