@@ -27,7 +27,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import QA_PROGRAM  # stdlib only: lmc is not imported before the start figure
+from common import (
+    QA_PROGRAM,
+    peak_rss_mb,
+)  # stdlib only: lmc is not imported before the start figure
 
 
 class InstantLM:
@@ -47,11 +50,9 @@ class InstantLM:
         return LMResponse(text='{"answer": "Paris"}', prompt_tokens=100, completion_tokens=5)
 
 
-def current_rss_mb(field: str = "VmRSS") -> float:
-    """This process's resident memory now (`VmRSS`) or at its peak (`VmHWM`), MB. The peak is
-    not `ru_maxrss`, which also counts the parent's memory at the fork that started us."""
+def current_rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
+        if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -73,7 +74,7 @@ def child(records: int, folder: Path) -> dict[str, float]:
     lmc.runtime.context.open_lm = lambda model, api_base=None, **limits: lm  # type: ignore[assignment]
     argv = ["run", str(program), "--data", str(data), "--out", str(out), "--no-cache"]
     code = cli.main(argv)
-    peak = current_rss_mb("VmHWM")
+    peak = peak_rss_mb()
     written = sum(1 for _ in out.open(encoding="utf-8"))
     if code != 0 or written != records:
         raise SystemExit(f"the run failed: exit {code}, {written} of {records} lines written")
@@ -102,7 +103,7 @@ def dspy_child(records: int) -> dict[str, float]:
     with dspy.context(lm=lm):
         evaluate = dspy.Evaluate(devset=examples, num_threads=4, display_progress=False)
         evaluate(dspy.Predict("question -> answer"), metric=lambda e, p, t=None: True)
-    peak = current_rss_mb("VmHWM")
+    peak = peak_rss_mb()
     return {
         "records": records,
         "rss_before_mb": before,

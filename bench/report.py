@@ -101,11 +101,6 @@ def _server_rows(
 ) -> list[tuple[str, float | None, float | None, int]]:
     """What the model server did for each side's zero-shot run: prompt tokens it evaluated
     after reusing the previous request's prefix, and the share of prompt tokens it reused."""
-
-    def reused(side: dict[str, float]) -> float | None:
-        total = side["reused_prompt_tokens"] + side["evaluated_prompt_tokens"]
-        return side["reused_prompt_tokens"] / total if total else None
-
     return [
         (
             f"{task}: zero-shot prompt tokens the server evaluated (after prefix reuse)",
@@ -113,7 +108,12 @@ def _server_rows(
             theirs["evaluated_prompt_tokens"],
             0,
         ),
-        (f"{task}: zero-shot share of prompt tokens reused", reused(ours), reused(theirs), 3),
+        (
+            f"{task}: zero-shot share of prompt tokens reused",
+            _reused_share(ours),
+            _reused_share(theirs),
+            3,
+        ),
         (
             f"{task}: zero-shot server time evaluating prompts, s",
             ours["prompt_eval_s"],
@@ -128,19 +128,28 @@ def _embedded_rows(
 ) -> list[tuple[str, float | None, float | None, int]]:
     """What lmc's embedded model reused of its own previous prompt, beside what DSPy's server
     reused of its cache."""
-    reused = ours.get("reused_prompt_tokens")
-    share = reused / ours["prompt_tokens"] if reused is not None and ours["prompt_tokens"] else None
-    server_total = theirs["reused_prompt_tokens"] + theirs["evaluated_prompt_tokens"]
-    server_share = theirs["reused_prompt_tokens"] / server_total if server_total else None
     return [
         (
             f"{task}: zero-shot prompt tokens the model evaluated (after prefix reuse)",
-            ours.get("evaluated_prompt_tokens"),
+            ours["evaluated_prompt_tokens"],
             theirs["evaluated_prompt_tokens"],
             0,
         ),
-        (f"{task}: zero-shot share of prompt tokens reused", share, server_share, 3),
+        (
+            f"{task}: zero-shot share of prompt tokens reused",
+            _reused_share(ours),
+            _reused_share(theirs),
+            3,
+        ),
     ]
+
+
+def _reused_share(side: dict[str, Any]) -> float | None:
+    """Of the prompt tokens a model was given, the share it reused from an earlier prompt."""
+    reused, evaluated = side["reused_prompt_tokens"], side["evaluated_prompt_tokens"]
+    if reused is None or evaluated is None or reused + evaluated == 0:
+        return None
+    return float(reused / (reused + evaluated))
 
 
 def _curve(row: dict[str, Any]) -> list[tuple[float, float]]:
