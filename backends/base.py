@@ -21,6 +21,9 @@ from lmc.signatures import FieldSpec, ModuleKind, SignatureSpec
 Role = Literal["system", "user", "assistant"]
 T = TypeVar("T")
 
+# The tokens a reply may take unless the step or its backend says otherwise.
+REPLY_TOKENS = 512
+
 
 @dataclass(frozen=True, slots=True)
 class Message:
@@ -42,7 +45,7 @@ class LMRequest:
     json_schema: str | None = None  # JSON text, so the request stays hashable and byte-stable
     grammar: str | None = None
     temperature: float = 0.0
-    max_tokens: int = 512
+    max_tokens: int = REPLY_TOKENS
     stop: tuple[str, ...] = ()
     # Which of a step's `n` samples this is: samples differ in nothing else, and each must be
     # its own draw, not the cached first one.

@@ -20,6 +20,7 @@ from lmc.backends.schema import (
     demo_values,
     field_line,
     render_value,
+    reply_tokens,
     text_bound,
     validate,
 )
@@ -106,7 +107,11 @@ class ChatBackend(Backend):
             grammar = self.static_parts.get(
                 ("grammar", step.signature, step.module), lambda: marker_grammar(step.outputs)
             )
-        return LMRequest(messages=tuple(self.messages(step, inputs)), grammar=grammar)
+        return LMRequest(
+            messages=tuple(self.messages(step, inputs)),
+            grammar=grammar,
+            max_tokens=reply_tokens(step.outputs, held=lm.constrains),
+        )
 
     def parse(self, step: StepView, reply: str) -> dict[str, Any]:
         sections = _sections(reply)

@@ -19,6 +19,7 @@ from lmc.backends.schema import (
     field_line,
     object_schema,
     render_value,
+    reply_tokens,
     validate,
 )
 from lmc.signatures import FieldSpec
@@ -83,7 +84,9 @@ class JsonBackend(Backend):
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
         return LMRequest(
-            messages=tuple(self.messages(step, inputs)), json_schema=self.schema_text(step, lm)
+            messages=tuple(self.messages(step, inputs)),
+            json_schema=self.schema_text(step, lm),
+            max_tokens=reply_tokens(step.outputs, held=lm.enforces_schema),
         )
 
     def parse(self, step: StepView, reply: str) -> dict[str, Any]:

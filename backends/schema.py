@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, create_model
 
+from lmc.backends.base import REPLY_TOKENS
 from lmc.signatures import REASONING, FieldSpec
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar, ToolCall
 
@@ -20,6 +21,15 @@ MAX_ITEMS = 16
 # chains were cut mid-sum, at 1,000 none were. llama-cpp-python's server refuses a grammar whose
 # repetition goes much past 1,000 (it drops the connection), so this is as far as it can go.
 MAX_REASONING = 1000
+
+
+# A held reply gets the tokens its bounds need, up to this many. A model looping on digits
+# writes one token per character, so a chain of thought at its bound overran 512 tokens and left
+# the JSON unclosed. Capped: a list of long strings would ask for thousands, and a served model
+# refuses a prompt and reply longer than its context.
+MOST_REPLY_TOKENS = 2048
+# What a held number may take before it is a loop: the digits of a 64-bit float and its sign.
+NUMBER_CHARS = 24
 
 
 def text_bound(f: FieldSpec) -> int:
@@ -81,6 +91,40 @@ def object_schema(
         "required": [f.name for f in fields],
         "additionalProperties": False,
     }
+
+
+@cache
+def reply_tokens(fields: tuple[FieldSpec, ...], *, held: bool) -> int:
+    """The tokens a reply may take. A held reply gets what it needs to close its JSON with every
+    field at its bound (about one per character, what a model looping on digits writes), between
+    the usual `REPLY_TOKENS` and `MOST_REPLY_TOKENS`; the chat backend's field markers take about
+    as much as JSON's keys. A free model is not bounded, so nothing can be counted for it."""
+    if not held:
+        return REPLY_TOKENS
+    most = _most_chars(object_schema(fields, bounded=True))
+    return max(REPLY_TOKENS, min(most, MOST_REPLY_TOKENS))
+
+
+_SCALAR_CHARS = {"integer": NUMBER_CHARS, "number": NUMBER_CHARS, "boolean": 5, "null": 4}
+
+
+def _most_chars(schema: dict[str, Any]) -> int:
+    """The longest JSON text a bounded schema allows (unbounded numbers: `NUMBER_CHARS`)."""
+    if "enum" in schema:
+        return max(len(json.dumps(choice)) for choice in schema["enum"])
+    if "anyOf" in schema:
+        return max(_most_chars(option) for option in schema["anyOf"])
+    kind = schema.get("type")
+    if kind == "object":
+        members = schema["properties"].items()
+        return 2 + sum(len(json.dumps(name)) + 4 + _most_chars(s) for name, s in members)
+    if kind == "array":
+        items: int = schema.get("maxItems", MAX_ITEMS)
+        return 2 + items * (2 + _most_chars(schema["items"]))
+    if kind == "string":
+        length: int = schema.get("maxLength", MAX_TEXT)
+        return 2 + length
+    return _SCALAR_CHARS.get(str(kind), NUMBER_CHARS)
 
 
 def _not_bool(value: Any) -> Any:

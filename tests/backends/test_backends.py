@@ -15,13 +15,20 @@ from typing import Any
 import pytest
 
 import lmc
-from lmc.backends.base import Backend, LMRequest, Message, ReplyError, StepView
+from lmc.backends.base import REPLY_TOKENS, Backend, LMRequest, Message, ReplyError, StepView
 from lmc.backends.chat import COMPLETED, ChatBackend, marker
 from lmc.backends.clients.fake import FakeLM
 from lmc.backends.clients.hosted import HostedLM
 from lmc.backends.completion import CompletionBackend, TemplateMissing, render_prompt
 from lmc.backends.json_object import JsonBackend
-from lmc.backends.schema import MAX_ITEMS, MAX_REASONING, MAX_TEXT, object_schema
+from lmc.backends.schema import (
+    MAX_ITEMS,
+    MAX_REASONING,
+    MAX_TEXT,
+    MOST_REPLY_TOKENS,
+    object_schema,
+    reply_tokens,
+)
 from lmc.ir.graph import Demo, StepParams
 from lmc.plugins import BACKENDS as REGISTERED
 from lmc.plugins import UnknownName
@@ -259,6 +266,24 @@ def test_a_held_chain_of_thought_has_room_to_finish_its_sum(backend: str) -> Non
     props = json.loads(held.json_schema)["properties"]
     assert props["reasoning"]["maxLength"] == MAX_REASONING > MAX_TEXT
     assert props["answer"]["maxLength"] == MAX_TEXT
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_held_reply_has_the_tokens_its_bounds_need(backend: str) -> None:
+    # A model looping on digits writes a token per character: 512 tokens cut a chain of thought
+    # at its bound before the reply closed, and the record failed.
+    view, inputs = CASES["chain_of_thought"]
+    held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
+    free = BACKENDS[backend]().lower(view, inputs, fake_lm())
+    assert held.max_tokens > MAX_REASONING + MAX_TEXT
+    assert free.max_tokens == REPLY_TOKENS  # nothing bounds a free model's reply to count
+
+
+def test_reply_room_is_capped_where_bounds_allow_thousands_of_tokens() -> None:
+    one_answer = (FieldSpec("answer", STR),)
+    many_passages = (FieldSpec("passages", ListOf(STR)),)
+    assert reply_tokens(one_answer, held=True) == REPLY_TOKENS
+    assert MOST_REPLY_TOKENS == reply_tokens(many_passages, held=True) < MAX_ITEMS * MAX_TEXT
 
 
 def test_only_a_steps_own_reasoning_gets_the_longer_bound() -> None:
