@@ -143,13 +143,18 @@ def say(message: str) -> None:
 
 
 _PROMPT_EVAL = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
-_GENERATE = re.compile(r"\beval time =\s*([\d.]+) ms /\s*(\d+) runs")
+# llama-cpp-python's server counts generated tokens in "runs", llama.cpp's in "tokens".
+_GENERATE = re.compile(r"(?<!prompt )\beval time =\s*([\d.]+) ms /\s*(\d+) (?:runs|tokens)")
 _PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
+# llama.cpp's server logs what its context held when a request ended: prompt and reply, less
+# the reply's last token (never evaluated). It does not log what it reused; this tells it.
+_HELD_AT_END = re.compile(r"stop processing: n_tokens = (\d+)")
 
 
 class ServerLog:
-    """What the llama-cpp-python server did, read from its log: per request it prints the
-    prompt prefix it reused from the previous request and the tokens it evaluated and generated.
+    """What the model server did, read from its log: per request, the prompt prefix it reused
+    from the previous request and the tokens it evaluated and generated (llama-cpp-python's
+    server prints all three; llama.cpp's the last two, and what its context held at the end).
 
     A prompt token the server reuses costs nothing, so the tokens *evaluated* are what a prompt
     layout really costs: a layout whose static part comes first is evaluated once, one that puts
@@ -168,11 +173,17 @@ class ServerLog:
             text = log.read()
         prompt = [(float(ms), int(n)) for ms, n in _PROMPT_EVAL.findall(text)]
         generated = [(float(ms), int(n)) for ms, n in _GENERATE.findall(text)]
+        evaluated = sum(n for _, n in prompt)
+        written = sum(n for _, n in generated)
+        reused = sum(int(n) for n in _PREFIX_HIT.findall(text))
+        held = [int(n) + 1 for n in _HELD_AT_END.findall(text)]
+        if held:
+            reused += sum(held) - evaluated - written
         return {
             "requests": len(prompt),
-            "reused_prompt_tokens": sum(int(n) for n in _PREFIX_HIT.findall(text)),
-            "evaluated_prompt_tokens": sum(n for _, n in prompt),
-            "generated_tokens": sum(n for _, n in generated),
+            "reused_prompt_tokens": reused,
+            "evaluated_prompt_tokens": evaluated,
+            "generated_tokens": written,
             "prompt_eval_s": sum(ms for ms, _ in prompt) / 1000,
             "generate_s": sum(ms for ms, _ in generated) / 1000,
         }

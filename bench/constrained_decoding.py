@@ -1,15 +1,16 @@
 """What holding a reply to a JSON Schema costs per written token, in-process and on a server.
 
     .venv/bin/python bench/constrained_decoding.py embedded [--model smollm2|qwen0.5b|qwen1.5b]
-    .venv/bin/python bench/constrained_decoding.py served [--model qwen0.5b]
+    .venv/bin/python bench/constrained_decoding.py served [--model qwen0.5b] [--server llama.cpp]
     .venv/bin/python bench/constrained_decoding.py mask [--model qwen0.5b]
 
 `embedded`: lmc's local client, greedy, on a few chain-of-thought and label prompts: the
 grammar checked on the model's top token (what lmc does) against llama-cpp-python's grammar
 sampler masking the whole vocabulary first (what it did). Prints ms per written token for each
-and whether every reply is the same. `served`: one llama-cpp-python server (the benchmarks'),
-the same chain-of-thought requests with the schema lmc sends (strings bounded), with it
-unbounded, and with no schema; ms per written token for each. `mask`: what one full-vocabulary
+and whether every reply is the same. `served`: one server (llama-cpp-python's, or llama.cpp's,
+which checks the drawn token first: `bench/llama_server.py`), the same chain-of-thought
+requests with the schema lmc sends (strings bounded), with it unbounded, and with no schema;
+ms per written token for each. `mask`: what one full-vocabulary
 mask costs (what a llama-cpp-python server does before every token of a held reply), mid-way
 through a reasoning string, for grammars of different shapes: whether any grammar lmc could send
 instead would be cheaper. Not part of CI.
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from models import MODELS, model_path
-from run import model_server
+from run import SERVERS, model_server
 
 from lmc.backends.base import LMRequest, Message
 from lmc.backends.chat import marker_grammar
@@ -112,14 +113,14 @@ def post(api_base: str, body: dict[str, Any]) -> dict[str, Any]:
         return answer
 
 
-def served(model: str) -> None:
-    log = Path("/tmp") / f"constrained-decoding-{model}-server.log"
+def served(model: str, server: str) -> None:
+    log = Path("/tmp") / f"constrained-decoding-{model}-{server}.log"
     variants = {
         "schema, strings bounded (lmc)": schema(REASONED),
         "schema, strings unbounded": schema(REASONED, bounded=False),
         "no schema": None,
     }
-    with model_server(model_path(model), log) as api_base:
+    with model_server(model_path(model), log, server=server) as api_base:
         for name, json_schema in variants.items():
             tokens, seconds = 0, 0.0
             for question in QUESTIONS:
@@ -137,7 +138,8 @@ def served(model: str) -> None:
                 tokens += post(api_base, body)["usage"]["completion_tokens"]
                 seconds += time.perf_counter() - started
             per_token = 1000 * seconds / tokens
-            print(f"{model} served, {name}: {tokens} tokens, {seconds:.1f} s, {per_token:.1f} ms/t")
+            took = f"{tokens} tokens, {seconds:.1f} s, {per_token:.1f} ms/t"
+            print(f"{model} on {server}, {name}: {took}")
 
 
 # The same two fields as flat GBNF: one character class per string, nothing nested.
@@ -192,11 +194,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("where", choices=["embedded", "served", "mask"])
     parser.add_argument("--model", choices=MODELS)
+    parser.add_argument("--server", choices=tuple(SERVERS), default="llama-cpp-python")
     args = parser.parse_args()
     if args.where == "embedded":
         embedded(args.model or "smollm2")
     elif args.where == "served":
-        served(args.model or "qwen0.5b")
+        served(args.model or "qwen0.5b", args.server)
     else:
         mask(args.model or "qwen0.5b")
 

@@ -178,6 +178,12 @@ def plot(lmc: dict[str, Any], dspy: dict[str, Any], path: Path) -> bool:
     return done.returncode == 0
 
 
+SERVER_NAMES = {
+    "llama-cpp-python": "llama-cpp-python server",
+    "llama.cpp": "llama.cpp server (`llama-server`, one slot, built by bench/llama_server.py)",
+}
+
+
 def write_report(results: dict[str, Any], json_path: Path) -> Path:
     """`<stem>.md` and `<stem>.png` beside the results JSON; returns the Markdown file."""
     config, lmc, dspy = results["config"], results["lmc"], results["dspy"]
@@ -185,7 +191,7 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
     png = json_path.with_suffix(".png")
     plotted = plot(lmc, dspy, png)
     took = f" ({results['minutes']:.1f} min)" if "minutes" in results else ""
-    server = "llama-cpp-python server (n_ctx 4096, 2 threads)"
+    server = SERVER_NAMES[config.get("server", "llama-cpp-python")] + " (n_ctx 4096, 2 threads)"
     if config.get("lmc_model") == "embedded":
         where = (
             f"DSPy on one {server}; lmc on its embedded model, the same GGUF file in its own "
@@ -199,8 +205,9 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
         f"# lmc vs DSPy {dspy['version']}: {config['model']}, {results.get('date', '')}",
         "",
         f"`{results.get('command', 'python bench/run.py')}`{took}{at}. {where}; "
-        "temperature 0, no cache, at most 512 tokens per reply, "
-        f"{config['concurrency']} requests in flight on each side (a llama-cpp-python server "
+        "temperature 0, no cache, at most 512 tokens per reply (an lmc reply held to its "
+        "schema: what its bounds need, up to 2,048), "
+        f"{config['concurrency']} requests in flight on each side (the server "
         "and the embedded model answer one at a time). Data: the first "
         f"{config['limit']} records of each split of shared/data. Metrics (bench/common.py, the "
         "same code on both sides): gsm8k the last number of `answer` equals `final_answer`; "

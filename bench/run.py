@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import llama_server
 from common import TASKS
 from models import MODELS, model_path
 from report import write_report
@@ -70,14 +71,32 @@ def free_port() -> int:
         return port
 
 
-@contextlib.contextmanager
-def model_server(gguf: Path, log: Path, context: int = 4096) -> Iterator[str]:
-    """One llama-cpp-python server for both sides, with a context of `context` tokens; always
-    stopped on the way out."""
-    port = free_port()
+def _python_server(gguf: Path, port: int, context: int) -> list[str]:
     command = [str(PROJECT_PYTHON), "-m", "llama_cpp.server", "--model", str(gguf)]
     command += ["--model_alias", "bench", "--host", "127.0.0.1", "--port", str(port)]
-    command += ["--n_ctx", str(context), "--n_threads", "2"]
+    return [*command, "--n_ctx", str(context), "--n_threads", "2"]
+
+
+def _llama_cpp_server(gguf: Path, port: int, context: int) -> list[str]:
+    command = [str(llama_server.build()), "--model", str(gguf), "--alias", "bench"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--ctx-size", str(context)]
+    # One sequence at a time with the whole context, as llama-cpp-python's server runs; no
+    # prompt cache beyond the one slot's, which is the reuse llama-cpp-python's server has.
+    return [*command, "--threads", "2", "--parallel", "1", "--cache-ram", "0"]
+
+
+# The servers both sides can run on: `bench/llama_server.py` says why there are two.
+SERVERS = {"llama-cpp-python": _python_server, "llama.cpp": _llama_cpp_server}
+
+
+@contextlib.contextmanager
+def model_server(
+    gguf: Path, log: Path, context: int = 4096, server: str = "llama-cpp-python"
+) -> Iterator[str]:
+    """One model server for both sides, with a context of `context` tokens; always stopped on
+    the way out."""
+    port = free_port()
+    command = SERVERS[server](gguf, port, context)
     say(f"starting the model server on port {port} (log: {log})")
     with log.open("w", encoding="utf-8") as output:
         server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
@@ -152,6 +171,14 @@ def main() -> None:
         help="lmc's side on its embedded model in process (the default for smollm2, which is "
         "that model) or on the benchmark's server (the default for the others)",
     )
+    parser.add_argument(
+        "--server",
+        choices=tuple(SERVERS),
+        default="llama-cpp-python",
+        help="the model server both sides call: llama-cpp-python's, or llama.cpp's own, which "
+        "checks a drawn token against the grammar before masking the vocabulary (built once "
+        "by bench/llama_server.py)",
+    )
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--skip-compile", action="store_true")
@@ -189,9 +216,10 @@ def main() -> None:
     litellm_mb = cold_start(PROJECT_PYTHON, "litellm", runs=1)[1]
     RESULTS.mkdir(exist_ok=True)
     stem = f"{datetime.date.today().isoformat()}-{args.model}"
+    stem += "" if args.server == "llama-cpp-python" else f"-{args.server}"
     started = time.perf_counter()
     server_log = RESULTS / f"{stem}-server.log"
-    with model_server(gguf, server_log) as api_base:
+    with model_server(gguf, server_log, server=args.server) as api_base:
         config = {
             "api_base": api_base,
             "server_log": str(server_log),
@@ -205,6 +233,8 @@ def main() -> None:
         # become lmc's budget for that task.
         same = {key: config[key] for key in ("tasks", "limit", "compile", "concurrency")}
         same["model"] = args.model
+        if args.server != "llama-cpp-python":  # runs saved before there was a choice had none
+            same["server"] = args.server
         if args.dspy_results:
             saved = json.loads(args.dspy_results.read_text(encoding="utf-8"))
             if saved["options"] != same:
@@ -227,6 +257,7 @@ def main() -> None:
     minutes = (time.perf_counter() - started) / 60
 
     command = f"python bench/run.py --model {args.model} --lmc-model {lmc_model}"
+    command += "" if args.server == "llama-cpp-python" else f" --server {args.server}"
     command += f" --tasks {','.join(tasks)}"
     command += f" --limit {args.limit}" + (" --skip-compile" if args.skip_compile else "")
     command += f" --compile-tasks {args.compile_tasks}" if args.compile_tasks else ""
@@ -235,7 +266,7 @@ def main() -> None:
         "date": stem[:10],
         "commit": current_commit(),
         "minutes": minutes,
-        "config": config | {"model": args.model, "lmc_model": lmc_model},
+        "config": config | {"model": args.model, "lmc_model": lmc_model, "server": args.server},
         "cold_start_s_mb": cold,
         "litellm_import_mb": litellm_mb,
         "served_client": "direct",  # lmc's stdlib client, not litellm (results before: absent)

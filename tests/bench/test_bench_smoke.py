@@ -279,6 +279,23 @@ llama_perf_context_print:        eval time =     334.95 ms /     7 runs   (   47
 """
 
 
+# llama.cpp's server (bench/llama_server.py), two calls of one prompt of 28 tokens, each
+# writing 10: the second reused 27 of the first's (one is always evaluated again).
+LLAMA_CPP_SERVER_LINES = """\
+0.08.032.474 I slot launch_slot_: id  0 | task 0 | processing task, is_child = 0
+0.16.022.397 I slot print_timing: id  0 | task 0 | prompt eval time =    2298.04 ms /    28 tokens (   82.07 ms per token,    12.18 tokens per second)
+0.16.022.446 I slot print_timing: id  0 | task 0 |        eval time =    5691.84 ms /    10 tokens (  632.43 ms per token,     1.58 tokens per second)
+0.16.022.461 I slot print_timing: id  0 | task 0 |       total time =    7989.88 ms /    38 tokens
+0.16.026.419 I slot      release: id  0 | task 0 | stop processing: n_tokens = 37, truncated = 0
+0.16.049.243 I slot launch_slot_: id  0 | task 11 | processing task, is_child = 0
+0.16.049.280 W slot   operator(): id  0 | task 11 | n_past was set to 27
+0.21.174.021 I slot print_timing: id  0 | task 11 | prompt eval time =    1602.72 ms /     1 tokens ( 1602.72 ms per token,     0.62 tokens per second)
+0.21.174.038 I slot print_timing: id  0 | task 11 |        eval time =    3522.02 ms /    10 tokens (  391.34 ms per token,     2.56 tokens per second)
+0.21.174.039 I slot print_timing: id  0 | task 11 |       total time =    5124.74 ms /    11 tokens
+0.21.174.101 I slot      release: id  0 | task 11 | stop processing: n_tokens = 37, truncated = 0
+"""
+
+
 def test_the_server_log_says_what_each_side_made_the_model_evaluate(tmp_path: Path) -> None:
     import sys
 
@@ -298,3 +315,21 @@ def test_the_server_log_says_what_each_side_made_the_model_evaluate(tmp_path: Pa
     assert work["evaluated_prompt_tokens"] == 73 + 67
     assert work["generated_tokens"] == 14
     assert work["prompt_eval_s"] == pytest.approx(3.52988)
+
+
+def test_llama_cpps_server_log_says_as_much(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    from common import ServerLog
+
+    log = ServerLog(tmp_path / "server.log")
+    log.path.write_text(LLAMA_CPP_SERVER_LINES, encoding="utf-8")
+
+    work = log.since(0)
+
+    assert work["requests"] == 2
+    assert work["evaluated_prompt_tokens"] == 28 + 1
+    assert work["reused_prompt_tokens"] == 27
+    assert work["generated_tokens"] == 20
+    assert work["generate_s"] == pytest.approx(9.21386)
