@@ -99,13 +99,13 @@ def model_server(
     command = SERVERS[server](gguf, port, context)
     say(f"starting the model server on port {port} (log: {log})")
     with log.open("w", encoding="utf-8") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     api_base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 120
         while True:
-            if server.poll() is not None:
-                raise SystemExit(f"the model server exited with {server.returncode}; see {log}")
+            if process.poll() is not None:
+                raise SystemExit(f"the model server exited with {process.returncode}; see {log}")
             try:
                 with urllib.request.urlopen(f"{api_base}/models", timeout=2) as reply:
                     if reply.status == 200:
@@ -118,12 +118,12 @@ def model_server(
         say("model server ready")
         yield api_base
     finally:
-        server.terminate()
+        process.terminate()
         try:
-            server.wait(timeout=15)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            process.kill()
+            process.wait()
         say("model server stopped")
 
 
