@@ -10,10 +10,10 @@ sampler masking the whole vocabulary first (what it did). Prints ms per written 
 and whether every reply is the same. `served`: one server (llama-cpp-python's, or llama.cpp's,
 which checks the drawn token first: `bench/llama_server.py`), the same chain-of-thought
 requests with the schema lmc sends (strings bounded), with it unbounded, and with no schema;
-ms per written token for each. `mask`: what one full-vocabulary
-mask costs (what a llama-cpp-python server does before every token of a held reply), mid-way
-through a reasoning string, for grammars of different shapes: whether any grammar lmc could send
-instead would be cheaper. Not part of CI.
+ms per written token for each. `mask`: what one full-vocabulary mask costs (what a
+llama-cpp-python server does before every token of a held reply), mid-way through a reasoning
+string, for grammars of different shapes: whether any grammar lmc could send instead would be
+cheaper. Not part of CI.
 """
 
 from __future__ import annotations
