@@ -77,7 +77,10 @@ def served_lm(api_base: str) -> LMClient:
     if not _SERVED:
         from lmc.backends.clients import open_lm
 
-        client = open_lm("openai/bench", api_base)
+        # Ten minutes a try, not the 120 s default: with 4 calls in flight on a one-slot CPU
+        # server, a call queues behind three others, and a held chain of thought may take 1,433
+        # tokens. A try that timed out would be retried and its work done again.
+        client = open_lm("openai/bench", api_base, timeout=600)
         warm_up = lmc.context(client, cache=False)
         executor.run(warm_up, lmc.loads(QA_PROGRAM).ir, {"question": "warm up"})
         _SERVED.append(client)
