@@ -25,11 +25,12 @@ MAX_REASONING = 1000
 
 # A held reply gets the tokens its bounds need, up to this many. A model looping on digits
 # writes one token per character, so a chain of thought at its bound overran 512 tokens and left
-# the JSON unclosed. Capped: a list of long strings would ask for thousands, and a served model
-# refuses a prompt and reply longer than its context.
+# the JSON unclosed. Capped: a list of long strings would ask for thousands, and a prompt and
+# reply longer than a server's context are cut short (llama.cpp) or refused (vLLM).
 MOST_REPLY_TOKENS = 2048
-# What a held number may take before it is a loop: the digits of a 64-bit float and its sign.
-NUMBER_CHARS = 24
+# The longest numbers llama.cpp's JSON Schema grammar lets a model write: a sign and 16 digits;
+# for a float, 16 more after the point and an exponent of 16.
+_SCALAR_CHARS = {"integer": 17, "number": 52, "boolean": 5, "null": 4}
 
 
 def text_bound(f: FieldSpec) -> int:
@@ -95,21 +96,19 @@ def object_schema(
 
 @cache
 def reply_tokens(fields: tuple[FieldSpec, ...], *, held: bool) -> int:
-    """The tokens a reply may take. A held reply gets what it needs to close its JSON with every
-    field at its bound (about one per character, what a model looping on digits writes), between
-    the usual `REPLY_TOKENS` and `MOST_REPLY_TOKENS`; the chat backend's field markers take about
-    as much as JSON's keys. A free model is not bounded, so nothing can be counted for it."""
+    """The tokens a reply may take. A held reply gets about what it needs to close its JSON with
+    every field at its bound (one token per character, what a model looping on digits writes),
+    between the usual `REPLY_TOKENS` and `MOST_REPLY_TOKENS`; the chat backend's field markers
+    take about as much as JSON's keys. A free model is not bounded: nothing to count for it."""
     if not held:
         return REPLY_TOKENS
     most = _most_chars(object_schema(fields, bounded=True))
     return max(REPLY_TOKENS, min(most, MOST_REPLY_TOKENS))
 
 
-_SCALAR_CHARS = {"integer": NUMBER_CHARS, "number": NUMBER_CHARS, "boolean": 5, "null": 4}
-
-
 def _most_chars(schema: dict[str, Any]) -> int:
-    """The longest JSON text a bounded schema allows (unbounded numbers: `NUMBER_CHARS`)."""
+    """About the longest JSON text a bounded schema allows: an escape counts one character, as
+    `maxLength` counts it, and the whitespace a grammar allows between tokens is not counted."""
     if "enum" in schema:
         return max(len(json.dumps(choice)) for choice in schema["enum"])
     if "anyOf" in schema:
@@ -124,7 +123,7 @@ def _most_chars(schema: dict[str, Any]) -> int:
     if kind == "string":
         length: int = schema.get("maxLength", MAX_TEXT)
         return 2 + length
-    return _SCALAR_CHARS.get(str(kind), NUMBER_CHARS)
+    return _SCALAR_CHARS.get(str(kind), _SCALAR_CHARS["number"])
 
 
 def _not_bool(value: Any) -> Any:

@@ -146,9 +146,25 @@ _PROMPT_EVAL = re.compile(r"prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
 # llama-cpp-python's server counts generated tokens in "runs", llama.cpp's in "tokens".
 _GENERATE = re.compile(r"(?<!prompt )\beval time =\s*([\d.]+) ms /\s*(\d+) (?:runs|tokens)")
 _PREFIX_HIT = re.compile(r"Llama\.generate: (\d+) prefix-match hit")
-# llama.cpp's server logs what its context held when a request ended: prompt and reply, less
-# the reply's last token (never evaluated). It does not log what it reused; this tells it.
-_HELD_AT_END = re.compile(r"stop processing: n_tokens = (\d+)")
+# llama.cpp's server does not log what it reused. Per task it logs the tokens it evaluated and
+# wrote, and what its context held when the task ended (prompt and reply, less the reply's last
+# token, never evaluated): the rest of what it held it reused.
+_TASK_EVALUATED = re.compile(r"task (\d+) \| prompt eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
+_TASK_WROTE = re.compile(r"task (\d+) \|\s+eval time =\s*[\d.]+ ms /\s*(\d+) tokens")
+_TASK_HELD = re.compile(r"task (\d+) \| stop processing: n_tokens = (\d+)")
+
+
+def _llama_cpp_reused(text: str) -> int:
+    """The prompt tokens llama.cpp's server reused, over the tasks whose lines are all there (a
+    task's last line may be written after its reply was sent)."""
+    evaluated = dict(_TASK_EVALUATED.findall(text))
+    wrote = dict(_TASK_WROTE.findall(text))
+    held = _TASK_HELD.findall(text)
+    return sum(
+        int(n) + 1 - int(evaluated[task]) - int(wrote[task])
+        for task, n in held
+        if task in evaluated and task in wrote
+    )
 
 
 class ServerLog:
@@ -175,10 +191,7 @@ class ServerLog:
         generated = [(float(ms), int(n)) for ms, n in _GENERATE.findall(text)]
         evaluated = sum(n for _, n in prompt)
         written = sum(n for _, n in generated)
-        reused = sum(int(n) for n in _PREFIX_HIT.findall(text))
-        held = [int(n) + 1 for n in _HELD_AT_END.findall(text)]
-        if held:
-            reused += sum(held) - evaluated - written
+        reused = sum(int(n) for n in _PREFIX_HIT.findall(text)) + _llama_cpp_reused(text)
         return {
             "requests": len(prompt),
             "reused_prompt_tokens": reused,

@@ -8,9 +8,11 @@ Why a second server: llama-cpp-python's server masks the whole vocabulary agains
 before every token it draws (18.5 to 21.6 ms a token on Qwen's 151,936 tokens here,
 `bench/constrained_decoding.py mask`), so a program held to its output types decodes slower there
 than one left free, whatever the program. llama.cpp's server draws first and masks only when the
-drawn token breaks the grammar, as lmc's embedded model does. Both are built from the same llama.cpp
-commit with the same portable flags (`Makefile`), so the sampler is what differs. Nothing here is
-a product dependency: the source comes from PyPI's sdist of the version lmc pins.
+drawn token breaks the grammar, as lmc's embedded model does. Both are built from the same
+llama.cpp commit with the same portable flags (`Makefile`), so the model code is the same; the
+sampler is the difference that matters here, though the two also turn a JSON Schema into a
+grammar and apply a chat template each in their own way. Nothing here is a product dependency:
+the source comes from PyPI's sdist of the version lmc pins.
 """
 
 from __future__ import annotations

@@ -205,9 +205,13 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
         f"# lmc vs DSPy {dspy['version']}: {config['model']}, {results.get('date', '')}",
         "",
         f"`{results.get('command', 'python bench/run.py')}`{took}{at}. {where}; "
-        "temperature 0, no cache, at most 512 tokens per reply (an lmc reply held to its "
-        "schema: what its bounds need, up to 2,048), "
-        f"{config['concurrency']} requests in flight on each side (the server "
+        "temperature 0, no cache, at most 512 tokens per reply"
+        + (
+            f" (an lmc reply held to its schema: what its bounds need, up to {room:,}), "
+            if (room := results.get("held_reply_tokens_up_to"))
+            else ", "
+        )
+        + f"{config['concurrency']} requests in flight on each side (the server "
         "and the embedded model answer one at a time). Data: the first "
         f"{config['limit']} records of each split of shared/data. Metrics (bench/common.py, the "
         "same code on both sides): gsm8k the last number of `answer` equals `final_answer`; "

@@ -286,6 +286,34 @@ def test_reply_room_is_capped_where_bounds_allow_thousands_of_tokens() -> None:
     assert MOST_REPLY_TOKENS == reply_tokens(many_passages, held=True) < MAX_ITEMS * MAX_TEXT
 
 
+@pytest.mark.parametrize(
+    "field",
+    [
+        FieldSpec("scores", ListOf(FLOAT)),  # 16 numbers of up to 52 characters each
+        FieldSpec("maybe", OptionalOf(ListOf(FLOAT))),
+        FieldSpec("action", ToolCall((("note", (("text", STR), ("weights", ListOf(FLOAT)))),))),
+    ],
+)
+def test_every_value_a_held_grammar_allows_fits_its_reply_room(field: FieldSpec) -> None:
+    # The longest JSON the grammar lets a looping model write, at one token a character.
+    reply = f'{{"{field.name}": {_longest_json(field.type)}}}'
+    assert len(reply) <= reply_tokens((field,), held=True)
+
+
+def _longest_json(t: LmType) -> str:
+    if isinstance(t, ListOf):
+        return "[" + ", ".join([_longest_json(t.item)] * MAX_ITEMS) + "]"
+    if isinstance(t, OptionalOf):
+        return _longest_json(t.inner)
+    if isinstance(t, ToolCall):
+        name, params = t.tools[0]
+        args = ", ".join(f'"{n}": {_longest_json(p)}' for n, p in params)
+        return f'{{"tool": "{name}", "args": {{{args}}}}}'
+    if t == FLOAT:  # llama.cpp's number: 16 digits, 16 decimals, an exponent of 16 digits
+        return "-" + "9" * 16 + "." + "9" * 16 + "e-" + "9" * 16
+    return '"' + "x" * MAX_TEXT + '"'
+
+
 def test_only_a_steps_own_reasoning_gets_the_longer_bound() -> None:
     call = ToolCall((("note", (("reasoning", STR),)),))
     schema = object_schema((FieldSpec("action", call),), bounded=True)

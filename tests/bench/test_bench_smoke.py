@@ -333,3 +333,9 @@ def test_llama_cpps_server_log_says_as_much(tmp_path: Path) -> None:
     assert work["reused_prompt_tokens"] == 27
     assert work["generated_tokens"] == 20
     assert work["generate_s"] == pytest.approx(9.21386)
+
+    # The last task's release line not written yet when the side's run ends: its reuse is left
+    # out, not taken from the others'.
+    cut = LLAMA_CPP_SERVER_LINES.rsplit("\n", 2)[0] + "\n"
+    log.path.write_text(cut, encoding="utf-8")
+    assert log.since(0)["reused_prompt_tokens"] == 0

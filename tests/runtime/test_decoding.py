@@ -39,6 +39,18 @@ def test_temperature_and_max_tokens_reach_the_model_and_the_cache_key() -> None:
     }
 
 
+def test_a_steps_max_tokens_overrides_the_room_a_held_reply_is_given() -> None:
+    # A held chain of thought is given the tokens its bounds need (1,433 here); a step that says
+    # how many tokens its reply may take is taken at its word.
+    held = FakeLM(['{"reasoning": "r", "answer": "a"}'] * 2, constrains=True)
+    for options in ("max_tokens=64", "temperature=0.0"):
+        program(options, "chain_of_thought").run({"question": "q"}, lmc.context(held, cache=False))
+
+    said, unsaid = (r.max_tokens for r in held.requests)
+    assert said == 64
+    assert unsaid > 1000
+
+
 def test_n_samples_are_separate_draws_and_the_most_common_answer_wins() -> None:
     fake = FakeLM(['{"answer": "Rome"}', '{"answer": "Paris"}', '{"answer": "Paris"}'])
 
