@@ -11,11 +11,18 @@ masked vocabulary only on a refusal); the reply is the same, token for token, as
 
 A `GrammarCheck` is a llama-cpp-python logits processor for one call: it reads the tokens the
 model wrote since its last step from the ids it is given, and moves the grammar past them.
+
+A JSON reply that says one short span over and over has stopped saying anything: SmolLM2 writes
+"0" hundreds of times in a chain of thought, or the same clause again and again, until the
+field's bound or the reply's tokens run out (3 of 30 GSM8K replies, 28% of the tokens written).
+Once the reply ends in such a loop (`repeating`), the string being written is closed, and the
+reply goes on to its next field: a loop costs 32 tokens, not a thousand, and the reply closes.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -27,15 +34,37 @@ from lmc.backends.base import LMCallFailed
 _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)], align=True)
 
 
+# A loop: the last LOOP_TOKENS tokens, and at least LOOP_REPEATS periods, are one span of at most
+# LOOP_PERIOD tokens said again and again. Reasoning that means something does not repeat a span
+# four times running; "2 + 2 + 2" repeats "+ 2" twice.
+LOOP_TOKENS = 32
+LOOP_REPEATS = 4
+LOOP_PERIOD = 16
+
+
+def repeating(reply: Sequence[int]) -> bool:
+    """Whether `reply` ends in a loop: one span of at most `LOOP_PERIOD` tokens said over and
+    over, for the last `LOOP_TOKENS` tokens and at least `LOOP_REPEATS` times."""
+    for period in range(1, LOOP_PERIOD + 1):
+        length = max(LOOP_TOKENS, LOOP_REPEATS * period)
+        if len(reply) < length:
+            return False  # a longer period needs at least as long a tail
+        tail = list(reply[-length:])
+        if tail[period:] == tail[:-period]:
+            return True
+    return False
+
+
 class GrammarRejected(LMCallFailed):
     """llama.cpp could not parse a reply's grammar (its reason goes to stderr): the call fails,
     said in one line."""
 
 
 class GrammarCheck:
-    """One greedy call's grammar: `__call__` is the logits processor, `close` frees it."""
+    """One greedy call's grammar: `__call__` is the logits processor, `close` frees it. With
+    `close_loops` (a JSON reply), a string the model loops in is closed."""
 
-    def __init__(self, llama: Any, grammar: str, root: str = "root"):
+    def __init__(self, llama: Any, grammar: str, root: str = "root", *, close_loops: bool = False):
         import llama_cpp
 
         self._api = llama_cpp
@@ -45,6 +74,9 @@ class GrammarCheck:
         if not self._sampler:
             raise GrammarRejected("llama.cpp could not parse the grammar")
         self._written = -1  # how many ids the grammar has been moved past; -1 before the first
+        self._reply: list[int] = []  # the tokens written so far
+        quote = llama.tokenize(b'"', add_bos=False, special=False) if close_loops else []
+        self._quote = int(quote[0]) if len(quote) == 1 else None  # what closes a JSON string
         self._top = (llama_cpp.llama_token_data * 1)()
         self._top_array = llama_cpp.llama_token_data_array(self._top, 1, -1, False)
         self._vocabulary = np.zeros(llama.n_vocab(), dtype=_TOKEN_DATA)
@@ -60,13 +92,13 @@ class GrammarCheck:
         self, ids: npt.NDArray[np.intc], logits: npt.NDArray[np.single]
     ) -> npt.NDArray[np.single]:
         self._follow(ids)
+        quote = self._quote
+        if quote is not None and repeating(self._reply) and self._allows(quote, 0.0):
+            closed = np.full_like(logits, -np.inf)  # inside a string, `"` can only close it
+            closed[quote] = 0.0
+            return closed
         top = int(np.argmax(logits))
-        self._top[0].id = top  # type: ignore[assignment]  # ctypes converts the int
-        self._top[0].logit = float(logits[top])
-        self._top_array.size = 1
-        self._top_array.selected = -1
-        self._api.llama_sampler_apply(self._sampler, ctypes.byref(self._top_array))
-        if self._top[0].logit != -np.inf:
+        if self._allows(top, float(logits[top])):
             return logits
         # Refused: mask the whole vocabulary, as the grammar sampler would have done.
         self._vocabulary["logit"] = logits
@@ -77,12 +109,22 @@ class GrammarCheck:
         masked: npt.NDArray[np.single] = self._vocabulary["logit"].copy()
         return masked
 
+    def _allows(self, token: int, logit: float) -> bool:
+        """Whether the grammar lets the reply go on with `token`: it alone is checked."""
+        self._top[0].id = token  # type: ignore[assignment]  # ctypes converts the int
+        self._top[0].logit = logit
+        self._top_array.size = 1
+        self._top_array.selected = -1
+        self._api.llama_sampler_apply(self._sampler, ctypes.byref(self._top_array))
+        return bool(self._top[0].logit != -np.inf)
+
     def _follow(self, ids: npt.NDArray[np.intc]) -> None:
         """Move the grammar past the tokens written since the last step. At the first step the
         ids are the prompt's, which the grammar does not cover."""
         if self._written >= 0:
             for token in ids[self._written :]:
                 self._api.llama_sampler_accept(self._sampler, int(token))
+                self._reply.append(int(token))
         self._written = len(ids)
 
     def close(self) -> None:

@@ -301,7 +301,8 @@ class LocalLM:
         def checked(ids: Any, logits: Any) -> Any:
             nonlocal check
             if check is None:
-                check = GrammarCheck(loaded.llama, grammar)
+                json_reply = request.grammar is None  # held to its JSON Schema
+                check = GrammarCheck(loaded.llama, grammar, close_loops=json_reply)
             return check(ids, logits)
 
         try:

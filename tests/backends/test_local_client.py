@@ -18,6 +18,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 import lmc
 from lmc.backends.base import LMRequest, Message
 from lmc.backends.clients import local
+from lmc.backends.clients.grammar_check import repeating
 from lmc.errors import RunError
 
 
@@ -233,3 +234,21 @@ def test_the_model_runs_a_thread_per_core_it_may_use(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(llama_cpp, "Llama", lambda **options: made.update(options))
     local._open_llama(Path("model.gguf"), 4096)
     assert (made["n_threads"], made["n_threads_batch"], made["n_ctx"]) == (3, 3, 4096)
+
+
+@pytest.mark.parametrize(
+    ("reply", "looping"),
+    [
+        ([7] * 32, True),  # "0" written over and over
+        ([1, 2, 3, 4, 5, 6, 7] * 5, True),  # one clause again and again
+        ([9] + list(range(16)) * 4, True),  # the longest span a loop may have
+        ([7] * 31, False),  # not yet long enough to tell
+        (list(range(17)) * 4, False),  # a span longer than a loop is taken to be
+        ([1, 2] * 3 + list(range(100, 130)), False),  # "2 + 2 + 2" and on: it moved on
+        (list(range(60)), False),
+    ],
+)
+def test_a_reply_is_looping_when_it_ends_in_one_short_span_said_over_and_over(
+    reply: list[int], looping: bool
+) -> None:
+    assert repeating(reply) is looping

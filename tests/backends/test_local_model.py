@@ -265,3 +265,32 @@ def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_g
         masked = lm._generate(loaded, request, masked_options)[1]
         assert checked == masked
         assert checked.startswith("{")
+
+
+def test_a_chain_of_thought_that_loops_is_closed_and_the_reply_goes_on_to_its_answer() -> None:
+    # SmolLM2 answers this GSM8K problem with "(100 x 2) (100 x 2) ..." until its 1,000
+    # characters run out (791 tokens). The loop is closed after a few repeats instead.
+    question = (
+        "A married couple opened a savings account. The wife committed to saving $100 every "
+        "week while the husband committed to saving $225 every month. After 4 months of "
+        "savings, they decided to invest half of their money in buying stocks. Each share of "
+        "stocks costs $50. How many shares of stocks can they buy?"
+    )
+    program = lmc.loads(
+        "signature SolveMath {\n"
+        '    """Solve the math word problem. Give the final answer as a number."""\n'
+        "    input  question: str\n"
+        '    output answer:   str "The final numeric answer only."\n'
+        "}\n"
+        "program GSM8K(question: str) -> (answer: str) {\n"
+        "    solve = chain_of_thought SolveMath(question=question)\n"
+        "    return answer = solve.answer\n"
+        "}\n"
+    )
+    context = lmc.context(LocalLM(), cache=False)
+
+    program.run({"question": question}, context)
+
+    (call,) = list(context.history)
+    assert set(json.loads(call["reply"])) == {"reasoning", "answer"}
+    assert call["completion_tokens"] < 200
