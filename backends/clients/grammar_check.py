@@ -7,7 +7,8 @@ per token, `bench/constrained_decoding.py`). At temperature 0 the reply
 is the model's top token whenever the grammar allows it, so that token alone is checked first,
 and the whole vocabulary is masked only when the grammar refuses it. This is llama.cpp's own
 order (`common_sampler_sample`: the grammar checks the sampled token, and resamples from the
-masked vocabulary only on a refusal); the reply is the same, token for token, as masking first.
+masked vocabulary only on a refusal); the reply is the same, token for token, as masking first,
+but for the loops closed below.
 
 A `GrammarCheck` is a llama-cpp-python logits processor for one call: it reads the tokens the
 model wrote since its last step from the ids it is given, and moves the grammar past them.
@@ -16,7 +17,8 @@ A JSON reply that says one short span over and over has stopped saying anything:
 "0" hundreds of times in a chain of thought, or the same clause again and again, until the
 field's bound or the reply's tokens run out (3 of 30 GSM8K replies, 28% of the tokens written).
 Once the reply ends in such a loop (`repeating`), the string being written is closed, and the
-reply goes on to its next field: a loop costs 32 tokens, not a thousand, and the reply closes.
+reply goes on to its next field: a loop costs 64 tokens or so, not a thousand, and the reply
+closes. (Sampled replies and served models are not watched: they loop to the bound as before.)
 """
 
 from __future__ import annotations
@@ -35,10 +37,10 @@ _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)]
 
 
 # A loop: the last LOOP_TOKENS tokens, and at least LOOP_REPEATS periods, are one span of at most
-# LOOP_PERIOD tokens said again and again. Reasoning that means something does not repeat a span
-# four times running; "2 + 2 + 2" repeats "+ 2" twice.
-LOOP_TOKENS = 32
-LOOP_REPEATS = 4
+# LOOP_PERIOD tokens said again and again. Small models write a number a digit a token, so a sum
+# of seven equal terms ("100 + 100 + ...") is 32 periodic tokens; 64 is thirteen terms.
+LOOP_TOKENS = 64
+LOOP_REPEATS = 8
 LOOP_PERIOD = 16
 
 
@@ -53,6 +55,14 @@ def repeating(reply: Sequence[int]) -> bool:
         if tail[period:] == tail[:-period]:
             return True
     return False
+
+
+def _quote_token(llama: Any) -> int | None:
+    """The vocabulary's token for `"` alone (a SentencePiece vocabulary may have only `▁"`)."""
+    ids = llama.tokenize(b'"', add_bos=False, special=False)
+    if len(ids) == 1 and llama.detokenize(ids) == b'"':
+        return int(ids[0])
+    return None
 
 
 class GrammarRejected(LMCallFailed):
@@ -75,8 +85,8 @@ class GrammarCheck:
             raise GrammarRejected("llama.cpp could not parse the grammar")
         self._written = -1  # how many ids the grammar has been moved past; -1 before the first
         self._reply: list[int] = []  # the tokens written so far
-        quote = llama.tokenize(b'"', add_bos=False, special=False) if close_loops else []
-        self._quote = int(quote[0]) if len(quote) == 1 else None  # what closes a JSON string
+        self._detokenize = llama.detokenize
+        self._quote = _quote_token(llama) if close_loops else None  # what closes a JSON string
         self._top = (llama_cpp.llama_token_data * 1)()
         self._top_array = llama_cpp.llama_token_data_array(self._top, 1, -1, False)
         self._vocabulary = np.zeros(llama.n_vocab(), dtype=_TOKEN_DATA)
@@ -93,8 +103,8 @@ class GrammarCheck:
     ) -> npt.NDArray[np.single]:
         self._follow(ids)
         quote = self._quote
-        if quote is not None and repeating(self._reply) and self._allows(quote, 0.0):
-            closed = np.full_like(logits, -np.inf)  # inside a string, `"` can only close it
+        if quote is not None and repeating(self._reply) and self._closes_a_string(quote):
+            closed = np.full_like(logits, -np.inf)
             closed[quote] = 0.0
             return closed
         top = int(np.argmax(logits))
@@ -108,6 +118,13 @@ class GrammarCheck:
         self._api.llama_sampler_apply(self._sampler, ctypes.byref(self._vocabulary_array))
         masked: npt.NDArray[np.single] = self._vocabulary["logit"].copy()
         return masked
+
+    def _closes_a_string(self, quote: int) -> bool:
+        """Whether `"` would close the string being written: the grammar takes it, and it would
+        not be escaped (after an odd run of backslashes it is a quote inside the text)."""
+        text = self._detokenize(self._reply[-LOOP_PERIOD:])
+        backslashes = len(text) - len(text.rstrip(b"\\"))
+        return backslashes % 2 == 0 and self._allows(quote, 0.0)
 
     def _allows(self, token: int, logit: float) -> bool:
         """Whether the grammar lets the reply go on with `token`: it alone is checked."""

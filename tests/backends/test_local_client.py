@@ -236,16 +236,21 @@ def test_the_model_runs_a_thread_per_core_it_may_use(monkeypatch: pytest.MonkeyP
     assert (made["n_threads"], made["n_threads_batch"], made["n_ctx"]) == (3, 3, 4096)
 
 
+HUNDRED_PLUS = [16, 15, 15, 489, 220]  # "100 + ", a digit a token, as small models write it
+
+
 @pytest.mark.parametrize(
     ("reply", "looping"),
     [
-        ([7] * 32, True),  # "0" written over and over
-        ([1, 2, 3, 4, 5, 6, 7] * 5, True),  # one clause again and again
-        ([9] + list(range(16)) * 4, True),  # the longest span a loop may have
-        ([7] * 31, False),  # not yet long enough to tell
-        (list(range(17)) * 4, False),  # a span longer than a loop is taken to be
-        ([1, 2] * 3 + list(range(100, 130)), False),  # "2 + 2 + 2" and on: it moved on
-        (list(range(60)), False),
+        ([7] * 64, True),  # "0" written over and over
+        ([1, 2, 3, 4, 5, 6, 7] * 10, True),  # one clause again and again
+        ([9] + list(range(16)) * 8, True),  # the longest span a loop may have, eight times
+        ([7] * 63, False),  # not yet long enough to tell
+        ([9] + list(range(16)) * 7, False),  # a long span needs eight repeats
+        (list(range(17)) * 8, False),  # a span longer than a loop is taken to be
+        (HUNDRED_PLUS * 12, False),  # a sum of twelve equal terms is arithmetic, not a loop
+        ([99] * 40 + list(range(16)) * 3 + list(range(8)), False),  # it moved on
+        (list(range(100)), False),
     ],
 )
 def test_a_reply_is_looping_when_it_ends_in_one_short_span_said_over_and_over(
