@@ -123,6 +123,10 @@ def compiles(config: dict[str, Any], task: str) -> bool:
     return wanted is True or (isinstance(wanted, list) and task in wanted)
 
 
+# The model server every benchmark ran on before there was a choice (`bench/run.py --server`).
+DEFAULT_SERVER = "llama-cpp-python"
+
+
 def peak_rss_mb() -> float:
     """This process's own peak resident set size, MB: Linux's `VmHWM`. Not `ru_maxrss`, which
     for a process started by fork and exec also counts the parent's memory at the fork (a child

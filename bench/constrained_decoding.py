@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from common import DEFAULT_SERVER
 from models import MODELS, model_path
 from run import SERVERS, model_server
 
@@ -194,7 +195,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("where", choices=["embedded", "served", "mask"])
     parser.add_argument("--model", choices=MODELS)
-    parser.add_argument("--server", choices=tuple(SERVERS), default="llama-cpp-python")
+    parser.add_argument("--server", choices=tuple(SERVERS), default=DEFAULT_SERVER)
     args = parser.parse_args()
     if args.where == "embedded":
         embedded(args.model or "smollm2")

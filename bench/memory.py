@@ -27,10 +27,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import (
-    QA_PROGRAM,
-    peak_rss_mb,
-)  # stdlib only: lmc is not imported before the start figure
+# stdlib only: lmc is not imported before the start figure
+from common import QA_PROGRAM, peak_rss_mb
 
 
 class InstantLM:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from common import DEFAULT_SERVER
+
 from lmc.passes.pipeline import DEFAULT_PIPELINE
 
 BENCH = Path(__file__).resolve().parent
@@ -179,7 +181,7 @@ def plot(lmc: dict[str, Any], dspy: dict[str, Any], path: Path) -> bool:
 
 
 SERVER_NAMES = {
-    "llama-cpp-python": "llama-cpp-python server",
+    DEFAULT_SERVER: "llama-cpp-python server",
     "llama.cpp": "llama.cpp server (`llama-server`, one slot, built by bench/llama_server.py)",
 }
 
@@ -191,7 +193,7 @@ def write_report(results: dict[str, Any], json_path: Path) -> Path:
     png = json_path.with_suffix(".png")
     plotted = plot(lmc, dspy, png)
     took = f" ({results['minutes']:.1f} min)" if "minutes" in results else ""
-    server = SERVER_NAMES[config.get("server", "llama-cpp-python")] + " (n_ctx 4096, 2 threads)"
+    server = SERVER_NAMES[config.get("server", DEFAULT_SERVER)] + " (n_ctx 4096, 2 threads)"
     if config.get("lmc_model") == "embedded":
         where = (
             f"DSPy on one {server}; lmc on its embedded model, the same GGUF file in its own "

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import llama_server
-from common import TASKS
+from common import DEFAULT_SERVER, TASKS
 from models import MODELS, model_path
 from report import write_report
 
@@ -88,12 +88,12 @@ def _llama_cpp_server(gguf: Path, port: int, context: int) -> list[str]:
 
 
 # The servers both sides can run on: `bench/llama_server.py` says why there are two.
-SERVERS = {"llama-cpp-python": _python_server, "llama.cpp": _llama_cpp_server}
+SERVERS = {DEFAULT_SERVER: _python_server, "llama.cpp": _llama_cpp_server}
 
 
 @contextlib.contextmanager
 def model_server(
-    gguf: Path, log: Path, context: int = 4096, server: str = "llama-cpp-python"
+    gguf: Path, log: Path, context: int = 4096, server: str = DEFAULT_SERVER
 ) -> Iterator[str]:
     """One model server for both sides, with a context of `context` tokens; always stopped on
     the way out."""
@@ -176,7 +176,7 @@ def main() -> None:
     parser.add_argument(
         "--server",
         choices=tuple(SERVERS),
-        default="llama-cpp-python",
+        default=DEFAULT_SERVER,
         help="the model server both sides call: llama-cpp-python's, or llama.cpp's own, which "
         "checks a drawn token against the grammar before masking the vocabulary (built once "
         "by bench/llama_server.py)",
@@ -217,8 +217,9 @@ def main() -> None:
     # litellm alone costs is kept beside the peak-memory row.
     litellm_mb = cold_start(PROJECT_PYTHON, "litellm", runs=1)[1]
     RESULTS.mkdir(exist_ok=True)
+    other_server = args.server != DEFAULT_SERVER
     stem = f"{datetime.date.today().isoformat()}-{args.model}"
-    stem += "" if args.server == "llama-cpp-python" else f"-{args.server}"
+    stem += f"-{args.server}" if other_server else ""
     started = time.perf_counter()
     server_log = RESULTS / f"{stem}-server.log"
     with model_server(gguf, server_log, server=args.server) as api_base:
@@ -235,7 +236,7 @@ def main() -> None:
         # become lmc's budget for that task.
         same = {key: config[key] for key in ("tasks", "limit", "compile", "concurrency")}
         same["model"] = args.model
-        if args.server != "llama-cpp-python":  # runs saved before there was a choice had none
+        if other_server:  # runs saved before there was a choice had none
             same["server"] = args.server
         if args.dspy_results:
             saved = json.loads(args.dspy_results.read_text(encoding="utf-8"))
@@ -259,7 +260,7 @@ def main() -> None:
     minutes = (time.perf_counter() - started) / 60
 
     command = f"python bench/run.py --model {args.model} --lmc-model {lmc_model}"
-    command += "" if args.server == "llama-cpp-python" else f" --server {args.server}"
+    command += f" --server {args.server}" if other_server else ""
     command += f" --tasks {','.join(tasks)}"
     command += f" --limit {args.limit}" + (" --skip-compile" if args.skip_compile else "")
     command += f" --compile-tasks {args.compile_tasks}" if args.compile_tasks else ""

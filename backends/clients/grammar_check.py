@@ -52,7 +52,7 @@ def repeating(reply: Sequence[int]) -> bool:
         length = max(LOOP_TOKENS, LOOP_REPEATS * period)
         if len(reply) < length:
             return False  # a longer period needs at least as long a tail
-        tail = list(reply[-length:])
+        tail = reply[-length:]
         if tail[period:] == tail[:-period]:
             return True
     return False
