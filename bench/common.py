@@ -208,10 +208,38 @@ class ServerLog:
 
 def with_server_work(config: dict[str, Any], run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """`run()`'s figures, with what the model server did meanwhile under "server" when the
-    config names the server's log (`server_log`)."""
+    config names the server's log (`server_log`), and earlier attempts' time when the phase
+    was resumed (`resumed`)."""
     if not config.get("server_log"):
-        return run()
+        return resumed(config, run())
     log = ServerLog(config["server_log"])
     mark = log.mark()
     figures = run()
-    return figures | {"server": log.since(mark)}
+    return resumed(config, figures | {"server": log.since(mark)})
+
+
+def in_phase(config: dict[str, Any], phase: str) -> dict[str, Any]:
+    """The config one phase runs with: where the run has a replaying proxy (`bench/replay.py`),
+    the phase's own door through it, so a stopped phase replays what it already got."""
+    root = config.get("replay_root")
+    return config | {"api_base": f"{root}/{phase}/v1", "phase": phase} if root else config
+
+
+def resumed(config: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
+    """A phase's figures with the time its earlier, stopped attempts spent added to `wall_s`,
+    and under "replay" how many of its calls were replayed rather than asked (the server's
+    figures count only the calls asked); unchanged where nothing was resumed."""
+    if not config.get("phase"):
+        return figures
+    import urllib.request
+
+    url = f"{config['replay_root']}/{config['phase']}/replay"
+    with urllib.request.urlopen(url, timeout=30) as reply:
+        report = json.loads(reply.read())
+    if not report["earlier_attempts"] and not report["replayed_calls"]:
+        return figures
+    wall = float(figures["wall_s"]) + float(report["earlier_s"])
+    figures = figures | {"wall_s": wall, "replay": report}
+    if "examples_per_s" in figures:
+        figures["examples_per_s"] = figures["n"] / wall if wall else 0.0
+    return figures

@@ -25,9 +25,11 @@ from common import (
     INPUT_FIELD,
     METRICS,
     compiles,
+    in_phase,
     labels,
     load_split,
     peak_rss_mb,
+    resumed,
     say,
     with_server_work,
 )
@@ -370,7 +372,7 @@ def compare_optimizers(config: dict[str, Any], index: BM25 | None) -> dict[str, 
     test = examples(task, "test", sizes["test"])
     if "zero_shot" not in row:
         say(f"[dspy] {task}: zero-shot on {len(test)} test examples ({adapter} adapter)")
-        row["zero_shot"] = _score(config, program, task, test, adapter)
+        row["zero_shot"] = _score(in_phase(config, "dspy-zero-shot"), program, task, test, adapter)
         partial.write_text(json.dumps(row), encoding="utf-8")
     say(f"[dspy] {task}: zero-shot test {row['zero_shot']['metric']:.3f}")
     train = examples(task, "train", sizes["train"])
@@ -386,11 +388,15 @@ def compare_optimizers(config: dict[str, Any], index: BM25 | None) -> dict[str, 
             figures = row["compiled"][name]
             say(f"[dspy] {task}: {name}'s compiled program saved in {kept.name}")
         else:
-            compiled, figures = compile_with(name, config, task, program, train, dev, adapter)
+            compile_config = in_phase(config, f"dspy-{name}-compile")
+            compiled, figures = compile_with(
+                name, compile_config, task, program, train, dev, adapter
+            )
             compiled.save(str(kept))
             row.setdefault("compiled", {})[name] = figures
             partial.write_text(json.dumps(row), encoding="utf-8")
-        found = figures | {"test": _score(config, compiled, task, test, adapter)}
+        test_config = in_phase(config, f"dspy-{name}-test")
+        found = figures | {"test": _score(test_config, compiled, task, test, adapter)}
         row.setdefault("optimizers", {})[name] = found
         partial.write_text(json.dumps(row), encoding="utf-8")
         say(
@@ -425,7 +431,7 @@ def compile_with(
         "tokens": prompt + completion,
         "wall_s": wall,
     }
-    return compiled, figures
+    return compiled, resumed(config, figures)
 
 
 def main() -> None:

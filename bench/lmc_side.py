@@ -27,8 +27,10 @@ from common import (
     METRICS,
     QA_PROGRAM,
     compiles,
+    in_phase,
     load_split,
     peak_rss_mb,
+    resumed,
     say,
     with_server_work,
 )
@@ -63,7 +65,7 @@ def overhead_us(calls: int) -> float:
     return (time.perf_counter() - started) / calls * 1e6
 
 
-_SERVED: list[LMClient] = []
+_SERVED: dict[str, LMClient] = {}
 
 
 def served_lm(api_base: str) -> LMClient:
@@ -72,9 +74,11 @@ def served_lm(api_base: str) -> LMClient:
 
     The client learns which `response_format` the server takes by trying OpenAI's form first;
     when several first calls probe at once, all but one fail instead of retrying (a race in
-    `backends/clients/hosted.py`), so the first call here is made alone.
+    `backends/clients/hosted.py`), so the first call here is made alone. One client per api
+    base: each phase of a replayed run has its own (`common.in_phase`), so a phase's replayed
+    calls include its client's warm-up call.
     """
-    if not _SERVED:
+    if api_base not in _SERVED:
         from lmc.backends.clients import open_lm
 
         # Ten minutes a try, not the 120 s default: with 4 calls in flight on a one-slot CPU
@@ -83,8 +87,8 @@ def served_lm(api_base: str) -> LMClient:
         client = open_lm("openai/bench", api_base, timeout=600)
         warm_up = lmc.context(client, cache=False)
         executor.run(warm_up, lmc.loads(QA_PROGRAM).ir, {"question": "warm up"})
-        _SERVED.append(client)
-    return _SERVED[0]
+        _SERVED[api_base] = client
+    return _SERVED[api_base]
 
 
 _EMBEDDED: list[LMClient] = []
@@ -235,7 +239,7 @@ def compile_within(
         "tokens": total.prompt_tokens + total.completion_tokens,
         "wall_s": wall,
     }
-    return Compiled(compiled.program, figures)
+    return Compiled(compiled.program, resumed(config, figures))
 
 
 def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any]:
@@ -252,7 +256,7 @@ def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any
     test = load_split(task, "test", sizes["test"], data)
     if "zero_shot" not in row:
         say(f"[lmc] {task}: zero-shot on {len(test)} test examples")
-        row["zero_shot"] = _score(config, lm, program, task, test)
+        row["zero_shot"] = _score(in_phase(config, "lmc-zero-shot"), lm, program, task, test)
         partial.write_text(json.dumps(row), encoding="utf-8")
     say(f"[lmc] {task}: zero-shot test {row['zero_shot']['metric']:.3f}")
     if "compile" not in row:
@@ -264,7 +268,9 @@ def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any
         else:
             train = load_split(task, "train", sizes["train"], data)
             dev = load_split(task, "dev", sizes["dev"], data)
-            found = compile_within(config, lm, task, program, train, dev, config.get("budget"))
+            found = compile_within(
+                in_phase(config, "lmc-compile"), lm, task, program, train, dev, config.get("budget")
+            )
             if found is None:
                 return row
             compiled = found
@@ -272,7 +278,7 @@ def compare(config: dict[str, Any], lm: LMClient | None = None) -> dict[str, Any
             row["compiled"] = compiled.figures
             partial.write_text(json.dumps(row), encoding="utf-8")
         row["compile"] = compiled.figures | {
-            "test": _score(config, lm, compiled.program, task, test)
+            "test": _score(in_phase(config, "lmc-test"), lm, compiled.program, task, test)
         }
         partial.write_text(json.dumps(row), encoding="utf-8")
     say(f"[lmc] {task}: compiled test {row['compile']['test']['metric']:.3f}")

@@ -9,9 +9,11 @@ One llama-cpp-python server for both sides, the same data slices, the same metri
 lmc zero-shot and its default compile (no pipeline named) with a budget of half the calls that
 random search spent; then DSPy's `MIPROv2(auto="light")`. Every compiled program is scored once
 on test. Each side writes each finished phase to `bench/results/optimizers/<task>-<model>.*.json`
-as it goes, so a run that stops resumes where it was (`--fresh` starts over), and the task's
-figures land in `<task>-<model>.json`; `--report` turns every saved task into
-`bench/results/<date>-optimizers.md`. Hours of work on a 2-core machine: never part of CI.
+as it goes, and both reach the server through a proxy that keeps every reply
+(`bench/replay.py`), so a run that stops resumes where it was, inside a phase too (`--fresh`
+starts over), and the task's figures land in `<task>-<model>.json`; `--report` turns every
+saved task into `bench/results/<date>-optimizers.md`. Hours of work on a 2-core machine: never
+part of CI.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Any
 
 from models import MODELS, model_path
 from optimizers_report import write_report
+from replay import replaying
 from run import (
     DSPY_PYTHON,
     PROJECT_PYTHON,
@@ -80,7 +83,8 @@ def run_task(args: argparse.Namespace) -> None:
     partials = {side: SAVED / f"{stem}.{side}.partial.json" for side in ("dspy", "lmc")}
     if args.fresh:
         programs = SAVED.glob(f"{stem}.*.program.json")  # compiled, kept for their test runs
-        for path in (*partials.values(), SAVED / f"{stem}.options.json", *programs):
+        kept = (SAVED / f"{stem}.options.json", SAVED / f"{stem}.replies.sqlite")
+        for path in (*partials.values(), *kept, *programs):
             path.unlink(missing_ok=True)
     sizes = {"train": args.train, "dev": args.dev, "test": args.test}
     config: dict[str, Any] = {
@@ -97,8 +101,12 @@ def run_task(args: argparse.Namespace) -> None:
     commit = current_commit()  # now: the tree may move on while this runs
     started = time.perf_counter()
     server_log = SAVED / f"{stem}-server.log"
-    with model_server(gguf, server_log, context=SERVER_CONTEXT) as api_base:
-        config |= {"api_base": api_base, "server_log": str(server_log)}
+    replies = SAVED / f"{stem}.replies.sqlite"
+    with (
+        model_server(gguf, server_log, context=SERVER_CONTEXT) as api_base,
+        replaying(api_base.removesuffix("/v1"), replies) as replay_root,
+    ):
+        config |= {"api_base": api_base, "server_log": str(server_log), "replay_root": replay_root}
         dspy_config = config | {"adapter": args.dspy_adapter, "partial": str(partials["dspy"])}
         # Random search first: the calls it spends set lmc's budget.
         run_side(DSPY_PYTHON, "dspy_side.py", dspy_config | {"optimizers": ["rs"]})
