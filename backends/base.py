@@ -77,7 +77,8 @@ class LMResponse:
     """A reply and what it cost. `reused_prompt_tokens` is how many of the `prompt_tokens` the
     model did not evaluate because an earlier prompt it still held began the same way (the
     embedded model's previous prompt; a server's prefix cache): None when the model does not
-    say, which is not the same as none reused."""
+    say, which is not the same as none reused. `loops_closed` counts the strings the model
+    looped in and the embedded model closed (`grammar_check`): a reply cut short there."""
 
     text: str
     prompt_tokens: int = 0
@@ -85,6 +86,7 @@ class LMResponse:
     latency_s: float = 0.0
     cached: bool = False
     reused_prompt_tokens: int | None = None
+    loops_closed: int = 0
 
 
 def shared_prefix_length(first: Sequence[object], second: Sequence[object]) -> int:

@@ -88,6 +88,7 @@ class GrammarCheck:
         self._reply: list[int] = []  # the tokens written so far
         self._detokenize = llama.detokenize
         self._quote = _quote_token(llama) if close_loops else None  # what closes a JSON string
+        self.loops_closed = 0  # strings closed because the model looped in them
         self._top = (llama_cpp.llama_token_data * 1)()
         self._top_array = llama_cpp.llama_token_data_array(self._top, 1, -1, False)
         self._vocabulary = np.zeros(llama.n_vocab(), dtype=_TOKEN_DATA)
@@ -105,6 +106,7 @@ class GrammarCheck:
         self._follow(ids)
         quote = self._quote
         if quote is not None and repeating(self._reply) and self._closes_a_string(quote):
+            self.loops_closed += 1
             closed = np.full_like(logits, -np.inf)
             closed[quote] = 0.0
             return closed

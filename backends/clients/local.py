@@ -272,8 +272,11 @@ class LocalLM:
             # it and the new prompt, and evaluates only the rest.
             before = loaded.llama
             held = before.input_ids[: before.n_tokens].tolist()
+            loops_closed = 0
             if grammar is not None and request.temperature == 0:
-                result, text = self._generate_checked(loaded, request, options, grammar)
+                result, text, loops_closed = self._generate_checked(
+                    loaded, request, options, grammar
+                )
             else:
                 result, text = self._generate(loaded, request, options)
             if loaded.llama is not before:  # the context grew: a new one, which held nothing
@@ -287,15 +290,16 @@ class LocalLM:
             completion_tokens=usage.get("completion_tokens", 0),
             latency_s=time.perf_counter() - started,
             reused_prompt_tokens=reused_prefix(held, prompt),
+            loops_closed=loops_closed,
         )
 
     def _generate_checked(
         self, loaded: _Loaded, request: LMRequest, options: dict[str, Any], grammar: str
-    ) -> tuple[Any, str]:
+    ) -> tuple[Any, str, int]:
         """Greedy decoding held to `grammar` by checking the model's top token
-        (`grammar_check`). The check is made at the first decoding step, so it is for the
-        context `_generate` ends up using (a prompt too long for the first is refused before any
-        step, and the context grown for it)."""
+        (`grammar_check`), and how many looping strings it closed. The check is made at the
+        first decoding step, so it is for the context `_generate` ends up using (a prompt too
+        long for the first is refused before any step, and the context grown for it)."""
         check: GrammarCheck | None = None
 
         def checked(ids: Any, logits: Any) -> Any:
@@ -306,7 +310,10 @@ class LocalLM:
             return check(ids, logits)
 
         try:
-            return self._generate(loaded, request, {**options, "logits_processor": [checked]})
+            result, text = self._generate(
+                loaded, request, {**options, "logits_processor": [checked]}
+            )
+            return result, text, 0 if check is None else check.loops_closed
         finally:
             if check is not None:
                 check.close()

@@ -19,7 +19,13 @@ from rich.console import Console
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import check_outputs, compiled_for, model_work, run_context
+from lmc.cli.running import (
+    check_outputs,
+    compiled_for,
+    loops_closed,
+    model_work,
+    run_context,
+)
 from lmc.compiler.program import Program
 from lmc.files import write_atomically
 from lmc.report.eval_page import EvalRun
@@ -63,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     total = context.stats.total()
     failed = sum(1 for e in result.errors if e is not None)
     examples = len(data)
-    work = model_work(total, elapsed)
-    if work is not None:
-        _stderr().print(work, soft_wrap=True)  # stdout's last line stays the summary
+    for line in (model_work(total, elapsed), loops_closed(total)):
+        if line is not None:  # on stderr: stdout's last line stays the summary
+            _stderr().print(line, soft_wrap=True)
     print(
         f"metric {metric.label} = {result.score:.3f} on {examples} "
         f"example{'s' * (examples != 1)} ({total.calls} LM calls, {total.cache_hits} cached, "

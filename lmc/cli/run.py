@@ -15,7 +15,13 @@ from rich.table import Table
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.results_file import ResultsFile, record_line
-from lmc.cli.running import check_outputs, compiled_for, model_work, run_context
+from lmc.cli.running import (
+    check_outputs,
+    compiled_for,
+    loops_closed,
+    model_work,
+    run_context,
+)
 from lmc.compiler.program import Program
 from lmc.runtime import executor
 from lmc.runtime.context import RunContext
@@ -127,9 +133,9 @@ def _summary(
         f"{total.prompt_tokens}+{total.completion_tokens} tokens, {elapsed:.1f}s "
         f"({records / elapsed if elapsed else 0:.2f} records/s)"
     )
-    work = model_work(total, elapsed)
-    if work is not None:
-        err.print(work, soft_wrap=True)
+    for line in (model_work(total, elapsed), loops_closed(total)):
+        if line is not None:
+            err.print(line, soft_wrap=True)
     if err.is_terminal and stats.steps:
         table = Table(
             "step",

@@ -65,6 +65,18 @@ def run_context(
     )
 
 
+def loops_closed(total: StepStats) -> str | None:
+    """A warning when the model looped in some replies and lmc closed the string (the embedded
+    model, `grammar_check`): those replies end where the loop began. None when none looped."""
+    if not total.loops_closed:
+        return None
+    strings = "string" if total.loops_closed == 1 else "strings"
+    return (
+        f"the model repeated itself in {total.loops_closed} {strings}; lmc closed each where "
+        "the loop began, so those fields end there (`--trace` shows the calls: `loops_closed`)"
+    )
+
+
 def model_work(total: StepStats, elapsed: float) -> str | None:
     """What the model read and wrote in a run of `elapsed` seconds, and how fast over that wall
     time: the prompt tokens it evaluated (not those it reused from an earlier prompt's prefix,

@@ -26,6 +26,8 @@ class StepStats:
     # `reuse_unknown` calls (a server that does not report it).
     reused_prompt_tokens: int = 0
     reuse_unknown: int = 0
+    # Strings the model looped in, closed by the embedded model (a reply cut short there).
+    loops_closed: int = 0
 
     @property
     def evaluated_prompt_tokens(self) -> int:
@@ -62,6 +64,7 @@ class RunStats:
                     stats.reuse_unknown += 1
                 else:
                     stats.reused_prompt_tokens += response.reused_prompt_tokens
+                stats.loops_closed += response.loops_closed
             stats.repairs += int(repair)
             stats.prompt_tokens += response.prompt_tokens
             stats.completion_tokens += response.completion_tokens

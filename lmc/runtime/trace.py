@@ -40,7 +40,8 @@ def call_line(
     error: str | None,
 ) -> dict[str, Any]:
     """One LM call as a trace line (and as `inspect_history` shows it); `reused_prompt_tokens`
-    only where the model said how many prompt tokens it reused."""
+    only where the model said how many prompt tokens it reused, `loops_closed` only where the
+    embedded model closed a string the model looped in."""
     line: dict[str, Any] = {
         "record": record,
         "step": step,
@@ -58,6 +59,8 @@ def call_line(
     }
     if response.reused_prompt_tokens is not None:
         line["reused_prompt_tokens"] = response.reused_prompt_tokens
+    if response.loops_closed:
+        line["loops_closed"] = response.loops_closed
     return line
 
 

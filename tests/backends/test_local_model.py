@@ -296,3 +296,6 @@ def test_a_chain_of_thought_that_loops_is_closed_and_the_reply_goes_on_to_its_an
     assert set(reply) == {"reasoning", "answer"}
     assert reply["reasoning"].endswith("(100 x 2) (100 x 2")  # closed in its loop, not after
     assert call["completion_tokens"] < 300
+    # and it says so: in the trace, and in the run's counts the CLI warns from
+    assert call["loops_closed"] == 1
+    assert context.stats.total().loops_closed == 1

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from programs import QA, TWICE
 
-from lmc.backends.base import LMRequest
+from lmc.backends.base import LMRequest, LMResponse
 from lmc.backends.clients.fake import FakeLM
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 
@@ -176,6 +177,25 @@ def test_a_dataset_run_says_what_the_model_read_and_wrote_and_how_fast(
     assert read + reused == sum(sent)  # every prompt token sent is either read or reused
     assert reused > 0  # the second and third calls share the step's instruction with the first
     assert wrote > 0
+
+
+def test_a_dataset_run_warns_of_replies_cut_where_the_model_looped(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    answer = fake.complete
+
+    def looping_on_q1(request: LMRequest) -> LMResponse:
+        response = answer(request)
+        # as the embedded model reports a string it closed in a loop (`grammar_check`)
+        return replace(response, loops_closed=int(first_input(request) == "q1"))
+
+    monkeypatch.setattr(fake, "complete", looping_on_q1)
+    write_lines("in.jsonl", *(json.dumps({"question": f"q{i}"}) for i in range(3)))
+
+    code, _, err = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl")
+
+    assert code == EXIT_OK
+    assert "the model repeated itself in 1 string; lmc closed each where the loop began" in err
 
 
 def test_a_dataset_run_all_from_the_cache_does_not_speak_for_the_model(
