@@ -67,13 +67,14 @@ def run_context(
 
 def loops_closed(total: StepStats) -> str | None:
     """A warning when the model looped in some replies and lmc closed the string (the embedded
-    model, `grammar_check`): those replies end where the loop began. None when none looped."""
+    model, `grammar_check`): those fields end inside the loop. None when none looped."""
     if not total.loops_closed:
         return None
     strings = "string" if total.loops_closed == 1 else "strings"
     return (
-        f"the model repeated itself in {total.loops_closed} {strings}; lmc closed each where "
-        "the loop began, so those fields end there (`--trace` shows the calls: `loops_closed`)"
+        f"the model repeated itself in {total.loops_closed} {strings}; lmc closed each once the "
+        "loop was plain, so those fields end inside the loop (`--trace` marks the calls: "
+        "`loops_closed`)"
     )
 
 

@@ -195,7 +195,7 @@ def test_a_dataset_run_warns_of_replies_cut_where_the_model_looped(
     code, _, err = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl")
 
     assert code == EXIT_OK
-    assert "the model repeated itself in 1 string; lmc closed each where the loop began" in err
+    assert "the model repeated itself in 1 string; lmc closed each once the loop was plain" in err
 
 
 def test_a_dataset_run_all_from_the_cache_does_not_speak_for_the_model(
