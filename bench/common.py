@@ -228,7 +228,9 @@ def in_phase(config: dict[str, Any], phase: str) -> dict[str, Any]:
 def resumed(config: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
     """A phase's figures with the time its earlier, stopped attempts spent added to `wall_s`,
     and under "replay" how many of its calls were replayed rather than asked (the server's
-    figures count only the calls asked); unchanged where nothing was resumed."""
+    figures count only the calls asked); unchanged where nothing was replayed (an earlier
+    attempt whose requests were not asked again, after a change to a prompt, did no work
+    this one used)."""
     if not config.get("phase"):
         return figures
     import urllib.request
@@ -236,7 +238,7 @@ def resumed(config: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
     url = f"{config['replay_root']}/{config['phase']}/replay"
     with urllib.request.urlopen(url, timeout=30) as reply:
         report = json.loads(reply.read())
-    if not report["earlier_attempts"] and not report["replayed_calls"]:
+    if not report["replayed_calls"]:
         return figures
     wall = float(figures["wall_s"]) + float(report["earlier_s"])
     figures = figures | {"wall_s": wall, "replay": report}

@@ -88,6 +88,13 @@ def test_a_resumed_phase_replays_what_it_got_and_asks_only_the_rest(
     assert figures["wall_s"] == pytest.approx(10.0 + earlier)
     assert figures["examples_per_s"] == pytest.approx(4 / (10.0 + earlier))
 
+    # asked something else (a prompt changed since), a phase replays nothing, and the earlier
+    # attempt's time is not its own
+    with replaying(server, store) as root:
+        config = in_phase({"replay_root": root}, "lmc-compile")
+        assert _post(config["api_base"] + "/chat/completions", {"changed": 1})[0] == 200
+        assert resumed(config, {"wall_s": 1.0}) == {"wall_s": 1.0}
+
 
 def test_a_phase_run_straight_through_keeps_its_figures(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, upstream: tuple[str, list[bytes]]
