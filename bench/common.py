@@ -11,6 +11,7 @@ import re
 import resource
 import string
 import sys
+import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -233,8 +234,6 @@ def resumed(config: dict[str, Any], figures: dict[str, Any]) -> dict[str, Any]:
     this one used)."""
     if not config.get("phase"):
         return figures
-    import urllib.request
-
     url = f"{config['replay_root']}/{config['phase']}/replay"
     with urllib.request.urlopen(url, timeout=30) as reply:
         report = json.loads(reply.read())

@@ -32,8 +32,7 @@ from pathlib import Path
 
 SCHEMA = """
 create table if not exists replies (
-    phase text, key text, occurrence integer, status integer, body blob,
-    asked real, answered real, attempt integer,
+    phase text, key text, occurrence integer, body blob, asked real, answered real, attempt integer,
     primary key (phase, key, occurrence)
 )
 """
@@ -68,7 +67,8 @@ class ReplayStore:
     ) -> None:
         with self.lock:
             self.db.execute(
-                "insert or replace into replies values (?, ?, ?, 200, ?, ?, ?, ?)",
+                "insert or replace into replies (phase, key, occurrence, body, asked, answered,"
+                " attempt) values (?, ?, ?, ?, ?, ?, ?)",
                 (phase, key, occurrence, body, asked, answered, self.attempt),
             )
 
@@ -76,14 +76,14 @@ class ReplayStore:
         """What earlier attempts did in this phase, and how many replies this one replayed."""
         with self.lock:
             spans = self.db.execute(
-                "select attempt, min(asked), max(answered), count(*) from replies "
+                "select min(asked), max(answered) from replies "
                 "where phase=? and attempt<? group by attempt",
                 (phase, self.attempt),
             ).fetchall()
             replayed = self.replayed[phase]
         return {
             "earlier_attempts": len(spans),
-            "earlier_s": sum(last - first for _, first, last, _ in spans),
+            "earlier_s": sum(last - first for first, last in spans),
             "replayed_calls": replayed,
         }
 
