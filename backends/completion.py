@@ -17,7 +17,6 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from lmc.backends.base import LMClient, LMRequest, Message, ReplyError, StepView
 from lmc.backends.json_object import JsonBackend
-from lmc.backends.schema import reply_tokens
 from lmc.errors import RunError
 
 
@@ -59,14 +58,8 @@ class CompletionBackend(JsonBackend):
         return template
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
-        messages = tuple(self.messages(step, inputs))
-        prompt = render_prompt(self._template(lm), messages)
-        return LMRequest(
-            messages=messages,
-            prompt=prompt,
-            json_schema=self.schema_text(step, lm),
-            max_tokens=reply_tokens(step.outputs, held=lm.enforces_schema),
-        )
+        request = super().lower(step, inputs, lm)
+        return replace(request, prompt=render_prompt(self._template(lm), request.messages))
 
     def repair(
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient

@@ -4,6 +4,10 @@ The prompt puts everything that does not change between calls first (instruction
 descriptions, the reply's shape, demos) so a server's prefix cache is reused; the call's inputs come
 last. The reply is asked for with the outputs' JSON Schema; on a model that enforces it while
 decoding, its strings and lists are bounded.
+
+A step that reasons first (a chain of thought: its first output is `reasoning`) writes that
+reasoning as plain text and then the object of its other outputs. Inside a JSON string a small
+model writes a plan and jumps to the answer; as plain text it works the problem through.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from lmc.backends.schema import (
     object_schema,
     render_value,
     reply_tokens,
+    text_bound,
     validate,
 )
-from lmc.signatures import FieldSpec
+from lmc.signatures import REASONING, FieldSpec
+from lmc.types import STR
 
 
 def _field_lines(fields: tuple[FieldSpec, ...], *, output: bool) -> list[str]:
@@ -33,15 +39,43 @@ def render_inputs(step: StepView, values: dict[str, Any]) -> str:
     return "\n\n".join(f"{f.name}:\n{render_value(values[f.name])}" for f in step.inputs)
 
 
+def reasons_first(step: StepView) -> bool:
+    """Whether the step's reply opens with its plain-text `reasoning`, before the object of
+    its other outputs."""
+    if len(step.outputs) < 2:
+        return False  # nothing to follow it: the reasoning is the object's one field
+    first = step.outputs[0]
+    return first.name == REASONING and first.type == STR
+
+
+def object_fields(step: StepView) -> tuple[FieldSpec, ...]:
+    """The outputs the reply's JSON object holds: all of them, or all but a reasoning first."""
+    return step.outputs[1:] if reasons_first(step) else step.outputs
+
+
 def _closing(step: StepView) -> str:
-    return "Reply with the JSON object: " + ", ".join(f'"{f.name}"' for f in step.outputs) + "."
+    keys = ", ".join(f'"{f.name}"' for f in object_fields(step))
+    if reasons_first(step):
+        return f"Reason step by step in plain text, then reply with the JSON object: {keys}."
+    return f"Reply with the JSON object: {keys}."
 
 
 class JsonBackend(Backend):
     name: ClassVar[str] = "json"
 
     def system_prompt(self, step: StepView) -> str:
-        keys = ", ".join(f'"{f.name}"' for f in step.outputs)
+        fields = object_fields(step)
+        keys = ", ".join(f'"{f.name}"' for f in fields)
+        if reasons_first(step):
+            how = step.outputs[0].desc or "think it through."
+            reply = [
+                f"First write your reasoning as plain text: {how}",
+                f"Then end your reply with one JSON object. Its keys, in this order, are {keys}:",
+            ]
+        else:
+            reply = [
+                f"Reply with one JSON object and nothing else. Its keys, in this order, are {keys}:"
+            ]
         return "\n".join(
             [
                 step.instruction,
@@ -49,9 +83,8 @@ class JsonBackend(Backend):
                 "Inputs:",
                 *_field_lines(step.inputs, output=False),
                 "",
-                "Reply with one JSON object and nothing else. Its keys, in this order, are "
-                f"{keys}:",
-                *_field_lines(step.outputs, output=True),
+                *reply,
+                *_field_lines(fields, output=True),
             ]
         )
 
@@ -71,28 +104,34 @@ class JsonBackend(Backend):
             if values is not None:
                 user = render_inputs(step, values) + "\n\n" + closing
                 messages.append(Message("user", user))
-                reply = {f.name: values[f.name] for f in step.outputs}
-                messages.append(Message("assistant", json.dumps(reply, ensure_ascii=False)))
+                messages.append(Message("assistant", _reply_text(step, values)))
         return tuple(messages), closing
 
     def schema_text(self, step: StepView, lm: LMClient) -> str:
         bounded = lm.enforces_schema
         return self.static_parts.get(
             ("schema", step.signature, step.module, bounded),
-            lambda: json.dumps(object_schema(step.outputs, bounded=bounded)),
+            lambda: json.dumps(object_schema(object_fields(step), bounded=bounded)),
         )
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
+        first = reasons_first(step)
         return LMRequest(
             messages=tuple(self.messages(step, inputs)),
             json_schema=self.schema_text(step, lm),
-            max_tokens=reply_tokens(step.outputs, held=lm.enforces_schema),
+            reasoning_first=text_bound(step.outputs[0]) if first else 0,
+            # Plain-text reasoning is not held to its bound on a server, and gets the room a held
+            # one has: cut short, it would never reach its JSON.
+            max_tokens=reply_tokens(step.outputs, held=lm.enforces_schema or first),
         )
 
     def parse(self, step: StepView, reply: str) -> dict[str, Any]:
-        data = _first_json_object(reply)
-        if data is None:
+        found = _reply_object(reply)
+        if found is None:
             raise ReplyError("the reply is not a JSON object", reply)
+        start, data = found
+        if reasons_first(step) and REASONING not in data:
+            data = {REASONING: _reasoning_text(reply[:start]), **data}
         missing = [f.name for f in step.outputs if f.name not in data]
         if missing:
             raise ReplyError(f"the reply has no {', '.join(repr(m) for m in missing)}", reply)
@@ -112,21 +151,44 @@ class JsonBackend(Backend):
         return replace(request, messages=(*request.messages, *follow_up))
 
 
+def _reply_text(step: StepView, values: dict[str, Any]) -> str:
+    """A demo's reply, as the step asks for one: its reasoning first where it reasons first."""
+    data = {f.name: values[f.name] for f in object_fields(step)}
+    text = json.dumps(data, ensure_ascii=False)
+    return f"{values[REASONING]}\n\n{text}" if reasons_first(step) else text
+
+
+def _reasoning_text(text: str) -> str:
+    """The plain-text reasoning before a reply's object, without a code fence opened for it."""
+    text = text.rstrip()
+    fence = text.rfind("```")
+    if fence != -1 and text[fence + 3 :].strip().lower() in ("", "json"):
+        text = text[:fence]
+    return text.strip()
+
+
 # Raw line breaks and tabs inside strings are not JSON, but their meaning is plain; servers whose
 # schema grammar lets them through (llama-cpp-python's) would otherwise cost a repair call.
 _LENIENT = json.JSONDecoder(strict=False)
 
 
-def _first_json_object(text: str) -> dict[str, Any] | None:
-    """The JSON object in a reply, tolerating text or a code fence around it."""
+def _reply_object(text: str) -> tuple[int, dict[str, Any]] | None:
+    """The JSON object a reply ends with and where it starts, tolerating a code fence around
+    it; else the first object in it. Reasoning before it may hold braces (`\\frac{1}{2}`) or
+    even an object of its own."""
+    first: tuple[int, dict[str, Any]] | None = None
     start = text.find("{")
     while start != -1:
         try:
-            value, _ = _LENIENT.raw_decode(text[start:])
+            value, end = _LENIENT.raw_decode(text, start)
         except json.JSONDecodeError:
             start = text.find("{", start + 1)
             continue
         except (ValueError, RecursionError):  # a number too long to read, or nesting too deep
-            return None
-        return value if isinstance(value, dict) else None
-    return None
+            return first
+        if isinstance(value, dict):
+            if not text[end:].strip().strip("`").strip():
+                return start, value
+            first = first or (start, value)
+        start = text.find("{", start + 1)
+    return first

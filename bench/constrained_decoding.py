@@ -74,7 +74,7 @@ def embedded(model: str) -> None:
     loaded = local._load(lm.path)
 
     def masked(call: LMRequest) -> tuple[str, int]:
-        grammar = local._llama_grammar(local._gbnf(None, call.json_schema))
+        grammar = local._llama_grammar(local._gbnf(call))
         options = {"temperature": 0.0, "max_tokens": 200, "stop": None, "seed": 0}
         result, text = lm._generate(loaded, call, {**options, "grammar": grammar})
         return text, int(result["usage"]["completion_tokens"])

@@ -19,7 +19,9 @@ field's bound or the reply's tokens run out (4 of 30 GSM8K replies; closing them
 the model wrote on those 30 by a third).
 Once the reply ends in such a loop (`repeating`), the string being written is closed, and the
 reply goes on to its next field: a loop costs 64 tokens or so, not a thousand, and the reply
-closes. (Sampled replies and served models are not watched: they loop to the bound as before.)
+closes. A reply that opens with plain-text reasoning (which holds no `{`) and loops there goes
+on to its JSON object the same way, by its `{`. (Sampled replies and served models are not
+watched: they loop to the bound as before.)
 """
 
 from __future__ import annotations
@@ -58,10 +60,11 @@ def repeating(reply: Sequence[int]) -> bool:
     return False
 
 
-def _quote_token(llama: Any) -> int | None:
-    """The vocabulary's token for `"` alone (a SentencePiece vocabulary may have only `▁"`)."""
-    ids = llama.tokenize(b'"', add_bos=False, special=False)
-    if len(ids) == 1 and llama.detokenize(ids) == b'"':
+def _token_alone(llama: Any, text: bytes) -> int | None:
+    """The vocabulary's token for `text` alone, such as `"` (a SentencePiece vocabulary may
+    have only `▁"`)."""
+    ids = llama.tokenize(text, add_bos=False, special=False)
+    if len(ids) == 1 and llama.detokenize(ids) == text:
         return int(ids[0])
     return None
 
@@ -73,9 +76,18 @@ class GrammarRejected(LMCallFailed):
 
 class GrammarCheck:
     """One greedy call's grammar: `__call__` is the logits processor, `close` frees it. With
-    `close_loops` (a JSON reply), a string the model loops in is closed."""
+    `close_loops` (a JSON reply), a string the model loops in is closed; with
+    `reasoning_first`, so is the plain-text reasoning the reply opens with."""
 
-    def __init__(self, llama: Any, grammar: str, root: str = "root", *, close_loops: bool = False):
+    def __init__(
+        self,
+        llama: Any,
+        grammar: str,
+        root: str = "root",
+        *,
+        close_loops: bool = False,
+        reasoning_first: bool = False,
+    ):
         import llama_cpp
 
         self._api = llama_cpp
@@ -87,7 +99,9 @@ class GrammarCheck:
         self._written = -1  # how many ids the grammar has been moved past; -1 before the first
         self._reply: list[int] = []  # the tokens written so far
         self._detokenize = llama.detokenize
-        self._quote = _quote_token(llama) if close_loops else None  # what closes a JSON string
+        self._quote = _token_alone(llama, b'"') if close_loops else None  # closes a string
+        # What ends the reasoning the reply opens with: its object's `{`, until written.
+        self._brace = _token_alone(llama, b"{") if close_loops and reasoning_first else None
         self.loops_closed = 0  # strings closed because the model looped in them
         self._top = (llama_cpp.llama_token_data * 1)()
         self._top_array = llama_cpp.llama_token_data_array(self._top, 1, -1, False)
@@ -104,11 +118,11 @@ class GrammarCheck:
         self, ids: npt.NDArray[np.intc], logits: npt.NDArray[np.single]
     ) -> npt.NDArray[np.single]:
         self._follow(ids)
-        quote = self._quote
-        if quote is not None and repeating(self._reply) and self._closes_a_string(quote):
+        closer = self._loop_closer() if self._quote is not None else None
+        if closer is not None:
             self.loops_closed += 1
             closed = np.full_like(logits, -np.inf)
-            closed[quote] = 0.0
+            closed[closer] = 0.0
             return closed
         top = int(np.argmax(logits))
         if self._allows(top, float(logits[top])):
@@ -121,6 +135,18 @@ class GrammarCheck:
         self._api.llama_sampler_apply(self._sampler, ctypes.byref(self._vocabulary_array))
         masked: npt.NDArray[np.single] = self._vocabulary["logit"].copy()
         return masked
+
+    def _loop_closer(self) -> int | None:
+        """The token that ends the loop the reply is in, if it is in one: the object's `{`
+        while the reply is still reasoning, else the `"` that closes the string."""
+        if not repeating(self._reply):
+            return None
+        if self._brace is not None:
+            if b"{" not in self._detokenize(self._reply):
+                return self._brace if self._allows(self._brace, 0.0) else None
+            self._brace = None  # the object has begun: from now on, strings are closed
+        quote = self._quote
+        return quote if quote is not None and self._closes_a_string(quote) else None
 
     def _closes_a_string(self, quote: int) -> bool:
         """Whether `"` would close the string being written: the grammar takes it, and it would

@@ -89,8 +89,8 @@ class HostedLM(RemoteLM):
                 options["api_key"] = "sk-local"
         if request.stop:
             options["stop"] = list(request.stop)
-        if request.json_schema is not None:
-            options["response_format"] = response_format(style, request.json_schema)
+        if request.reply_schema is not None:
+            options["response_format"] = response_format(style, request.reply_schema)
         try:
             if request.prompt is not None:
                 result = litellm.text_completion(prompt=request.prompt, **options)

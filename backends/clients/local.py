@@ -261,7 +261,7 @@ class LocalLM:
             "stop": list(request.stop) or None,
             "seed": 0,
         }
-        grammar = _gbnf(request.grammar, request.json_schema)
+        grammar = _gbnf(request)
         if grammar is not None and request.temperature > 0:
             # Sampling: the grammar masks the whole vocabulary before each draw.
             options["grammar"] = _llama_grammar(grammar)
@@ -306,7 +306,12 @@ class LocalLM:
             nonlocal check
             if check is None:
                 json_reply = request.grammar is None  # held to its JSON Schema
-                check = GrammarCheck(loaded.llama, grammar, close_loops=json_reply)
+                check = GrammarCheck(
+                    loaded.llama,
+                    grammar,
+                    close_loops=json_reply,
+                    reasoning_first=json_reply and request.reasoning_first > 0,
+                )
             return check(ids, logits)
 
         try:
@@ -357,19 +362,38 @@ def reused_prefix(held: list[int], prompt: list[int]) -> int:
     return shared - 1 if prompt and shared == len(prompt) else shared
 
 
-def _gbnf(grammar: str | None, json_schema: str | None) -> str | None:
-    """The GBNF grammar a request holds its reply to: its own, or its JSON Schema's."""
-    if grammar is not None:
-        return grammar
-    return None if json_schema is None else _schema_gbnf(json_schema)
+def _gbnf(request: LMRequest) -> str | None:
+    """The GBNF grammar a request holds its reply to: its own, or its JSON Schema's, after the
+    plain-text reasoning it may open with."""
+    if request.grammar is not None:
+        return request.grammar
+    if request.json_schema is None:
+        return None
+    return _schema_gbnf(request.json_schema, request.reasoning_first)
 
 
 @cache
-def _schema_gbnf(schema: str) -> str:
+def _schema_gbnf(schema: str, reasoning_first: int = 0) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     gbnf: str = json_schema_to_gbnf(schema)
-    return gbnf
+    if not reasoning_first:
+        return gbnf
+    # The reasoning cannot hold `{`, so the object starts at the first one: the grammar knows
+    # where the reasoning ends without looking ahead.
+    renamed = [
+        "lmc-reply-object ::=" + line.removeprefix("root ::=")
+        if line.startswith("root ::=")
+        else line
+        for line in gbnf.splitlines()
+    ]
+    return "\n".join(
+        [
+            "root ::= lmc-reasoning lmc-reply-object",
+            f"lmc-reasoning ::= [^{{]{{1,{reasoning_first}}}",
+            *renamed,
+        ]
+    )
 
 
 @cache

@@ -318,7 +318,7 @@ class RemoteLM:
                     raise HostedLMError(f"{self.described}: {failure.said}") from None
                 self._back_off(failure, tries, first_try)
                 continue
-            if request.json_schema is not None:
+            if request.reply_schema is not None:
                 self._schema_styles = [style]
             break
         return LMResponse(
@@ -333,7 +333,7 @@ class RemoteLM:
         """Whether the server refused this response format and another is left to try (then
         the server's format is learned, once for all calls). llama-cpp-python's server refuses
         with a 500 that names `response_format`; a 429 or a 503 that does not is retried."""
-        if request.json_schema is None or failure.status is None:
+        if request.reply_schema is None or failure.status is None:
             return False
         if failure.status not in (400, 422) and "response_format" not in failure.said:
             return False

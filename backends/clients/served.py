@@ -83,8 +83,8 @@ class ServedLM(RemoteLM):
         payload["max_tokens"] = request.max_tokens
         if request.stop:
             payload["stop"] = list(request.stop)
-        if request.json_schema is not None:
-            payload["response_format"] = response_format(style, request.json_schema)
+        if request.reply_schema is not None:
+            payload["response_format"] = response_format(style, request.reply_schema)
         path = "/chat/completions" if chat else "/completions"
         response, raw = self._post(path, json.dumps(payload).encode())
         text = raw.decode("utf-8", errors="replace")

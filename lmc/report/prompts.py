@@ -104,7 +104,12 @@ def _rendered(
         shown = [("prompt", request.prompt)]
     if request.json_schema is not None:
         schema = json.dumps(json.loads(request.json_schema), indent=2, ensure_ascii=False)
-        shown.append(("reply schema", schema))
+        label = (
+            "reply schema, after plain-text reasoning"
+            if request.reasoning_first
+            else "reply schema"
+        )
+        shown.append((label, schema))
     return shown, note
 
 

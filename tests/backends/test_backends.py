@@ -78,6 +78,19 @@ QA_DEMOS = StepParams(
         Demo(fields=(("question", "How many legs does a spider have?"), ("answer", "Eight"))),
     )
 )
+# A chain of thought's demos: one a teacher reasoned through, one only labelled.
+COT_DEMOS = StepParams(
+    demos=(
+        Demo(
+            fields=(
+                ("question", "Who wrote Hamlet?"),
+                ("reasoning", "Hamlet is a tragedy by the English playwright Shakespeare."),
+                ("answer", "William Shakespeare"),
+            )
+        ),
+        Demo(fields=(("question", "How many legs does a spider have?"), ("answer", "Eight"))),
+    )
+)
 
 RAG = SignatureSpec(
     "AnswerFromPassages",
@@ -154,6 +167,7 @@ CASES: dict[str, tuple[StepView, dict[str, Any]]] = {
     "predict": (step(QA), QA_INPUTS),
     "chain_of_thought": (step(QA, "chain_of_thought"), QA_INPUTS),
     "demos": (StepView(QA, "predict", QA_DEMOS), QA_INPUTS),
+    "chain_of_thought_demos": (StepView(QA, "chain_of_thought", COT_DEMOS), QA_INPUTS),
     **{name: (step(sig), TEXT_INPUTS) for name, sig in OUTPUT_TYPES.items()},
     "input_list": (step(RAG), RAG_INPUTS),
     "mixed": (step(MIXED), MIXED_INPUTS),
@@ -262,9 +276,10 @@ def test_json_schema_is_bounded_only_when_the_model_enforces_it(backend: str) ->
 def test_a_held_chain_of_thought_has_room_to_finish_its_sum(backend: str) -> None:
     view, inputs = CASES["chain_of_thought"]
     held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
+    assert held.reasoning_first == MAX_REASONING > MAX_TEXT  # plain text before the object
     assert held.json_schema is not None
     props = json.loads(held.json_schema)["properties"]
-    assert props["reasoning"]["maxLength"] == MAX_REASONING > MAX_TEXT
+    assert list(props) == ["answer"]
     assert props["answer"]["maxLength"] == MAX_TEXT
 
 
@@ -276,7 +291,12 @@ def test_a_held_reply_has_the_tokens_its_bounds_need(backend: str) -> None:
     held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
     free = BACKENDS[backend]().lower(view, inputs, fake_lm())
     assert held.max_tokens > MAX_REASONING + MAX_TEXT
-    assert free.max_tokens == REPLY_TOKENS  # nothing bounds a free model's reply to count
+    if free.reasoning_first:
+        # Reasoning written as plain text gets the same room free: cut short, it would never
+        # reach its JSON object.
+        assert free.max_tokens == held.max_tokens
+    else:
+        assert free.max_tokens == REPLY_TOKENS  # nothing bounds a free model's reply to count
 
 
 def test_reply_room_is_capped_where_bounds_allow_thousands_of_tokens() -> None:

@@ -23,7 +23,7 @@ import lmc
 from lmc.backends.base import LMRequest, Message
 from lmc.backends.clients import local as local_client
 from lmc.backends.clients.local import LocalLM, PromptTooLong, default_model_path
-from lmc.backends.schema import object_schema
+from lmc.backends.schema import MAX_REASONING, object_schema
 from lmc.runtime.trace import read_trace
 from lmc.signatures import FieldSpec
 from lmc.types import INT, STR
@@ -243,33 +243,39 @@ def test_the_example_agent_runs_on_a_served_model(
     run_the_agent(monkeypatch, tmp_path, "openai/smol", api_base=served_model)
 
 
-def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_gives() -> None:
+@pytest.mark.parametrize("reasoning_first", [0, 1000], ids=["json", "reasoning-first"])
+def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_gives(
+    reasoning_first: int,
+) -> None:
     # The embedded model's greedy calls check the grammar on the model's top token only
     # (backends/clients/grammar_check.py); llama-cpp-python's grammar sampler masks every token
     # first. The replies must be the same, token for token.
-    fields = (FieldSpec("reasoning", STR), FieldSpec("answer", INT))
+    fields = (FieldSpec("answer", INT),)
+    if not reasoning_first:
+        fields = (FieldSpec("reasoning", STR), *fields)
     schema = json.dumps(object_schema(fields, bounded=True))
     lm = LocalLM()
     loaded = local_client._load(lm.path)
-    masked_options = {
-        **{"temperature": 0.0, "max_tokens": 80, "stop": None, "seed": 0},
-        "grammar": local_client._llama_grammar(local_client._gbnf(None, schema)),
-    }
     for question in ("Tom has 3 apples and buys 4 more. How many now?", "What is 6 times 7?"):
         request = LMRequest(
-            messages=(Message("system", "Reply in JSON."), Message("user", question)),
+            messages=(Message("system", "Reason, then reply in JSON."), Message("user", question)),
             json_schema=schema,
+            reasoning_first=reasoning_first,
             max_tokens=80,
         )
+        masked_options = {
+            **{"temperature": 0.0, "max_tokens": 80, "stop": None, "seed": 0},
+            "grammar": local_client._llama_grammar(local_client._gbnf(request)),
+        }
         checked = lm.complete(request).text
         masked = lm._generate(loaded, request, masked_options)[1]
         assert checked == masked
-        assert checked.startswith("{")
+        assert checked.startswith("{") == (not reasoning_first)
 
 
-def test_a_chain_of_thought_that_loops_is_closed_and_the_reply_goes_on_to_its_answer() -> None:
-    # SmolLM2 answers this GSM8K problem with "(100 x 2) (100 x 2) ..." until its 1,000
-    # characters run out (791 tokens). The loop is closed after eight repeats instead.
+def test_an_answer_that_loops_is_closed_and_the_reply_ends() -> None:
+    # SmolLM2 reasons through this GSM8K problem in plain text, then writes ", 1, 2, 1, 2, ..."
+    # into its answer until the field's bound runs out. The string is closed after eight repeats.
     question = (
         "A married couple opened a savings account. The wife committed to saving $100 every "
         "week while the husband committed to saving $225 every month. After 4 months of "
@@ -289,13 +295,36 @@ def test_a_chain_of_thought_that_loops_is_closed_and_the_reply_goes_on_to_its_an
     )
     context = lmc.context(LocalLM(), cache=False)
 
-    program.run({"question": question}, context)
+    answer = program.run({"question": question}, context)["answer"]
 
     (call,) = list(context.history)
-    reply = json.loads(call["reply"])
-    assert set(reply) == {"reasoning", "answer"}
-    assert reply["reasoning"].endswith("(100 x 2) (100 x 2")  # closed in its loop, not after
+    _, brace, rest = call["reply"].partition("{")
+    assert json.loads(brace + rest) == {"answer": answer}  # the object closed
+    assert answer.startswith(", 1, 2, 1, 2, 1, 2, 1, 2")  # closed in its loop, not after
     assert call["completion_tokens"] < 300
     # and it says so: in the trace, and in the run's counts the CLI warns from
     assert call["loops_closed"] == 1
     assert context.stats.total().loops_closed == 1
+
+
+def test_reasoning_that_loops_is_closed_and_the_reply_goes_on_to_its_object() -> None:
+    # Plain-text reasoning holds no `{`: a loop there is ended by the object's `{`.
+    schema = json.dumps(object_schema((FieldSpec("answer", STR),), bounded=True))
+    question = "List the numbers 100, 100, 100, 100, 100, 100, 100, 100 and add them."
+    request = LMRequest(
+        messages=(
+            Message("system", 'Reason in plain text, then reply with a JSON object: "answer".'),
+            Message("user", question),
+        ),
+        json_schema=schema,
+        reasoning_first=MAX_REASONING,
+        max_tokens=1433,
+    )
+
+    response = LocalLM().complete(request)
+
+    reasoning, brace, rest = response.text.partition("{")
+    assert reasoning.endswith("100, 100, 100, 100,")
+    assert isinstance(json.loads(brace + rest)["answer"], str)
+    assert response.loops_closed == 1
+    assert response.completion_tokens < 200

@@ -83,7 +83,7 @@ def scripted(rules: list[dict[str, Any]], source: str) -> Callable[[LMRequest], 
         shown = "\n".join(m.content for m in request.messages[:-1])
         # The last message is the call's inputs, then the json backend's closing line, which
         # names the output fields: only the inputs are matched.
-        given = request.messages[-1].content.rpartition("\n\nReply with the JSON object")[0]
+        given = request.messages[-1].content.rpartition("\n\n")[0]
         for number, rule in enumerate(rules, 1):
             sample = rule.get("sample", request.sample)
             if (
@@ -94,7 +94,10 @@ def scripted(rules: list[dict[str, Any]], source: str) -> Callable[[LMRequest], 
                 missing = [name for name in asked if name not in rule["reply"]]
                 # Raised, not answered badly: a wrong script must fail the test, not score 0.
                 assert not missing, f"{source}: rule {number} matches but has no {missing}"
-                return json.dumps({name: rule["reply"][name] for name in asked})
+                text = json.dumps({name: rule["reply"][name] for name in asked})
+                if request.reasoning_first:  # a chain of thought: its reasoning comes first
+                    text = f"{rule['reply'].get('reasoning', '')}\n\n{text}"
+                return text
         raise AssertionError(f"{source}: no rule matches a call with inputs\n{given}")
 
     return reply
