@@ -18,13 +18,14 @@ from typing import Any, ClassVar
 
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
 from lmc.backends.schema import (
+    REASONING_LINES,
     InvalidValues,
     demo_values,
     field_line,
     object_schema,
+    reasoned_reply_tokens,
     render_value,
     reply_tokens,
-    text_bound,
     validate,
 )
 from lmc.signatures import REASONING, FieldSpec
@@ -70,7 +71,8 @@ class JsonBackend(Backend):
             how = step.outputs[0].desc or "think it through."
             reply = [
                 f"First write your reasoning as plain text: {how}",
-                f"Then end your reply with one JSON object. Its keys, in this order, are {keys}:",
+                "Then end your reply with one JSON object, on a line of its own. Its keys, in "
+                f"this order, are {keys}:",
             ]
         else:
             reply = [
@@ -115,14 +117,19 @@ class JsonBackend(Backend):
         )
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
-        first = reasons_first(step)
+        messages = tuple(self.messages(step, inputs))
+        schema = self.schema_text(step, lm)
+        if reasons_first(step):
+            return LMRequest(
+                messages=messages,
+                json_schema=schema,
+                reasoning_first=REASONING_LINES,
+                max_tokens=reasoned_reply_tokens(),
+            )
         return LMRequest(
-            messages=tuple(self.messages(step, inputs)),
-            json_schema=self.schema_text(step, lm),
-            reasoning_first=text_bound(step.outputs[0]) if first else 0,
-            # Plain-text reasoning is not held to its bound on a server, and gets the room a held
-            # one has: cut short, it would never reach its JSON.
-            max_tokens=reply_tokens(step.outputs, held=lm.enforces_schema or first),
+            messages=messages,
+            json_schema=schema,
+            max_tokens=reply_tokens(step.outputs, held=lm.enforces_schema),
         )
 
     def parse(self, step: StepView, reply: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from run import SERVERS, model_server
 from lmc.backends.base import LMRequest, Message
 from lmc.backends.chat import marker_grammar
 from lmc.backends.clients import local
+from lmc.backends.clients.gbnf import reply_grammar, schema_gbnf
 from lmc.backends.schema import object_schema
 from lmc.signatures import FieldSpec
 from lmc.types import STR, OneOf
@@ -74,7 +75,7 @@ def embedded(model: str) -> None:
     loaded = local._load(lm.path)
 
     def masked(call: LMRequest) -> tuple[str, int]:
-        grammar = local._llama_grammar(local._gbnf(call))
+        grammar = local._llama_grammar(reply_grammar(call))
         options = {"temperature": 0.0, "max_tokens": 200, "stop": None, "seed": 0}
         result, text = lm._generate(loaded, call, {**options, "grammar": grammar})
         return text, int(result["usage"]["completion_tokens"])
@@ -159,11 +160,11 @@ def mask(model: str) -> None:
     size = llama.n_vocab()
     grammars = {
         "JSON Schema, strings bounded (lmc's json backend)": (
-            local._schema_gbnf(schema(REASONED)),
+            schema_gbnf(schema(REASONED)),
             IN_JSON_REASONING,
         ),
         "JSON Schema, strings unbounded": (
-            local._schema_gbnf(schema(REASONED, bounded=False)),
+            schema_gbnf(schema(REASONED, bounded=False)),
             IN_JSON_REASONING,
         ),
         "flat character classes": (FLAT, IN_JSON_REASONING),

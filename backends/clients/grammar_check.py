@@ -19,9 +19,9 @@ field's bound or the reply's tokens run out (4 of 30 GSM8K replies; closing them
 the model wrote on those 30 by a third).
 Once the reply ends in such a loop (`repeating`), the string being written is closed, and the
 reply goes on to its next field: a loop costs 64 tokens or so, not a thousand, and the reply
-closes. A reply that opens with plain-text reasoning (which holds no `{`) and loops there goes
-on to its JSON object the same way, by its `{`. (Sampled replies and served models are not
-watched: they loop to the bound as before.)
+closes. A reply that opens with plain-text reasoning and loops there goes on to its JSON object
+the same way: by a new line that opens with the object's `{`. (Sampled replies and served
+models are not watched: they loop to the bound as before.)
 """
 
 from __future__ import annotations
@@ -100,8 +100,12 @@ class GrammarCheck:
         self._reply: list[int] = []  # the tokens written so far
         self._detokenize = llama.detokenize
         self._quote = _token_alone(llama, b'"') if close_loops else None  # closes a string
-        # What ends the reasoning the reply opens with: its object's `{`, until written.
-        self._brace = _token_alone(llama, b"{") if close_loops and reasoning_first else None
+        # What ends the reasoning the reply opens with: a new line, then its object's `{`.
+        self._ends_reasoning: list[int] | None = None
+        if close_loops and reasoning_first:
+            ends = [_token_alone(llama, b"\n"), _token_alone(llama, b"{")]
+            self._ends_reasoning = [token for token in ends if token is not None]
+        self._forced: list[int] = []  # the rest of a closing under way
         self.loops_closed = 0  # strings closed because the model looped in them
         self._top = (llama_cpp.llama_token_data * 1)()
         self._top_array = llama_cpp.llama_token_data_array(self._top, 1, -1, False)
@@ -120,7 +124,6 @@ class GrammarCheck:
         self._follow(ids)
         closer = self._loop_closer() if self._quote is not None else None
         if closer is not None:
-            self.loops_closed += 1
             closed = np.full_like(logits, -np.inf)
             closed[closer] = 0.0
             return closed
@@ -137,16 +140,27 @@ class GrammarCheck:
         return masked
 
     def _loop_closer(self) -> int | None:
-        """The token that ends the loop the reply is in, if it is in one: the object's `{`
-        while the reply is still reasoning, else the `"` that closes the string."""
+        """The token that ends the loop the reply is in, if it is in one: a new line and the
+        object's `{` while the reply is still reasoning, else the `"` that closes the string."""
+        if self._forced:
+            token = self._forced.pop(0)
+            return token if self._allows(token, 0.0) else None
         if not repeating(self._reply):
             return None
-        if self._brace is not None:
-            if b"{" not in self._detokenize(self._reply):
-                return self._brace if self._allows(self._brace, 0.0) else None
-            self._brace = None  # the object has begun: from now on, strings are closed
+        closer = None
+        if self._ends_reasoning is not None:
+            if b"\n{" not in self._detokenize(self._reply):
+                first, *rest = self._ends_reasoning
+                if self._allows(first, 0.0):
+                    closer, self._forced = first, rest
+            else:
+                self._ends_reasoning = None  # the object has begun: strings are closed now
         quote = self._quote
-        return quote if quote is not None and self._closes_a_string(quote) else None
+        if self._ends_reasoning is None and quote is not None and self._closes_a_string(quote):
+            closer = quote
+        if closer is not None:
+            self.loops_closed += 1
+        return closer
 
     def _closes_a_string(self, quote: int) -> bool:
         """Whether `"` would close the string being written: the grammar takes it, and it would

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lmc.backends.base import LMCallFailed, LMRequest, LMResponse, shared_prefix_length
+from lmc.backends.clients.gbnf import reply_grammar
 from lmc.backends.clients.grammar_check import GrammarCheck
 from lmc.errors import InputError, RunError
 from lmc.files import cache_dir, json_value, write_atomically
@@ -261,7 +262,7 @@ class LocalLM:
             "stop": list(request.stop) or None,
             "seed": 0,
         }
-        grammar = _gbnf(request)
+        grammar = reply_grammar(request)
         if grammar is not None and request.temperature > 0:
             # Sampling: the grammar masks the whole vocabulary before each draw.
             options["grammar"] = _llama_grammar(grammar)
@@ -360,40 +361,6 @@ def reused_prefix(held: list[int], prompt: list[int]) -> int:
     context held all of it, since that one is evaluated again for fresh logits."""
     shared = shared_prefix_length(held, prompt)
     return shared - 1 if prompt and shared == len(prompt) else shared
-
-
-def _gbnf(request: LMRequest) -> str | None:
-    """The GBNF grammar a request holds its reply to: its own, or its JSON Schema's, after the
-    plain-text reasoning it may open with."""
-    if request.grammar is not None:
-        return request.grammar
-    if request.json_schema is None:
-        return None
-    return _schema_gbnf(request.json_schema, request.reasoning_first)
-
-
-@cache
-def _schema_gbnf(schema: str, reasoning_first: int = 0) -> str:
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    gbnf: str = json_schema_to_gbnf(schema)
-    if not reasoning_first:
-        return gbnf
-    # The reasoning cannot hold `{`, so the object starts at the first one: the grammar knows
-    # where the reasoning ends without looking ahead.
-    renamed = [
-        "lmc-reply-object ::=" + line.removeprefix("root ::=")
-        if line.startswith("root ::=")
-        else line
-        for line in gbnf.splitlines()
-    ]
-    return "\n".join(
-        [
-            "root ::= lmc-reasoning lmc-reply-object",
-            f"lmc-reasoning ::= [^{{]{{1,{reasoning_first}}}",
-            *renamed,
-        ]
-    )
 
 
 @cache

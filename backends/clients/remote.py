@@ -244,6 +244,9 @@ class RemoteLM:
     client, not only the one it answered). Subclasses say how one try goes (`_try`)."""
 
     constrains = False
+    # How a reply that opens with plain-text reasoning is held, best first: no JSON Schema
+    # describes it, so only a client that can send a GBNF grammar holds it (`ServedLM`).
+    reasoning_styles: tuple[str, ...] = ("free",)
 
     def __init__(
         self,
@@ -270,6 +273,7 @@ class RemoteLM:
         # OpenAI's `json_schema` response format first; llama-cpp-python's server only knows
         # `json_object` with a `schema`, and says so: then that form, from then on.
         self._schema_styles = ["json_schema", "json_object"]
+        self._reasoning_styles = list(self.reasoning_styles)  # a server that refuses one: the next
         self._lock = threading.Lock()
         self._not_before = 0.0  # no call starts before this (backoff clock): a Retry-After
 
@@ -296,9 +300,14 @@ class RemoteLM:
         return None
 
     def _try(self, request: LMRequest, style: str) -> Reply:
-        """One try of `request`, asking for `style` of response format if it has a schema;
-        `TryFailed` when it did not get a completion."""
+        """One try of `request`, asking for `style` of response format if it has a schema (of
+        `reasoning_styles` if it opens with reasoning); `TryFailed` when it did not get a
+        completion."""
         raise NotImplementedError
+
+    def _styles(self, request: LMRequest) -> list[str]:
+        """The ways left to hold this kind of reply, best first (the first is the one used)."""
+        return self._reasoning_styles if request.reasoning_first else self._schema_styles
 
     def complete(self, request: LMRequest) -> LMResponse:
         started = time.perf_counter()
@@ -306,7 +315,7 @@ class RemoteLM:
         first_try = self.backoff.clock()
         tries = 0
         while True:
-            style = self._schema_styles[0]
+            style = self._styles(request)[0]
             try:
                 reply = self._try(request, style)
             except TryFailed as failed:
@@ -320,6 +329,8 @@ class RemoteLM:
                 continue
             if request.reply_schema is not None:
                 self._schema_styles = [style]
+            elif request.reasoning_first:
+                self._reasoning_styles = [style]
             break
         return LMResponse(
             text=reply.text,
@@ -330,20 +341,23 @@ class RemoteLM:
         )
 
     def _refused_format(self, failure: Failure, style: str, request: LMRequest) -> bool:
-        """Whether the server refused this response format and another is left to try (then
-        the server's format is learned, once for all calls). llama-cpp-python's server refuses
-        with a 500 that names `response_format`; a 429 or a 503 that does not is retried."""
-        if request.reply_schema is None or failure.status is None:
+        """Whether the server refused this response format (or grammar) and another is left to
+        try (then the server's format is learned, once for all calls). llama-cpp-python's
+        server refuses with a 500 that names `response_format`; a 429 or a 503 that does not
+        is retried."""
+        if failure.status is None or not (request.reasoning_first or request.reply_schema):
             return False
-        if failure.status not in (400, 422) and "response_format" not in failure.said:
+        named = "grammar" if request.reasoning_first else "response_format"
+        if failure.status not in (400, 422) and named not in failure.said:
             return False
         # Another call may have learned the server's format meanwhile: then retry too.
-        learned = self._schema_styles[0] != style
-        if not (learned or len(self._schema_styles) > 1):
+        styles = self._styles(request)
+        learned = styles[0] != style
+        if not (learned or len(styles) > 1):
             return False
         with self._lock:  # concurrent calls may learn this at the same time
-            if self._schema_styles[0] == style and len(self._schema_styles) > 1:
-                self._schema_styles.pop(0)
+            if styles[0] == style and len(styles) > 1:
+                styles.pop(0)
         return True
 
     def _back_off(self, failure: Failure, tries: int, first_try: float) -> None:

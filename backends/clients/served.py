@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lmc.backends.base import LMRequest
+from lmc.backends.clients.gbnf import reply_grammar
 from lmc.backends.clients.remote import (
     RemoteLM,
     Reply,
@@ -59,6 +60,10 @@ def open_served(
 class ServedLM(RemoteLM):
     """`openai/NAME` at `api_base` (required), called with the stdlib."""
 
+    # llama.cpp's server and llama-cpp-python's hold a reply to a GBNF `grammar` sent with the
+    # request; a server that refuses one is asked free from then on.
+    reasoning_styles = ("grammar", "free")
+
     def __init__(self, model: str, api_base: str | None, **options: Any):
         super().__init__(model, api_base, **options)
         if self.api_base is None:
@@ -83,7 +88,9 @@ class ServedLM(RemoteLM):
         payload["max_tokens"] = request.max_tokens
         if request.stop:
             payload["stop"] = list(request.stop)
-        if request.reply_schema is not None:
+        if request.reasoning_first and style == "grammar":
+            payload["grammar"] = reply_grammar(request)
+        elif request.reply_schema is not None:
             payload["response_format"] = response_format(style, request.reply_schema)
         path = "/chat/completions" if chat else "/completions"
         response, raw = self._post(path, json.dumps(payload).encode())

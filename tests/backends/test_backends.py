@@ -26,6 +26,7 @@ from lmc.backends.schema import (
     MAX_REASONING,
     MAX_TEXT,
     MOST_REPLY_TOKENS,
+    REASONING_LINES,
     object_schema,
     reply_tokens,
 )
@@ -276,7 +277,7 @@ def test_json_schema_is_bounded_only_when_the_model_enforces_it(backend: str) ->
 def test_a_held_chain_of_thought_has_room_to_finish_its_sum(backend: str) -> None:
     view, inputs = CASES["chain_of_thought"]
     held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
-    assert held.reasoning_first == MAX_REASONING > MAX_TEXT  # plain text before the object
+    assert held.reasoning_first == REASONING_LINES  # lines of plain text before the object
     assert held.json_schema is not None
     props = json.loads(held.json_schema)["properties"]
     assert list(props) == ["answer"]

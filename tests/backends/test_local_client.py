@@ -17,7 +17,7 @@ from llama_cpp.llama_grammar import LlamaGrammar
 
 import lmc
 from lmc.backends.base import LMRequest, Message
-from lmc.backends.clients import local
+from lmc.backends.clients import gbnf, local
 from lmc.backends.clients.grammar_check import repeating
 from lmc.errors import RunError
 
@@ -162,7 +162,7 @@ def test_two_calls_with_the_same_schema_make_its_grammar_once(
         return make(schema, *args, **kwargs)
 
     monkeypatch.setattr(local_grammar, "json_schema_to_gbnf", counted)
-    local._schema_gbnf.cache_clear()
+    gbnf.schema_gbnf.cache_clear()
     schema = '{"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}}'
     lm = fake_model(tmp_path)
     lm.complete(asking("Is Paris in France?", schema=schema))

@@ -22,8 +22,9 @@ import pytest
 import lmc
 from lmc.backends.base import LMRequest, Message
 from lmc.backends.clients import local as local_client
+from lmc.backends.clients.gbnf import reply_grammar
 from lmc.backends.clients.local import LocalLM, PromptTooLong, default_model_path
-from lmc.backends.schema import MAX_REASONING, object_schema
+from lmc.backends.schema import REASONING_LINES, object_schema
 from lmc.runtime.trace import read_trace
 from lmc.signatures import FieldSpec
 from lmc.types import INT, STR
@@ -243,7 +244,7 @@ def test_the_example_agent_runs_on_a_served_model(
     run_the_agent(monkeypatch, tmp_path, "openai/smol", api_base=served_model)
 
 
-@pytest.mark.parametrize("reasoning_first", [0, 1000], ids=["json", "reasoning-first"])
+@pytest.mark.parametrize("reasoning_first", [0, REASONING_LINES], ids=["json", "reasoning-first"])
 def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_gives(
     reasoning_first: int,
 ) -> None:
@@ -265,7 +266,7 @@ def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_g
         )
         masked_options = {
             **{"temperature": 0.0, "max_tokens": 80, "stop": None, "seed": 0},
-            "grammar": local_client._llama_grammar(local_client._gbnf(request)),
+            "grammar": local_client._llama_grammar(reply_grammar(request)),
         }
         checked = lm.complete(request).text
         masked = lm._generate(loaded, request, masked_options)[1]
@@ -298,7 +299,7 @@ def test_an_answer_that_loops_is_closed_and_the_reply_ends() -> None:
     answer = program.run({"question": question}, context)["answer"]
 
     (call,) = list(context.history)
-    _, brace, rest = call["reply"].partition("{")
+    _, brace, rest = call["reply"].partition("\n{")
     assert json.loads(brace + rest) == {"answer": answer}  # the object closed
     assert answer.startswith(", 1, 2, 1, 2, 1, 2, 1, 2")  # closed in its loop, not after
     assert call["completion_tokens"] < 300
@@ -317,13 +318,13 @@ def test_reasoning_that_loops_is_closed_and_the_reply_goes_on_to_its_object() ->
             Message("user", question),
         ),
         json_schema=schema,
-        reasoning_first=MAX_REASONING,
+        reasoning_first=REASONING_LINES,
         max_tokens=1433,
     )
 
     response = LocalLM().complete(request)
 
-    reasoning, brace, rest = response.text.partition("{")
+    reasoning, brace, rest = response.text.partition("\n{")
     assert reasoning.endswith("100, 100, 100, 100,")
     assert isinstance(json.loads(brace + rest)["answer"], str)
     assert response.loops_closed == 1

@@ -5,17 +5,19 @@ the answer; these tests hold the layout a user's CoT steps now get, on every kin
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
-from faultserver import FaultServer, reply
+from faultserver import FaultServer, reply, status
 
 from lmc.backends.base import LMRequest, Message, ReplyError, StepView
-from lmc.backends.clients import local
 from lmc.backends.clients.fake import FakeLM
+from lmc.backends.clients.gbnf import reply_grammar, schema_gbnf
+from lmc.backends.clients.hosted import HostedLM
 from lmc.backends.clients.served import ServedLM
 from lmc.backends.completion import CompletionBackend
 from lmc.backends.json_object import JsonBackend, reasons_first
-from lmc.backends.schema import MAX_REASONING
+from lmc.backends.schema import MAX_TEXT, REASONING_LINES
 from lmc.ir.graph import StepParams
 from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.types import INT, STR
@@ -83,39 +85,71 @@ def test_a_reply_that_never_reaches_its_object_is_refused_for_repair() -> None:
 def test_the_request_asks_for_plain_reasoning_then_the_object(backend: type[JsonBackend]) -> None:
     lm = FakeLM(template="{{ messages[-1]['content'] }}")
     request = backend().lower(COT, {"question": "What is 3 + 4?"}, lm)
-    assert request.reasoning_first == MAX_REASONING
+    assert request.reasoning_first == REASONING_LINES
     assert request.reply_schema is None  # no schema describes text then an object
     assert request.json_schema is not None
     assert list(json.loads(request.json_schema)["properties"]) == ["answer"]
-    assert request.to_json()["reasoning_first"] == MAX_REASONING  # so the cache tells layouts apart
+    assert (
+        request.to_json()["reasoning_first"] == REASONING_LINES
+    )  # so the cache tells layouts apart
 
 
-def test_a_server_is_not_asked_to_hold_a_reply_that_opens_with_reasoning(
+SCHEMA = json.dumps({"type": "object", "properties": {"answer": {"type": "integer"}}})
+REASONED = LMRequest(
+    messages=(Message("user", "What is 3 + 4?"),),
+    json_schema=SCHEMA,
+    reasoning_first=REASONING_LINES,
+)
+
+
+def test_a_served_model_is_held_to_the_reasoning_then_the_object_by_a_grammar(
     fault_server: FaultServer,
 ) -> None:
+    # No JSON Schema describes text then an object; llama.cpp's servers take a GBNF grammar.
     fault_server.otherwise = reply('3 + 4 = 7.\n\n{"answer": 7}')
     lm = ServedLM("openai/x", fault_server.url)
+
+    lm.complete(REASONED)
+    lm.complete(replace(REASONED, reasoning_first=0))
+
+    reasoned, plain = fault_server.requests
+    assert reasoned.body["grammar"] == reply_grammar(REASONED)
+    assert "response_format" not in reasoned.body
+    assert plain.body["response_format"]["type"] == "json_schema"
+    assert "grammar" not in plain.body
+
+
+def test_a_server_that_refuses_a_grammar_is_asked_free_from_then_on(
+    fault_server: FaultServer,
+) -> None:
+    fault_server.script(status(400, "Unrecognized request argument supplied: grammar"))
+    fault_server.otherwise = reply('3 + 4 = 7.\n\n{"answer": 7}')
+    lm = ServedLM("openai/x", fault_server.url)
+
+    first = lm.complete(REASONED)
+    lm.complete(REASONED)
+
+    assert first.text.endswith('{"answer": 7}')
+    refused, *free = fault_server.requests
+    assert "grammar" in refused.body
+    assert len(free) == 2
+    assert all("grammar" not in sent.body and "response_format" not in sent.body for sent in free)
+
+
+def test_a_hosted_api_is_asked_free() -> None:
+    assert HostedLM("openai/x").reasoning_styles == ("free",)
+
+
+def test_the_embedded_model_is_held_to_lines_of_reasoning_then_the_object() -> None:
     schema = json.dumps({"type": "object", "properties": {"answer": {"type": "integer"}}})
-    messages = (Message("user", "What is 3 + 4?"),)
-
-    lm.complete(LMRequest(messages=messages, json_schema=schema, reasoning_first=MAX_REASONING))
-    lm.complete(LMRequest(messages=messages, json_schema=schema))
-
-    free, held = fault_server.requests
-    assert "response_format" not in free.body
-    assert held.body["response_format"]["type"] == "json_schema"
-
-
-def test_the_embedded_model_is_held_to_reasoning_without_braces_then_the_object() -> None:
-    schema = json.dumps({"type": "object", "properties": {"answer": {"type": "integer"}}})
-    gbnf = local._gbnf(LMRequest(json_schema=schema, reasoning_first=MAX_REASONING))
+    gbnf = reply_grammar(LMRequest(json_schema=schema, reasoning_first=REASONING_LINES))
     assert gbnf is not None
     lines = gbnf.splitlines()
-    assert lines[:2] == [
-        "root ::= lmc-reasoning lmc-reply-object",
-        f"lmc-reasoning ::= [^{{]{{1,{MAX_REASONING}}}",
+    assert lines[:3] == [
+        "root ::= lmc-reasoning [ \\t]{0,16} lmc-reply-object",
+        f'lmc-reasoning ::= (lmc-line "\\n" "\\n"?){{1,{REASONING_LINES}}}',
+        f"lmc-line ::= [ \\t]{{0,16}} [^{{ \\t\\n] [^\\n]{{0,{MAX_TEXT - 1}}}",
     ]
     assert any(line.startswith('lmc-reply-object ::= "{"') for line in lines)
     assert sum(line.startswith("root ::=") for line in lines) == 1
-    local._llama_grammar(gbnf)  # llama.cpp reads it
-    assert local._gbnf(LMRequest(json_schema=schema)) == local._schema_gbnf(schema)
+    assert reply_grammar(LMRequest(json_schema=schema)) == schema_gbnf(schema)
