@@ -37,8 +37,8 @@ class LMRequest:
     chat template, which a client then sends instead); optionally constrained.
 
     `json_schema` asks for a JSON object of that schema; with `reasoning_first`, the reply opens
-    with up to that many lines of plain-text reasoning, and the object begins the first line that
-    opens with `{`.
+    with up to that many characters of plain-text reasoning, and the object begins the first
+    line that opens with `{`.
     `grammar` (GBNF) constrains the reply's text where the model runs locally. Decoding
     parameters are part of the request.
     """

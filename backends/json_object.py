@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
 from lmc.backends.schema import (
-    REASONING_LINES,
+    MAX_PLAIN_REASONING,
     InvalidValues,
     demo_values,
     field_line,
@@ -123,7 +123,7 @@ class JsonBackend(Backend):
             return LMRequest(
                 messages=messages,
                 json_schema=schema,
-                reasoning_first=REASONING_LINES,
+                reasoning_first=MAX_PLAIN_REASONING,
                 max_tokens=reasoned_reply_tokens(),
             )
         return LMRequest(

@@ -23,10 +23,10 @@ MAX_ITEMS = 16
 MAX_REASONING = 1000
 # Written as plain text before the reply's object (the json backend's chain of thought), a
 # model works the problem through and writes more: DSPy's GSM8K chains on Qwen2.5-Coder-1.5B ran
-# to 502 characters at the median, 1,937 at most (232 replies). A held model gets this many
-# lines of up to `MAX_TEXT` characters; the first line that opens with `{` begins the object, so
-# the braces of LaTeX (`\frac{1}{2}`) or of a quoted object inside a line do not.
-REASONING_LINES = 60
+# to 502 characters at the median, 1,937 at most (232 replies). A held model may write this
+# many; the first line that opens with `{` begins the object, so the braces of LaTeX
+# (`\frac{1}{2}`) or of a quoted object inside a line do not.
+MAX_PLAIN_REASONING = 2000
 
 
 # A held reply gets the tokens its bounds need, up to this many. A model looping on digits

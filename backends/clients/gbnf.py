@@ -8,7 +8,6 @@ from __future__ import annotations
 from functools import cache
 
 from lmc.backends.base import LMRequest
-from lmc.backends.schema import MAX_TEXT
 
 
 def reply_grammar(request: LMRequest) -> str | None:
@@ -28,10 +27,13 @@ def schema_gbnf(schema: str, reasoning_first: int = 0) -> str:
     gbnf: str = json_schema_to_gbnf(schema)
     if not reasoning_first:
         return gbnf
-    # Lines of reasoning, none opening with `{` (past its indent): the object begins the first
+    # Reasoning in lines, none opening with `{` (past its indent): the object begins the first
     # line that does, so the grammar knows where the reasoning ends without looking ahead, and
     # braces inside a line (LaTeX's `\frac{1}{2}`) are reasoning. At most one blank line in a
     # row: a model that wants to stop before its object writes it, not a run of blank lines.
+    # Its length is not counted here: a bounded repetition of this makes llama.cpp's grammar
+    # slow to check (a second a token, masking SmolLM2's vocabulary). The embedded model is held
+    # to `reasoning_first` characters by its check (`grammar_check`); a server, by `max_tokens`.
     renamed = [
         "lmc-reply-object ::=" + line.removeprefix("root ::=")
         if line.startswith("root ::=")
@@ -40,9 +42,9 @@ def schema_gbnf(schema: str, reasoning_first: int = 0) -> str:
     ]
     return "\n".join(
         [
-            "root ::= lmc-reasoning [ \\t]{0,16} lmc-reply-object",
-            f'lmc-reasoning ::= (lmc-line "\\n" "\\n"?){{1,{reasoning_first}}}',
-            f"lmc-line ::= [ \\t]{{0,16}} [^{{ \\t\\n] [^\\n]{{0,{MAX_TEXT - 1}}}",
+            "root ::= lmc-reasoning [ \\t]* lmc-reply-object",
+            'lmc-reasoning ::= lmc-line ("\\n" "\\n"? lmc-line)* "\\n" "\\n"?',
+            "lmc-line ::= [ \\t]* [^{ \\t\\n] [^\\n]*",
             *renamed,
         ]
     )

@@ -27,6 +27,7 @@ models are not watched: they loop to the bound as before.)
 from __future__ import annotations
 
 import ctypes
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -69,6 +70,33 @@ def _token_alone(llama: Any, text: bytes) -> int | None:
     return None
 
 
+# Per vocabulary (one per model file loaded): which tokens are control tokens that do not end
+# the reply, such as Qwen's `<|im_start|>`. llama.cpp's grammar reads such a token as its text,
+# so a grammar that takes any text in a line takes it, yet the reply shows it as nothing: Qwen
+# 0.5B padded its reasoning with thirty `<|im_start|>` and a new line each, lines the grammar
+# had to allow. A held reply never writes one.
+_CONTROL: dict[int, npt.NDArray[np.bool_]] = {}
+
+
+def _control_tokens(llama: Any, api: Any) -> npt.NDArray[np.bool_]:
+    vocab = llama._model.vocab
+    key = ctypes.cast(vocab, ctypes.c_void_p).value or 0
+    if key not in _CONTROL:
+        _CONTROL[key] = np.array(
+            [
+                api.llama_vocab_is_control(vocab, token)
+                and not api.llama_vocab_is_eog(vocab, token)
+                for token in range(llama.n_vocab())
+            ],
+            dtype=np.bool_,
+        )
+    return _CONTROL[key]
+
+
+# A line that opens with `{` (past its indent): the object of a reply that reasons first.
+_OBJECT_LINE = re.compile(rb"\n[ \t]*\{")
+
+
 class GrammarRejected(LMCallFailed):
     """llama.cpp could not parse a reply's grammar (its reason goes to stderr): the call fails,
     said in one line."""
@@ -76,8 +104,10 @@ class GrammarRejected(LMCallFailed):
 
 class GrammarCheck:
     """One greedy call's grammar: `__call__` is the logits processor, `close` frees it. With
-    `close_loops` (a JSON reply), a string the model loops in is closed; with
-    `reasoning_first`, so is the plain-text reasoning the reply opens with."""
+    `close_loops` (a JSON reply), a string the model loops in is closed; with `reasoning_first`
+    (a number of characters), so is the plain-text reasoning the reply opens with, and at that
+    length at the latest: its grammar does not count them, since a bounded repetition of a line
+    makes llama.cpp's grammar slow to check (a second a token, masking SmolLM2's vocabulary)."""
 
     def __init__(
         self,
@@ -86,7 +116,7 @@ class GrammarCheck:
         root: str = "root",
         *,
         close_loops: bool = False,
-        reasoning_first: bool = False,
+        reasoning_first: int = 0,
     ):
         import llama_cpp
 
@@ -105,8 +135,11 @@ class GrammarCheck:
         if close_loops and reasoning_first:
             ends = [_token_alone(llama, b"\n"), _token_alone(llama, b"{")]
             self._ends_reasoning = [token for token in ends if token is not None]
+        self._reasoning_chars = reasoning_first
+        self._text = bytearray()  # the reply so far
         self._forced: list[int] = []  # the rest of a closing under way
         self.loops_closed = 0  # strings closed because the model looped in them
+        self._control = _control_tokens(llama, llama_cpp)
         self._top = (llama_cpp.llama_token_data * 1)()
         self._top_array = llama_cpp.llama_token_data_array(self._top, 1, -1, False)
         self._vocabulary = np.zeros(llama.n_vocab(), dtype=_TOKEN_DATA)
@@ -137,28 +170,31 @@ class GrammarCheck:
         self._vocabulary_array.sorted = False
         self._api.llama_sampler_apply(self._sampler, ctypes.byref(self._vocabulary_array))
         masked: npt.NDArray[np.single] = self._vocabulary["logit"].copy()
+        masked[self._control] = -np.inf
         return masked
 
     def _loop_closer(self) -> int | None:
         """The token that ends the loop the reply is in, if it is in one: a new line and the
-        object's `{` while the reply is still reasoning, else the `"` that closes the string."""
+        object's `{` while the reply is still reasoning (or its reasoning is at its bound), else
+        the `"` that closes the string."""
         if self._forced:
             token = self._forced.pop(0)
             return token if self._allows(token, 0.0) else None
-        if not repeating(self._reply):
+        if self._ends_reasoning is not None and _OBJECT_LINE.search(self._text):
+            self._ends_reasoning = None  # the object has begun: strings are closed now
+        at_bound = self._ends_reasoning is not None and len(self._text) >= self._reasoning_chars
+        if not (at_bound or repeating(self._reply)):
             return None
         closer = None
         if self._ends_reasoning is not None:
-            if b"\n{" not in self._detokenize(self._reply):
-                first, *rest = self._ends_reasoning
-                if self._allows(first, 0.0):
-                    closer, self._forced = first, rest
-            else:
-                self._ends_reasoning = None  # the object has begun: strings are closed now
-        quote = self._quote
-        if self._ends_reasoning is None and quote is not None and self._closes_a_string(quote):
-            closer = quote
-        if closer is not None:
+            # A new line then `{`; just `{` where a line has just ended.
+            ends = self._ends_reasoning
+            start = next((i for i, token in enumerate(ends) if self._allows(token, 0.0)), None)
+            if start is not None:
+                closer, self._forced = ends[start], ends[start + 1 :]
+        elif self._quote is not None and self._closes_a_string(self._quote):
+            closer = self._quote
+        if closer is not None and not at_bound:
             self.loops_closed += 1
         return closer
 
@@ -171,6 +207,8 @@ class GrammarCheck:
 
     def _allows(self, token: int, logit: float) -> bool:
         """Whether the grammar lets the reply go on with `token`: it alone is checked."""
+        if self._control[token]:
+            return False
         self._top[0].id = token  # type: ignore[assignment]  # ctypes converts the int
         self._top[0].logit = logit
         self._top_array.size = 1
@@ -185,6 +223,8 @@ class GrammarCheck:
             for token in ids[self._written :]:
                 self._api.llama_sampler_accept(self._sampler, int(token))
                 self._reply.append(int(token))
+                if self._ends_reasoning is not None:
+                    self._text += self._detokenize([int(token)])
         self._written = len(ids)
 
     def close(self) -> None:

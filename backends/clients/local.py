@@ -311,7 +311,7 @@ class LocalLM:
                     loaded.llama,
                     grammar,
                     close_loops=json_reply,
-                    reasoning_first=json_reply and request.reasoning_first > 0,
+                    reasoning_first=request.reasoning_first if json_reply else 0,
                 )
             return check(ids, logits)
 

@@ -23,10 +23,10 @@ from lmc.backends.completion import CompletionBackend, TemplateMissing, render_p
 from lmc.backends.json_object import JsonBackend
 from lmc.backends.schema import (
     MAX_ITEMS,
+    MAX_PLAIN_REASONING,
     MAX_REASONING,
     MAX_TEXT,
     MOST_REPLY_TOKENS,
-    REASONING_LINES,
     object_schema,
     reply_tokens,
 )
@@ -277,7 +277,7 @@ def test_json_schema_is_bounded_only_when_the_model_enforces_it(backend: str) ->
 def test_a_held_chain_of_thought_has_room_to_finish_its_sum(backend: str) -> None:
     view, inputs = CASES["chain_of_thought"]
     held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
-    assert held.reasoning_first == REASONING_LINES  # lines of plain text before the object
+    assert held.reasoning_first == MAX_PLAIN_REASONING > MAX_REASONING  # plain text first
     assert held.json_schema is not None
     props = json.loads(held.json_schema)["properties"]
     assert list(props) == ["answer"]

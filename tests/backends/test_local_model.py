@@ -23,8 +23,9 @@ import lmc
 from lmc.backends.base import LMRequest, Message
 from lmc.backends.clients import local as local_client
 from lmc.backends.clients.gbnf import reply_grammar
+from lmc.backends.clients.grammar_check import GrammarCheck
 from lmc.backends.clients.local import LocalLM, PromptTooLong, default_model_path
-from lmc.backends.schema import REASONING_LINES, object_schema
+from lmc.backends.schema import MAX_PLAIN_REASONING, object_schema
 from lmc.runtime.trace import read_trace
 from lmc.signatures import FieldSpec
 from lmc.types import INT, STR
@@ -244,7 +245,9 @@ def test_the_example_agent_runs_on_a_served_model(
     run_the_agent(monkeypatch, tmp_path, "openai/smol", api_base=served_model)
 
 
-@pytest.mark.parametrize("reasoning_first", [0, REASONING_LINES], ids=["json", "reasoning-first"])
+@pytest.mark.parametrize(
+    "reasoning_first", [0, MAX_PLAIN_REASONING], ids=["json", "reasoning-first"]
+)
 def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_gives(
     reasoning_first: int,
 ) -> None:
@@ -274,38 +277,26 @@ def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_g
         assert checked.startswith("{") == (not reasoning_first)
 
 
-def test_an_answer_that_loops_is_closed_and_the_reply_ends() -> None:
-    # SmolLM2 reasons through this GSM8K problem in plain text, then writes ", 1, 2, 1, 2, ..."
-    # into its answer until the field's bound runs out. The string is closed after eight repeats.
-    question = (
-        "A married couple opened a savings account. The wife committed to saving $100 every "
-        "week while the husband committed to saving $225 every month. After 4 months of "
-        "savings, they decided to invest half of their money in buying stocks. Each share of "
-        "stocks costs $50. How many shares of stocks can they buy?"
+def test_a_string_that_loops_is_closed_and_the_reply_ends() -> None:
+    # SmolLM2 writes "1, 2, 1, 2, ..." into the answer until the field's bound runs out; the
+    # string is closed after eight repeats, and the object with it.
+    schema = json.dumps(object_schema((FieldSpec("answer", STR),), bounded=True))
+    question = "Count the pattern out loud, many times: 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2"
+    request = LMRequest(
+        messages=(
+            Message("system", 'Reply with a JSON object: "answer".'),
+            Message("user", question),
+        ),
+        json_schema=schema,
+        max_tokens=600,
     )
-    program = lmc.loads(
-        "signature SolveMath {\n"
-        '    """Solve the math word problem. Give the final answer as a number."""\n'
-        "    input  question: str\n"
-        '    output answer:   str "The final numeric answer only."\n'
-        "}\n"
-        "program GSM8K(question: str) -> (answer: str) {\n"
-        "    solve = chain_of_thought SolveMath(question=question)\n"
-        "    return answer = solve.answer\n"
-        "}\n"
-    )
-    context = lmc.context(LocalLM(), cache=False)
 
-    answer = program.run({"question": question}, context)["answer"]
+    response = LocalLM().complete(request)
 
-    (call,) = list(context.history)
-    _, brace, rest = call["reply"].partition("\n{")
-    assert json.loads(brace + rest) == {"answer": answer}  # the object closed
-    assert answer.startswith(", 1, 2, 1, 2, 1, 2, 1, 2")  # closed in its loop, not after
-    assert call["completion_tokens"] < 300
-    # and it says so: in the trace, and in the run's counts the CLI warns from
-    assert call["loops_closed"] == 1
-    assert context.stats.total().loops_closed == 1
+    answer = json.loads(response.text)["answer"]
+    assert answer.startswith("1, 2, 1, 2, 1, 2, 1, 2")  # closed in its loop, not at its bound
+    assert len(answer) < 100
+    assert response.loops_closed == 1
 
 
 def test_reasoning_that_loops_is_closed_and_the_reply_goes_on_to_its_object() -> None:
@@ -318,7 +309,7 @@ def test_reasoning_that_loops_is_closed_and_the_reply_goes_on_to_its_object() ->
             Message("user", question),
         ),
         json_schema=schema,
-        reasoning_first=REASONING_LINES,
+        reasoning_first=MAX_PLAIN_REASONING,
         max_tokens=1433,
     )
 
@@ -329,3 +320,29 @@ def test_reasoning_that_loops_is_closed_and_the_reply_goes_on_to_its_object() ->
     assert isinstance(json.loads(brace + rest)["answer"], str)
     assert response.loops_closed == 1
     assert response.completion_tokens < 200
+
+
+def test_held_reasoning_takes_braces_in_a_line_and_the_object_on_a_line_of_its_own() -> None:
+    # Qwen writes LaTeX (`\\frac{1}{3}`); its object comes on a line of its own. A run of blank
+    # lines, or a control token such as `<|im_start|>` (which llama.cpp's grammar reads as text,
+    # and the reply shows as nothing), is not reasoning.
+    schema = json.dumps(object_schema((FieldSpec("answer", STR),), bounded=True))
+    grammar = reply_grammar(LMRequest(json_schema=schema, reasoning_first=MAX_PLAIN_REASONING))
+    assert grammar is not None
+    llama = local_client._load(default_model_path()).llama
+
+    def allows(text: str, then: str) -> bool:
+        check = GrammarCheck(llama, grammar, close_loops=True, reasoning_first=2000)
+        try:
+            for token in llama.tokenize(text.encode(), add_bos=False, special=False):
+                check._api.llama_sampler_accept(check._sampler, token)
+            (token,) = llama.tokenize(then.encode(), add_bos=False, special=True)
+            return check._allows(token, 0.0)
+        finally:
+            check.close()
+
+    assert allows("Half of 6 is \\frac", "{")  # a brace inside a line is reasoning
+    assert allows("So it is 3.\n", "{")  # the object, on a line of its own
+    assert allows("So it is 3.\n\n", "{")
+    assert not allows("So it is 3.\n\n", "\n")  # at most one blank line in a row
+    assert not allows("So it is 3.\n", "<|im_start|>")

@@ -17,7 +17,7 @@ from lmc.backends.clients.hosted import HostedLM
 from lmc.backends.clients.served import ServedLM
 from lmc.backends.completion import CompletionBackend
 from lmc.backends.json_object import JsonBackend, reasons_first
-from lmc.backends.schema import MAX_TEXT, REASONING_LINES
+from lmc.backends.schema import MAX_PLAIN_REASONING
 from lmc.ir.graph import StepParams
 from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.types import INT, STR
@@ -85,12 +85,12 @@ def test_a_reply_that_never_reaches_its_object_is_refused_for_repair() -> None:
 def test_the_request_asks_for_plain_reasoning_then_the_object(backend: type[JsonBackend]) -> None:
     lm = FakeLM(template="{{ messages[-1]['content'] }}")
     request = backend().lower(COT, {"question": "What is 3 + 4?"}, lm)
-    assert request.reasoning_first == REASONING_LINES
+    assert request.reasoning_first == MAX_PLAIN_REASONING
     assert request.reply_schema is None  # no schema describes text then an object
     assert request.json_schema is not None
     assert list(json.loads(request.json_schema)["properties"]) == ["answer"]
     assert (
-        request.to_json()["reasoning_first"] == REASONING_LINES
+        request.to_json()["reasoning_first"] == MAX_PLAIN_REASONING
     )  # so the cache tells layouts apart
 
 
@@ -98,7 +98,7 @@ SCHEMA = json.dumps({"type": "object", "properties": {"answer": {"type": "intege
 REASONED = LMRequest(
     messages=(Message("user", "What is 3 + 4?"),),
     json_schema=SCHEMA,
-    reasoning_first=REASONING_LINES,
+    reasoning_first=MAX_PLAIN_REASONING,
 )
 
 
@@ -140,15 +140,15 @@ def test_a_hosted_api_is_asked_free() -> None:
     assert HostedLM("openai/x").reasoning_styles == ("free",)
 
 
-def test_the_embedded_model_is_held_to_lines_of_reasoning_then_the_object() -> None:
+def test_a_held_reply_is_reasoning_then_the_object_on_a_line_of_its_own() -> None:
     schema = json.dumps({"type": "object", "properties": {"answer": {"type": "integer"}}})
-    gbnf = reply_grammar(LMRequest(json_schema=schema, reasoning_first=REASONING_LINES))
+    gbnf = reply_grammar(LMRequest(json_schema=schema, reasoning_first=MAX_PLAIN_REASONING))
     assert gbnf is not None
     lines = gbnf.splitlines()
     assert lines[:3] == [
-        "root ::= lmc-reasoning [ \\t]{0,16} lmc-reply-object",
-        f'lmc-reasoning ::= (lmc-line "\\n" "\\n"?){{1,{REASONING_LINES}}}',
-        f"lmc-line ::= [ \\t]{{0,16}} [^{{ \\t\\n] [^\\n]{{0,{MAX_TEXT - 1}}}",
+        "root ::= lmc-reasoning [ \\t]* lmc-reply-object",
+        'lmc-reasoning ::= lmc-line ("\\n" "\\n"? lmc-line)* "\\n" "\\n"?',
+        "lmc-line ::= [ \\t]* [^{ \\t\\n] [^\\n]*",
     ]
     assert any(line.startswith('lmc-reply-object ::= "{"') for line in lines)
     assert sum(line.startswith("root ::=") for line in lines) == 1
