@@ -277,19 +277,20 @@ def test_greedy_replies_checked_on_the_top_token_are_those_a_masked_vocabulary_g
         assert checked.startswith("{") == (not reasoning_first)
 
 
+ANSWER_SCHEMA = json.dumps(object_schema((FieldSpec("answer", STR),), bounded=True))
+
+
+def answer_request(system: str, question: str, **options: int) -> LMRequest:
+    """A call for `{"answer": ...}`, held to its bounded schema."""
+    messages = (Message("system", system), Message("user", question))
+    return LMRequest(messages=messages, json_schema=ANSWER_SCHEMA, **options)
+
+
 def test_a_string_that_loops_is_closed_and_the_reply_ends() -> None:
     # SmolLM2 writes "1, 2, 1, 2, ..." into the answer until the field's bound runs out; the
     # string is closed after eight repeats, and the object with it.
-    schema = json.dumps(object_schema((FieldSpec("answer", STR),), bounded=True))
     question = "Count the pattern out loud, many times: 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2, 1, 2"
-    request = LMRequest(
-        messages=(
-            Message("system", 'Reply with a JSON object: "answer".'),
-            Message("user", question),
-        ),
-        json_schema=schema,
-        max_tokens=600,
-    )
+    request = answer_request('Reply with a JSON object: "answer".', question, max_tokens=600)
 
     response = LocalLM().complete(request)
 
@@ -300,15 +301,11 @@ def test_a_string_that_loops_is_closed_and_the_reply_ends() -> None:
 
 
 def test_reasoning_that_loops_is_closed_and_the_reply_goes_on_to_its_object() -> None:
-    # Plain-text reasoning holds no `{`: a loop there is ended by the object's `{`.
-    schema = json.dumps(object_schema((FieldSpec("answer", STR),), bounded=True))
+    # A loop in plain-text reasoning is ended by a new line and the object's `{`.
     question = "List the numbers 100, 100, 100, 100, 100, 100, 100, 100 and add them."
-    request = LMRequest(
-        messages=(
-            Message("system", 'Reason in plain text, then reply with a JSON object: "answer".'),
-            Message("user", question),
-        ),
-        json_schema=schema,
+    request = answer_request(
+        'Reason in plain text, then reply with a JSON object: "answer".',
+        question,
         reasoning_first=MAX_PLAIN_REASONING,
         max_tokens=1433,
     )
@@ -326,13 +323,13 @@ def test_held_reasoning_takes_braces_in_a_line_and_the_object_on_a_line_of_its_o
     # Qwen writes LaTeX (`\\frac{1}{3}`); its object comes on a line of its own. A run of blank
     # lines, or a control token such as `<|im_start|>` (which llama.cpp's grammar reads as text,
     # and the reply shows as nothing), is not reasoning.
-    schema = json.dumps(object_schema((FieldSpec("answer", STR),), bounded=True))
-    grammar = reply_grammar(LMRequest(json_schema=schema, reasoning_first=MAX_PLAIN_REASONING))
+    request = LMRequest(json_schema=ANSWER_SCHEMA, reasoning_first=MAX_PLAIN_REASONING)
+    grammar = reply_grammar(request)
     assert grammar is not None
     llama = local_client._load(default_model_path()).llama
 
     def allows(text: str, then: str) -> bool:
-        check = GrammarCheck(llama, grammar, close_loops=True, reasoning_first=2000)
+        check = GrammarCheck(llama, grammar, close_loops=True, reasoning_first=MAX_PLAIN_REASONING)
         try:
             for token in llama.tokenize(text.encode(), add_bos=False, special=False):
                 check._api.llama_sampler_accept(check._sampler, token)
