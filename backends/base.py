@@ -264,3 +264,8 @@ class Backend(ABC):
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
     ) -> LMRequest:
         """The one follow-up request that shows the model its reply and what was wrong."""
+
+    def parse_repaired(self, step: StepView, reply: str, first_reply: str) -> dict[str, Any]:
+        """Typed output values from the reply to `repair`'s request, which answers for
+        `first_reply` (a backend may take from it what the follow-up did not repeat)."""
+        return self.parse(step, reply)

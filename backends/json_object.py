@@ -155,7 +155,21 @@ class JsonBackend(Backend):
             "object, with every key."
         )
         follow_up = (Message("assistant", reply), Message("user", note))
-        return replace(request, messages=(*request.messages, *follow_up))
+        messages = (*request.messages, *follow_up)
+        if not reasons_first(step):
+            return replace(request, messages=messages)
+        # The reasoning is written: the follow-up asks for the object alone, held to its schema,
+        # and `parse_repaired` keeps the first reply's reasoning with it.
+        tokens = reply_tokens(object_fields(step), held=lm.enforces_schema)
+        return replace(request, messages=messages, reasoning_first=0, max_tokens=tokens)
+
+    def parse_repaired(self, step: StepView, reply: str, first_reply: str) -> dict[str, Any]:
+        parsed = self.parse(step, reply)
+        if reasons_first(step) and not parsed[REASONING].strip():
+            found = _reply_object(first_reply)
+            written = first_reply[: found[0]] if found is not None else first_reply
+            parsed[REASONING] = _reasoning_text(written)
+        return parsed
 
 
 def _reply_text(step: StepView, values: dict[str, Any]) -> str:

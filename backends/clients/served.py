@@ -89,7 +89,7 @@ class ServedLM(RemoteLM):
         if request.stop:
             payload["stop"] = list(request.stop)
         if request.reasoning_first and style == "grammar":
-            payload["grammar"] = reply_grammar(request)
+            payload["grammar"] = reply_grammar(request, steered=False)
         elif request.reply_schema is not None:
             payload["response_format"] = response_format(style, request.reply_schema)
         path = "/chat/completions" if chat else "/completions"

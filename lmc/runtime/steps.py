@@ -79,7 +79,10 @@ def call_step(
         if context.on_call is not None:
             context.on_call(record, response)
         try:
-            parsed = backend.parse(view, response.text)
+            if attempt == 1:
+                parsed = backend.parse(view, response.text)
+            else:
+                parsed = backend.parse_repaired(view, response.text, answered[0][1].text)
         except ReplyError as error:
             _trace(context, record, step_id, attempt, request, response, None, error.message)
             if attempt == 2:

@@ -113,7 +113,7 @@ def test_a_served_model_is_held_to_the_reasoning_then_the_object_by_a_grammar(
     lm.complete(replace(REASONED, reasoning_first=0))
 
     reasoned, plain = fault_server.requests
-    assert reasoned.body["grammar"] == reply_grammar(REASONED)
+    assert reasoned.body["grammar"] == reply_grammar(REASONED, steered=False)
     assert "response_format" not in reasoned.body
     assert plain.body["response_format"]["type"] == "json_schema"
     assert "grammar" not in plain.body
@@ -145,11 +145,69 @@ def test_a_held_reply_is_reasoning_then_the_object_on_a_line_of_its_own() -> Non
     gbnf = reply_grammar(LMRequest(json_schema=schema, reasoning_first=MAX_PLAIN_REASONING))
     assert gbnf is not None
     lines = gbnf.splitlines()
-    assert lines[:3] == [
-        "root ::= lmc-reasoning [ \\t]* lmc-reply-object",
+    assert lines[:4] == [
+        "root ::= lmc-reasoning [ \\t]* lmc-reply-object lmc-reply-end",
         'lmc-reasoning ::= lmc-line ("\\n" "\\n"? lmc-line)* "\\n" "\\n"?',
         "lmc-line ::= [ \\t]* [^{ \\t\\n] [^\\n]*",
+        'lmc-reply-end ::= "\\n"? ("```" "\\n"?)?',  # a code fence opened for it, closed
     ]
     assert any(line.startswith('lmc-reply-object ::= "{"') for line in lines)
     assert sum(line.startswith("root ::=") for line in lines) == 1
     assert reply_grammar(LMRequest(json_schema=schema)) == schema_gbnf(schema)
+
+
+def test_a_server_may_end_a_held_reply_after_its_reasoning() -> None:
+    # Nothing on a server steers a reasoning to its object; held from stopping, Qwen wrote on
+    # to `max_tokens`. A reply that stops early gets the repair call, which asks for the object.
+    request = LMRequest(json_schema=SCHEMA, reasoning_first=MAX_PLAIN_REASONING)
+    served = reply_grammar(request, steered=False)
+    assert served is not None
+    first_rule = "root ::= lmc-reasoning ([ \\t]* lmc-reply-object lmc-reply-end)?"
+    assert served.splitlines()[0] == first_rule
+    assert served.splitlines()[1:] == str(reply_grammar(request)).splitlines()[1:]
+
+
+def test_a_held_text_field_takes_a_number_as_the_parser_does() -> None:
+    # Made to open a quote where it would write `220`, Qwen wrote `"220.0000…` to the bound.
+    schema = json.dumps({"type": "object", "properties": {"answer": {"type": "string"}}})
+    gbnf = schema_gbnf(schema)
+    (rule,) = [line for line in gbnf.splitlines() if line.startswith("answer ::=")]
+    assert rule.endswith("| number")
+    assert parse('Two seasons of 110 miles.\n{"answer": 220}')["answer"] == 220
+    labels = {"type": "object", "properties": {"label": {"enum": ["yes", "no"]}}}
+    assert "number" not in schema_gbnf(json.dumps(labels))
+
+
+def test_a_held_string_takes_no_raw_control_character() -> None:
+    # JSON does not; under llama-cpp-python's own rule Qwen wrote new lines into a string until
+    # `max_tokens`. (The embedded model's test refuses a new line there on its vocabulary.)
+    schema = json.dumps({"type": "object", "properties": {"answer": {"type": "string"}}})
+    (rule,) = [line for line in schema_gbnf(schema).splitlines() if line.startswith("char ::=")]
+    assert rule.startswith(r'char ::= [^"\\\x7F\x00-\x1F] |')
+
+
+def test_a_reply_without_its_object_is_repaired_by_asking_for_the_object_alone() -> None:
+    step = StepView(
+        SignatureSpec("Solve", (FieldSpec("question", STR),), (FieldSpec("answer", STR),)),
+        "chain_of_thought",
+        StepParams(),
+    )
+    backend, lm = JsonBackend(), FakeLM(constrains=True)
+    request = backend.lower(step, {"question": "What is 3 + 4?"}, lm)
+    first = "3 + 4 = 7, so the answer is \\boxed{7}."
+    with pytest.raises(ReplyError) as caught:
+        backend.parse(step, first)
+
+    follow_up = backend.repair(step, request, first, caught.value, lm)
+
+    assert follow_up.reasoning_first == 0  # the reasoning is written; the object alone
+    assert follow_up.reply_schema == request.json_schema
+    assert follow_up.max_tokens < request.max_tokens
+    assert follow_up.messages[-2] == Message("assistant", first)
+    assert backend.parse_repaired(step, '{"answer": "7"}', first) == {
+        "reasoning": first,
+        "answer": "7",
+    }
+    # A follow-up that reasons again keeps its own reasoning.
+    again = backend.parse_repaired(step, 'So 7.\n{"answer": "7"}', first)
+    assert again["reasoning"] == "So 7."
