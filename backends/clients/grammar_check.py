@@ -93,6 +93,15 @@ def _control_tokens(llama: Any, api: Any) -> npt.NDArray[np.bool_]:
     return _CONTROL[key]
 
 
+def control_bias(llama: Any) -> dict[int, float]:
+    """A `logit_bias` that keeps a sampled held reply from the control tokens the greedy check
+    refuses (llama-cpp-python's own grammar sampler takes them, as text)."""
+    import llama_cpp
+
+    refused = np.flatnonzero(_control_tokens(llama, llama_cpp))
+    return {int(token): -np.inf for token in refused}
+
+
 # A line that opens with `{` (past its indent): the object of a reply that reasons first.
 _OBJECT_LINE = re.compile(rb"\n[ \t]*\{")
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from lmc.backends.base import LMCallFailed, LMRequest, LMResponse, shared_prefix_length
 from lmc.backends.clients.gbnf import reply_grammar
-from lmc.backends.clients.grammar_check import GrammarCheck
+from lmc.backends.clients.grammar_check import GrammarCheck, control_bias
 from lmc.errors import InputError, RunError
 from lmc.files import cache_dir, json_value, write_atomically
 
@@ -266,6 +266,7 @@ class LocalLM:
         if grammar is not None and request.temperature > 0:
             # Sampling: the grammar masks the whole vocabulary before each draw.
             options["grammar"] = _llama_grammar(grammar)
+            options["logit_bias"] = control_bias(_load(self.path).llama)
         started = time.perf_counter()
         with loaded.lock:
             loaded.make_room(request)

@@ -116,6 +116,7 @@ def opened(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[FakeLlama]:
 
     monkeypatch.setattr(local, "_open_llama", open_llama)
     monkeypatch.setattr(local, "_LOADED", {})
+    monkeypatch.setattr(local, "control_bias", lambda llama: {})  # a fake has no vocabulary
     return models
 
 

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -23,7 +24,7 @@ import lmc
 from lmc.backends.base import LMRequest, Message
 from lmc.backends.clients import local as local_client
 from lmc.backends.clients.gbnf import reply_grammar
-from lmc.backends.clients.grammar_check import GrammarCheck
+from lmc.backends.clients.grammar_check import GrammarCheck, control_bias
 from lmc.backends.clients.local import LocalLM, PromptTooLong, default_model_path
 from lmc.backends.schema import MAX_PLAIN_REASONING, object_schema
 from lmc.runtime.trace import read_trace
@@ -318,6 +319,18 @@ def test_reasoning_that_loops_is_closed_and_the_reply_goes_on_to_its_object() ->
     assert isinstance(answer, str | int | float)  # text, or a number the parser reads as text
     assert response.loops_closed == 1
     assert response.completion_tokens < 200
+
+
+def test_a_sampled_held_reply_is_kept_from_control_tokens_but_may_end() -> None:
+    # Sampling, llama-cpp-python's grammar sampler would take `<|im_start|>` as its text.
+    llama = local_client._load(default_model_path()).llama
+    refused = control_bias(llama)
+    (start,) = llama.tokenize(b"<|im_start|>", add_bos=False, special=True)
+    assert refused[start] == float("-inf")
+    assert llama.token_eos() not in refused
+    request = answer_request("Reply with a JSON object.", "What is 2 + 2?")
+    reply = LocalLM().complete(replace(request, temperature=0.7))
+    assert "answer" in json.loads(reply.text)
 
 
 def test_held_reasoning_takes_braces_in_a_line_and_the_object_on_a_line_of_its_own() -> None:
