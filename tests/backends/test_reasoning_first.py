@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 from faultserver import FaultServer, reply, status
 
+import lmc
 from lmc.backends.base import LMRequest, Message, ReplyError, StepView
 from lmc.backends.clients.fake import FakeLM
 from lmc.backends.clients.gbnf import reply_grammar, schema_gbnf
@@ -29,6 +30,11 @@ SOLVE = SignatureSpec(
     "Solve the math word problem.",
 )
 COT = StepView(SOLVE, "chain_of_thought", StepParams())
+TEXT_ANSWER = StepView(
+    SignatureSpec("Solve", (FieldSpec("question", STR),), (FieldSpec("answer", STR),)),
+    "chain_of_thought",
+    StepParams(),
+)
 PREDICT = StepView(SOLVE, "predict", StepParams())
 
 
@@ -173,7 +179,8 @@ def test_a_held_text_field_takes_a_number_as_the_parser_does() -> None:
     gbnf = schema_gbnf(schema)
     (rule,) = [line for line in gbnf.splitlines() if line.startswith("answer ::=")]
     assert rule.endswith("| number")
-    assert parse('Two seasons of 110 miles.\n{"answer": 220}')["answer"] == 220
+    reply = 'Two seasons of 110 miles.\n{"answer": 220}'
+    assert JsonBackend().parse(TEXT_ANSWER, reply)["answer"] == "220"
     labels = {"type": "object", "properties": {"label": {"enum": ["yes", "no"]}}}
     assert "number" not in schema_gbnf(json.dumps(labels))
 
@@ -187,11 +194,7 @@ def test_a_held_string_takes_no_raw_control_character() -> None:
 
 
 def test_a_reply_without_its_object_is_repaired_by_asking_for_the_object_alone() -> None:
-    step = StepView(
-        SignatureSpec("Solve", (FieldSpec("question", STR),), (FieldSpec("answer", STR),)),
-        "chain_of_thought",
-        StepParams(),
-    )
+    step = TEXT_ANSWER
     backend, lm = JsonBackend(), FakeLM(constrains=True)
     request = backend.lower(step, {"question": "What is 3 + 4?"}, lm)
     first = "3 + 4 = 7, so the answer is \\boxed{7}."
@@ -211,3 +214,25 @@ def test_a_reply_without_its_object_is_repaired_by_asking_for_the_object_alone()
     # A follow-up that reasons again keeps its own reasoning.
     again = backend.parse_repaired(step, 'So 7.\n{"answer": "7"}', first)
     assert again["reasoning"] == "So 7."
+
+
+def test_a_repaired_chain_of_thought_keeps_the_reasoning_its_first_reply_wrote() -> None:
+    program = lmc.loads(
+        """
+signature Solve = "question -> answer"
+
+program P(question: str) -> (reasoning: str, answer: str) {
+    s = chain_of_thought Solve(question=question)
+    return reasoning = s.reasoning, answer = s.answer
+}
+"""
+    )
+    first = "3 + 4 = 7, so the answer is \\boxed{7}."
+    fake = FakeLM([first, '{"answer": "7"}'], constrains=True)
+    context = lmc.context(fake, cache=False)
+
+    outputs = program.run({"question": "What is 3 + 4?"}, context)
+
+    assert outputs == lmc.Prediction(reasoning=first, answer="7")
+    assert fake.requests[1].reasoning_first == 0
+    assert context.stats.steps["s"].repairs == 1
