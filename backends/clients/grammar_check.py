@@ -14,9 +14,9 @@ A `GrammarCheck` is a llama-cpp-python logits processor for one call: it reads t
 model wrote since its last step from the ids it is given, and moves the grammar past them.
 
 A JSON reply that says one short span over and over has stopped saying anything: SmolLM2 writes
-"0" hundreds of times in a chain of thought, or the same clause again and again, until the
-field's bound or the reply's tokens run out (4 of 30 GSM8K replies; closing them cut the tokens
-the model wrote on those 30 by a third).
+"0" hundreds of times in a chain of thought, or the same clause (or a whole sentence, word for
+word) again and again, until the field's bound or the reply's tokens run out (4 of 30 GSM8K
+replies; closing them cut the tokens the model wrote on those 30 by a third).
 Once the reply ends in such a loop (`repeating`), the string being written is closed, and the
 reply goes on to its next field: a loop costs 64 tokens or so, not a thousand, and the reply
 closes. A reply that opens with plain-text reasoning and loops there goes on to its JSON object
@@ -46,19 +46,39 @@ _TOKEN_DATA = np.dtype([("id", np.intc), ("logit", np.single), ("p", np.single)]
 LOOP_TOKENS = 64
 LOOP_REPEATS = 8
 LOOP_PERIOD = 16
+# A sentence or a block said again word for word is a loop sooner: SmolLM2 wrote "The Importance
+# of Being Icelandic and The Five Obstructions belong to the genre of documentary film." to a
+# HotPotQA chain's 2,000-character bound. A span of more than LOOP_PERIOD and at most
+# LONG_LOOP_PERIOD tokens, said LONG_LOOP_REPEATS times running, is one.
+LONG_LOOP_PERIOD = 128
+LONG_LOOP_REPEATS = 3
 
 
 def repeating(reply: Sequence[int]) -> bool:
     """Whether `reply` ends in a loop: one span of at most `LOOP_PERIOD` tokens said over and
-    over, for the last `LOOP_TOKENS` tokens and at least `LOOP_REPEATS` times."""
+    over, for the last `LOOP_TOKENS` tokens and at least `LOOP_REPEATS` times; or a longer span
+    (up to `LONG_LOOP_PERIOD`) said `LONG_LOOP_REPEATS` times running."""
     for period in range(1, LOOP_PERIOD + 1):
         length = max(LOOP_TOKENS, LOOP_REPEATS * period)
         if len(reply) < length:
-            return False  # a longer period needs at least as long a tail
+            break  # a longer period needs at least as long a tail
         tail = reply[-length:]
         if tail[period:] == tail[:-period]:
             return True
+    for period in range(LOOP_PERIOD + 1, LONG_LOOP_PERIOD + 1):
+        length = LONG_LOOP_REPEATS * period
+        if len(reply) < length:
+            return False
+        tail = reply[-length:]
+        if tail[period:] == tail[:-period] and not _short_period(tail):
+            return True
     return False
+
+
+def _short_period(tail: Sequence[int]) -> bool:
+    """Whether `tail` is one span of at most `LOOP_PERIOD` tokens over and over: then the short
+    rule alone decides (twelve `100 + ` are arithmetic, though also three spans of four)."""
+    return any(tail[p:] == tail[:-p] for p in range(1, LOOP_PERIOD + 1))
 
 
 def _token_alone(llama: Any, text: bytes) -> int | None:

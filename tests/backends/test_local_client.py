@@ -248,7 +248,10 @@ HUNDRED_PLUS = [16, 15, 15, 489, 220]  # "100 + ", a digit a token, as small mod
         ([9] + list(range(16)) * 8, True),  # the longest span a loop may have, eight times
         ([7] * 63, False),  # not yet long enough to tell
         ([9] + list(range(16)) * 7, False),  # a long span needs eight repeats
-        (list(range(17)) * 8, False),  # a span longer than a loop is taken to be
+        (list(range(17)) * 3, True),  # a sentence said three times running
+        ([9] + list(range(128)) * 3, True),  # the longest such span
+        (list(range(17)) * 2 + list(range(16)), False),  # not yet three times
+        (list(range(129)) * 3, False),  # a span longer than a loop is taken to be
         (HUNDRED_PLUS * 12, False),  # a sum of twelve equal terms is arithmetic, not a loop
         ([99] * 40 + list(range(16)) * 3 + list(range(8)), False),  # it moved on
         (list(range(100)), False),
