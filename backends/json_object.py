@@ -19,11 +19,11 @@ from typing import Any, ClassVar
 from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError, StepView
 from lmc.backends.schema import (
     MAX_PLAIN_REASONING,
+    MOST_REPLY_TOKENS,
     InvalidValues,
     demo_values,
     field_line,
     object_schema,
-    reasoned_reply_tokens,
     render_value,
     reply_tokens,
     validate,
@@ -124,7 +124,9 @@ class JsonBackend(Backend):
                 messages=messages,
                 json_schema=schema,
                 reasoning_first=MAX_PLAIN_REASONING,
-                max_tokens=reasoned_reply_tokens(),
+                # Held or free, the most any reply gets: its lines may take more than a held
+                # field's bound, and cut short the reasoning would never reach its object.
+                max_tokens=MOST_REPLY_TOKENS,
             )
         return LMRequest(
             messages=messages,

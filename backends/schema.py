@@ -112,13 +112,6 @@ def reply_tokens(fields: tuple[FieldSpec, ...], *, held: bool) -> int:
     return max(REPLY_TOKENS, min(most, MOST_REPLY_TOKENS))
 
 
-def reasoned_reply_tokens() -> int:
-    """The tokens a reply of plain-text reasoning then its object may take, held or free: the
-    most any reply gets, since its lines may take more, and cut short the reasoning would never
-    reach its object."""
-    return MOST_REPLY_TOKENS
-
-
 def _most_chars(schema: dict[str, Any]) -> int:
     """About the longest JSON text a bounded schema allows: an escape counts one character, as
     `maxLength` counts it, and the whitespace a grammar allows between tokens is not counted."""

@@ -266,7 +266,7 @@ class LocalLM:
         if grammar is not None and request.temperature > 0:
             # Sampling: the grammar masks the whole vocabulary before each draw.
             options["grammar"] = _llama_grammar(grammar)
-            options["logit_bias"] = control_bias(_load(self.path).llama)
+            options["logit_bias"] = control_bias(loaded.llama)
         started = time.perf_counter()
         with loaded.lock:
             loaded.make_room(request)
