@@ -13,6 +13,10 @@ goes to the server twice, as it did without the proxy.
 A resumed phase's wall time is what this process measured plus, for each earlier attempt, the
 time from its first request to its last kept reply (`GET /<phase>/replay`): the calls that were
 in flight when it stopped are asked again and counted once, in the attempt that finishes them.
+
+The store (`bench/results/optimizers/<task>-<model>.replies.sqlite`) is committed with the
+results: a session starts from a fresh checkout, so a store left out of git was lost with its
+session, twice, with hours of GSM8K calls in it. Stop the run before committing it.
 """
 
 from __future__ import annotations
