@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -37,20 +38,21 @@ def _with_comments(lines: list[str], comments: ast.Comments, indent: str) -> lis
 
 
 def _declaration(decl: ast.Declaration) -> str:
-    if isinstance(decl, ast.SignatureDecl):
-        lines = _signature(decl)
-    elif isinstance(decl, ast.FunctionDecl):
-        head = f"function {decl.name} = {quote(decl.function.target)} {{"
-        lines = _fields_block(head, decl.signature, decl.field_comments, decl.end_comments)
-    elif isinstance(decl, ast.IndexDecl):
-        lines = [
-            f"index {decl.name} = {decl.kind}({quote(decl.path)}, text={quote(decl.text_field)})"
-        ]
-    elif isinstance(decl, ast.MetricDecl):
-        lines = [f"metric {decl.name}({decl.field})"]
-    else:
-        lines = _program(decl)
+    lines = _DECLARATIONS[type(decl)](decl)
     return "\n".join(_with_comments(lines, decl.comments, ""))
+
+
+def _function(decl: ast.FunctionDecl) -> list[str]:
+    head = f"function {decl.name} = {quote(decl.function.target)} {{"
+    return _fields_block(head, decl.signature, decl.field_comments, decl.end_comments)
+
+
+def _index(decl: ast.IndexDecl) -> list[str]:
+    return [f"index {decl.name} = {decl.kind}({quote(decl.path)}, text={quote(decl.text_field)})"]
+
+
+def _metric(decl: ast.MetricDecl) -> list[str]:
+    return [f"metric {decl.name}({decl.field})"]
 
 
 # signatures --------------------------------------------------------------------------------------
@@ -145,22 +147,39 @@ def _block(
 
 
 def _statement(statement: ast.Statement, indent: str) -> list[str]:
-    if isinstance(statement, ast.Assign):
-        value = statement.value
-        target = statement.target
-        if statement.type is not None:
-            target = f"{target}: {statement.type}"
-        if isinstance(value, ast.StepCall):
-            head = f"{indent}{target} = {_step(value)}"
-            return _learned(head, value.learned, indent)
-        if isinstance(value, ast.StepReuse):
-            return [f"{indent}{target} = {value.step}({_args(value.args)})"]
-        if isinstance(value, ast.FunctionCall):
-            return [f"{indent}{target} = call {value.function}({_args(value.args)})"]
-        return [f"{indent}{target} = {expr(value)}"]
-    if isinstance(statement, ast.Return):
-        bindings = ", ".join(f"{b.name} = {expr(b.value)}" for b in statement.bindings)
-        return [f"{indent}return {bindings}"]
+    return _STATEMENTS[type(statement)](statement, indent)
+
+
+def _assign(statement: ast.Assign, indent: str) -> list[str]:
+    target = statement.target
+    if statement.type is not None:
+        target = f"{target}: {statement.type}"
+    spell = _ASSIGNED.get(type(statement.value), _assigned_expr)
+    return spell(f"{indent}{target} = ", statement.value, indent)
+
+
+def _assigned_step(head: str, call: ast.StepCall, indent: str) -> list[str]:
+    return _learned(head + _step(call), call.learned, indent)
+
+
+def _assigned_reuse(head: str, reuse: ast.StepReuse, indent: str) -> list[str]:
+    return [f"{head}{reuse.step}({_args(reuse.args)})"]
+
+
+def _assigned_call(head: str, call: ast.FunctionCall, indent: str) -> list[str]:
+    return [f"{head}call {call.function}({_args(call.args)})"]
+
+
+def _assigned_expr(head: str, value: ast.Expr, indent: str) -> list[str]:
+    return [head + expr(value)]
+
+
+def _return(statement: ast.Return, indent: str) -> list[str]:
+    bindings = ", ".join(f"{b.name} = {expr(b.value)}" for b in statement.bindings)
+    return [f"{indent}return {bindings}"]
+
+
+def _for_loop(statement: ast.ForLoop, indent: str) -> list[str]:
     head = f"{indent}for {statement.var} in range({expr(statement.count)}) {{"
     return [head, *_block(statement.body, statement.end_comments, indent + INDENT), indent + "}"]
 
@@ -252,20 +271,16 @@ def _args(args: tuple[ast.Arg, ...]) -> str:
 
 
 def expr(e: ast.Expr) -> str:
-    if isinstance(e, ast.NameRef):
-        return e.name
-    if isinstance(e, ast.FieldRef):
-        return f"{e.step}.{e.field}"
-    if isinstance(e, ast.Constant):
-        return constant(e.value)
-    if isinstance(e, ast.ListExpr):
-        return "[" + ", ".join(expr(i) for i in e.items) + "]"
-    if isinstance(e, ast.Concat):
-        right = expr(e.right)
-        if isinstance(e.right, ast.Concat):
-            right = f"({right})"
-        return f"{expr(e.left)} + {right}"
-    return f"retrieve {e.index}({_args(e.args)})"
+    return _EXPRESSIONS[type(e)](e)
+
+
+def _concat(e: ast.Concat) -> str:
+    # `+` groups to the left when read, so a right operand that is itself a sum keeps its
+    # parentheses.
+    right = expr(e.right)
+    if isinstance(e.right, ast.Concat):
+        right = f"({right})"
+    return f"{expr(e.left)} + {right}"
 
 
 def constant(value: str | int | float | bool) -> str:
@@ -277,3 +292,33 @@ def constant(value: str | int | float | bool) -> str:
         text = format(Decimal(repr(value)), "f")
         return text if "." in text else text + ".0"
     return str(value)
+
+
+# Dispatch by the syntax tree's node kind, as `lmc.ir.text` does by the graph's; `tests/syntax`
+# checks that every kind has an entry.
+_DECLARATIONS: dict[type[Any], Callable[[Any], list[str]]] = {
+    ast.SignatureDecl: _signature,
+    ast.FunctionDecl: _function,
+    ast.IndexDecl: _index,
+    ast.MetricDecl: _metric,
+    ast.ProgramDecl: _program,
+}
+_STATEMENTS: dict[type[Any], Callable[[Any, str], list[str]]] = {
+    ast.Assign: _assign,
+    ast.Return: _return,
+    ast.ForLoop: _for_loop,
+}
+# What an assignment's right side may be beyond an expression.
+_ASSIGNED: dict[type[Any], Callable[[str, Any, str], list[str]]] = {
+    ast.StepCall: _assigned_step,
+    ast.StepReuse: _assigned_reuse,
+    ast.FunctionCall: _assigned_call,
+}
+_EXPRESSIONS: dict[type[Any], Callable[[Any], str]] = {
+    ast.NameRef: lambda e: e.name,
+    ast.FieldRef: lambda e: f"{e.step}.{e.field}",
+    ast.Constant: lambda e: constant(e.value),
+    ast.ListExpr: lambda e: "[" + ", ".join(expr(i) for i in e.items) + "]",
+    ast.Concat: _concat,
+    ast.Retrieve: lambda e: f"retrieve {e.index}({_args(e.args)})",
+}

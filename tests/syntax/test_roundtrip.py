@@ -279,3 +279,15 @@ def test_literal_choice_with_a_tab_round_trips() -> None:
     """A tab typed inside a literal choice is legal source and must survive formatting."""
     source = 'program P(a: literal["x\ty"]) -> (b: str) {\n    return b = a\n}\n'
     assert parse(reformat(source)) == parse(source)
+
+
+def test_every_kind_of_declaration_statement_and_expression_is_printed() -> None:
+    # A new kind in the syntax tree must say how `lmc fmt` writes it; a missing entry would
+    # otherwise surface as a KeyError on some user's file.
+    from typing import get_args
+
+    from lmc.syntax import printer
+
+    assert set(printer._DECLARATIONS) == set(get_args(ast.Declaration))
+    assert set(printer._STATEMENTS) == set(get_args(ast.Statement))
+    assert set(printer._EXPRESSIONS) == set(get_args(ast.Expr))
