@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import os
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from lmc.diagnostics import Diagnostics, Span, did_you_mean, quoted_list
 from lmc.ir.graph import (
@@ -225,12 +226,7 @@ class ProgramLowering:
         for statement in body:
             if self.too_big:
                 return
-            if isinstance(statement, ast.Assign):
-                self.assign(statement)
-            elif isinstance(statement, ast.ForLoop):
-                self.loop(statement)
-            else:
-                self.return_(statement, in_loop)
+            _STATEMENTS[type(statement)](self, statement, in_loop)
             if len(self.graph) > MAX_NODES and not self.too_big:
                 self.too_big = True
                 self.report_too_big(statement)
@@ -254,34 +250,29 @@ class ProgramLowering:
         )
 
     def assign(self, statement: ast.Assign) -> None:
-        value = statement.value
-        if isinstance(value, ast.StepReuse):
-            step = self.reuse(value, statement.target)
-            self.env[statement.target] = step or _BROKEN
-            return
-        if isinstance(value, ast.FunctionCall):
-            self.env[statement.target] = self.call(value, statement.target) or _BROKEN
-            return
-        if isinstance(value, ast.StepCall):
-            # Steps bound to one name share learnable parameters: loop copies are the usual case.
-            first = self.shared.setdefault(statement.target, value)
-            if statement.target in self.reused:
-                self.error(value.span, _rebound(statement.target))
-            elif (first.module, first.signature, first.options) != (
-                value.module,
-                value.signature,
-                value.options,
-            ):
-                self.error(
-                    value.span,
-                    f"'{statement.target}' was bound to a {first.module} "
-                    f"{_signature_text(first.signature)} step at line {first.span.line}; steps "
-                    "bound to one name share learnable parameters, so expected the same module, "
-                    "signature and options here (or use another name)",
-                )
-            step = self.step(value, self.graph.fresh_id(statement.target), statement.target)
-            self.env[statement.target] = step or _BROKEN
-            return
+        bind = _ASSIGNED.get(type(statement.value), ProgramLowering.assign_value)
+        self.env[statement.target] = bind(self, statement, statement.value) or _BROKEN
+
+    def assign_step(self, statement: ast.Assign, value: ast.StepCall) -> _Step | None:
+        # Steps bound to one name share learnable parameters: loop copies are the usual case.
+        first = self.shared.setdefault(statement.target, value)
+        if statement.target in self.reused:
+            self.error(value.span, _rebound(statement.target))
+        elif (first.module, first.signature, first.options) != (
+            value.module,
+            value.signature,
+            value.options,
+        ):
+            self.error(
+                value.span,
+                f"'{statement.target}' was bound to a {first.module} "
+                f"{_signature_text(first.signature)} step at line {first.span.line}; steps "
+                "bound to one name share learnable parameters, so expected the same module, "
+                "signature and options here (or use another name)",
+            )
+        return self.step(value, self.graph.fresh_id(statement.target), statement.target)
+
+    def assign_value(self, statement: ast.Assign, value: ast.Expr) -> _Value | None:
         lowered = self.expr(value, statement.type, hint=statement.target)
         if lowered is not None and statement.type is not None:
             if not accepts(statement.type, lowered.type):
@@ -291,7 +282,7 @@ class ProgramLowering:
                     f"{describe(statement.type)}, found {describe(lowered.type)}",
                 )
                 lowered = None
-        self.env[statement.target] = lowered or _BROKEN
+        return lowered
 
     def loop(self, statement: ast.ForLoop) -> None:
         count = statement.count
@@ -545,17 +536,8 @@ class ProgramLowering:
     # expressions ---------------------------------------------------------------------------------
 
     def expr(self, e: ast.Expr, expected: LmType | None, hint: str = "") -> _Value | None:
-        if isinstance(e, ast.NameRef):
-            return self.name(e)
-        if isinstance(e, ast.FieldRef):
-            return self.field(e)
-        if isinstance(e, ast.Constant):
-            return self.constant(e, expected)
-        if isinstance(e, ast.ListExpr):
-            return self.list_(e, expected)
-        if isinstance(e, ast.Concat):
-            return self.concat(e, expected)
-        return self.retrieve(e, hint)
+        """`e` as a value of the graph; `expected` types literals, `hint` names a retrieval."""
+        return _EXPRESSIONS[type(e)](self, e, expected, hint)
 
     def unknown_name(self, name: str, span: Span) -> None:
         if self.bind_counts[name]:
@@ -782,3 +764,28 @@ def _bound_names(body: tuple[ast.Statement, ...]) -> list[str]:
         elif isinstance(statement, ast.ForLoop):
             names += [statement.var, *_bound_names(statement.body)]
     return names
+
+
+# Dispatch by the syntax tree's node kind, as the printer does; `tests/ir` checks that every kind
+# has an entry.
+_STATEMENTS: dict[type[Any], Callable[[ProgramLowering, Any, bool], None]] = {
+    ast.Assign: lambda lowering, statement, in_loop: lowering.assign(statement),
+    ast.ForLoop: lambda lowering, statement, in_loop: lowering.loop(statement),
+    ast.Return: ProgramLowering.return_,
+}
+# What an assignment's right side may be beyond an expression (`assign_value`).
+_ASSIGNED: dict[type[Any], Callable[[ProgramLowering, ast.Assign, Any], _Binding | None]] = {
+    ast.StepReuse: lambda lowering, statement, value: lowering.reuse(value, statement.target),
+    ast.FunctionCall: lambda lowering, statement, value: lowering.call(value, statement.target),
+    ast.StepCall: ProgramLowering.assign_step,
+}
+_EXPRESSIONS: dict[
+    type[Any], Callable[[ProgramLowering, Any, LmType | None, str], _Value | None]
+] = {
+    ast.NameRef: lambda lowering, e, expected, hint: lowering.name(e),
+    ast.FieldRef: lambda lowering, e, expected, hint: lowering.field(e),
+    ast.Constant: lambda lowering, e, expected, hint: lowering.constant(e, expected),
+    ast.ListExpr: lambda lowering, e, expected, hint: lowering.list_(e, expected),
+    ast.Concat: lambda lowering, e, expected, hint: lowering.concat(e, expected),
+    ast.Retrieve: lambda lowering, e, expected, hint: lowering.retrieve(e, hint),
+}

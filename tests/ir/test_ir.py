@@ -249,3 +249,13 @@ def test_every_node_kind_is_evaluated_drawn_and_written() -> None:
     assert all(issubclass(kind, Node) for kind in NODE_KINDS)
     for table in (executor.EVALUATORS, render._ATTRIBUTES, text._STATEMENTS):
         assert set(table) == set(NODE_KINDS)
+
+
+def test_every_kind_of_statement_and_expression_is_lowered() -> None:
+    from typing import get_args
+
+    from lmc.ir import lower_program
+    from lmc.syntax import tree as ast
+
+    assert set(lower_program._STATEMENTS) == set(get_args(ast.Statement))
+    assert set(lower_program._EXPRESSIONS) == set(get_args(ast.Expr))
