@@ -7,6 +7,7 @@ what each pass bought and cost.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from lmc.errors import InputError
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext, Pass
-from lmc.passes.budget import default_pipeline
+from lmc.passes.budget import default_pipeline, measured_overrun, projected
 from lmc.passes.manager import (
     CompileResult,
     options_of,
@@ -120,28 +121,32 @@ def compile_program(
     if dev is None:
         train, dev = split(train, seed)
     context = CompileContext(run, teacher or run, train, dev, metric, seed, say)
-    if pipeline is None:
-        chosen, passes = default_pipeline(program.ir, context, budget_calls)
-        within = f" to fit {budget_calls} LM calls" if budget_calls is not None else ""
-        say(f"the default pipeline{within}: {chosen}")
-    else:
-        passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
-    if passes:
-        verify_between(program.ir, "before", passes[0].name)
-    saved_at = _checkpoint_path(program.ir, passes, context)
-    graph, done = _start(program.ir, saved_at, resume, say)
-    stages = projection(graph, passes, context)
-    on_plan(stages)
-    if budget_calls is not None and sum(calls for _, calls in stages) > budget_calls:
-        raise BudgetTooSmall(budget_calls, stages, fitted=pipeline is None)
-    finished = list(done)
-
-    def keep(record: PassRecord, program_after: ProgramGraph) -> None:
-        finished.append(record)
-        checkpoint.save(saved_at, program_after, finished)
-        on_record(record)
-
     with _budget(context, budget_calls):
+        overrun = 1.0
+        if pipeline is None:
+            passes, overrun = _fitted_default(program.ir, context, budget_calls)
+        else:
+            passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+        if passes:
+            verify_between(program.ir, "before", passes[0].name)
+        saved_at = _checkpoint_path(program.ir, passes, context)
+        graph, done = _start(program.ir, saved_at, resume, say)
+        stages = [
+            (name, math.ceil(overrun * calls)) for name, calls in projection(graph, passes, context)
+        ]
+        on_plan(stages)
+        # A fitted default has been checked already; once a repair-prone model makes its leanest
+        # form overrun, the budget stops the last pass instead.
+        if pipeline is not None and budget_calls is not None:
+            if sum(calls for _, calls in stages) > budget_calls:
+                raise BudgetTooSmall(budget_calls, stages)
+        finished = list(done)
+
+        def keep(record: PassRecord, program_after: ProgramGraph) -> None:
+            finished.append(record)
+            checkpoint.save(saved_at, program_after, finished)
+            on_record(record)
+
         result = run_pipeline(graph, passes, context, on_record=keep, done=done)
     saved_at.unlink(missing_ok=True)
     info = CompileInfo(
@@ -153,6 +158,30 @@ def compile_program(
         passes=tuple(result.records),
     )
     return Compiled(Program(result.program, info), result, stages, train, dev, metric)
+
+
+def _fitted_default(
+    program: ProgramGraph, context: CompileContext, budget: int | None
+) -> tuple[list[Pass], float]:
+    """The default pipeline fitted to `budget`, and how many requests a projected call took on
+    dev. Refused before any LM call when even its leanest form cannot fit; otherwise fitted
+    again on the baseline's measured calls (`passes/budget.py`)."""
+    chosen, passes = default_pipeline(program, context, budget)
+    if budget is None:
+        context.say(f"the default pipeline: {chosen}")
+        return passes, 1.0
+    if projected(program, passes, context) > budget:
+        raise BudgetTooSmall(budget, projection(program, passes, context), fitted=True)
+    overrun = measured_overrun(program, context.score(program))  # run_pipeline reuses the score
+    if overrun > 1.0:
+        chosen, passes = default_pipeline(program, context, budget, overrun)
+        context.say(
+            f"the baseline made {overrun:.2f} LM requests per projected call on dev (repairs); "
+            f"the default pipeline to fit {budget} LM calls at that rate: {chosen}"
+        )
+    else:
+        context.say(f"the default pipeline to fit {budget} LM calls: {chosen}")
+    return passes, overrun
 
 
 def dev_misses(

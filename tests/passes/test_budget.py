@@ -90,3 +90,35 @@ def test_a_budget_below_the_leanest_form_is_refused_saying_so() -> None:
             budget_calls=40,
         )
     assert context.run.stats.total().calls == 0
+
+
+def test_a_model_that_needs_repairs_gets_the_form_that_fits_at_its_measured_rate() -> None:
+    # Every first reply is malformed and every repair fits: two requests a projected call. The
+    # form fitted on projections alone would meet the budget inside its last pass, spending that
+    # pass's calls for nothing; fitted again on the baseline's rate, the compile runs to its end.
+    program, context = fever_sized()
+    repaired = lmc.context(
+        FakeLM(lambda request: '{"label": "SUPPORTS"}' if len(request.messages) > 2 else "garbage"),
+        cache=False,
+    )
+    said: list[str] = []
+
+    compiled = compile_program(
+        program,
+        context.train,
+        context.metric,
+        dev=context.dev,
+        run=repaired,
+        budget_calls=200,
+        say=said.append,
+    )
+
+    fitted = next(line for line in said if line.startswith("the baseline made"))
+    assert fitted.startswith("the baseline made 2.00 LM requests per projected call on dev")
+    chosen = fitted.rsplit(": ", 1)[1]
+    assert 2 * projected(program.ir, parse_pipeline(chosen), context) <= 200
+    richer = DEFAULT_PLANS[: DEFAULT_PLANS.index(chosen)]
+    assert all(2 * projected(program.ir, parse_pipeline(p), context) > 200 for p in richer)
+    assert chosen != default_pipeline(program.ir, context, 200)[0]
+    assert not any("stopped" in note for r in compiled.result.records for note in r.notes)
+    assert repaired.stats.total().calls <= 200
