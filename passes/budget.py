@@ -28,8 +28,9 @@ def default_pipeline(
     program: ProgramGraph, context: CompileContext, budget: int | None, overrun: float = 1.0
 ) -> tuple[str, list[Pass]]:
     """The most thorough form of the default that fits `budget` (any, without one), as text
-    and as passes, each form's projection taken `overrun` times. When none fits, the leanest,
-    which the caller then refuses."""
+    and as passes, each form's projection taken `overrun` times. When none fits, the leanest:
+    the caller refuses it if even its projection does not fit, and otherwise runs it until the
+    budget stops it."""
     for plan in DEFAULT_PLANS:
         passes = parse_pipeline(plan)
         if budget is None or math.ceil(overrun * projected(program, passes, context)) <= budget:
