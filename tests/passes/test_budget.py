@@ -8,10 +8,11 @@ import pytest
 import lmc
 from lmc.backends.clients.fake import FakeLM
 from lmc.builder.optimize import as_dataset
-from lmc.compiler.session import BudgetTooSmall, compile_program
+from lmc.compiler.session import BudgetTooSmall, Compiled, compile_program
 from lmc.passes.base import CompileContext
 from lmc.passes.budget import default_pipeline, projected
 from lmc.passes.pipeline import DEFAULT_PIPELINE, DEFAULT_PLANS, parse_pipeline
+from lmc.runtime.context import RunContext
 from lmc.runtime.metrics import builtin
 
 CLAIM = """
@@ -39,6 +40,21 @@ def fever_sized(train: int = 20, dev: int = 30) -> tuple[lmc.Program, CompileCon
     return program, context
 
 
+def compile_fever(
+    program: lmc.Program, context: CompileContext, run: RunContext, budget: int, said: list[str]
+) -> Compiled:
+    """The default compile (no pipeline named) of `fever_sized` data within `budget`."""
+    return compile_program(
+        program,
+        context.train,
+        context.metric,
+        dev=context.dev,
+        run=run,
+        budget_calls=budget,
+        say=said.append,
+    )
+
+
 def test_without_a_budget_the_default_is_its_most_thorough_form() -> None:
     program, context = fever_sized()
 
@@ -62,15 +78,7 @@ def test_the_issue_budget_of_125_calls_now_compiles_fever() -> None:
     program, context = fever_sized()
     said: list[str] = []
 
-    compiled = compile_program(
-        program,
-        context.train,
-        context.metric,
-        dev=context.dev,
-        run=context.run,
-        budget_calls=125,
-        say=said.append,
-    )
+    compiled = compile_fever(program, context, context.run, 125, said)
 
     assert said[0].startswith("the default pipeline to fit 125 LM calls: dead-steps,")
     assert context.run.stats.total().calls <= 125
@@ -103,15 +111,7 @@ def test_a_model_that_needs_repairs_gets_the_form_that_fits_at_its_measured_rate
     )
     said: list[str] = []
 
-    compiled = compile_program(
-        program,
-        context.train,
-        context.metric,
-        dev=context.dev,
-        run=repaired,
-        budget_calls=200,
-        say=said.append,
-    )
+    compiled = compile_fever(program, context, repaired, 200, said)
 
     fitted = next(line for line in said if line.startswith("the baseline made"))
     assert fitted.startswith("the baseline made 2.00 LM requests per projected call on dev")
