@@ -32,7 +32,8 @@ from lmc.passes.record import PassRecord
 from lmc.retrieval.index import read_corpus
 from lmc.runtime.data import load_dataset
 from lmc.runtime.trace import read_trace_lines, trace_panel
-from lmc.syntax.parser import KEYWORDS, parse
+from lmc.syntax.lark_parser import KEYWORDS
+from lmc.syntax.parser import parse
 from lmc.syntax.printer import print_module
 
 # Modest by default, to keep the suite fast; `LMC_FUZZ_EXAMPLES=20000` for a long hunt.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from lmc.diagnostics import Diagnostic, ProgramError, Span, did_you_mean
 from lmc.signatures import FunctionSpec, ModuleKind, SignatureSpec
 from lmc.syntax import tree as ast
-from lmc.syntax.parser import KEYWORDS
+from lmc.syntax.lark_parser import KEYWORDS
 from lmc.types import BOOL, FLOAT, INT, PASSAGES, STR, ListOf, LmType, Nothing, join
 
 if TYPE_CHECKING:

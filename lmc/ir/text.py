@@ -34,7 +34,7 @@ from lmc.ir.lower import load_text, select
 from lmc.plugins import PYTHON_RETRIEVER
 from lmc.signatures import FieldSpec, FunctionSpec, SignatureSpec
 from lmc.syntax import tree as ast
-from lmc.syntax.parser import KEYWORDS
+from lmc.syntax.lark_parser import KEYWORDS
 from lmc.syntax.printer import print_module
 from lmc.types import ListOf, LmType, Nothing, OptionalOf, Unknown
 

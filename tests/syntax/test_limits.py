@@ -16,8 +16,9 @@ import pytest
 import lmc
 from lmc.diagnostics import ProgramError
 from lmc.ir.lower_program import MAX_NODES
-from lmc.syntax.parser import MAX_NESTING, MAX_SOURCE_CHARS, parse
+from lmc.syntax.parser import MAX_SOURCE_CHARS, parse
 from lmc.syntax.printer import print_module
+from lmc.syntax.syntax_errors import MAX_NESTING
 
 
 def nested_type(n: int) -> str:
