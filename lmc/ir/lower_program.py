@@ -15,21 +15,19 @@ from typing import Any
 
 from lmc.diagnostics import Diagnostics, Span, did_you_mean, quoted_list
 from lmc.ir.graph import (
-    NEAREST_KINDS,
     ConcatNode,
     ConstNode,
-    Demo,
     FunctionNode,
     IndexRef,
     InputNode,
     ListNode,
-    NearestDemos,
     OutputNode,
     ProgramGraph,
     RetrieveNode,
     StepNode,
     StepParams,
 )
+from lmc.ir.lower_learned import learned_params
 from lmc.ir.step_options import lower_options
 from lmc.plugins import PYTHON_RETRIEVER
 from lmc.signatures import (
@@ -380,21 +378,7 @@ class ProgramLowering:
 
     def learn(self, learned: ast.Learned, step: StepNode) -> None:
         """Set the parameters a step's learned block gives; steps sharing them agree."""
-        fields = step.demo_fields()
-        pool = learned.nearest.demos if learned.nearest is not None else ()
-        for demo in (*learned.demos, *pool):
-            for name, _ in demo:
-                if name not in fields:
-                    self.error(
-                        learned.span,
-                        f"demo field '{name}' is not a field of {step.signature.display_name}; "
-                        f"expected {quoted_list(fields)}" + did_you_mean(name, fields),
-                    )
-        params = StepParams(
-            learned.instruction,
-            tuple(Demo(demo) for demo in learned.demos),
-            self.nearest(learned.nearest, step) if learned.nearest is not None else None,
-        )
+        params = learned_params(learned, step, self.diagnostics)
         earlier = self.learned.setdefault(step.param_key, (params, learned.span))
         if earlier[0] != params:
             self.error(
@@ -403,35 +387,6 @@ class ProgramLowering:
                 f"{earlier[1].line}; steps that share parameters give them once",
             )
         self.graph.params[step.param_key] = earlier[0]
-
-    def nearest(self, nearest: ast.Nearest, step: StepNode) -> NearestDemos:
-        """A step's nearest pool: `k` a whole number of at least 1, a kind that ranks text, and
-        demos that give an input to match on."""
-        k = nearest.k
-        if isinstance(k, float) or k < 1:
-            self.error(
-                nearest.span,
-                f"nearest takes how many demos to show each call, a whole number of at least 1; "
-                f"found {k}",
-            )
-        if nearest.kind not in NEAREST_KINDS:
-            self.error(
-                nearest.span,
-                f"unknown way to rank demos '{nearest.kind}'; expected "
-                f"{quoted_list(NEAREST_KINDS)}" + did_you_mean(nearest.kind, NEAREST_KINDS),
-            )
-        if not nearest.demos:
-            self.error(nearest.span, "a nearest pool needs at least one demo")
-        inputs = {f.name for f in step.signature.inputs}
-        for demo in nearest.demos:
-            if not inputs & {name for name, _ in demo}:
-                self.error(
-                    nearest.span,
-                    f"a demo of a nearest pool gives none of {step.signature.display_name}'s "
-                    f"inputs ({quoted_list(sorted(inputs))}), so it is never near anything",
-                )
-                break
-        return NearestDemos(int(k), tuple(Demo(demo) for demo in nearest.demos), nearest.kind)
 
     def call(self, call: ast.FunctionCall, target: str) -> _Call | None:
         """`target = call FUNCTION(...)`: a node that runs the declared Python function."""
