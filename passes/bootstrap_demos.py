@@ -15,16 +15,17 @@ from typing import ClassVar
 
 from lmc.ir.graph import Demo, ProgramGraph, StepNode
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
+from lmc.passes.options import CheckedOptions, option
+from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
 from lmc.signatures import REASONING
 
 
 @dataclass(frozen=True)
-class BootstrapDemosPass:
+class BootstrapDemosPass(CheckedOptions):
     name: ClassVar[str] = "bootstrap-demos"
-    max_demos: int = 4
-    candidates: int = 4
-    max_train: int = 16
+    max_demos: int = option(4, low=1)
+    candidates: int = option(4, low=1)
+    max_train: int = option(16, low=1)
     labeled: int = 8
     threshold: float = 1.0
 
@@ -59,18 +60,14 @@ class BootstrapDemosPass:
             contenders.append(Contender(f"demo set {number + 1}", with_demos(program, chosen)))
         say = context.say
         winner = race(contenders, context, context.dev, self.name)
-        gain = paired_gain(
-            context.score(program).scores,
-            context.score(winner.program).scores,
-            context.rng(f"{self.name}:gain"),
-        )
+        gain = gain_between(context, program, winner.program)
         settle(context, winner, kept=gain.holds())
         if gain.holds():
             say(f"{self.name}: {winner.label} kept: dev gain {gain}")
             return winner.program
         say(
-            f"{self.name}: {winner.label} won the race, but its dev gain {gain} does not hold "
-            "(the interval reaches zero); the program is kept as it was"
+            f"{self.name}: {winner.label} won the race, but its dev gain {gain} does not hold; "
+            "the program is kept as it was"
         )
         return program
 

@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 from lmc.backends.base import StepView
 from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
+from lmc.passes.options import CheckedOptions, option
+from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
 from lmc.runtime.data import Dataset
 from lmc.runtime.steps import StepFailed, call_step
 from lmc.signatures import FieldSpec, SignatureSpec
@@ -46,10 +47,10 @@ TIPS = (
 
 
 @dataclass(frozen=True)
-class InstructionSearchPass:
+class InstructionSearchPass(CheckedOptions):
     name: ClassVar[str] = "instruction-search"
-    candidates: int = 4
-    minibatch: int = 8
+    candidates: int = option(4, low=1, high=len(TIPS))  # one proposal per tip
+    minibatch: int = option(8, low=1)
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         keys = len(program.params)
@@ -70,11 +71,7 @@ class InstructionSearchPass:
                 candidate.params[key] = replace(candidate.params[key], instruction=proposal)
                 contenders.append(Contender(f"{key} candidate {number}", candidate, proposal))
             winner = race(contenders, context, context.dev, self.name, self.minibatch)
-            gain = paired_gain(
-                context.score(current).scores,
-                context.score(winner.program).scores,
-                context.rng(f"{self.name}:{key}:gain"),
-            )
+            gain = gain_between(context, current, winner.program)
             settle(context, winner, kept=gain.holds())
             if gain.holds():
                 current = winner.program

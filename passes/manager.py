@@ -16,7 +16,7 @@ from lmc.errors import RunError
 from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, Pass, calls_per_run
 from lmc.passes.record import CandidateScore, PassRecord
-from lmc.passes.selection import paired_gain
+from lmc.passes.selection import gain_between
 from lmc.runtime.context import BudgetExhausted
 from lmc.runtime.stats import StepStats
 
@@ -120,9 +120,8 @@ def run_pipeline(
             if candidate == current:
                 after = score
             else:
-                before, scored = context.score(current), context.score(candidate)
-                after = scored.score
-                gain = paired_gain(before.scores, scored.scores, context.rng(f"gain:{a_pass.name}"))
+                after = context.score(candidate).score
+                gain = gain_between(context, current, candidate)
         except BudgetExhausted:
             note("no budget left to score the result; the program before the pass is kept")
             candidate, after, gain = current, score, None
