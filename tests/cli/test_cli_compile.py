@@ -764,3 +764,23 @@ def test_a_compiled_program_runs_on_the_model_it_was_compiled_for(
     assert lmc(capsys, "run", "out.json", "--input", "question=q7")[0] == 0
     assert lmc(capsys, "run", "out.json", "--input", "question=q7", "--lm", "local")[0] == 0
     assert asked == ["openai/served", "local"]
+
+
+def test_a_compile_whose_every_dev_run_fails_stops_and_keeps_the_artifact_there(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An LM that cannot be reached fails every run the same way: a compile that measured nothing
+    # must not replace the artifact the user already has with one that learned nothing.
+    Path("out.json").write_text("the artifact of an earlier compile", encoding="utf-8")
+    use_lm(monkeypatch, lambda request: "not a reply anyone can use")
+
+    code, out, err = compile_qa(capsys)
+
+    assert code == EXIT_FAILED
+    assert out == ""
+    last = err.splitlines()[-1]
+    assert last.startswith(
+        "lmc: error: every one of the 5 dev examples failed before any pass ran, so nothing can "
+        "be measured and nothing was compiled; the first: "
+    )
+    assert Path("out.json").read_text(encoding="utf-8") == "the artifact of an earlier compile"
