@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from lmc.cli.errors import EXIT_OK, UsageError
-from lmc.cli.loading import load_program
+from lmc.cli.loading import load_program, open_corpora
 from lmc.cli.running import check_outputs, run_context
 from lmc.compiler.artifact import CompileInfo
 from lmc.compiler.program import Program
@@ -33,6 +33,7 @@ from lmc.strings import printable
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
+    open_corpora(program)
     # The artifact is written after every LM call is spent: a path it cannot go to stops now.
     target = Path(args.output or f"{program.name}.compiled.json")
     check_outputs(target, args.report)

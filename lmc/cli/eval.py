@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 
 from lmc.cli.errors import EXIT_OK, UsageError
-from lmc.cli.loading import load_program
+from lmc.cli.loading import load_program, open_corpora
 from lmc.cli.running import (
     check_outputs,
     compiled_for,
@@ -41,6 +41,7 @@ from lmc.strings import json_text, printable
 def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
     program = load_program(args.program_file, args.program, args.corpus or [])
+    open_corpora(program)
     check_outputs(args.out, args.trace, args.report)
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])

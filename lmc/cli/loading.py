@@ -60,6 +60,27 @@ def load_program(path: str, name: str | None, corpora: list[str] | None = None) 
     return program
 
 
+def open_corpora(program: Program) -> None:
+    """Open (building where needed) every corpus the program retrieves from, before it runs: a
+    missing or malformed corpus is the user's input, said as such (exit 2) before the first LM
+    call, not found by the first retrieve after a step's calls were spent. The index stays open
+    for the run (`open_retriever` keeps it for the process)."""
+    from lmc.files import DataError
+    from lmc.ir.graph import RetrieveNode
+    from lmc.plugins import PYTHON_RETRIEVER
+    from lmc.retrieval.index import open_retriever
+
+    graph = program.ir
+    for index in sorted({n.index for n in graph.nodes() if isinstance(n, RetrieveNode)}):
+        ref = graph.indexes.get(index)
+        if ref is None or ref.kind == PYTHON_RETRIEVER:
+            continue  # undeclared is a check error; a Python retriever is imported when it runs
+        try:
+            open_retriever(Path(ref.path), ref.kind, ref.text_field)
+        except DataError as error:
+            raise DataError(f"index '{index}': {error}") from None
+
+
 def _corpora(pairs: list[str]) -> dict[str, str]:
     given: dict[str, str] = {}
     for pair in pairs:

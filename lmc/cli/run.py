@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
-from lmc.cli.loading import load_program
+from lmc.cli.loading import load_program, open_corpora
 from lmc.cli.results_file import ResultsFile, record_line
 from lmc.cli.running import (
     check_outputs,
@@ -35,6 +35,7 @@ from lmc.strings import json_text, printable
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
+    open_corpora(program)
     if args.data and args.input:
         raise UsageError("give either --input FIELD=VALUE ... or --data IN.jsonl, not both")
     if args.out and not args.data:
