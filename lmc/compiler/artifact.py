@@ -82,7 +82,16 @@ class DevMiss:
             data["score"],
             data.get("error"),
         )
-        if not isinstance(found.inputs, dict) or not isinstance(found.expected, dict):
+        well_formed = (
+            isinstance(found.record, int)
+            and isinstance(found.inputs, dict)
+            and isinstance(found.expected, dict)
+            and (found.predicted is None or isinstance(found.predicted, dict))
+            and isinstance(found.score, int | float)
+            and not isinstance(found.score, bool)
+            and (found.error is None or isinstance(found.error, str))
+        )
+        if not well_formed:
             raise TypeError(f"not a dev example: {data}")
         return found
 
