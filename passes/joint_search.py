@@ -26,7 +26,7 @@ from lmc.passes.instruction_search import TIPS, InstructionSearchPass
 from lmc.passes.options import CheckedOptions, option
 from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
 
-# A choice per step: (instruction index, demo set index) into that step's candidates.
+# A choice per step: (its parameter key, index of its instruction, index of its demo set).
 Choice = tuple[tuple[str, int, int], ...]
 
 
