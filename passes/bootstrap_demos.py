@@ -35,9 +35,7 @@ class BootstrapDemosPass(CheckedOptions):
         return teacher + students * calls_per_run(self.projected_program(program, context))
 
     def projected_program(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
-        """The program at its largest after this pass: `max_demos` demos on every step."""
-        keys = {step.param_key for step in program.steps()}
-        return with_demos(program, {key: [Demo(())] * self.max_demos for key in keys})
+        return largest_with_demos(program, self.max_demos)
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         found = self.bootstrap(program, context)
@@ -129,3 +127,10 @@ def with_demos(program: ProgramGraph, demos: dict[str, list[Demo]]) -> ProgramGr
     for key, chosen in demos.items():
         result.params[key] = replace(result.params[key], demos=tuple(chosen))
     return result
+
+
+def largest_with_demos(program: ProgramGraph, max_demos: int) -> ProgramGraph:
+    """The program at its largest after a pass that may give every step `max_demos` demos:
+    what later passes are projected on (placeholder demos, never run)."""
+    keys = {step.param_key for step in program.steps()}
+    return with_demos(program, {key: [Demo(())] * max_demos for key in keys})

@@ -21,7 +21,11 @@ from typing import Any, ClassVar
 from lmc.errors import InputError
 from lmc.ir.graph import Demo, ProgramGraph, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.bootstrap_demos import BootstrapDemosPass, passing_runs, with_demos
+from lmc.passes.bootstrap_demos import (
+    BootstrapDemosPass,
+    largest_with_demos,
+    passing_runs,
+)
 from lmc.passes.instruction_search import TIPS, InstructionSearchPass
 from lmc.passes.options import CheckedOptions, option
 from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
@@ -55,8 +59,7 @@ class JointSearchPass(CheckedOptions):
         return keys * self.instructions + teacher + search * calls_per_run(largest)
 
     def projected_program(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
-        keys = {step.param_key for step in program.steps()}
-        return with_demos(program, {key: [Demo(())] * self.max_demos for key in keys})
+        return largest_with_demos(program, self.max_demos)
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         optuna = _optuna()
