@@ -752,6 +752,44 @@ def test_instruction_search_proposals_see_the_step_and_the_data(qa: Program) -> 
     assert '"question": "q0"' in given["examples"]
 
 
+def test_steps_whose_fields_no_record_names_are_shown_the_records_as_the_programs() -> None:
+    # The records name the program's question and answer. Neither step of the chain reads or
+    # writes both (the query between them is named by no record), so each is shown the records
+    # as they are and told they are the whole program's, not worked examples of its own.
+    program = lmc.loads(TWO_STEPS + "\nmetric exact_match(answer)\n")
+
+    def reply(request: LMRequest) -> str:
+        if PROPOSER_TASK in request.messages[0].content:
+            return json.dumps({"instruction": USELESS})
+        return json.dumps({"query": "?"} if "question" in inputs_of(request) else {"answer": "?"})
+
+    fake, run = context(reply)
+
+    compile_program(
+        program,
+        dataset(program, records(*range(4)), "train"),
+        parse_metric(EXACT),
+        dev=dataset(program, records(*range(10, 15)), "dev"),
+        pipeline="instruction-search{candidates=1}",
+        run=run,
+    )
+
+    asked = [inputs_of(r) for r in fake.requests if PROPOSER_TASK in r.messages[0].content]
+    assert len(asked) == 2
+    for given in asked:
+        assert given["examples"].startswith("(the whole program's inputs and outputs)\n")
+        assert '"answer": "a0"' in given["examples"]
+
+
+def test_a_step_the_records_name_is_shown_its_own_fields(qa: Program) -> None:
+    fake, run = context(proposing({}))
+
+    compile_qa(qa, run, "instruction-search{candidates=1}", train=[0])
+
+    (asked,) = [r for r in fake.requests if PROPOSER_TASK in r.messages[0].content]
+    assert inputs_of(asked)["examples"] == '{"question": "q0", "answer": "a0"}'
+
+
 @pytest.mark.parametrize("minibatch", [2, 8], ids=["part-of-dev", "all-of-dev"])
 def test_instruction_search_keeps_its_result_on_the_budget_it_projects(
     qa: Program, minibatch: int
