@@ -53,6 +53,7 @@ KINDS = {
     "NearestUnavailable": RunError,
     "TemplateMissing": RunError,
     "PassBroke": RunError,
+    "BaselineFailed": RunError,
     "BudgetExhausted": RunError,
     "RenderError": RunError,
     "RunFailed": RunError,
