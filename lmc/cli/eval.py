@@ -22,10 +22,12 @@ from rich.console import Console
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
 from lmc.cli.loading import load_program
 from lmc.cli.running import (
+    Output,
     check_outputs,
     compiled_for,
     loops_closed,
     model_work,
+    program_reads,
     run_context,
 )
 from lmc.compiler.program import Program
@@ -43,7 +45,14 @@ from lmc.strings import json_text, printable
 def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
     program = load_program(args.program_file, args.program, args.corpus or [])
-    check_outputs(args.out, args.trace, args.report)
+    outputs = [
+        Output("--out", args.out, "the results"),
+        Output("--trace", args.trace, "the trace"),
+        Output("--report", args.report, "the report"),
+    ]
+    check_outputs(
+        outputs, {"the --data file": args.data, **program_reads(args.program_file, program)}
+    )
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     import_callables(program.ir)
