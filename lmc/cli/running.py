@@ -35,20 +35,26 @@ class Output(NamedTuple):
 
 
 def check_outputs(outputs: list[Output], reads: Mapping[str, FilePath | None]) -> None:
-    """Every file the options name for writing can be written, and is none of the files the
-    command reads (`reads`: what each is, `the --data file`, by its path): checked before the
-    first LM call and before anything is opened for writing, so no command spends calls and then
-    cannot keep what they bought, nor overwrites the data it was given to read."""
-    for output in outputs:
-        if output.path is None:
-            continue
-        for read, path in reads.items():
-            if path is not None and one_file(output.path, path):
-                where = f" with {output.option} FILE" if output.default else ""
+    """Every file the options name for writing can be written, is none of the files the command
+    reads (`reads`: what each is, `the --data file`, by its path) and is no other output's file:
+    checked before the first LM call and before anything is opened for writing, so no command
+    spends calls and then cannot keep what they bought, nor overwrites the data it was given to
+    read, nor writes one output over another (a report over the artifact it describes)."""
+    given = [(output, output.path) for output in outputs if output.path is not None]
+    for number, (output, path) in enumerate(given):
+        where = f" with {output.option} FILE" if output.default else ""
+        for read, read_path in reads.items():
+            if read_path is not None and one_file(path, read_path):
                 raise UsageError(
                     f"{output.shown()} is {read}; write {output.what} elsewhere{where}"
                 )
-        check_writable(output.path)
+        for earlier, earlier_path in given[:number]:
+            if one_file(path, earlier_path):
+                raise UsageError(
+                    f"{output.shown()} is the {earlier.option} file too; write {output.what} "
+                    f"elsewhere{where}"
+                )
+        check_writable(path)
 
 
 def program_reads(program_file: str, program: Program) -> dict[str, FilePath | None]:

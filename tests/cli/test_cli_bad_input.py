@@ -549,6 +549,37 @@ def test_an_output_that_is_a_file_the_command_reads_exits_2_and_leaves_it_whole(
     assert {path: path.read_bytes() for path in Path().iterdir()} == before
 
 
+# Each command writing two of its outputs to one file.
+OVER_OUTPUTS = {
+    "run --trace the --out file": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--out", "r.jsonl", "--trace", "./r.jsonl"],
+        "--trace ./r.jsonl is the --out file too; write the trace elsewhere",
+    ),
+    "eval --report the --out file": (
+        [*EVAL_DATA, "--out", "r.jsonl", "--report", "r.jsonl"],
+        "--report r.jsonl is the --out file too; write the report elsewhere",
+    ),
+    "compile --report the artifact": (
+        [*COMPILE_DATA, "-o", "qa.json", "--report", "qa.json"],
+        "--report qa.json is the -o file too; write the report elsewhere",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OVER_OUTPUTS)
+def test_two_outputs_in_one_file_exit_2_before_any_lm_call(
+    case: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("r.jsonl").write_text("earlier results\n", encoding="utf-8")
+    argv, message = OVER_OUTPUTS[case]
+
+    assert refused(capsys, *argv) == message
+    assert fake.requests == []
+    assert Path("r.jsonl").read_text(encoding="utf-8") == "earlier results\n"
+    assert not Path("qa.json").exists()
+
+
 # the cache ---------------------------------------------------------------------------------------
 
 
