@@ -168,6 +168,19 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({why})")
 
 
+def one_file(written: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
+    """Whether writing `written` would overwrite the file `other` names: the same file where both
+    exist (however each is spelt: a link, `./`, a hard link), else the same path once resolved.
+    A pipe, terminal or device is never one file with anything: writing to it destroys nothing
+    (`--data /dev/stdin --out /dev/stdout` on one terminal is fine)."""
+    paths = (Path(written), Path(other))
+    if any(path.exists() and not path.is_file() for path in paths):
+        return False
+    if all(path.exists() for path in paths):
+        return os.path.samefile(*paths)
+    return paths[0].resolve() == paths[1].resolve()
+
+
 def _unwritable(target: Path) -> str | None:
     if target.is_dir():
         return "it is a folder; expected a file name"

@@ -458,6 +458,128 @@ def test_a_missing_folder_for_an_output_is_made(
     assert len(Path("new/sub/out.jsonl").read_text(encoding="utf-8").splitlines()) == 4
 
 
+# Each command writing over a file it reads: the arguments, and what lmc says. `in.jsonl` is the
+# data, `dev.jsonl` the dev set, `link.jsonl` a symbolic link to the data, `again.jsonl` a hard
+# link to it.
+EVAL_DATA = ["eval", "qa.lmp", "--data", "in.jsonl", "--metric", "exact_match(answer)"]
+COMPILE_DATA = ["compile", "qa.lmp", "--train", "in.jsonl", "--metric", "exact_match(answer)"]
+OVER_INPUTS = {
+    "run --out the data": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--out", "in.jsonl", "--no-resume"],
+        "--out in.jsonl is the --data file; write the results elsewhere",
+    ),
+    "run --out the data, resumed": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--out", "./in.jsonl"],
+        "--out ./in.jsonl is the --data file; write the results elsewhere",
+    ),
+    "run --trace the data": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--trace", "link.jsonl"],
+        "--trace link.jsonl is the --data file; write the trace elsewhere",
+    ),
+    "run --trace the program": (
+        ["run", "qa.lmp", "--input", "question=hi", "--trace", "qa.lmp"],
+        "--trace qa.lmp is the program file; write the trace elsewhere",
+    ),
+    "eval --out the data": (
+        [*EVAL_DATA, "--out", "again.jsonl"],
+        "--out again.jsonl is the --data file; write the results elsewhere",
+    ),
+    "eval --report the data": (
+        [*EVAL_DATA, "--report", "in.jsonl"],
+        "--report in.jsonl is the --data file; write the report elsewhere",
+    ),
+    "compile -o the dev set": (
+        [*COMPILE_DATA, "--dev", "dev.jsonl", "-o", "dev.jsonl"],
+        "-o dev.jsonl is the --dev file; write the artifact elsewhere",
+    ),
+    "compile --report the program": (
+        [*COMPILE_DATA, "--report", "qa.lmp"],
+        "--report qa.lmp is the program file; write the report elsewhere",
+    ),
+    "compile's default -o the training set": (
+        ["compile", "qa.lmp", "--train", "QA.compiled.json", "--metric", "exact_match(answer)"],
+        "QA.compiled.json, the default -o, is the --train file; write the artifact elsewhere "
+        "with -o FILE",
+    ),
+    "opt -o the program": (
+        ["opt", "qa.lmp", "-p", "dead-steps", "-o", "qa.lmp"],
+        "-o qa.lmp is the program file; write the program elsewhere",
+    ),
+    "opt -o the training set": (
+        [
+            "opt",
+            "qa.lmp",
+            "-p",
+            "bootstrap-demos",
+            "--train",
+            "in.jsonl",
+            "-o",
+            "in.jsonl",
+            "--metric",
+            "exact_match(answer)",
+        ],
+        "-o in.jsonl is the --train file; write the program elsewhere",
+    ),
+    "show -o the program": (
+        ["show", "qa.lmp", "-o", "qa.lmp"],
+        "-o qa.lmp is the program file; write the picture elsewhere",
+    ),
+    "report -o the artifact": (
+        ["report", "qa.json", "-o", "qa.json"],
+        "-o qa.json is the program file; write the report elsewhere",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OVER_INPUTS)
+def test_an_output_that_is_a_file_the_command_reads_exits_2_and_leaves_it_whole(
+    case: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("dev.jsonl").write_bytes(Path("in.jsonl").read_bytes())
+    Path("QA.compiled.json").write_bytes(Path("in.jsonl").read_bytes())
+    Path("link.jsonl").symlink_to("in.jsonl")
+    os.link("in.jsonl", "again.jsonl")
+    lmc.loads(QA).save("qa.json")
+    before = {path: path.read_bytes() for path in Path().iterdir()}
+    argv, message = OVER_INPUTS[case]
+
+    assert refused(capsys, *argv) == message
+    assert fake.requests == []
+    assert {path: path.read_bytes() for path in Path().iterdir()} == before
+
+
+# Each command writing two of its outputs to one file.
+OVER_OUTPUTS = {
+    "run --trace the --out file": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--out", "r.jsonl", "--trace", "./r.jsonl"],
+        "--trace ./r.jsonl is the --out file too; write the trace elsewhere",
+    ),
+    "eval --report the --out file": (
+        [*EVAL_DATA, "--out", "r.jsonl", "--report", "r.jsonl"],
+        "--report r.jsonl is the --out file too; write the report elsewhere",
+    ),
+    "compile --report the artifact": (
+        [*COMPILE_DATA, "-o", "qa.json", "--report", "qa.json"],
+        "--report qa.json is the -o file too; write the report elsewhere",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OVER_OUTPUTS)
+def test_two_outputs_in_one_file_exit_2_before_any_lm_call(
+    case: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("r.jsonl").write_text("earlier results\n", encoding="utf-8")
+    argv, message = OVER_OUTPUTS[case]
+
+    assert refused(capsys, *argv) == message
+    assert fake.requests == []
+    assert Path("r.jsonl").read_text(encoding="utf-8") == "earlier results\n"
+    assert not Path("qa.json").exists()
+
+
 # the cache ---------------------------------------------------------------------------------------
 
 

@@ -1,6 +1,7 @@
 """An artifact reads corpora from its own folder only, unless the user names one with `--corpus
 NAME=PATH`: an artifact from elsewhere cannot make a run quote any JSONL file on the machine to
-the model. Reading an artifact (`fmt`, `show`) reads no corpus, so it is not held to this.
+the model. Reading an artifact (`fmt`, `show`) reads no corpus, so it is not held to this. No
+command writes over a corpus its program reads.
 
 `lmc.cli.main` runs in-process from inside `tmp_path`; every `--lm` resolves to a `FakeLM`.
 """
@@ -162,4 +163,28 @@ def test_a_corpus_that_cannot_be_read_is_refused_before_any_lm_call(
     assert out == ""
     where = Path("corpus.jsonl").resolve()
     assert err.splitlines()[-1] == f"lmc: error: index 'wiki': {where}: {problem}"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("named", "corpus"),
+    [([], "shipped/corpus.jsonl"), (["--corpus", "wiki=mine.jsonl"], "mine.jsonl")],
+    ids=["the program's corpus", "a corpus the user names"],
+)
+def test_a_trace_written_over_a_corpus_the_run_reads_exits_2_and_leaves_it_whole(
+    named: list[str], corpus: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = compiled_into("shipped", "shipped")
+    Path("mine.jsonl").write_bytes(Path("shipped/corpus.jsonl").read_bytes())
+    passages = Path(corpus).read_bytes()
+
+    code, _, err = lmc_cli(
+        capsys, "run", artifact, "--input", "question=q", *named, "--trace", corpus
+    )
+
+    assert code == EXIT_BAD_INPUT
+    assert err == (
+        f"lmc: error: --trace {corpus} is the corpus of index wiki; write the trace elsewhere\n"
+    )
+    assert Path(corpus).read_bytes() == passages
     assert fake.requests == []
