@@ -427,6 +427,27 @@ def test_a_python_metric_that_cannot_be_imported_is_refused(
     assert not Path("out.json").exists()
 
 
+def test_a_python_metric_whose_module_fails_to_import_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("compile_test_broken_metric.py").write_text(
+        "def score(example, prediction:\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    monkeypatch.delitem(sys.modules, "compile_test_broken_metric", raising=False)
+
+    code, out, err = compile_qa(capsys, "--metric", "compile_test_broken_metric:score")
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "importing compile_test_broken_metric for metric compile_test_broken_metric:score "
+        "raised SyntaxError: '(' was never closed (compile_test_broken_metric.py, line 1)",
+    )
+
+
 def test_a_python_metric_that_raises_exits_2_naming_the_record(
     fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

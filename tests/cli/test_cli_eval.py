@@ -284,6 +284,47 @@ def test_a_python_metric_scores_each_example(capsys: pytest.CaptureFixture[str])
     assert summary(out)["score"] == "0.667"
 
 
+@pytest.mark.parametrize(
+    ("module_text", "raised"),
+    [
+        (
+            "def score(example, prediction:\n",
+            "SyntaxError: '(' was never closed (eval_test_broken_metric.py, line 1)",
+        ),
+        ("limit = 1 / 0\n", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_a_python_metric_whose_module_fails_to_import_exits_2_in_one_line(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module_text: str,
+    raised: str,
+) -> None:
+    (tmp_path / "eval_test_broken_metric.py").write_text(module_text, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "eval_test_broken_metric", raising=False)
+
+    code, out, err = lmc_cli(
+        capsys,
+        "eval",
+        "qa.lmp",
+        "--data",
+        "data.jsonl",
+        "--metric",
+        "eval_test_broken_metric:score",
+    )
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    assert err == (
+        "lmc: error: importing eval_test_broken_metric for metric "
+        f"eval_test_broken_metric:score raised {raised}\n"
+    )
+    assert fake.requests == []
+
+
 @pytest.mark.usefixtures("python_metrics")
 def test_a_python_metric_that_raises_exits_2_naming_the_record(
     capsys: pytest.CaptureFixture[str],
