@@ -59,7 +59,7 @@ class DevMiss:
     expected: dict[str, Any]  # the fields the metric compares (every non-input field if unknown)
     predicted: dict[str, Any] | None  # None: the run failed (see `error`)
     score: float
-    error: str | None = None
+    error: str | None = None  # why the run, or the metric on `predicted`, failed
 
     def to_json(self) -> dict[str, Any]:
         return {
