@@ -182,8 +182,8 @@ def test_check_non_utf8_file_exits_2_naming_it(capsys: pytest.CaptureFixture[str
     Path("latin1.lmp").write_bytes('signature S = "caf\xe9 -> b"\n'.encode("latin-1"))
     code, _, err = run(capsys, "check", "latin1.lmp")
     assert code == EXIT_BAD_INPUT
-    assert err.startswith("lmc: error: latin1.lmp: not UTF-8 text")
-    assert "Traceback" not in err
+    # where an editor would go to fix it: the line and column of the first bad byte
+    assert err == "lmc: error: latin1.lmp:1:19: not UTF-8 text (byte 0xe9)\n"
 
 
 def test_console_script_reports_a_bad_file_without_a_traceback(tmp_path: Path) -> None:
