@@ -296,6 +296,12 @@ def _no_lone_surrogate(text: str) -> None:
         )
 
 
+# The byte-order mark Windows editors write at the start of UTF-8 files: valid UTF-8, but not
+# part of the text. lmc removes one at the start of a file it reads (data, corpora, traces,
+# `.lmp` source, artifacts); one anywhere else is read as what it is.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 class NotUTF8(ValueError):
     """Bytes that are not UTF-8 text, and where the first bad one is: its line, its column (from
     1, in characters, as lmc counts every column) and its value."""
@@ -310,7 +316,9 @@ class NotUTF8(ValueError):
 
 
 def utf8_text(raw: bytes) -> str:
-    """`raw` as text; `NotUTF8` says where the first byte that is not UTF-8 is."""
+    """`raw` as text; `NotUTF8` says where the first byte that is not UTF-8 is. A file's
+    leading `UTF8_BOM` is for the caller to remove first, so that columns count from the first
+    character."""
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -318,11 +326,11 @@ def utf8_text(raw: bytes) -> str:
 
 
 def read_bytes(path: Path, *, records: bool = True) -> bytes:
-    """A JSONL file's bytes, checked to be UTF-8 text; `DataError` says why it cannot be read.
-    A byte that is not UTF-8 is placed by its line and, with `records` (data, corpora: not a
-    trace), by its record, as other bad records are."""
+    """A JSONL file's bytes, checked to be UTF-8 text, less a leading byte-order mark;
+    `DataError` says why it cannot be read. A byte that is not UTF-8 is placed by its line
+    and, with `records` (data, corpora: not a trace), by its record, as other bad records are."""
     try:
-        raw = path.read_bytes()
+        raw = path.read_bytes().removeprefix(UTF8_BOM)
         utf8_text(raw)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None

@@ -12,17 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmc.cli.errors import UsageError
-from lmc.files import NotUTF8, is_artifact_path, utf8_text
+from lmc.files import UTF8_BOM, NotUTF8, is_artifact_path, utf8_text
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
 
 
 def read_source(path: str) -> str:
-    """A `.lmp` file's text; a missing, unreadable or non-UTF-8 file is a `UsageError` (the
-    first bad byte placed as `file:line:column`)."""
+    """A `.lmp` file's text, less a leading byte-order mark; a missing, unreadable or
+    non-UTF-8 file is a `UsageError` (the first bad byte placed as `file:line:column`)."""
     try:
-        return utf8_text(Path(path).read_bytes())
+        return utf8_text(Path(path).read_bytes().removeprefix(UTF8_BOM))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:

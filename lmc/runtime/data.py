@@ -17,6 +17,7 @@ from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
 from lmc.files import (
+    UTF8_BOM,
     DataError,
     JSONUnreadable,
     NotUTF8,
@@ -131,12 +132,12 @@ def _file_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _text_lines(file: Iterable[bytes], path: Path) -> Iterator[str]:
-    """Each line of a JSONL file as text, as `read_bytes` reads the file: a byte that is not
-    UTF-8 placed by its record and line."""
+    """Each line of a JSONL file as text, as `read_bytes` reads the file: less a leading
+    byte-order mark, and a byte that is not UTF-8 placed by its record and line."""
     records = 0
     for number, raw in enumerate(file, 1):
         try:
-            line = utf8_text(raw)
+            line = utf8_text(raw.removeprefix(UTF8_BOM) if number == 1 else raw)
         except NotUTF8 as bad:
             raise not_utf8_line(path, number, records + 1, bad) from None
         line = line.removesuffix("\n").removesuffix("\r")

@@ -297,6 +297,30 @@ def test_a_trace_byte_that_is_not_utf8_exits_2_naming_its_line_and_column(
     assert message == "latin1.jsonl: line 4: not UTF-8 text (byte 0xe9 at column 22)"
 
 
+# The JSON error at the "x": column 14 counted from the "{", not 15 counted from the mark.
+BOM_RECORD_ERROR = (
+    "bom.jsonl: record 1: expected a JSON object, found invalid JSON (Expecting value at column 14)"
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "qa.lmp", "--data", "bom.jsonl"], BOM_RECORD_ERROR),
+        (["eval", "qa.lmp", "--data", "bom.jsonl", "--metric", "f1(answer)"], BOM_RECORD_ERROR),
+        (["index", "build", "bom.jsonl"], BOM_RECORD_ERROR),
+        (["trace", "show", "bom.jsonl"], "bom.jsonl: line 1: not JSON (Expecting value)"),
+    ],
+    ids=["run", "eval", "corpus", "trace"],
+)
+def test_a_leading_byte_order_mark_is_not_read_as_part_of_the_first_record(
+    argv: list[str], expected: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("bom.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"question": x}\n')
+
+    assert refused(capsys, *argv) == expected
+
+
 # .lmp text -------------------------------------------------------------------------------------
 
 
