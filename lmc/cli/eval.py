@@ -116,9 +116,9 @@ def _result_lines(data: Dataset, result: Evaluation) -> list[dict[str, Any]]:
         zip(data.examples, result.scores, result.predictions, result.errors, strict=True)
     ):
         line: dict[str, Any] = {"record": index + 1, "score": score, "example": example}
-        if failure is None:
+        if prediction is not None:  # kept where only the metric failed on it
             line["prediction"] = prediction
-        else:
+        if failure is not None:
             line["error"] = failure
         lines.append(line)
     return lines

@@ -12,22 +12,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmc.cli.errors import UsageError
-from lmc.files import is_artifact_path
+from lmc.files import UTF8_BOM, NotUTF8, is_artifact_path, utf8_text
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
 
 
 def read_source(path: str) -> str:
-    """A `.lmp` file's text; a missing, unreadable or non-UTF-8 file is a `UsageError`."""
+    """A `.lmp` file's text, less a leading byte-order mark; a missing, unreadable or
+    non-UTF-8 file is a `UsageError` (the first bad byte placed as `file:line:column`)."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return utf8_text(Path(path).read_bytes().removeprefix(UTF8_BOM))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a folder, expected a .lmp file") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except NotUTF8 as bad:
+        raise UsageError(
+            f"{path}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x})"
+        ) from None
     except OSError as error:
         raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
 

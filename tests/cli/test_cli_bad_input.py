@@ -240,7 +240,10 @@ def test_a_trace_line_of_the_wrong_shape_exits_2_naming_the_line(
     ("make", "expected"),
     [
         (lambda: Path("t.jsonl").mkdir(), "t.jsonl: is a folder, expected a trace"),
-        (lambda: Path("t.jsonl").write_bytes(b"\xff\xfe{}\n"), "t.jsonl: not UTF-8 text"),
+        (
+            lambda: Path("t.jsonl").write_bytes(b"\xff\xfe{}\n"),
+            "t.jsonl: line 1: not UTF-8 text (byte 0xff at column 1)",
+        ),
     ],
 )
 def test_a_trace_that_is_a_folder_or_not_text_exits_2(
@@ -249,6 +252,73 @@ def test_a_trace_that_is_a_folder_or_not_text_exits_2(
     make()  # type: ignore[operator]
 
     assert refused(capsys, "trace", "show", "t.jsonl").startswith(expected)
+
+
+# text that is not UTF-8 --------------------------------------------------------------------------
+
+# Three records, a blank line between the first two. The third says "été café": "été" in UTF-8,
+# then the "é" of "café" as one Latin-1 byte, the 22nd character of its line (the 24th byte).
+LATIN1_LINES = [
+    b'{"question": "q1", "answer": "a", "text": "t"}',
+    b"",
+    b'{"question": "q2", "answer": "a", "text": "t"}',
+    '{"question": "été caf'.encode() + b'\xe9", "answer": "a", "text": "t"}',
+]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "qa.lmp", "--data", "latin1.jsonl"],  # read a record at a time
+        ["eval", "qa.lmp", "--data", "latin1.jsonl", "--metric", "exact_match(answer)"],
+        ["compile", "qa.lmp", "--train", "latin1.jsonl", "--metric", "exact_match(answer)"],
+        ["index", "build", "latin1.jsonl"],
+    ],
+    ids=["run", "eval", "compile", "corpus"],
+)
+def test_a_byte_that_is_not_utf8_exits_2_naming_its_record_line_and_column(
+    argv: list[str], fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("latin1.jsonl").write_bytes(b"\n".join(LATIN1_LINES) + b"\n")
+
+    message = refused(capsys, *argv)
+
+    assert message == "latin1.jsonl: record 3 (line 4): not UTF-8 text (byte 0xe9 at column 22)"
+    assert fake.requests == []
+
+
+def test_a_trace_byte_that_is_not_utf8_exits_2_naming_its_line_and_column(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("latin1.jsonl").write_bytes(b"\n".join(LATIN1_LINES) + b"\n")
+
+    message = refused(capsys, "trace", "show", "latin1.jsonl")
+
+    assert message == "latin1.jsonl: line 4: not UTF-8 text (byte 0xe9 at column 22)"
+
+
+# The JSON error at the "x": column 14 counted from the "{", not 15 counted from the mark.
+BOM_RECORD_ERROR = (
+    "bom.jsonl: record 1: expected a JSON object, found invalid JSON (Expecting value at column 14)"
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "qa.lmp", "--data", "bom.jsonl"], BOM_RECORD_ERROR),
+        (["eval", "qa.lmp", "--data", "bom.jsonl", "--metric", "f1(answer)"], BOM_RECORD_ERROR),
+        (["index", "build", "bom.jsonl"], BOM_RECORD_ERROR),
+        (["trace", "show", "bom.jsonl"], "bom.jsonl: line 1: not JSON (Expecting value)"),
+    ],
+    ids=["run", "eval", "corpus", "trace"],
+)
+def test_a_leading_byte_order_mark_is_not_read_as_part_of_the_first_record(
+    argv: list[str], expected: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("bom.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"question": x}\n')
+
+    assert refused(capsys, *argv) == expected
 
 
 # .lmp text -------------------------------------------------------------------------------------

@@ -427,27 +427,55 @@ def test_a_python_metric_that_cannot_be_imported_is_refused(
     assert not Path("out.json").exists()
 
 
-def test_a_python_metric_that_raises_exits_2_naming_the_record(
+def test_a_python_metric_whose_module_fails_to_import_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("compile_test_broken_metric.py").write_text(
+        "def score(example, prediction:\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    monkeypatch.delitem(sys.modules, "compile_test_broken_metric", raising=False)
+
+    code, out, err = compile_qa(capsys, "--metric", "compile_test_broken_metric:score")
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "importing compile_test_broken_metric for metric compile_test_broken_metric:score "
+        "raised SyntaxError: '(' was never closed (compile_test_broken_metric.py, line 1)",
+    )
+
+
+def test_a_python_metric_that_raises_on_one_example_scores_it_0_and_the_compile_finishes(
     fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     package = Path("lmc_test_cli_bad_metrics")
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "scoring.py").write_text(
-        "def boom(example, prediction):\n    raise KeyError('label')\n", encoding="utf-8"
+        "def same_but_q11(example, prediction):\n"
+        "    if example.question == 'q11':\n"
+        "        raise KeyError('label')\n"
+        "    return example.answer == prediction.answer\n",
+        encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(Path.cwd()))
     monkeypatch.delitem(sys.modules, "lmc_test_cli_bad_metrics.scoring", raising=False)
+    metric = "lmc_test_cli_bad_metrics.scoring:same_but_q11"
 
-    code, out, err = compile_qa(capsys, "--metric", "lmc_test_cli_bad_metrics.scoring:boom")
+    code, out, err = compile_qa(capsys, "--metric", metric)
 
-    assert code == EXIT_BAD_INPUT
-    assert out == ""
-    last_line = err.splitlines()[-1]
-    assert last_line.startswith("lmc: error: record 1: ")
-    assert "KeyError" in last_line
-    assert "Traceback" not in err
-    assert not Path("out.json").exists()
+    # The LM calls spent are not thrown away: dev record 2 (q11) fails, as a failed run would.
+    assert code == EXIT_OK
+    assert (wrote(out)["before"], wrote(out)["after"]) == ("0.000", "0.667")
+    said = f"  metric {metric} raised KeyError: 'label'; each example it fails on scores 0\n"
+    assert err.count(said) == 1
+    misses = json.loads(Path("out.json").read_text(encoding="utf-8"))["misses"]
+    assert [(m["record"], m["predicted"], m["error"]) for m in misses] == [
+        (2, {"answer": "a11"}, f"metric {metric} raised KeyError: 'label'")
+    ]
 
 
 def test_a_bad_train_record_is_refused_by_number(

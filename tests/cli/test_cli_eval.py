@@ -288,8 +288,10 @@ def starts_with_echo(example, prediction):
     return prediction.answer.startswith("echo " + example.question)
 
 
-def boom(example, prediction):
-    return 1 / 0
+def starts_with_echo_unless_yo(example, prediction):
+    if example.question == "yo":
+        raise ValueError("cannot score yo")
+    return prediction.answer.startswith("echo " + example.question)
 """
 
 
@@ -317,19 +319,98 @@ def test_a_python_metric_scores_each_example(capsys: pytest.CaptureFixture[str])
     assert summary(out)["score"] == "0.667"
 
 
-@pytest.mark.usefixtures("python_metrics")
-def test_a_python_metric_that_raises_exits_2_naming_the_record(
+@pytest.mark.parametrize(
+    ("module_text", "raised"),
+    [
+        (
+            "def score(example, prediction:\n",
+            "SyntaxError: '(' was never closed (eval_test_broken_metric.py, line 1)",
+        ),
+        ("limit = 1 / 0\n", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_a_python_metric_whose_module_fails_to_import_exits_2_in_one_line(
+    fake: FakeLM,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module_text: str,
+    raised: str,
 ) -> None:
+    (tmp_path / "eval_test_broken_metric.py").write_text(module_text, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "eval_test_broken_metric", raising=False)
+
     code, out, err = lmc_cli(
-        capsys, "eval", "qa.lmp", "--data", "data.jsonl", "--metric", "eval_test_metrics:boom"
+        capsys,
+        "eval",
+        "qa.lmp",
+        "--data",
+        "data.jsonl",
+        "--metric",
+        "eval_test_broken_metric:score",
     )
 
     assert code == EXIT_BAD_INPUT
     assert out == ""
     assert err == (
-        "lmc: error: record 1: metric eval_test_metrics:boom raised "
-        "ZeroDivisionError: division by zero\n"
+        "lmc: error: importing eval_test_broken_metric for metric "
+        f"eval_test_broken_metric:score raised {raised}\n"
+    )
+    assert fake.requests == []
+
+
+@pytest.mark.usefixtures("python_metrics")
+def test_a_python_metric_that_raises_fails_that_record_and_the_rest_are_scored_and_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = lmc_cli(
+        capsys,
+        "eval",
+        "qa.lmp",
+        "--data",
+        "data.jsonl",
+        "--metric",
+        "eval_test_metrics:starts_with_echo_unless_yo",
+        "--out",
+        "r.jsonl",
+    )
+
+    # as a record whose step fails: it scores 0, counts as failed, and the evaluation finishes
+    assert code == EXIT_OK
+    assert summary(out)["score"] == "0.333"
+    assert summary(out)["failed"] == "2"
+    lines = [json.loads(line) for line in Path("r.jsonl").read_text().splitlines()]
+    assert [line["record"] for line in lines] == [1, 2, 3]
+    assert lines[0]["score"] == 1.0
+    assert lines[1] == {
+        "record": 2,
+        "score": 0.0,
+        "example": DATA[1],
+        "prediction": {"answer": "echo yo"},  # what the program answered is kept
+        "error": "metric eval_test_metrics:starts_with_echo_unless_yo raised ValueError: "
+        "cannot score yo",
+    }
+    assert lines[2]["error"].startswith("step 'gen': ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("python_metrics")
+def test_a_metric_failure_is_shown_on_its_record_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = lmc_cli(
+        capsys,
+        "eval",
+        "qa.lmp",
+        "--data",
+        "data.jsonl",
+        "--metric",
+        "eval_test_metrics:starts_with_echo_unless_yo",
+    )
+
+    assert code == EXIT_OK
+    assert out.splitlines()[1] == (
+        "record 2: 0.000  error: metric eval_test_metrics:starts_with_echo_unless_yo raised "
+        "ValueError: cannot score yo"
     )
 
 

@@ -340,7 +340,9 @@ def test_garbage_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "garbage.json"
     path.write_bytes(b"\x00\xffnot json")
 
-    with pytest.raises(ArtifactError, match=r"garbage\.json: not UTF-8 text"):
+    with pytest.raises(
+        ArtifactError, match=r"garbage\.json: line 1: not UTF-8 text \(byte 0xff at column 2\)$"
+    ):
         read_artifact(path)
 
 
