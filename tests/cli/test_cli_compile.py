@@ -469,7 +469,7 @@ def test_a_python_metric_that_raises_on_one_example_scores_it_0_and_the_compile_
 
     # The LM calls spent are not thrown away: dev record 2 (q11) fails, as a failed run would.
     assert code == EXIT_OK
-    assert (wrote(out)["before"], wrote(out)["after"]) == ("0.000", "0.667")
+    assert (wrote(out)["before"], wrote(out)["after"]) == ("0.000", "0.800")
     said = f"  metric {metric} raised KeyError: 'label'; each example it fails on scores 0\n"
     assert err.count(said) == 1
     misses = json.loads(Path("out.json").read_text(encoding="utf-8"))["misses"]

@@ -376,8 +376,9 @@ def test_a_python_metric_that_raises_fails_that_record_and_the_rest_are_scored_a
         "r.jsonl",
     )
 
-    # as a record whose step fails: it scores 0, counts as failed, and the evaluation finishes
-    assert code == EXIT_OK
+    # as a record whose step fails: it scores 0, counts as failed, the evaluation finishes, and
+    # the exit code says an example failed
+    assert code == EXIT_FAILED
     assert summary(out)["score"] == "0.333"
     assert summary(out)["failed"] == "2"
     lines = [json.loads(line) for line in Path("r.jsonl").read_text().splitlines()]
@@ -407,7 +408,7 @@ def test_a_metric_failure_is_shown_on_its_record_line(capsys: pytest.CaptureFixt
         "eval_test_metrics:starts_with_echo_unless_yo",
     )
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert out.splitlines()[1] == (
         "record 2: 0.000  error: metric eval_test_metrics:starts_with_echo_unless_yo raised "
         "ValueError: cannot score yo"
