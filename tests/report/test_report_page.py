@@ -20,7 +20,7 @@ from conftest import (
     write_jsonl,
 )
 
-from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 
 
 def artifact_of(compiled: Compiled) -> dict:
@@ -243,7 +243,7 @@ def test_an_example_the_metric_failed_on_shows_its_prediction_and_the_error(
     metric = "report_test_metric:label_unless_so"
 
     command = ["eval", "sentiment.lmp", "--data", "data.jsonl", "--metric", metric]
-    assert main([*command, "--report", "eval.html"]) == EXIT_OK
+    assert main([*command, "--report", "eval.html"]) == EXIT_FAILED  # the page is written first
 
     shown = page(tmp_path / "eval.html")
     # inputs, expected and predicted for each of the two examples: the prediction the metric
