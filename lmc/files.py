@@ -168,6 +168,19 @@ def check_writable(path: str | os.PathLike[str]) -> None:
         raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({why})")
 
 
+def one_file(written: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
+    """Whether writing `written` would overwrite the file `other` names: the same file where both
+    exist (however each is spelt: a link, `./`, a hard link), else the same path once resolved.
+    A pipe, terminal or device is never one file with anything: writing to it destroys nothing
+    (`--data /dev/stdin --out /dev/stdout` on one terminal is fine)."""
+    paths = (Path(written), Path(other))
+    if any(path.exists() and not path.is_file() for path in paths):
+        return False
+    if all(path.exists() for path in paths):
+        return os.path.samefile(*paths)
+    return paths[0].resolve() == paths[1].resolve()
+
+
 def _unwritable(target: Path) -> str | None:
     if target.is_dir():
         return "it is a folder; expected a file name"
@@ -296,20 +309,63 @@ def _no_lone_surrogate(text: str) -> None:
         )
 
 
-def read_bytes(path: Path) -> bytes:
-    """A data file's bytes, checked to be UTF-8 text; `DataError` says why it cannot be read."""
+# The byte-order mark Windows editors write at the start of UTF-8 files: valid UTF-8, but not
+# part of the text. lmc removes one at the start of a file it reads (data, corpora, traces,
+# `.lmp` source, artifacts); one anywhere else is read as what it is.
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
+class NotUTF8(ValueError):
+    """Bytes that are not UTF-8 text, and where the first bad one is: its line, its column (from
+    1, in characters, as lmc counts every column) and its value."""
+
+    def __init__(self, raw: bytes, error: UnicodeDecodeError) -> None:
+        self.line_start = raw.rfind(b"\n", 0, error.start) + 1  # the offset its line starts at
+        self.line = raw.count(b"\n", 0, error.start) + 1
+        # Everything before the first bad byte decodes: its characters give the column.
+        self.column = len(raw[self.line_start : error.start].decode("utf-8")) + 1
+        self.byte = raw[error.start]
+        super().__init__(f"not UTF-8 text (byte 0x{self.byte:02x} at column {self.column})")
+
+
+def utf8_text(raw: bytes) -> str:
+    """`raw` as text; `NotUTF8` says where the first byte that is not UTF-8 is. A file's
+    leading `UTF8_BOM` is for the caller to remove first, so that columns count from the first
+    character."""
     try:
-        raw = path.read_bytes()
-        raw.decode("utf-8")
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise NotUTF8(raw, error) from None
+
+
+def read_bytes(path: Path, *, records: bool = True) -> bytes:
+    """A JSONL file's bytes, checked to be UTF-8 text, less a leading byte-order mark;
+    `DataError` says why it cannot be read. A byte that is not UTF-8 is placed by its line
+    and, with `records` (data, corpora: not a trace), by its record, as other bad records are."""
+    try:
+        raw = path.read_bytes().removeprefix(UTF8_BOM)
+        utf8_text(raw)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise DataError(f"{path}: is a folder, expected a JSONL file") from None
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
+    except NotUTF8 as bad:
+        record = _records_in(raw[: bad.line_start].decode("utf-8")) + 1 if records else None
+        raise not_utf8_line(path, bad.line, record, bad) from None
     except OSError as error:
         raise DataError(f"{path}: cannot read it ({error.strerror})") from None
     return raw
+
+
+def not_utf8_line(path: Path, line: int, record: int | None, bad: NotUTF8) -> DataError:
+    """The error for a JSONL file's byte that is not UTF-8, on line `line` (record `record`)."""
+    where = f"record {record} (line {line})" if record is not None else f"line {line}"
+    return DataError(f"{path}: {where}: {bad}")
+
+
+def _records_in(text: str) -> int:
+    """How many records JSONL text holds: its lines that are not blank."""
+    return sum(1 for _, line in jsonl_lines(text) if line.strip())
 
 
 def jsonl_lines(text: str) -> Iterator[tuple[int, str]]:

@@ -33,6 +33,13 @@ def import_target(target: str) -> Any:
     return value
 
 
+def import_raised(module_name: str, wanted_for: str, error: Exception) -> str:
+    """What to say when importing the user's module raised something other than ImportError
+    (a SyntaxError, `1/0` at module level): the module, what needed it, and the error, whose
+    text names the file and line where Python knows them."""
+    return f"importing {module_name} for {wanted_for} raised {type(error).__name__}: {error}"
+
+
 class UnknownName(InputError, LookupError):
     """A name that no registry entry has: says what there is, and the closest one."""
 

@@ -43,6 +43,8 @@ class CompileContext:
     _scores: dict[tuple[str, int, bool], tuple[Dataset, Evaluation]] = field(
         default_factory=dict, repr=False
     )
+    # A metric that fails on an example is said once, not at every candidate it scores.
+    _metric_failure_said: bool = field(default=False, repr=False)
 
     def candidate(
         self, label: str, score: float, examples: int, *, kept: bool, detail: str | None = None
@@ -78,6 +80,9 @@ class CompileContext:
                 return known
         found = evaluate(context, program, data.examples, data.inputs, self.metric, capture=capture)
         self._scores[key] = (data, found)
+        if found.metric_failed and not self._metric_failure_said:
+            self._metric_failure_said = True
+            self.say(f"{found.errors[found.metric_failed[0]]}; each example it fails on scores 0")
         return found
 
     def remember(self, program: ProgramGraph, data: Dataset, evaluation: Evaluation) -> None:

@@ -15,16 +15,17 @@ from typing import ClassVar
 
 from lmc.ir.graph import Demo, ProgramGraph, StepNode
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
+from lmc.passes.options import CheckedOptions, option
+from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
 from lmc.signatures import REASONING
 
 
 @dataclass(frozen=True)
-class BootstrapDemosPass:
+class BootstrapDemosPass(CheckedOptions):
     name: ClassVar[str] = "bootstrap-demos"
-    max_demos: int = 4
-    candidates: int = 4
-    max_train: int = 16
+    max_demos: int = option(4, low=1)
+    candidates: int = option(4, low=1)
+    max_train: int = option(16, low=1)
     labeled: int = 8
     threshold: float = 1.0
 
@@ -34,9 +35,7 @@ class BootstrapDemosPass:
         return teacher + students * calls_per_run(self.projected_program(program, context))
 
     def projected_program(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
-        """The program at its largest after this pass: `max_demos` demos on every step."""
-        keys = {step.param_key for step in program.steps()}
-        return with_demos(program, {key: [Demo(())] * self.max_demos for key in keys})
+        return largest_with_demos(program, self.max_demos)
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         found = self.bootstrap(program, context)
@@ -59,18 +58,14 @@ class BootstrapDemosPass:
             contenders.append(Contender(f"demo set {number + 1}", with_demos(program, chosen)))
         say = context.say
         winner = race(contenders, context, context.dev, self.name)
-        gain = paired_gain(
-            context.score(program).scores,
-            context.score(winner.program).scores,
-            context.rng(f"{self.name}:gain"),
-        )
+        gain = gain_between(context, program, winner.program)
         settle(context, winner, kept=gain.holds())
         if gain.holds():
             say(f"{self.name}: {winner.label} kept: dev gain {gain}")
             return winner.program
         say(
-            f"{self.name}: {winner.label} won the race, but its dev gain {gain} does not hold "
-            "(the interval reaches zero); the program is kept as it was"
+            f"{self.name}: {winner.label} won the race, but its dev gain {gain} does not hold; "
+            "the program is kept as it was"
         )
         return program
 
@@ -132,3 +127,10 @@ def with_demos(program: ProgramGraph, demos: dict[str, list[Demo]]) -> ProgramGr
     for key, chosen in demos.items():
         result.params[key] = replace(result.params[key], demos=tuple(chosen))
     return result
+
+
+def largest_with_demos(program: ProgramGraph, max_demos: int) -> ProgramGraph:
+    """The program at its largest after a pass that may give every step `max_demos` demos:
+    what later passes are projected on (placeholder demos, never run)."""
+    keys = {step.param_key for step in program.steps()}
+    return with_demos(program, {key: [Demo(())] * max_demos for key in keys})

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 import networkx as nx
 
-from lmc.ir.graph import InputNode, OutputNode, ProgramGraph, StepNode, rebuild
-from lmc.passes.base import CompileContext
+from lmc.ir.graph import InputNode, OutputNode, ProgramGraph, rebuild
+from lmc.passes.base import CompileContext, calls_per_run
 
 
 def live_nodes(program: ProgramGraph) -> set[str]:
@@ -41,12 +41,14 @@ class DeadStepsPass:
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         live = live_nodes(program)
         dead = [n.id for n in program.topological() if n.id not in live]
-        steps = sum(1 for node_id in dead if isinstance(program.node(node_id), StepNode))
+        result = rebuild(program, live)
         if dead:
+            # Counted as calls, not steps: a voted step or an agent makes several a run.
+            calls = calls_per_run(program) - calls_per_run(result)
             context.say(
                 f"dead-steps: removed {', '.join(dead)}, "
-                f"saving {steps} LM call{'' if steps == 1 else 's'} per run"
+                f"saving {calls} LM call{'' if calls == 1 else 's'} per run"
             )
         else:
             context.say("dead-steps: nothing to remove")
-        return rebuild(program, live)
+        return result

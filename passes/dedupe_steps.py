@@ -80,7 +80,7 @@ class DedupeStepsPass:
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         current = program.copy()
-        nodes = steps = 0
+        nodes = calls = 0
         while True:
             before = current
             current, merged = merge_duplicates(current)
@@ -88,13 +88,20 @@ class DedupeStepsPass:
                 break
             for dropped, kept in merged.items():
                 nodes += 1
-                if isinstance(before.node(dropped), StepNode):
-                    steps += 1
-                    context.say(f"merged step {dropped} into {kept}: saves 1 LM call per run")
+                node = before.node(dropped)
+                if isinstance(node, StepNode):
+                    # A voted step or an agent makes several calls a run, all saved.
+                    calls += node.most_calls
+                    saved = _calls(node.most_calls)
+                    context.say(f"merged step {dropped} into {kept}: saves {saved} per run")
                 else:
                     context.say(f"merged {dropped} into {kept}")
         context.say(
             f"dedupe-steps: {nodes} node{'' if nodes == 1 else 's'} merged, "
-            f"saving {steps} LM call{'' if steps == 1 else 's'} per run"
+            f"saving {_calls(calls)} per run"
         )
         return current
+
+
+def _calls(count: int) -> str:
+    return f"{count} LM call{'' if count == 1 else 's'}"

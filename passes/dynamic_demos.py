@@ -24,23 +24,23 @@ from typing import ClassVar
 from lmc.ir.graph import NEAREST_KINDS, Demo, NearestDemos, ProgramGraph
 from lmc.passes.base import CompileContext, calls_per_run
 from lmc.passes.bootstrap_demos import labelled_fields, passing_runs
+from lmc.passes.options import CheckedOptions, option
 from lmc.passes.pipeline import PipelineError
-from lmc.passes.selection import paired_gain
+from lmc.passes.selection import gain_between
 from lmc.retrieval.nearest import best_kind
 
 
 @dataclass(frozen=True)
-class DynamicDemosPass:
+class DynamicDemosPass(CheckedOptions):
     name: ClassVar[str] = "dynamic-demos"
-    k: int = 3
-    pool: int = 256
+    k: int = option(3, low=1)
+    pool: int = option(256, low=1)
     kind: str = "auto"  # embeddings where lmc[embeddings] is installed, else bm25
     max_train: int = 16  # teacher runs, only when a step has no labelled examples
     threshold: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.pool < 1:
-            raise PipelineError(f"{self.name}: k and pool are at least 1")
+        super().__post_init__()
         if self.kind not in (*NEAREST_KINDS, "auto"):
             kinds = " or ".join(NEAREST_KINDS)
             raise PipelineError(f"{self.name}: kind is auto, {kinds}; found '{self.kind}'")
@@ -67,11 +67,7 @@ class DynamicDemosPass:
         for key, demos in pools.items():
             pool = NearestDemos(self.k, tuple(demos), kind)
             candidate.params[key] = replace(candidate.params[key], nearest=pool)
-        gain = paired_gain(
-            context.score(program).scores,
-            context.score(candidate).scores,
-            context.rng(f"{self.name}:gain"),
-        )
+        gain = gain_between(context, program, candidate)
         sizes = ", ".join(f"{key}: {len(demos)} demos" for key, demos in pools.items())
         tried = f"pools ({sizes}), each input shown its {self.k} nearest by {kind}"
         scored = context.score(candidate)
@@ -80,8 +76,7 @@ class DynamicDemosPass:
             context.say(f"{self.name}: {tried}: dev gain {gain}: kept")
             return candidate
         context.say(
-            f"{self.name}: {tried}: dev gain {gain} does not hold (the interval reaches zero); "
-            "the program is kept as it was"
+            f"{self.name}: {tried}: dev gain {gain} does not hold; the program is kept as it was"
         )
         return program
 

@@ -13,23 +13,27 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from lmc.ir.graph import ProgramGraph, StepNode, assemble
+from lmc.ir.step_options import MAX_SAMPLES
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.selection import paired_gain
+from lmc.passes.options import CheckedOptions, option
+from lmc.passes.selection import gain_between
 from lmc.signatures import StepOptions
 from lmc.types import BOOL, FLOAT, INT, LmType, OneOf, OptionalOf
 
 
 @dataclass(frozen=True)
-class EnsemblePass:
+class EnsemblePass(CheckedOptions):
     name: ClassVar[str] = "ensemble"
-    samples: int = 5
-    temperature: float = 0.7
+    samples: int = option(5, low=2, high=MAX_SAMPLES)  # a step's `n`, as the language allows
+    temperature: float = option(0.7, low=0, high=2)
     min_gain_per_call: float = 0.02
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
-        total = 0
+        # At most: every step kept sampled, so each next candidate carries the earlier samples.
+        total, largest = 0, program
         for key in votable_keys(program):
-            total += len(context.dev) * calls_per_run(self.sampled(program, key))
+            largest = self.sampled(largest, key)
+            total += len(context.dev) * calls_per_run(largest)
         return total
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
@@ -37,11 +41,7 @@ class EnsemblePass:
         for key in votable_keys(program):
             candidate = self.sampled(current, key)
             extra = calls_per_run(candidate) - calls_per_run(current)
-            gain = paired_gain(
-                context.score(current).scores,
-                context.score(candidate).scores,
-                context.rng(f"{self.name}:{key}"),
-            )
+            gain = gain_between(context, current, candidate)
             per_call = gain.mean / extra
             worth = gain.holds() and per_call >= self.min_gain_per_call
             scored = context.score(candidate)

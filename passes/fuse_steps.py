@@ -13,16 +13,20 @@ from typing import Any, ClassVar
 from lmc.backends.base import StepView
 from lmc.ir.graph import InputNode, ProgramGraph, StepNode, StepParams, WireSpec, assemble
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.signatures import REASONING, FieldSpec, ModuleKind, SignatureSpec
+from lmc.signatures import NO_OPTIONS, REASONING, FieldSpec, ModuleKind, SignatureSpec
 
 # Float means of equal per-example scores can differ in the last bit; that is not a drop.
 _EPSILON = 1e-9
 
 
 def fusable(program: ProgramGraph, first: str, second: str) -> bool:
-    """Whether step `second` reads `first` and otherwise only program inputs."""
+    """Whether step `second` reads `first` and otherwise only program inputs, and both run as
+    plain steps: an agent's tools, a voted step's samples, a temperature or a token limit say
+    how that one step runs, and would not carry over to the two tasks asked at once."""
     a, b = program.node(first), program.node(second)
     if not isinstance(a, StepNode) or not isinstance(b, StepNode) or first == second:
+        return False
+    if any(s.module == "react" or s.options != NO_OPTIONS for s in (a, b)):
         return False
     sources = [source for source, _ in program.incoming(second)]
     return first in sources and all(

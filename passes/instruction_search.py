@@ -1,10 +1,12 @@
 """`instruction-search`: an LM proposes instructions for each step; the best on dev is kept.
 
 Proposals are grounded on the step's signature, a summary of the train data and a few worked
-examples. They race on dev (`passes/selection.py`): each is scored on `minibatch` examples, the
-better half go on to twice as many, until one is left; the winner replaces the step's instruction
-only if its gain over the current one holds under a paired test on all of dev. Proposals and
-scoring both go through the runtime.
+examples: train records cut to the step's own fields where they name them all, else the records
+as they are, said to be the whole program's (a step inside a chain sees neither the program's
+question nor its answer as such). They race on dev (`passes/selection.py`): each is scored on
+`minibatch` examples, the better half go on to twice as many, until one is left; the winner
+replaces the step's instruction only if its gain over the current one holds under a paired test
+on all of dev. Proposals and scoring both go through the runtime.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from typing import Any, ClassVar
 from lmc.backends.base import StepView
 from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
+from lmc.passes.bootstrap_demos import labelled_fields
+from lmc.passes.options import CheckedOptions, option
+from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
 from lmc.runtime.data import Dataset
 from lmc.runtime.steps import StepFailed, call_step
 from lmc.signatures import FieldSpec, SignatureSpec
@@ -27,7 +31,12 @@ PROPOSER = SignatureSpec(
     (
         FieldSpec("task", STR, "The step: its fields and its current instruction."),
         FieldSpec("data", STR, "What the training data looks like."),
-        FieldSpec("examples", STR, "Worked examples of the step's inputs and outputs."),
+        FieldSpec(
+            "examples",
+            STR,
+            "Worked examples: the step's own inputs and outputs, or, where the data does not "
+            "name them, the whole program's.",
+        ),
         FieldSpec("tip", STR, "A direction to take."),
     ),
     (FieldSpec("instruction", STR, "One clear instruction for the step, in two sentences."),),
@@ -46,10 +55,10 @@ TIPS = (
 
 
 @dataclass(frozen=True)
-class InstructionSearchPass:
+class InstructionSearchPass(CheckedOptions):
     name: ClassVar[str] = "instruction-search"
-    candidates: int = 4
-    minibatch: int = 8
+    candidates: int = option(4, low=1, high=len(TIPS))  # one proposal per tip
+    minibatch: int = option(8, low=1)
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         keys = len(program.params)
@@ -70,11 +79,7 @@ class InstructionSearchPass:
                 candidate.params[key] = replace(candidate.params[key], instruction=proposal)
                 contenders.append(Contender(f"{key} candidate {number}", candidate, proposal))
             winner = race(contenders, context, context.dev, self.name, self.minibatch)
-            gain = paired_gain(
-                context.score(current).scores,
-                context.score(winner.program).scores,
-                context.rng(f"{self.name}:{key}:gain"),
-            )
+            gain = gain_between(context, current, winner.program)
             settle(context, winner, kept=gain.holds())
             if gain.holds():
                 current = winner.program
@@ -98,7 +103,7 @@ class InstructionSearchPass:
         inputs = {
             "task": _describe_step(step, params),
             "data": _summarize(context.train),
-            "examples": _examples(context.train, limit=3),
+            "examples": _examples(step, context.train, limit=3),
         }
         found: list[str] = []
         for tip in TIPS[: self.candidates]:
@@ -140,9 +145,12 @@ def _summarize(data: Dataset) -> str:
     return f"{len(data)} examples with fields {parts}."
 
 
-def _examples(data: Dataset, limit: int) -> str:
-    shown: list[str] = []
-    for example in data.examples[:limit]:
+def _examples(step: StepNode, data: Dataset, limit: int) -> str:
+    names = labelled_fields(step)
+    own = [e for e in data.examples if all(n in e for n in names)]
+    chosen = [{n: e[n] for n in names} for e in own] or list(data.examples)
+    shown: list[str] = [] if own else ["(the whole program's inputs and outputs)"]
+    for example in chosen[:limit]:
         fields: dict[str, Any] = {
             k: v for k, v in example.items() if isinstance(v, str | int | float)
         }

@@ -21,11 +21,16 @@ from typing import Any, ClassVar
 from lmc.errors import InputError
 from lmc.ir.graph import Demo, ProgramGraph, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.bootstrap_demos import BootstrapDemosPass, passing_runs, with_demos
-from lmc.passes.instruction_search import InstructionSearchPass
-from lmc.passes.selection import Contender, paired_gain, race, race_runs, settle
+from lmc.passes.bootstrap_demos import (
+    BootstrapDemosPass,
+    largest_with_demos,
+    passing_runs,
+)
+from lmc.passes.instruction_search import TIPS, InstructionSearchPass
+from lmc.passes.options import CheckedOptions, option
+from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
 
-# A choice per step: (instruction index, demo set index) into that step's candidates.
+# A choice per step: (its parameter key, index of its instruction, index of its demo set).
 Choice = tuple[tuple[str, int, int], ...]
 
 
@@ -34,15 +39,16 @@ class OptunaMissing(InputError):
 
 
 @dataclass(frozen=True)
-class JointSearchPass:
+class JointSearchPass(CheckedOptions):
     name: ClassVar[str] = "joint-search"
-    instructions: int = 3  # proposals per step, besides the step's own instruction
+    # proposals per step, besides the step's own instruction (one per tip)
+    instructions: int = option(3, low=0, high=len(TIPS))
     demo_sets: int = 3  # demo sets per step, besides the step's own demos
-    max_demos: int = 4
-    trials: int = 12
-    minibatch: int = 8
-    finalists: int = 3
-    max_train: int = 16
+    max_demos: int = option(4, low=1)
+    trials: int = option(12, low=1)
+    minibatch: int = option(8, low=1)
+    finalists: int = option(3, low=1)
+    max_train: int = option(16, low=1)
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         keys = len(program.params)
@@ -53,8 +59,7 @@ class JointSearchPass:
         return keys * self.instructions + teacher + search * calls_per_run(largest)
 
     def projected_program(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
-        keys = {step.param_key for step in program.steps()}
-        return with_demos(program, {key: [Demo(())] * self.max_demos for key in keys})
+        return largest_with_demos(program, self.max_demos)
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
         optuna = _optuna()
@@ -97,11 +102,7 @@ class JointSearchPass:
             for choice in ranked[: self.finalists]
         ]
         winner = race(contenders, context, context.dev, self.name)
-        gain = paired_gain(
-            context.score(program).scores,
-            context.score(winner.program).scores,
-            context.rng(f"{self.name}:gain"),
-        )
+        gain = gain_between(context, program, winner.program)
         kept = gain.holds() and winner.program != program
         settle(context, winner, kept=kept)
         if kept:
@@ -117,12 +118,14 @@ class JointSearchPass:
         self, program: ProgramGraph, context: CompileContext
     ) -> dict[str, list[str | None]]:
         """Each step's own instruction (None: its signature's), then the proposals."""
-        proposer = InstructionSearchPass(candidates=self.instructions)
+        # No proposer at instructions=0: the search is over demo sets alone.
+        proposer = InstructionSearchPass(self.instructions) if self.instructions else None
         found: dict[str, list[str | None]] = {}
         for key in sorted(program.params):
             step = next(s for s in program.steps() if s.param_key == key)
             own = program.params[key].instruction
-            proposals = [p for p in proposer.proposals(step, program, context) if p != own]
+            proposed = proposer.proposals(step, program, context) if proposer else []
+            proposals = [p for p in proposed if p != own]
             found[key] = [own, *proposals]
             for number, proposal in enumerate(proposals, 1):
                 context.say(f"{self.name}: {key} instruction {number}: {proposal}")

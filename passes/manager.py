@@ -16,13 +16,19 @@ from lmc.errors import RunError
 from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, Pass, calls_per_run
 from lmc.passes.record import CandidateScore, PassRecord
-from lmc.passes.selection import paired_gain
+from lmc.passes.selection import gain_between
 from lmc.runtime.context import BudgetExhausted
 from lmc.runtime.stats import StepStats
 
 
 class PassBroke(RunError):
     """A pass produced an invalid graph: a bug in lmc, reported with the pass's name."""
+
+
+class BaselineFailed(RunError):
+    """Every dev example failed before any pass ran (an LM that cannot be reached, a model that
+    never keeps the format): nothing can be measured, so nothing is compiled, and an artifact
+    the user already has is not replaced by one that learned nothing."""
 
 
 @dataclass
@@ -63,6 +69,14 @@ def _spent(context: CompileContext) -> StepStats:
     return total
 
 
+def _refuse_when_every_example_failed(errors: list[str | None]) -> None:
+    if errors and all(error is not None for error in errors):
+        raise BaselineFailed(
+            f"every one of the {len(errors)} dev examples failed before any pass ran, so nothing "
+            f"can be measured and nothing was compiled; the first: {errors[0]}"
+        )
+
+
 def verify_between(program: ProgramGraph, when: str, name: str) -> None:
     problems = program.verify()
     if problems:
@@ -81,7 +95,12 @@ def run_pipeline(
     """Apply the passes in order. `done` (from a checkpoint) are passes already applied to
     `program`; they are kept in the log and not run again."""
     records = list(done or [])
-    baseline = records[0].metric_before if records else context.score(program).score
+    if records:
+        baseline = records[0].metric_before
+    else:
+        scored = context.score(program)
+        _refuse_when_every_example_failed(scored.errors)
+        baseline = scored.score
     current, score = program, (records[-1].metric_after if records else baseline)
     for a_pass in pipeline[len(records) :]:
         verify_between(current, "before", a_pass.name)
@@ -120,9 +139,8 @@ def run_pipeline(
             if candidate == current:
                 after = score
             else:
-                before, scored = context.score(current), context.score(candidate)
-                after = scored.score
-                gain = paired_gain(before.scores, scored.scores, context.rng(f"gain:{a_pass.name}"))
+                after = context.score(candidate).score
+                gain = gain_between(context, current, candidate)
         except BudgetExhausted:
             note("no budget left to score the result; the program before the pass is kept")
             candidate, after, gain = current, score, None

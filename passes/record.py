@@ -79,10 +79,34 @@ class PassRecord:
         names = {f.name for f in dataclasses.fields(cls)}
         record = cls(**{k: v for k, v in data.items() if k in names})
         record.candidates = [CandidateScore.from_json(c) for c in data.get("candidates", [])]
-        numbers = (record.metric_before, record.metric_after, record.calls, record.seconds)
-        if not isinstance(record.name, str) or not all(_is_number(n) for n in numbers):
+        numbers = (
+            record.metric_before,
+            record.metric_after,
+            record.calls,
+            record.cached,
+            record.prompt_tokens,
+            record.completion_tokens,
+            record.seconds,
+            record.calls_per_run,
+        )
+        # Every field the report reads, checked here: a hand-edited artifact gets one error
+        # naming the record, not a traceback from the page that formats it.
+        well_formed = (
+            isinstance(record.name, str)
+            and isinstance(record.options, dict)
+            and all(_is_number(n) for n in numbers)
+            and isinstance(record.notes, list)
+            and all(isinstance(note, str) for note in record.notes)
+            and (record.gain is None or _is_interval(record.gain))
+        )
+        if not well_formed:
             raise TypeError(f"not a pass record: {data}")
         return record
+
+
+def _is_interval(value: Any) -> bool:
+    """A gain as `to_json` writes it: mean, low and high."""
+    return isinstance(value, list) and len(value) == 3 and all(_is_number(n) for n in value)
 
 
 def _is_number(value: Any) -> bool:

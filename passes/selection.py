@@ -7,11 +7,12 @@
   mean per-example difference with a paired-bootstrap interval. A pass keeps a change only when
   the interval's low end is above zero: a gain that is as likely noise as not is not a gain.
 
-Both read scores through the compile context, so every call is cached, counted and budgeted.
+A race scores through the compile context, so every call is cached, counted and budgeted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 from collections.abc import Sequence
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmc.ir.graph import ProgramGraph
+from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext
 from lmc.runtime.data import Dataset
 from lmc.runtime.evaluate import Evaluation
@@ -29,24 +31,44 @@ RESAMPLES = 2000
 FIRST_SHARE = 8  # examples every candidate is scored on before any is dropped
 
 
+# Below this many paired examples no interval means anything: a change that wins on each of four
+# examples is what luck gives one time in sixteen, yet every bootstrap resample of them agrees.
+MIN_EXAMPLES = 5
+
+
 @dataclass(frozen=True)
 class Gain:
-    """The mean per-example score difference (after minus before) and its paired-bootstrap
-    interval at `level`."""
+    """The mean per-example score difference (after minus before) over `n` examples and its
+    paired-bootstrap interval at `level`."""
 
     mean: float
     low: float
     high: float
+    n: int
     level: float = LEVEL
 
     def holds(self) -> bool:
-        return self.low > 0
+        return self.n >= MIN_EXAMPLES and self.low > 0
 
     def __str__(self) -> str:
-        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+        shown = f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+        if self.n < MIN_EXAMPLES:
+            return f"{shown} on {self.n} dev examples (too few to tell: {MIN_EXAMPLES} at least)"
+        return shown
 
     def to_json(self) -> list[float]:
         return [round(self.mean, 4), round(self.low, 4), round(self.high, 4)]
+
+
+def gain_between(context: CompileContext, before: ProgramGraph, after: ProgramGraph) -> Gain:
+    """`after`'s gain over `before` on dev, both scored through the context. The bootstrap is
+    seeded by the two programs, so whoever asks (a pass deciding, the pass log reporting) gets
+    the same interval, and the log never contradicts the decision."""
+    texts = f"{print_program(before)}\0{print_program(after)}"
+    salt = hashlib.sha256(texts.encode("utf-8")).hexdigest()[:16]
+    return paired_gain(
+        context.score(before).scores, context.score(after).scores, context.rng(f"gain:{salt}")
+    )
 
 
 def paired_gain(
@@ -58,13 +80,13 @@ def paired_gain(
         raise ValueError("paired scores need the same examples on both sides")
     differences = [b - a for a, b in zip(before, after, strict=True)]
     if not differences:
-        return Gain(0.0, 0.0, 0.0, level)
+        return Gain(0.0, 0.0, 0.0, 0, level)
     n = len(differences)
     means = sorted(sum(rng.choices(differences, k=n)) / n for _ in range(RESAMPLES))
     tail = (1 - level) / 2
     low = means[math.floor(tail * (RESAMPLES - 1))]
     high = means[math.ceil((1 - tail) * (RESAMPLES - 1))]
-    return Gain(sum(differences) / n, low, high, level)
+    return Gain(sum(differences) / n, low, high, n, level)
 
 
 @dataclass
@@ -96,6 +118,8 @@ class Contender:
 
 def shares(size: int, first: int = FIRST_SHARE) -> list[int]:
     """Where each round of a race ends: `first`, twice that, ... up to `size`."""
+    if first < 1:
+        raise ValueError(f"a race's first share is at least one example; found {first}")
     ends, end = [], min(first, size)
     while True:
         ends.append(end)

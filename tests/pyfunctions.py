@@ -50,7 +50,14 @@ def add(a: float, b: float) -> float:
 
 
 def capital(country: str) -> str:
-    capitals = {"france": "Paris", "italy": "Rome"}
+    capitals = {
+        "france": "Paris",
+        "italy": "Rome",
+        "germany": "Berlin",
+        "japan": "Tokyo",
+        "egypt": "Cairo",
+        "peru": "Lima",
+    }
     if country.lower() not in capitals:
         raise KeyError(f"no capital known for {country}")
     return capitals[country.lower()]

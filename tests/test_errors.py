@@ -18,9 +18,18 @@ from lmc.errors import InputError, LmcError, RunError
 # executor repairs it or raises StepFailed), values that do not fit their types (turned into a
 # DataError, a ReplyError or a FunctionFailed), `lmc opt`'s signal that a pass wants data, and a
 # function's result of the wrong shape (turned into a FunctionFailed), and JSON beyond lmc's limits
-# (each reader turns it into its own error, naming the file and record), and one failed try of a
-# served or hosted model's call (retried, or turned into a HostedLMError).
-INTERNAL = {"ReplyError", "InvalidValues", "NeedsData", "_Unfit", "JSONUnreadable", "TryFailed"}
+# (each reader turns it into its own error, naming the file and record), as it does text that is
+# not UTF-8, and one failed try of a served or hosted model's call (retried, or turned into a
+# HostedLMError).
+INTERNAL = {
+    "ReplyError",
+    "InvalidValues",
+    "NeedsData",
+    "_Unfit",
+    "JSONUnreadable",
+    "NotUTF8",
+    "TryFailed",
+}
 
 # Loading these needs an optional extra (and torch); they declare no error of their own.
 SKIPPED = {"lmc.retrieval.embeddings"}
@@ -53,6 +62,7 @@ KINDS = {
     "NearestUnavailable": RunError,
     "TemplateMissing": RunError,
     "PassBroke": RunError,
+    "BaselineFailed": RunError,
     "BudgetExhausted": RunError,
     "RenderError": RunError,
     "RunFailed": RunError,

@@ -1,5 +1,6 @@
 """Temporaries that killed writes leave behind are removed by the next write of the same file,
-and only those: a temporary whose process is still running is being written."""
+and only those: a temporary whose process is still running is being written. Which paths name
+one file, so that a command never writes over a file it reads."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from lmc.files import remove_stale_temporaries, temporary_file, write_atomically
+import pytest
+
+from lmc.files import one_file, remove_stale_temporaries, temporary_file, write_atomically
 
 
 def dead_pid() -> int:
@@ -77,3 +80,27 @@ def test_an_atomic_write_clears_what_a_killed_one_left(tmp_path: Path) -> None:
     write_atomically(tmp_path / "fever.json", b"{}")
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fever.json"]
+
+
+def test_one_file_however_it_is_spelt_linked_or_yet_to_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("data.jsonl").write_text("{}\n", encoding="utf-8")
+    Path("other.jsonl").write_text("{}\n", encoding="utf-8")
+    Path("link.jsonl").symlink_to("data.jsonl")
+    os.link("data.jsonl", "hard.jsonl")
+    Path("sub").mkdir()
+
+    assert one_file("data.jsonl", tmp_path / "sub" / ".." / "data.jsonl")
+    assert one_file("link.jsonl", "data.jsonl")
+    assert one_file("hard.jsonl", "data.jsonl")
+    assert one_file("new.jsonl", "./new.jsonl")  # two outputs, neither written yet
+    assert not one_file("other.jsonl", "data.jsonl")  # the same text is not the same file
+    assert not one_file("new.jsonl", "data.jsonl")
+
+
+def test_a_device_is_one_file_with_nothing() -> None:
+    # Writing to a terminal, pipe or device destroys nothing: `--data /dev/stdin --out
+    # /dev/stdout` may well be one terminal.
+    assert not one_file("/dev/null", "/dev/null")

@@ -15,8 +15,8 @@ from rich.live import Live
 from rich.table import Table
 
 from lmc.cli.errors import EXIT_OK, UsageError
-from lmc.cli.loading import load_program
-from lmc.cli.running import check_outputs, run_context
+from lmc.cli.loading import load_program, open_corpora
+from lmc.cli.running import FilePath, Output, check_outputs, program_reads, run_context
 from lmc.compiler.artifact import CompileInfo
 from lmc.compiler.program import Program
 from lmc.compiler.session import Compiled, compile_program, gain_text, pass_line, plan_line
@@ -35,7 +35,12 @@ def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
     # The artifact is written after every LM call is spent: a path it cannot go to stops now.
     target = Path(args.output or f"{program.name}.compiled.json")
-    check_outputs(target, args.report)
+    outputs = [
+        Output("-o", target, "the artifact", default=args.output is None),
+        Output("--report", args.report, "the report"),
+    ]
+    check_outputs(outputs, training_reads(args, program))
+    open_corpora(program)
     inputs = compile_inputs(args, program)
     metric = inputs[0]
     import_callables(program.ir)
@@ -92,6 +97,15 @@ def _note_corpora_elsewhere(err: Console, program: Program, artifact: Path) -> N
         with_corpora(program.ir, {}, str(artifact))
     except ArtifactError as outside:
         err.print(f"note: {outside}", style="yellow")
+
+
+def training_reads(args: argparse.Namespace, program: Program) -> dict[str, FilePath | None]:
+    """The files a compile (or `lmc opt --train`) reads, for `check_outputs`."""
+    return {
+        "the --train file": args.train,
+        "the --dev file": args.dev,
+        **program_reads(args.program_file, program),
+    }
 
 
 def compile_contexts(args: argparse.Namespace) -> tuple[RunContext, RunContext]:

@@ -4,6 +4,8 @@ The metric is the one given with `--metric`, else the one the artifact was compi
 `.lmp` file's `metric` declaration. Every record is checked (typed inputs, the expected field the
 metric reads) before the first LM call. Per-example results go to stdout, or as JSONL to `--out`;
 the last line on stdout is the summary, `metric exact_match(answer) = 0.625 on 8 examples (...)`.
+An example whose program run failed scores 0 and is counted in the summary; the exit code is then 1,
+after everything (results, report, summary) is written.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ from typing import Any
 
 from rich.console import Console
 
-from lmc.cli.errors import EXIT_OK, UsageError
-from lmc.cli.loading import load_program
+from lmc.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
+from lmc.cli.loading import load_program, open_corpora
 from lmc.cli.running import (
+    Output,
     check_outputs,
     compiled_for,
     loops_closed,
     model_work,
+    program_reads,
     run_context,
 )
 from lmc.compiler.program import Program
@@ -41,7 +45,15 @@ from lmc.strings import json_text, printable
 def run(args: argparse.Namespace) -> int:
     """Score the program on every example; print per-example results and the summary."""
     program = load_program(args.program_file, args.program, args.corpus or [])
-    check_outputs(args.out, args.trace, args.report)
+    outputs = [
+        Output("--out", args.out, "the results"),
+        Output("--trace", args.trace, "the trace"),
+        Output("--report", args.report, "the report"),
+    ]
+    check_outputs(
+        outputs, {"the --data file": args.data, **program_reads(args.program_file, program)}
+    )
+    open_corpora(program)
     metric = resolve_metric(args.metric, program)
     data = load_dataset(Path(args.data), program.inputs, [metric.field] if metric.field else [])
     import_callables(program.ir)
@@ -77,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         f"example{'s' * (examples != 1)} ({total.calls} LM calls, {total.cache_hits} cached, "
         f"{total.repairs} repairs, {failed} failed, {elapsed:.1f}s)"
     )
-    return EXIT_OK
+    # As `lmc run --data`: a script must not read a score of failed examples as a clean one.
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _evaluate(program: Program, metric: Metric, data: Dataset, context: RunContext) -> Evaluation:
@@ -103,9 +116,9 @@ def _result_lines(data: Dataset, result: Evaluation) -> list[dict[str, Any]]:
         zip(data.examples, result.scores, result.predictions, result.errors, strict=True)
     ):
         line: dict[str, Any] = {"record": index + 1, "score": score, "example": example}
-        if failure is None:
+        if prediction is not None:  # kept where only the metric failed on it
             line["prediction"] = prediction
-        else:
+        if failure is not None:
             line["error"] = failure
         lines.append(line)
     return lines

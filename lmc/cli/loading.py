@@ -12,22 +12,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmc.cli.errors import UsageError
-from lmc.files import is_artifact_path
+from lmc.files import UTF8_BOM, NotUTF8, is_artifact_path, utf8_text
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
 
 
 def read_source(path: str) -> str:
-    """A `.lmp` file's text; a missing, unreadable or non-UTF-8 file is a `UsageError`."""
+    """A `.lmp` file's text, less a leading byte-order mark; a missing, unreadable or
+    non-UTF-8 file is a `UsageError` (the first bad byte placed as `file:line:column`)."""
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return utf8_text(Path(path).read_bytes().removeprefix(UTF8_BOM))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a folder, expected a .lmp file") from None
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except NotUTF8 as bad:
+        raise UsageError(
+            f"{path}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x})"
+        ) from None
     except OSError as error:
         raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
 
@@ -58,6 +61,27 @@ def load_program(path: str, name: str | None, corpora: list[str] | None = None) 
     if folder not in sys.path:
         sys.path.insert(0, folder)
     return program
+
+
+def open_corpora(program: Program) -> None:
+    """Open (building where needed) every corpus the program retrieves from, before it runs: a
+    missing or malformed corpus is the user's input, said as such (exit 2) before the first LM
+    call, not found by the first retrieve after a step's calls were spent. The index stays open
+    for the run (`open_retriever` keeps it for the process)."""
+    from lmc.files import DataError
+    from lmc.ir.graph import RetrieveNode
+    from lmc.plugins import PYTHON_RETRIEVER
+    from lmc.retrieval.index import open_retriever
+
+    graph = program.ir
+    for index in sorted({n.index for n in graph.nodes() if isinstance(n, RetrieveNode)}):
+        ref = graph.indexes.get(index)
+        if ref is None or ref.kind == PYTHON_RETRIEVER:
+            continue  # undeclared is a check error; a Python retriever is imported when it runs
+        try:
+            open_retriever(Path(ref.path), ref.kind, ref.text_field)
+        except DataError as error:
+            raise DataError(f"index '{index}': {error}") from None
 
 
 def _corpora(pairs: list[str]) -> dict[str, str]:

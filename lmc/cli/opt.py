@@ -15,10 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from lmc.backends.clients.unreachable import Unreachable
-from lmc.cli.compile import compile_contexts, compile_inputs, compile_with_options
+from lmc.cli.compile import (
+    compile_contexts,
+    compile_inputs,
+    compile_with_options,
+    training_reads,
+)
 from lmc.cli.errors import EXIT_OK, UsageError
-from lmc.cli.loading import load_program
-from lmc.cli.running import check_outputs
+from lmc.cli.loading import load_program, open_corpora
+from lmc.cli.running import Output, check_outputs
 from lmc.compiler.program import Program
 from lmc.compiler.session import pass_line, plan_line
 from lmc.files import write_atomically
@@ -48,8 +53,9 @@ class NeedsData(Exception):
 
 def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
-    check_outputs(args.output)
-    if args.train:
+    check_outputs([Output("-o", args.output, "the program")], training_reads(args, program))
+    if args.train:  # the passes run the program: its corpora are read now, as compile's are
+        open_corpora(program)
         graph = _with_data(args, program)
     else:
         graph = _without_data(args, program)

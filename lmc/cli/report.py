@@ -11,14 +11,17 @@ from pathlib import Path
 
 from lmc.cli.errors import EXIT_OK
 from lmc.cli.loading import load_program
-from lmc.cli.running import check_outputs
+from lmc.cli.running import Output, check_outputs, program_reads
 from lmc.compiler.program import Program
 
 
 def run(args: argparse.Namespace) -> int:
     target = args.output or f"{Path(args.program_file).stem}.report.html"
-    check_outputs(target)
     program = load_program(args.program_file, args.program)
+    check_outputs(
+        [Output("-o", target, "the report", default=args.output is None)],
+        program_reads(args.program_file, program),
+    )
     written = write_compile_report(program, target, source=args.program_file)
     print(f"wrote {written}")
     return EXIT_OK

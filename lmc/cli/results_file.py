@@ -42,6 +42,12 @@ def record_line(
     return json_text(line)
 
 
+def _blank(raw: bytes) -> bool:
+    """Whether a line of the results file holds nothing but whitespace (someone's edit, a
+    joined file): skipped by reading it and by rewriting it alike, so the two never disagree."""
+    return not raw.decode("utf-8", errors="replace").strip()
+
+
 def _same(a: Any, b: Any) -> bool:
     return json.dumps(a, sort_keys=True, ensure_ascii=False) == json.dumps(
         b, sort_keys=True, ensure_ascii=False
@@ -83,9 +89,9 @@ class ResultsFile:
                 if not raw.endswith(b"\n"):
                     break  # a line a kill cut short: dropped below, and its record run again
                 complete += len(raw)
-                text = raw.decode("utf-8", errors="replace")
-                if not text.strip():
+                if _blank(raw):
                     continue
+                text = raw.decode("utf-8", errors="replace")
                 index, inputs, succeeded = self._earlier_line(number, text)
                 written.setdefault(index, []).append((number, inputs))
                 seen.append(index)
@@ -153,5 +159,7 @@ class ResultsFile:
         latest: dict[int, bytes] = {}
         with self.path.open("rb") as file:
             for raw in file:
-                latest[int(json.loads(raw)["record"]) - 1] = raw
+                # Skipped as reading skipped them: a blank line is no record's result.
+                if not _blank(raw):
+                    latest[int(json.loads(raw)["record"]) - 1] = raw
         write_atomically(self.path, b"".join(latest[i] for i in sorted(latest)))

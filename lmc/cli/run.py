@@ -13,13 +13,15 @@ from rich.console import Console
 from rich.table import Table
 
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, RunFailed, UsageError
-from lmc.cli.loading import load_program
+from lmc.cli.loading import load_program, open_corpora
 from lmc.cli.results_file import ResultsFile, record_line
 from lmc.cli.running import (
+    Output,
     check_outputs,
     compiled_for,
     loops_closed,
     model_work,
+    program_reads,
     run_context,
 )
 from lmc.compiler.program import Program
@@ -39,7 +41,11 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either --input FIELD=VALUE ... or --data IN.jsonl, not both")
     if args.out and not args.data:
         raise UsageError("--out is for a dataset run: add --data IN.jsonl")
-    check_outputs(args.out, args.trace)
+    check_outputs(
+        [Output("--out", args.out, "the results"), Output("--trace", args.trace, "the trace")],
+        {"the --data file": args.data, **program_reads(args.program_file, program)},
+    )
+    open_corpora(program)
     records = checked_records(Path(args.data), program.inputs) if args.data else None
     inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     import_callables(program.ir)

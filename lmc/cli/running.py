@@ -5,23 +5,66 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, NamedTuple
 
 from lmc.cli.errors import UsageError
-from lmc.files import check_writable
+from lmc.files import check_writable, one_file
+from lmc.plugins import PYTHON_RETRIEVER
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
     from lmc.runtime.context import RunContext
     from lmc.runtime.stats import StepStats
 
+FilePath = str | os.PathLike[str]
 
-def check_outputs(*paths: str | os.PathLike[str] | None) -> None:
-    """Every file the options name for writing (`--out`, `--trace`, `-o`) can be written: checked
-    before the first LM call, so no command spends calls and then cannot keep what they bought."""
-    for path in paths:
-        if path:
-            check_writable(path)
+
+class Output(NamedTuple):
+    """A file a command will write: the `option` naming it (`--out`), its `path` (None when the
+    option is not given), and `what` goes there (`the results`), as the messages say them."""
+
+    option: str
+    path: FilePath | None
+    what: str
+    default: bool = False  # the path is where the option writes when it is not given
+
+    def shown(self) -> str:
+        path = os.fspath(self.path or "")
+        return f"{path}, the default {self.option}," if self.default else f"{self.option} {path}"
+
+
+def check_outputs(outputs: list[Output], reads: Mapping[str, FilePath | None]) -> None:
+    """Every file the options name for writing can be written, is none of the files the command
+    reads (`reads`: what each is, `the --data file`, by its path) and is no other output's file:
+    checked before the first LM call and before anything is opened for writing, so no command
+    spends calls and then cannot keep what they bought, nor overwrites the data it was given to
+    read, nor writes one output over another (a report over the artifact it describes)."""
+    given = [(output, output.path) for output in outputs if output.path is not None]
+    for number, (output, path) in enumerate(given):
+        where = f" with {output.option} FILE" if output.default else ""
+        for read, read_path in reads.items():
+            if read_path is not None and one_file(path, read_path):
+                raise UsageError(
+                    f"{output.shown()} is {read}; write {output.what} elsewhere{where}"
+                )
+        for earlier, earlier_path in given[:number]:
+            if one_file(path, earlier_path):
+                raise UsageError(
+                    f"{output.shown()} is the {earlier.option} file too; write {output.what} "
+                    f"elsewhere{where}"
+                )
+        check_writable(path)
+
+
+def program_reads(program_file: str, program: Program) -> dict[str, FilePath | None]:
+    """The files a program is read from, for `check_outputs`: its file and each index's corpus
+    (a Python retriever names code, not a file)."""
+    reads: dict[str, FilePath | None] = {"the program file": program_file}
+    for name, index in program.ir.indexes.items():
+        if index.kind != PYTHON_RETRIEVER:
+            reads[f"the corpus of index {name}"] = index.path
+    return reads
 
 
 def compiled_for(program: Program) -> tuple[str | None, str | None]:

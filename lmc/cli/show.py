@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lmc.cli.errors import EXIT_OK, UsageError
 from lmc.cli.loading import load_program
-from lmc.cli.running import check_outputs
+from lmc.cli.running import Output, check_outputs, program_reads
 from lmc.ir.render import write_picture
 
 
@@ -18,7 +18,10 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write(program.to_lmp(Path(args.program_file).resolve().parent))
         return EXIT_OK
     target = args.output or f"{program.name}.svg"
-    check_outputs(target)
+    check_outputs(
+        [Output("-o", target, "the picture", default=args.output is None)],
+        program_reads(args.program_file, program),
+    )
     try:
         written = write_picture(program.ir, target)
     except OSError as error:

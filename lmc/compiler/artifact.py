@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from lmc.diagnostics import ProgramError
 from lmc.errors import InputError
-from lmc.files import JSONUnreadable, json_value, write_atomically
+from lmc.files import UTF8_BOM, JSONUnreadable, NotUTF8, json_value, utf8_text, write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import parse_program, print_program, program_error_line
 from lmc.passes.record import PassRecord
@@ -59,7 +59,7 @@ class DevMiss:
     expected: dict[str, Any]  # the fields the metric compares (every non-input field if unknown)
     predicted: dict[str, Any] | None  # None: the run failed (see `error`)
     score: float
-    error: str | None = None
+    error: str | None = None  # why the run, or the metric on `predicted`, failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -82,7 +82,16 @@ class DevMiss:
             data["score"],
             data.get("error"),
         )
-        if not isinstance(found.inputs, dict) or not isinstance(found.expected, dict):
+        well_formed = (
+            isinstance(found.record, int)
+            and isinstance(found.inputs, dict)
+            and isinstance(found.expected, dict)
+            and (found.predicted is None or isinstance(found.predicted, dict))
+            and isinstance(found.score, int | float)
+            and not isinstance(found.score, bool)
+            and (found.error is None or isinstance(found.error, str))
+        )
+        if not well_formed:
             raise TypeError(f"not a dev example: {data}")
         return found
 
@@ -280,13 +289,13 @@ def _compile_info(data: dict[str, Any], name: str) -> CompileInfo:
 
 def _read_json(name: str) -> Any:
     try:
-        text = Path(name).read_text(encoding="utf-8")
+        text = utf8_text(Path(name).read_bytes().removeprefix(UTF8_BOM))
     except FileNotFoundError:
         raise ArtifactError(f"{name}: no such file") from None
     except IsADirectoryError:
         raise ArtifactError(f"{name}: is a folder, expected an artifact .json file") from None
-    except UnicodeDecodeError as error:
-        raise ArtifactError(f"{name}: not UTF-8 text ({error.reason})") from None
+    except NotUTF8 as bad:
+        raise ArtifactError(f"{name}: line {bad.line}: {bad}") from None
     except OSError as error:
         raise ArtifactError(f"{name}: cannot read it ({error.strerror})") from None
     try:

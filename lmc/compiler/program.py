@@ -188,7 +188,8 @@ def load(path: str | os.PathLike[str], program: str | None = None) -> Program:
 
     file = os.fspath(path)
     if not is_artifact_path(file):
-        return loads(Path(file).read_text(encoding="utf-8"), program, file=file)
+        # utf-8-sig: less the byte-order mark a Windows editor may have written first
+        return loads(Path(file).read_text(encoding="utf-8-sig"), program, file=file)
     graph, info = read_artifact(file)
     if program is not None and program != graph.name:
         raise ArtifactError(f"{file}: the artifact holds program '{graph.name}', not '{program}'")

@@ -606,8 +606,15 @@ class ProgramLowering:
         return _Value(node.id, "value", node.type)
 
     def concat(self, e: ast.Concat, expected: LmType | None) -> _Value | None:
-        left = self.expr(e.left, expected)
-        right = self.expr(e.right, left.type if left is not None else expected)
+        if isinstance(e.left, ast.ListExpr) and not e.left.items:
+            # `[] + xs` is a list of what xs holds: typed by the expected type instead, the empty
+            # list could hold `str` where xs holds `str?`, and the program printed with the sum
+            # bound to a name of its (joined) type would read back with another empty list.
+            right = self.expr(e.right, expected)
+            left = self.expr(e.left, right.type if right is not None else expected)
+        else:
+            left = self.expr(e.left, expected)
+            right = self.expr(e.right, left.type if left is not None else expected)
         if left is None or right is None:
             return None
         for side, value in (("left", left), ("right", right)):

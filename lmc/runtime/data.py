@@ -10,19 +10,23 @@ import hashlib
 import json
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
 from lmc.files import (
+    UTF8_BOM,
     DataError,
     JSONUnreadable,
+    NotUTF8,
     json_value,
     jsonl_line_objects,
     jsonl_objects,
+    not_utf8_line,
     read_bytes,
+    utf8_text,
 )
 from lmc.signatures import FieldSpec
 from lmc.types import STR, OneOf, OptionalOf
@@ -118,8 +122,7 @@ def _file_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         with path.open("rb") as file:
             # A binary file splits at `\n` only, as `jsonl_lines` does.
-            lines = (_utf8(raw, path) for raw in file)
-            yield from jsonl_line_objects(lines, path)
+            yield from jsonl_line_objects(_text_lines(file, path), path)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -128,11 +131,18 @@ def _file_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         raise DataError(f"{path}: cannot read it ({error.strerror})") from None
 
 
-def _utf8(raw: bytes, path: Path) -> str:
-    try:
-        return raw.decode("utf-8").removesuffix("\n").removesuffix("\r")
-    except UnicodeDecodeError as error:
-        raise DataError(f"{path}: not UTF-8 text ({error.reason})") from None
+def _text_lines(file: Iterable[bytes], path: Path) -> Iterator[str]:
+    """Each line of a JSONL file as text, as `read_bytes` reads the file: less a leading
+    byte-order mark, and a byte that is not UTF-8 placed by its record and line."""
+    records = 0
+    for number, raw in enumerate(file, 1):
+        try:
+            line = utf8_text(raw.removeprefix(UTF8_BOM) if number == 1 else raw)
+        except NotUTF8 as bad:
+            raise not_utf8_line(path, number, records + 1, bad) from None
+        line = line.removesuffix("\n").removesuffix("\r")
+        records += bool(line.strip())
+        yield line
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,9 @@ class Evaluation:
     errors: list[str | None]
     calls: list[list[StepCall]] = field(default_factory=list)
     costs: list[ExampleCost] = field(default_factory=list)  # by example; empty when not measured
+    # The examples the program answered but the metric failed on (raised, or returned no
+    # number): each scores 0 with the metric's error in `errors`, its prediction kept.
+    metric_failed: list[int] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -98,9 +101,12 @@ def evaluate(
                 result.errors.append(record.error)
             else:
                 trace = _as_trace(seen[record.index]) if capture else None
-                result.scores.append(_score(metric, example, record.outputs, record.index, trace))
+                score, failure = _score(metric, example, record.outputs, trace)
+                result.scores.append(score)
                 result.predictions.append(record.outputs)
-                result.errors.append(None)
+                result.errors.append(failure)
+                if failure is not None:
+                    result.metric_failed.append(record.index)
         result.calls = [seen.get(i, []) for i in range(len(examples))]
         result.costs = [costs[i] for i in range(len(examples))]
         return result
@@ -117,14 +123,14 @@ def _score(
     metric: Metric,
     example: dict[str, Any],
     outputs: dict[str, Any],
-    index: int,
     trace: Trace | None = None,
-) -> float:
+) -> tuple[float, str | None]:
+    """The example's score, or 0 and why the metric failed on it: a metric that fails on one
+    example fails that example, as a failed step would, and the others are still scored (the
+    LM calls behind them are paid for)."""
     try:
-        return metric.score(example, outputs, trace)
+        return metric.score(example, outputs, trace), None
     except MetricError as error:
-        raise MetricError(f"record {index + 1}: {error}") from None
+        return 0.0, str(error)
     except Exception as error:  # a user's Python metric may raise anything
-        raise MetricError(
-            f"record {index + 1}: metric {metric.label} raised {type(error).__name__}: {error}"
-        ) from None
+        return 0.0, f"metric {metric.label} raised {type(error).__name__}: {error}"

@@ -16,7 +16,7 @@ from typing import Any
 from lmc.backends.schema import InvalidValues, validate
 from lmc.errors import RecordFailure, RunError
 from lmc.ir.graph import FunctionNode, ProgramGraph
-from lmc.plugins import PYTHON_RETRIEVER, import_target
+from lmc.plugins import PYTHON_RETRIEVER, import_raised, import_target
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
 
@@ -71,9 +71,7 @@ def _import(target: str) -> Callable[..., Any]:
             ) from None
         raise FunctionUnavailable(f"{module_name} has no '{attribute}' (for {target})") from None
     except Exception as error:  # the user's module may raise anything while it is imported
-        raise FunctionUnavailable(
-            f"importing {module_name} for {target} raised {type(error).__name__}: {error}"
-        ) from None
+        raise FunctionUnavailable(import_raised(module_name, target, error)) from None
     if not callable(found):
         raise FunctionUnavailable(f"{target} is not callable")
     return found  # type: ignore[no-any-return]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmc.errors import InputError
-from lmc.plugins import METRICS, UnknownName, import_target
+from lmc.plugins import METRICS, UnknownName, import_raised, import_target
 
 
 class MetricError(InputError):
@@ -129,6 +129,8 @@ def python_metric(reference: str) -> Metric:
         raise MetricError(f"cannot import {module_name}: {error}") from None
     except AttributeError:
         function = None
+    except Exception as error:  # the user's module may raise anything while it is imported
+        raise MetricError(import_raised(module_name, f"metric {reference}", error)) from None
     if not callable(function):
         raise MetricError(f"{module_name} has no function '{function_name}'")
 

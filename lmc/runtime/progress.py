@@ -130,8 +130,8 @@ def _duration(seconds: float) -> str:
 
 
 def counting(metric: Metric, advance: Callable[[], None]) -> Metric:
-    """`metric`, advancing the progress per scored example (a metric that raises is
-    reported by `evaluate`, naming the example)."""
+    """`metric`, advancing the progress per scored example (an example the metric raises on
+    is failed by `evaluate`, and caught up by the caller once all are done)."""
 
     def score(example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Any) -> Any:
         value = metric.score_fn(example, prediction, trace)

@@ -226,7 +226,7 @@ def read_trace(path: Path) -> list[dict[str, Any]]:
 def read_trace_lines(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Each call in a trace file with its line number."""
     try:
-        text = read_bytes(path).decode("utf-8")
+        text = read_bytes(path, records=False).decode("utf-8")  # a trace's errors name lines
     except DataError as error:
         raise TraceError(str(error).replace("expected a JSONL file", "expected a trace")) from None
     calls = []

@@ -88,6 +88,34 @@ def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
     ]
 
 
+def test_evaluate_scores_an_example_its_metric_raises_on_0_and_the_rest_as_usual() -> None:
+    program = lmc.loads(
+        'signature QA = "question -> answer"\n'
+        "program P(question: str) -> (answer: str) {\n"
+        "    gen = predict QA(question=question)\n"
+        "    return answer = gen.answer\n"
+        "}\n"
+    )
+    devset = [lmc.Example(question=q, answer="Paris").with_inputs("question") for q in "abc"]
+    fake = FakeLM(lambda request: '{"answer": "Paris"}')
+
+    def exact_but_b(example: lmc.Example, prediction: lmc.Prediction) -> bool:
+        if example.question == "b":
+            raise KeyError("b")
+        return bool(example.answer == prediction.answer)
+
+    result = lmc.Evaluate(devset=devset, metric=exact_but_b)(
+        program, context=lmc.context(fake, cache=False)
+    )
+
+    assert result.score == 66.67
+    assert [(e.question, p.answer if p else None, s) for e, p, s in result.results] == [
+        ("a", "Paris", 1.0),
+        ("b", "Paris", 0.0),
+        ("c", "Paris", 1.0),
+    ]
+
+
 QA = (
     'signature QA = "question -> answer"\n'
     "program P(question: str) -> (answer: str) {\n"

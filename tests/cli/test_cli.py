@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+import lmc
 from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 
 CANONICAL = """\
@@ -182,8 +183,28 @@ def test_check_non_utf8_file_exits_2_naming_it(capsys: pytest.CaptureFixture[str
     Path("latin1.lmp").write_bytes('signature S = "caf\xe9 -> b"\n'.encode("latin-1"))
     code, _, err = run(capsys, "check", "latin1.lmp")
     assert code == EXIT_BAD_INPUT
-    assert err.startswith("lmc: error: latin1.lmp: not UTF-8 text")
-    assert "Traceback" not in err
+    # where an editor would go to fix it: the line and column of the first bad byte
+    assert err == "lmc: error: latin1.lmp:1:19: not UTF-8 text (byte 0xe9)\n"
+
+
+def test_check_reads_a_file_a_windows_editor_saved_with_a_byte_order_mark(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("ok.lmp").write_bytes(b"\xef\xbb\xbf" + CANONICAL.encode())
+    Path("broken.lmp").write_bytes(b"\xef\xbb\xbf" + b'signature S = "a -> b" x\n')
+
+    code, out, err = run(capsys, "check", "ok.lmp", "broken.lmp")
+
+    assert code == EXIT_BAD_INPUT
+    assert out == "ok.lmp: ok (1 program, 1 step)\n"
+    # columns count from the first character, not from the mark
+    assert error_locations(err) == ["broken.lmp:1:24"]
+
+
+def test_lmc_load_reads_a_file_saved_with_a_byte_order_mark() -> None:
+    Path("ok.lmp").write_bytes(b"\xef\xbb\xbf" + CANONICAL.encode())
+
+    assert lmc.load("ok.lmp").name == "Summary"
 
 
 def test_console_script_reports_a_bad_file_without_a_traceback(tmp_path: Path) -> None:

@@ -240,7 +240,10 @@ def test_a_trace_line_of_the_wrong_shape_exits_2_naming_the_line(
     ("make", "expected"),
     [
         (lambda: Path("t.jsonl").mkdir(), "t.jsonl: is a folder, expected a trace"),
-        (lambda: Path("t.jsonl").write_bytes(b"\xff\xfe{}\n"), "t.jsonl: not UTF-8 text"),
+        (
+            lambda: Path("t.jsonl").write_bytes(b"\xff\xfe{}\n"),
+            "t.jsonl: line 1: not UTF-8 text (byte 0xff at column 1)",
+        ),
     ],
 )
 def test_a_trace_that_is_a_folder_or_not_text_exits_2(
@@ -249,6 +252,73 @@ def test_a_trace_that_is_a_folder_or_not_text_exits_2(
     make()  # type: ignore[operator]
 
     assert refused(capsys, "trace", "show", "t.jsonl").startswith(expected)
+
+
+# text that is not UTF-8 --------------------------------------------------------------------------
+
+# Three records, a blank line between the first two. The third says "été café": "été" in UTF-8,
+# then the "é" of "café" as one Latin-1 byte, the 22nd character of its line (the 24th byte).
+LATIN1_LINES = [
+    b'{"question": "q1", "answer": "a", "text": "t"}',
+    b"",
+    b'{"question": "q2", "answer": "a", "text": "t"}',
+    '{"question": "été caf'.encode() + b'\xe9", "answer": "a", "text": "t"}',
+]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "qa.lmp", "--data", "latin1.jsonl"],  # read a record at a time
+        ["eval", "qa.lmp", "--data", "latin1.jsonl", "--metric", "exact_match(answer)"],
+        ["compile", "qa.lmp", "--train", "latin1.jsonl", "--metric", "exact_match(answer)"],
+        ["index", "build", "latin1.jsonl"],
+    ],
+    ids=["run", "eval", "compile", "corpus"],
+)
+def test_a_byte_that_is_not_utf8_exits_2_naming_its_record_line_and_column(
+    argv: list[str], fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("latin1.jsonl").write_bytes(b"\n".join(LATIN1_LINES) + b"\n")
+
+    message = refused(capsys, *argv)
+
+    assert message == "latin1.jsonl: record 3 (line 4): not UTF-8 text (byte 0xe9 at column 22)"
+    assert fake.requests == []
+
+
+def test_a_trace_byte_that_is_not_utf8_exits_2_naming_its_line_and_column(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("latin1.jsonl").write_bytes(b"\n".join(LATIN1_LINES) + b"\n")
+
+    message = refused(capsys, "trace", "show", "latin1.jsonl")
+
+    assert message == "latin1.jsonl: line 4: not UTF-8 text (byte 0xe9 at column 22)"
+
+
+# The JSON error at the "x": column 14 counted from the "{", not 15 counted from the mark.
+BOM_RECORD_ERROR = (
+    "bom.jsonl: record 1: expected a JSON object, found invalid JSON (Expecting value at column 14)"
+)
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "qa.lmp", "--data", "bom.jsonl"], BOM_RECORD_ERROR),
+        (["eval", "qa.lmp", "--data", "bom.jsonl", "--metric", "f1(answer)"], BOM_RECORD_ERROR),
+        (["index", "build", "bom.jsonl"], BOM_RECORD_ERROR),
+        (["trace", "show", "bom.jsonl"], "bom.jsonl: line 1: not JSON (Expecting value)"),
+    ],
+    ids=["run", "eval", "corpus", "trace"],
+)
+def test_a_leading_byte_order_mark_is_not_read_as_part_of_the_first_record(
+    argv: list[str], expected: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("bom.jsonl").write_bytes(b"\xef\xbb\xbf" + b'{"question": x}\n')
+
+    assert refused(capsys, *argv) == expected
 
 
 # .lmp text -------------------------------------------------------------------------------------
@@ -456,6 +526,128 @@ def test_a_missing_folder_for_an_output_is_made(
 
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "new/sub/out.jsonl"]) == 0
     assert len(Path("new/sub/out.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+
+
+# Each command writing over a file it reads: the arguments, and what lmc says. `in.jsonl` is the
+# data, `dev.jsonl` the dev set, `link.jsonl` a symbolic link to the data, `again.jsonl` a hard
+# link to it.
+EVAL_DATA = ["eval", "qa.lmp", "--data", "in.jsonl", "--metric", "exact_match(answer)"]
+COMPILE_DATA = ["compile", "qa.lmp", "--train", "in.jsonl", "--metric", "exact_match(answer)"]
+OVER_INPUTS = {
+    "run --out the data": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--out", "in.jsonl", "--no-resume"],
+        "--out in.jsonl is the --data file; write the results elsewhere",
+    ),
+    "run --out the data, resumed": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--out", "./in.jsonl"],
+        "--out ./in.jsonl is the --data file; write the results elsewhere",
+    ),
+    "run --trace the data": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--trace", "link.jsonl"],
+        "--trace link.jsonl is the --data file; write the trace elsewhere",
+    ),
+    "run --trace the program": (
+        ["run", "qa.lmp", "--input", "question=hi", "--trace", "qa.lmp"],
+        "--trace qa.lmp is the program file; write the trace elsewhere",
+    ),
+    "eval --out the data": (
+        [*EVAL_DATA, "--out", "again.jsonl"],
+        "--out again.jsonl is the --data file; write the results elsewhere",
+    ),
+    "eval --report the data": (
+        [*EVAL_DATA, "--report", "in.jsonl"],
+        "--report in.jsonl is the --data file; write the report elsewhere",
+    ),
+    "compile -o the dev set": (
+        [*COMPILE_DATA, "--dev", "dev.jsonl", "-o", "dev.jsonl"],
+        "-o dev.jsonl is the --dev file; write the artifact elsewhere",
+    ),
+    "compile --report the program": (
+        [*COMPILE_DATA, "--report", "qa.lmp"],
+        "--report qa.lmp is the program file; write the report elsewhere",
+    ),
+    "compile's default -o the training set": (
+        ["compile", "qa.lmp", "--train", "QA.compiled.json", "--metric", "exact_match(answer)"],
+        "QA.compiled.json, the default -o, is the --train file; write the artifact elsewhere "
+        "with -o FILE",
+    ),
+    "opt -o the program": (
+        ["opt", "qa.lmp", "-p", "dead-steps", "-o", "qa.lmp"],
+        "-o qa.lmp is the program file; write the program elsewhere",
+    ),
+    "opt -o the training set": (
+        [
+            "opt",
+            "qa.lmp",
+            "-p",
+            "bootstrap-demos",
+            "--train",
+            "in.jsonl",
+            "-o",
+            "in.jsonl",
+            "--metric",
+            "exact_match(answer)",
+        ],
+        "-o in.jsonl is the --train file; write the program elsewhere",
+    ),
+    "show -o the program": (
+        ["show", "qa.lmp", "-o", "qa.lmp"],
+        "-o qa.lmp is the program file; write the picture elsewhere",
+    ),
+    "report -o the artifact": (
+        ["report", "qa.json", "-o", "qa.json"],
+        "-o qa.json is the program file; write the report elsewhere",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OVER_INPUTS)
+def test_an_output_that_is_a_file_the_command_reads_exits_2_and_leaves_it_whole(
+    case: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("dev.jsonl").write_bytes(Path("in.jsonl").read_bytes())
+    Path("QA.compiled.json").write_bytes(Path("in.jsonl").read_bytes())
+    Path("link.jsonl").symlink_to("in.jsonl")
+    os.link("in.jsonl", "again.jsonl")
+    lmc.loads(QA).save("qa.json")
+    before = {path: path.read_bytes() for path in Path().iterdir()}
+    argv, message = OVER_INPUTS[case]
+
+    assert refused(capsys, *argv) == message
+    assert fake.requests == []
+    assert {path: path.read_bytes() for path in Path().iterdir()} == before
+
+
+# Each command writing two of its outputs to one file.
+OVER_OUTPUTS = {
+    "run --trace the --out file": (
+        ["run", "qa.lmp", "--data", "in.jsonl", "--out", "r.jsonl", "--trace", "./r.jsonl"],
+        "--trace ./r.jsonl is the --out file too; write the trace elsewhere",
+    ),
+    "eval --report the --out file": (
+        [*EVAL_DATA, "--out", "r.jsonl", "--report", "r.jsonl"],
+        "--report r.jsonl is the --out file too; write the report elsewhere",
+    ),
+    "compile --report the artifact": (
+        [*COMPILE_DATA, "-o", "qa.json", "--report", "qa.json"],
+        "--report qa.json is the -o file too; write the report elsewhere",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", OVER_OUTPUTS)
+def test_two_outputs_in_one_file_exit_2_before_any_lm_call(
+    case: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+    Path("r.jsonl").write_text("earlier results\n", encoding="utf-8")
+    argv, message = OVER_OUTPUTS[case]
+
+    assert refused(capsys, *argv) == message
+    assert fake.requests == []
+    assert Path("r.jsonl").read_text(encoding="utf-8") == "earlier results\n"
+    assert not Path("qa.json").exists()
 
 
 # the cache ---------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeLM:
     Path("qa.lmp").write_text(QA, encoding="utf-8")
     Path("qa_metric.lmp").write_text(QA_WITH_METRIC, encoding="utf-8")
     write_records("t.jsonl", records(0, 1, 2, 3))
-    write_records("d.jsonl", records(10, 11, 12))
+    write_records("d.jsonl", records(*range(10, 15)))  # five: the fewest a gain can hold on
     return use_lm(monkeypatch, right_with_demos)
 
 
@@ -136,11 +136,11 @@ def test_compile_writes_the_artifact_and_says_what_it_bought(
     assert summary["path"] == "out.json"
     assert summary["label"] == "exact_match(answer)"
     assert (summary["before"], summary["after"]) == ("0.000", "1.000")
-    assert summary["examples"] == "3"
+    assert summary["examples"] == "5"
     assert int(summary["calls"]) > 0
     assert err.startswith(
         "  the default pipeline: dead-steps,dedupe-steps,bootstrap-demos{candidates=4,"
-        "max_train=16},dynamic-demos,prune-demos\nprojected LM calls: baseline on dev ≤3, "
+        "max_train=16},dynamic-demos,prune-demos\nprojected LM calls: baseline on dev ≤5, "
     )
     assert (
         "bootstrap-demos: dev exact_match(answer) 0.000 -> 1.000 (gain +1.000 [+1.000, +1.000]), "
@@ -197,7 +197,7 @@ def test_the_pass_log_accounts_for_every_lm_call(
 
     passes = read_artifact("out.json").passes
 
-    baseline = 3  # one run per dev example, before the first pass
+    baseline = 5  # one run per dev example, before the first pass
     assert baseline + sum(p["calls"] for p in passes) == len(fake.requests)
 
 
@@ -229,7 +229,7 @@ def test_eval_scores_the_artifact_with_its_metric(
     code, out, _ = lmc(capsys, "eval", "out.json", "--data", "d.jsonl")
 
     assert code == EXIT_OK
-    assert out.splitlines()[-1].startswith("metric exact_match(answer) = 1.000 on 3 examples (")
+    assert out.splitlines()[-1].startswith("metric exact_match(answer) = 1.000 on 5 examples (")
 
 
 def test_the_metric_option_serves_a_file_that_declares_none(
@@ -293,11 +293,11 @@ def test_the_default_artifact_is_named_after_the_program(
 def test_a_compile_within_its_budget_makes_no_more_calls(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, _, err = compile_qa(capsys, "-p", "bootstrap-demos,prune-demos", "--budget-calls", "34")
+    code, _, err = compile_qa(capsys, "-p", "bootstrap-demos,prune-demos", "--budget-calls", "54")
 
     assert code == EXIT_OK
-    assert "at most 34 (budget 34)" in err
-    assert len(fake.requests) <= 34
+    assert "at most 54 (budget 54)" in err
+    assert len(fake.requests) <= 54
     assert read_artifact("out.json").program.params["gen"].demos
 
 
@@ -427,27 +427,55 @@ def test_a_python_metric_that_cannot_be_imported_is_refused(
     assert not Path("out.json").exists()
 
 
-def test_a_python_metric_that_raises_exits_2_naming_the_record(
+def test_a_python_metric_whose_module_fails_to_import_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("compile_test_broken_metric.py").write_text(
+        "def score(example, prediction:\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    monkeypatch.delitem(sys.modules, "compile_test_broken_metric", raising=False)
+
+    code, out, err = compile_qa(capsys, "--metric", "compile_test_broken_metric:score")
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "importing compile_test_broken_metric for metric compile_test_broken_metric:score "
+        "raised SyntaxError: '(' was never closed (compile_test_broken_metric.py, line 1)",
+    )
+
+
+def test_a_python_metric_that_raises_on_one_example_scores_it_0_and_the_compile_finishes(
     fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     package = Path("lmc_test_cli_bad_metrics")
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "scoring.py").write_text(
-        "def boom(example, prediction):\n    raise KeyError('label')\n", encoding="utf-8"
+        "def same_but_q11(example, prediction):\n"
+        "    if example.question == 'q11':\n"
+        "        raise KeyError('label')\n"
+        "    return example.answer == prediction.answer\n",
+        encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(Path.cwd()))
     monkeypatch.delitem(sys.modules, "lmc_test_cli_bad_metrics.scoring", raising=False)
+    metric = "lmc_test_cli_bad_metrics.scoring:same_but_q11"
 
-    code, out, err = compile_qa(capsys, "--metric", "lmc_test_cli_bad_metrics.scoring:boom")
+    code, out, err = compile_qa(capsys, "--metric", metric)
 
-    assert code == EXIT_BAD_INPUT
-    assert out == ""
-    last_line = err.splitlines()[-1]
-    assert last_line.startswith("lmc: error: record 1: ")
-    assert "KeyError" in last_line
-    assert "Traceback" not in err
-    assert not Path("out.json").exists()
+    # The LM calls spent are not thrown away: dev record 2 (q11) fails, as a failed run would.
+    assert code == EXIT_OK
+    assert (wrote(out)["before"], wrote(out)["after"]) == ("0.000", "0.800")
+    said = f"  metric {metric} raised KeyError: 'label'; each example it fails on scores 0\n"
+    assert err.count(said) == 1
+    misses = json.loads(Path("out.json").read_text(encoding="utf-8"))["misses"]
+    assert [(m["record"], m["predicted"], m["error"]) for m in misses] == [
+        (2, {"answer": "a11"}, f"metric {metric} raised KeyError: 'label'")
+    ]
 
 
 def test_a_bad_train_record_is_refused_by_number(
@@ -540,8 +568,8 @@ def test_a_budget_below_the_projection_is_refused_listing_it(
     assert out == ""
     error_lines = [line for line in err.splitlines() if line.startswith("lmc: error: ")]
     assert error_lines == [
-        "lmc: error: even the leanest default pipeline may need up to 10 LM calls (baseline on "
-        "dev 3, dead-steps 0, dedupe-steps 0, bootstrap-demos 7), over the budget of 5: raise "
+        "lmc: error: even the leanest default pipeline may need up to 14 LM calls (baseline on "
+        "dev 5, dead-steps 0, dedupe-steps 0, bootstrap-demos 9), over the budget of 5: raise "
         "--budget-calls, or a smaller --dev"
     ]
     assert err.splitlines()[-1] == error_lines[0]
@@ -552,19 +580,17 @@ def test_a_budget_below_the_projection_is_refused_listing_it(
 def test_a_budget_spent_before_any_result_exits_1(
     fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Every dev run needs a repair call: the baseline alone needs 6 calls of the 4 allowed.
+    # Every dev run needs a repair call: the baseline alone needs 10 calls of the 5 allowed.
     use_lm(
         monkeypatch,
         lambda request: json.dumps({"answer": "no idea"}) if has_demos(request) else "garbage",
     )
 
-    code, out, err = compile_qa(
-        capsys, "-p", "bootstrap-demos{candidates=0,max_train=1}", "--budget-calls", "4"
-    )
+    code, out, err = compile_qa(capsys, "-p", "dead-steps", "--budget-calls", "5")
 
     assert code == EXIT_FAILED
     assert out == ""
-    assert err.splitlines()[-1].startswith("lmc: error: the budget of 4 LM calls is spent")
+    assert err.splitlines()[-1].startswith("lmc: error: the budget of 5 LM calls is spent")
     assert not Path("out.json").exists()
 
 
@@ -766,3 +792,23 @@ def test_a_compiled_program_runs_on_the_model_it_was_compiled_for(
     assert lmc(capsys, "run", "out.json", "--input", "question=q7")[0] == 0
     assert lmc(capsys, "run", "out.json", "--input", "question=q7", "--lm", "local")[0] == 0
     assert asked == ["openai/served", "local"]
+
+
+def test_a_compile_whose_every_dev_run_fails_stops_and_keeps_the_artifact_there(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An LM that cannot be reached fails every run the same way: a compile that measured nothing
+    # must not replace the artifact the user already has with one that learned nothing.
+    Path("out.json").write_text("the artifact of an earlier compile", encoding="utf-8")
+    use_lm(monkeypatch, lambda request: "not a reply anyone can use")
+
+    code, out, err = compile_qa(capsys)
+
+    assert code == EXIT_FAILED
+    assert out == ""
+    last = err.splitlines()[-1]
+    assert last.startswith(
+        "lmc: error: every one of the 5 dev examples failed before any pass ran, so nothing can "
+        "be measured and nothing was compiled; the first: "
+    )
+    assert Path("out.json").read_text(encoding="utf-8") == "the artifact of an earlier compile"

@@ -1,6 +1,7 @@
 """An artifact reads corpora from its own folder only, unless the user names one with `--corpus
 NAME=PATH`: an artifact from elsewhere cannot make a run quote any JSONL file on the machine to
-the model. Reading an artifact (`fmt`, `show`) reads no corpus, so it is not held to this.
+the model. Reading an artifact (`fmt`, `show`) reads no corpus, so it is not held to this. No
+command writes over a corpus its program reads.
 
 `lmc.cli.main` runs in-process from inside `tmp_path`; every `--lm` resolves to a `FakeLM`.
 """
@@ -127,3 +128,63 @@ def test_a_corpus_for_an_index_the_program_lacks_is_refused(
     assert err == (
         "lmc: error: --corpus wikki=...: program RAG has no index 'wikki' (its indexes: wiki)\n"
     )
+
+
+@pytest.mark.parametrize("command", ["run", "eval", "compile"])
+@pytest.mark.parametrize(
+    ("corpus", "problem"),
+    [
+        (None, "no such file"),
+        (
+            '{"body": "Paris is in France."}\n',
+            "record 1: expected a JSON object with a string 'text'",
+        ),
+    ],
+    ids=["missing", "malformed"],
+)
+def test_a_corpus_that_cannot_be_read_is_refused_before_any_lm_call(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], command: str, corpus: str | None, problem: str
+) -> None:
+    # The retrieve would first read it after the steps before it had spent their calls, and a
+    # corpus is the user's input: exit 2, naming the index and the file.
+    Path("rag.lmp").write_text(RAG, encoding="utf-8")
+    if corpus is not None:
+        Path("corpus.jsonl").write_text(corpus, encoding="utf-8")
+    Path("data.jsonl").write_text('{"question": "Where is Paris?", "answer": "France"}\n' * 4)
+    given = {
+        "run": ["--input", "question=Where is Paris?"],
+        "eval": ["--data", "data.jsonl", "--metric", "exact_match(answer)"],
+        "compile": ["--train", "data.jsonl", "--metric", "exact_match(answer)"],
+    }[command]
+
+    code, out, err = lmc_cli(capsys, command, "rag.lmp", *given)
+
+    assert code == EXIT_BAD_INPUT
+    assert out == ""
+    where = Path("corpus.jsonl").resolve()
+    assert err.splitlines()[-1] == f"lmc: error: index 'wiki': {where}: {problem}"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("named", "corpus"),
+    [([], "shipped/corpus.jsonl"), (["--corpus", "wiki=mine.jsonl"], "mine.jsonl")],
+    ids=["the program's corpus", "a corpus the user names"],
+)
+def test_a_trace_written_over_a_corpus_the_run_reads_exits_2_and_leaves_it_whole(
+    named: list[str], corpus: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    artifact = compiled_into("shipped", "shipped")
+    Path("mine.jsonl").write_bytes(Path("shipped/corpus.jsonl").read_bytes())
+    passages = Path(corpus).read_bytes()
+
+    code, _, err = lmc_cli(
+        capsys, "run", artifact, "--input", "question=q", *named, "--trace", corpus
+    )
+
+    assert code == EXIT_BAD_INPUT
+    assert err == (
+        f"lmc: error: --trace {corpus} is the corpus of index wiki; write the trace elsewhere\n"
+    )
+    assert Path(corpus).read_bytes() == passages
+    assert fake.requests == []

@@ -18,11 +18,13 @@ from programs import QA, QA_WITH_METRIC
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
-from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
+from lmc.backends.clients.hosted import HostedLMError
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from lmc.compiler.artifact import CompileInfo
 from lmc.ir.graph import Demo, StepParams
 
-# exact_match scores 1, 0 and 0 (the last fails); contains scores 1, 1 and 0.
+# exact_match scores 1, 0 and 0 (the last fails, so an eval of DATA exits 1); contains scores 1,
+# 1 and 0.
 DATA = [
     {"question": "hi", "answer": "echo hi"},
     {"question": "yo", "answer": "yo"},
@@ -103,7 +105,7 @@ def test_eval_prints_each_example_then_the_summary(
 ) -> None:
     code, out, err = lmc_cli(capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl")
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     lines = out.splitlines()
     assert lines[0] == 'record 1: 1.000  {"answer": "echo hi"}'
     assert lines[1] == 'record 2: 0.000  {"answer": "echo yo"}'
@@ -129,7 +131,7 @@ def test_a_second_eval_is_answered_from_the_cache_but_asks_again_where_replies_f
 
     code, out, _ = lmc_cli(capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl")
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     # two records answered from the cache; the third's unusable reply and its repair were not
     # kept, so the model is asked again
     assert (summary(out)["calls"], summary(out)["cached"]) == ("2", "2")
@@ -143,7 +145,7 @@ def test_out_writes_per_example_results_as_jsonl(
         capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl", "--out", "results/r.jsonl"
     )
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert out.count("\n") == 1
     assert summary(out)["score"] == "0.333"
     assert err.splitlines()[0] == "wrote results/r.jsonl"
@@ -162,6 +164,37 @@ def test_out_writes_per_example_results_as_jsonl(
     assert [p.name for p in Path("results").iterdir()] == ["r.jsonl"]
 
 
+def test_eval_exits_1_when_examples_failed_after_writing_the_results_and_the_summary(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(request: LMRequest) -> str:
+        raise HostedLMError("openai/x: connection failed: Connection refused")
+
+    fake.replies = unreachable
+
+    code, out, _ = lmc_cli(
+        capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl", "--out", "r.jsonl"
+    )
+
+    # A script checking the exit code must not take a score of nothing but failures for one.
+    assert code == EXIT_FAILED
+    assert (summary(out)["score"], summary(out)["failed"]) == ("0.000", "3")
+    lines = [json.loads(line) for line in Path("r.jsonl").read_text().splitlines()]
+    assert [line["record"] for line in lines] == [1, 2, 3]
+    assert all("Connection refused" in line["error"] for line in lines)
+
+
+def test_eval_exits_0_when_every_example_ran_however_it_scored(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_records("data.jsonl", DATA[:2])  # without the record whose reply is unusable
+
+    code, out, _ = lmc_cli(capsys, "eval", "qa_metric.lmp", "--data", "data.jsonl")
+
+    assert code == EXIT_OK  # a wrong answer is a score, not a failure
+    assert (summary(out)["score"], summary(out)["failed"]) == ("0.500", "0")
+
+
 def test_eval_an_artifact_runs_the_compiled_program(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -169,7 +202,7 @@ def test_eval_an_artifact_runs_the_compiled_program(
 
     code, out, _ = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert summary(out)["label"] == "exact_match(answer)"
     assert summary(out)["score"] == "0.333"
     first = fake.requests[0]
@@ -187,7 +220,7 @@ def test_the_metric_option_comes_first(fake: FakeLM, capsys: pytest.CaptureFixtu
         code, out, _ = lmc_cli(
             capsys, "eval", program, "--data", "data.jsonl", "--metric", "contains(answer)"
         )
-        assert code == EXIT_OK
+        assert code == EXIT_FAILED
         assert summary(out)["label"] == "contains(answer)"
         assert summary(out)["score"] == "0.667"
 
@@ -199,7 +232,7 @@ def test_then_the_metric_the_artifact_was_compiled_with(
 
     code, out, _ = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert summary(out)["label"] == "contains(answer)"
 
 
@@ -210,7 +243,7 @@ def test_then_the_metric_the_file_declares(
 
     code, out, _ = lmc_cli(capsys, "eval", "qa.json", "--data", "data.jsonl")
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert summary(out)["label"] == "exact_match(answer)"
 
 
@@ -255,8 +288,10 @@ def starts_with_echo(example, prediction):
     return prediction.answer.startswith("echo " + example.question)
 
 
-def boom(example, prediction):
-    return 1 / 0
+def starts_with_echo_unless_yo(example, prediction):
+    if example.question == "yo":
+        raise ValueError("cannot score yo")
+    return prediction.answer.startswith("echo " + example.question)
 """
 
 
@@ -279,24 +314,104 @@ def test_a_python_metric_scores_each_example(capsys: pytest.CaptureFixture[str])
         "eval_test_metrics:starts_with_echo",
     )
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert summary(out)["label"] == "eval_test_metrics:starts_with_echo"
     assert summary(out)["score"] == "0.667"
 
 
-@pytest.mark.usefixtures("python_metrics")
-def test_a_python_metric_that_raises_exits_2_naming_the_record(
+@pytest.mark.parametrize(
+    ("module_text", "raised"),
+    [
+        (
+            "def score(example, prediction:\n",
+            "SyntaxError: '(' was never closed (eval_test_broken_metric.py, line 1)",
+        ),
+        ("limit = 1 / 0\n", "ZeroDivisionError: division by zero"),
+    ],
+)
+def test_a_python_metric_whose_module_fails_to_import_exits_2_in_one_line(
+    fake: FakeLM,
     capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    module_text: str,
+    raised: str,
 ) -> None:
+    (tmp_path / "eval_test_broken_metric.py").write_text(module_text, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "eval_test_broken_metric", raising=False)
+
     code, out, err = lmc_cli(
-        capsys, "eval", "qa.lmp", "--data", "data.jsonl", "--metric", "eval_test_metrics:boom"
+        capsys,
+        "eval",
+        "qa.lmp",
+        "--data",
+        "data.jsonl",
+        "--metric",
+        "eval_test_broken_metric:score",
     )
 
     assert code == EXIT_BAD_INPUT
     assert out == ""
     assert err == (
-        "lmc: error: record 1: metric eval_test_metrics:boom raised "
-        "ZeroDivisionError: division by zero\n"
+        "lmc: error: importing eval_test_broken_metric for metric "
+        f"eval_test_broken_metric:score raised {raised}\n"
+    )
+    assert fake.requests == []
+
+
+@pytest.mark.usefixtures("python_metrics")
+def test_a_python_metric_that_raises_fails_that_record_and_the_rest_are_scored_and_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = lmc_cli(
+        capsys,
+        "eval",
+        "qa.lmp",
+        "--data",
+        "data.jsonl",
+        "--metric",
+        "eval_test_metrics:starts_with_echo_unless_yo",
+        "--out",
+        "r.jsonl",
+    )
+
+    # as a record whose step fails: it scores 0, counts as failed, the evaluation finishes, and
+    # the exit code says an example failed
+    assert code == EXIT_FAILED
+    assert summary(out)["score"] == "0.333"
+    assert summary(out)["failed"] == "2"
+    lines = [json.loads(line) for line in Path("r.jsonl").read_text().splitlines()]
+    assert [line["record"] for line in lines] == [1, 2, 3]
+    assert lines[0]["score"] == 1.0
+    assert lines[1] == {
+        "record": 2,
+        "score": 0.0,
+        "example": DATA[1],
+        "prediction": {"answer": "echo yo"},  # what the program answered is kept
+        "error": "metric eval_test_metrics:starts_with_echo_unless_yo raised ValueError: "
+        "cannot score yo",
+    }
+    assert lines[2]["error"].startswith("step 'gen': ")
+    assert "Traceback" not in err
+
+
+@pytest.mark.usefixtures("python_metrics")
+def test_a_metric_failure_is_shown_on_its_record_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = lmc_cli(
+        capsys,
+        "eval",
+        "qa.lmp",
+        "--data",
+        "data.jsonl",
+        "--metric",
+        "eval_test_metrics:starts_with_echo_unless_yo",
+    )
+
+    assert code == EXIT_FAILED
+    assert out.splitlines()[1] == (
+        "record 2: 0.000  error: metric eval_test_metrics:starts_with_echo_unless_yo raised "
+        "ValueError: cannot score yo"
     )
 
 
@@ -323,7 +438,7 @@ def test_a_metric_function_compiled_from_python_is_recorded_by_path_and_scores_w
     )
 
     assert recorded == {"name": "eval_test_metrics:starts_with_echo", "field": None}
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert summary(out)["label"] == "eval_test_metrics:starts_with_echo"
 
 
@@ -358,7 +473,7 @@ def test_an_artifact_python_metric_is_named_and_runs_only_when_passed_with_metri
         capsys, "eval", "qa.json", "--data", "data.jsonl", "--metric", "scoring:answer_is_echo"
     )
 
-    assert code == EXIT_OK
+    assert code == EXIT_FAILED
     assert Path("scored").exists()
 
 

@@ -132,6 +132,23 @@ def test_a_run_killed_mid_line_resumes_after_the_last_whole_line(
     assert lines[0]["outputs"] == {"answer": "1"}  # kept as it was, not run again
 
 
+def test_a_blank_line_in_the_results_is_skipped_and_the_rerun_ends_with_its_summary(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = json.dumps({"record": 1, "inputs": {"question": "a"}, "outputs": {"answer": "1"}})
+    failed = json.dumps({"record": 2, "inputs": {"question": "b"}, "error": "x", "reply": None})
+    Path("out.jsonl").write_text(f"{first}\n\n{failed}\n", encoding="utf-8")
+
+    code, _, err = run(capsys, "--no-cache")
+
+    assert code == EXIT_FAILED  # record 3 failed; the blank line is no failure
+    assert "4 records (1 done before, kept), 1 failed" in err
+    lines = results()  # rewritten in order, one line per record, the blank one gone
+    assert [line["record"] for line in lines] == [1, 2, 3, 4, 5]
+    assert lines[0]["outputs"] == {"answer": "1"}
+    assert lines[1]["outputs"] == {"answer": "echo b"}
+
+
 def test_max_errors_stops_the_run_and_keeps_what_finished(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -223,6 +223,23 @@ def test_a_dataset_run_without_out_prints_the_lines(
     ]
 
 
+@pytest.mark.parametrize("command", ["run", "eval"])  # read a record at a time, and whole
+def test_a_dataset_saved_with_a_byte_order_mark_reads_every_record(
+    command: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("in.jsonl").write_bytes(
+        b"\xef\xbb\xbf"
+        + b'{"question": "a", "answer": "echo a"}\n{"question": "b", "answer": "x"}\n'
+    )
+    metric = ["--metric", "contains(answer)"] if command == "eval" else []
+
+    code, out, _ = lmc(capsys, command, "qa.lmp", "--data", "in.jsonl", *metric, "--out", "o.jsonl")
+
+    assert code == EXIT_OK, out
+    assert [line["record"] for line in read_lines("o.jsonl")] == [1, 2]
+    assert sorted(first_input(r) for r in fake.requests) == ["a", "b"]  # run side by side
+
+
 @pytest.mark.parametrize(
     ("second_line", "expected"),
     [

@@ -106,7 +106,7 @@ def test_eval_prints_predictions_and_errors_escaped(
         encoding="utf-8",
     )
 
-    out, _ = printed(capsys, EXIT_OK, "eval", "qa.lmp", "--data", "in.jsonl")
+    out, _ = printed(capsys, EXIT_FAILED, "eval", "qa.lmp", "--data", "in.jsonl")
 
     first, second = out.splitlines()[:2]
     assert first.startswith("record 1: 0.000  ")

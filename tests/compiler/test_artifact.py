@@ -340,7 +340,9 @@ def test_garbage_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "garbage.json"
     path.write_bytes(b"\x00\xffnot json")
 
-    with pytest.raises(ArtifactError, match=r"garbage\.json: not UTF-8 text"):
+    with pytest.raises(
+        ArtifactError, match=r"garbage\.json: line 1: not UTF-8 text \(byte 0xff at column 2\)$"
+    ):
         read_artifact(path)
 
 
@@ -627,3 +629,60 @@ def test_a_malformed_miss_names_the_artifact_and_the_miss(tmp_path: Path) -> Non
 
     with pytest.raises(ArtifactError, match=r"bad.json: miss 1 is not a dev example"):
         read_artifact(path)
+
+
+_RECORD = PassRecord(
+    "bootstrap-demos",
+    {"candidates": 2},
+    0.2,
+    0.6,
+    40,
+    0,
+    900,
+    300,
+    1.5,
+    1,
+    ["kept"],
+    [0.4, 0.2, 0.6],
+).to_json()
+_MISS = {"record": 3, "inputs": {"q": "x"}, "expected": {"a": "y"}, "predicted": {"a": "z"}}
+
+
+@pytest.mark.parametrize(
+    ("key", "entry", "message"),
+    [
+        ("passes", {**_RECORD, "gain": [0.1]}, "pass 1 is not a pass record"),
+        ("passes", {**_RECORD, "gain": "abc"}, "pass 1 is not a pass record"),
+        ("passes", {**_RECORD, "notes": 5}, "pass 1 is not a pass record"),
+        ("passes", {**_RECORD, "options": [1]}, "pass 1 is not a pass record"),
+        ("passes", {**_RECORD, "cached": "none"}, "pass 1 is not a pass record"),
+        ("misses", {**_MISS, "score": "bad"}, "miss 1 is not a dev example"),
+        ("misses", {**_MISS, "score": 0.0, "predicted": 5}, "miss 1 is not a dev example"),
+        ("misses", {**_MISS, "score": 0.0, "error": 7}, "miss 1 is not a dev example"),
+    ],
+)
+def test_every_field_the_report_reads_is_checked_when_the_artifact_is_read(
+    tmp_path: Path, key: str, entry: dict[str, Any], message: str
+) -> None:
+    # Hand-edited artifacts once passed the read and failed in `lmc report` with a traceback.
+    path = tmp_path / "edited.json"
+    write_artifact(path, lmc.load(EXAMPLES / "qa" / "program.lmp").ir, INFO)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data[key] = [entry]
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    with pytest.raises(ArtifactError, match=f"edited.json: {message}"):
+        read_artifact(path)
+
+
+def test_the_well_formed_record_and_miss_those_edits_start_from_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "edited.json"
+    write_artifact(path, lmc.load(EXAMPLES / "qa" / "program.lmp").ir, INFO)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["passes"], data["misses"] = [_RECORD], [{**_MISS, "score": 0.0}]
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    _, read = read_artifact(path)
+
+    assert read.passes[0].gain == [0.4, 0.2, 0.6]
+    assert read.misses[0].predicted == {"a": "z"}

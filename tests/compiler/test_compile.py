@@ -136,7 +136,7 @@ def compile_qa(
     pipeline: str,
     *,
     train: Iterable[int] = range(4),
-    dev: Iterable[int] = range(10, 13),
+    dev: Iterable[int] = range(10, 15),  # five: the fewest a gain can hold on
     **options: Any,
 ) -> Compiled:
     """`program` compiled on train questions `train` and dev questions `dev`."""
@@ -323,18 +323,18 @@ def test_a_budget_below_the_projection_is_refused_before_any_lm_call(qa: Program
     fake, run = context(right_with_demos)
 
     with pytest.raises(BudgetTooSmall) as raised:
-        compile_qa(qa, run, "bootstrap-demos,prune-demos", budget_calls=33)
+        compile_qa(qa, run, "bootstrap-demos,prune-demos", budget_calls=53)
 
-    # baseline: 3 dev runs; bootstrap: 4 teacher runs + 4 candidates x 3 dev runs; prune: the
-    # program without each of up to 4 demos, and as it came, x 3 dev runs.
+    # baseline: 5 dev runs; bootstrap: 4 teacher runs + 4 candidates x 5 dev runs; prune: the
+    # program without each of up to 4 demos, and as it came, x 5 dev runs.
     assert raised.value.stages == [
-        ("baseline on dev", 3),
-        ("bootstrap-demos", 16),
-        ("prune-demos", 15),
+        ("baseline on dev", 5),
+        ("bootstrap-demos", 24),
+        ("prune-demos", 25),
     ]
     assert str(raised.value) == (
-        "the pipeline may need up to 34 LM calls (baseline on dev 3, bootstrap-demos 16, "
-        "prune-demos 15), over the budget of 33: raise --budget-calls, or give passes smaller "
+        "the pipeline may need up to 54 LM calls (baseline on dev 5, bootstrap-demos 24, "
+        "prune-demos 25), over the budget of 53: raise --budget-calls, or give passes smaller "
         "options"
     )
     assert fake.requests == []
@@ -350,7 +350,7 @@ def test_the_projection_is_reported_before_anything_runs(qa: Program) -> None:
 
     compiled = compile_qa(qa, run, "bootstrap-demos{candidates=2}", on_plan=plan)
 
-    assert plans == [[("baseline on dev", 3), ("bootstrap-demos", 10)]]
+    assert plans == [[("baseline on dev", 5), ("bootstrap-demos", 14)]]
     assert compiled.stages == plans[0]
 
 
@@ -361,8 +361,8 @@ def test_passes_after_bootstrap_are_projected_for_the_demos_it_may_add(qa: Progr
 
     compile_qa(qa, run, "bootstrap-demos{candidates=2},prune-demos", on_plan=plans.append)
 
-    assert plans == [[("baseline on dev", 3), ("bootstrap-demos", 10), ("prune-demos", 15)]]
-    assert len(fake.requests) <= 3 + 10 + 15
+    assert plans == [[("baseline on dev", 5), ("bootstrap-demos", 14), ("prune-demos", 25)]]
+    assert len(fake.requests) <= 5 + 14 + 25
 
 
 def test_a_pass_that_overruns_the_budget_stops_and_the_program_before_it_is_kept(
@@ -380,9 +380,9 @@ def test_a_pass_that_overruns_the_budget_stops_and_the_program_before_it_is_kept
 
     fake, run = context(reply)
 
-    compiled = compile_qa(qa, run, "bootstrap-demos", budget_calls=19)
+    compiled = compile_qa(qa, run, "bootstrap-demos", budget_calls=29)  # as projected
 
-    assert len(fake.requests) <= 19
+    assert len(fake.requests) <= 29
     (record,) = compiled.result.records
     assert any("bootstrap-demos stopped; the program before it is kept" in n for n in record.notes)
     assert compiled.program == qa
@@ -402,7 +402,7 @@ def test_cache_hits_are_free_against_the_budget(qa: Program) -> None:
     again, rerun = context(right_with_demos)
 
     # Every call is cached now, so the budget is not even touched.
-    compiled = compile_qa(qa, rerun, "bootstrap-demos,prune-demos", budget_calls=34)
+    compiled = compile_qa(qa, rerun, "bootstrap-demos,prune-demos", budget_calls=54)
 
     assert again.requests == []
     assert [r.calls for r in compiled.result.records] == [0, 0]
@@ -418,9 +418,9 @@ def test_a_budget_spent_before_the_baseline_is_scored_stops_the_compile(qa: Prog
     fake, run = context(reply)
 
     with pytest.raises(BudgetExhausted):
-        compile_qa(qa, run, "bootstrap-demos{candidates=0,max_train=1}", budget_calls=4)
+        compile_qa(qa, run, "dead-steps", budget_calls=5)  # projected: the 5 dev runs
 
-    assert len(fake.requests) <= 4
+    assert len(fake.requests) <= 5
     assert run.budget is None
 
 
@@ -612,7 +612,7 @@ def test_passing_teacher_runs_give_demos_to_every_step_they_went_through() -> No
         program,
         dataset(program, records(0, 1, 2), "train"),
         parse_metric(EXACT),
-        dev=dataset(program, records(10, 11), "dev"),
+        dev=dataset(program, records(*range(10, 15)), "dev"),
         pipeline="bootstrap-demos{candidates=1}",
         run=run,
         teacher=teacher,
@@ -752,6 +752,44 @@ def test_instruction_search_proposals_see_the_step_and_the_data(qa: Program) -> 
     assert '"question": "q0"' in given["examples"]
 
 
+def test_steps_whose_fields_no_record_names_are_shown_the_records_as_the_programs() -> None:
+    # The records name the program's question and answer. Neither step of the chain reads or
+    # writes both (the query between them is named by no record), so each is shown the records
+    # as they are and told they are the whole program's, not worked examples of its own.
+    program = lmc.loads(TWO_STEPS + "\nmetric exact_match(answer)\n")
+
+    def reply(request: LMRequest) -> str:
+        if PROPOSER_TASK in request.messages[0].content:
+            return json.dumps({"instruction": USELESS})
+        return json.dumps({"query": "?"} if "question" in inputs_of(request) else {"answer": "?"})
+
+    fake, run = context(reply)
+
+    compile_program(
+        program,
+        dataset(program, records(*range(4)), "train"),
+        parse_metric(EXACT),
+        dev=dataset(program, records(*range(10, 15)), "dev"),
+        pipeline="instruction-search{candidates=1}",
+        run=run,
+    )
+
+    asked = [inputs_of(r) for r in fake.requests if PROPOSER_TASK in r.messages[0].content]
+    assert len(asked) == 2
+    for given in asked:
+        assert given["examples"].startswith("(the whole program's inputs and outputs)\n")
+        assert '"answer": "a0"' in given["examples"]
+
+
+def test_a_step_the_records_name_is_shown_its_own_fields(qa: Program) -> None:
+    fake, run = context(proposing({}))
+
+    compile_qa(qa, run, "instruction-search{candidates=1}", train=[0])
+
+    (asked,) = [r for r in fake.requests if PROPOSER_TASK in r.messages[0].content]
+    assert inputs_of(asked)["examples"] == '{"question": "q0", "answer": "a0"}'
+
+
 @pytest.mark.parametrize("minibatch", [2, 8], ids=["part-of-dev", "all-of-dev"])
 def test_instruction_search_keeps_its_result_on_the_budget_it_projects(
     qa: Program, minibatch: int
@@ -872,8 +910,8 @@ def test_each_pass_record_says_what_it_bought_and_cost(qa: Program) -> None:
         assert record.seconds >= 0.0
         assert record.calls_per_run == 1
         assert record.notes
-    # the baseline's 3 dev runs and every pass's calls are all the LM was asked
-    assert 3 + bootstrap.calls + prune.calls == len(fake.requests)
+    # the baseline's 5 dev runs and every pass's calls are all the LM was asked
+    assert 5 + bootstrap.calls + prune.calls == len(fake.requests)
     assert json.loads(json.dumps(bootstrap.to_json()))["name"] == "bootstrap-demos"
 
 
@@ -912,12 +950,14 @@ def test_without_a_dev_set_the_train_set_is_split_by_seed(qa: Program) -> None:
 
 
 # lmc.compile and BootstrapFewShot ----------------------------------------------------------------
+# Ten records without a dev set split five and five: five dev examples are the fewest on which a
+# gain can hold (`passes/selection.py`).
 
 
 def test_lmc_compile_returns_a_program_that_runs_with_its_demos(qa: Program) -> None:
     fake, run = context(right_with_demos)
 
-    compiled = compile_(qa, trainset=records(*range(8)), metric=EXACT, lm=run)
+    compiled = compile_(qa, trainset=records(*range(10)), metric=EXACT, lm=run)
 
     assert isinstance(compiled, Program)
     assert demos(compiled)
@@ -929,7 +969,7 @@ def test_lmc_compile_takes_a_dev_set_and_a_seed(qa: Program) -> None:
     _, run = context(right_with_demos)
 
     compiled = compile_(
-        qa, trainset=records(0, 1), devset=records(10, 11), metric=EXACT, lm=run, seed=5
+        qa, trainset=records(0, 1), devset=records(*range(10, 15)), metric=EXACT, lm=run, seed=5
     )
 
     assert set(demos(compiled)) <= {qa_demo(0), qa_demo(1)}
@@ -940,7 +980,7 @@ def test_lmc_compile_uses_the_metric_the_file_declares() -> None:
     program = lmc.loads(QA + "\nmetric exact_match(answer)\n")
     _, run = context(right_with_demos)
 
-    compiled = compile_(program, trainset=records(*range(6)), lm=run)
+    compiled = compile_(program, trainset=records(*range(10)), lm=run)
 
     assert demos(compiled)
 
@@ -964,7 +1004,7 @@ def test_a_python_function_is_a_metric(qa: Program) -> None:
         seen.append((example.answer, prediction.answer))
         return bool(example.answer == prediction.answer)
 
-    compiled = compile_(qa, trainset=records(*range(6)), metric=same_answer, lm=run)
+    compiled = compile_(qa, trainset=records(*range(10)), metric=same_answer, lm=run)
 
     assert demos(compiled)
     assert any(predicted == "no idea" for _, predicted in seen)  # the baseline, without demos
@@ -975,7 +1015,7 @@ def test_a_metric_object_is_used_as_given(qa: Program) -> None:
     _, run = context(right_with_demos)
     metric = Metric("always", None, lambda example, prediction, trace: 1.0)
 
-    compiled = compile_(qa, trainset=records(*range(6)), metric=metric, lm=run)
+    compiled = compile_(qa, trainset=records(*range(10)), metric=metric, lm=run)
 
     # nothing beats a perfect baseline: no demos
     assert compiled == qa
@@ -986,7 +1026,7 @@ def test_bootstrap_few_shot_compiles_on_the_configured_lm(qa: Program) -> None:
 
     with run:
         compiled = BootstrapFewShot_(metric=EXACT, max_bootstrapped_demos=2).compile(
-            qa, trainset=records(*range(8))
+            qa, trainset=records(*range(10))
         )
 
     assert len(demos(compiled)) == 2
@@ -1003,7 +1043,7 @@ def test_bootstrap_few_shot_takes_a_valset_and_a_python_metric(qa: Program) -> N
 
     with run:
         compiled = BootstrapFewShot_(metric=same_answer).compile(
-            qa, trainset=records(0, 1, 2), valset=records(10, 11)
+            qa, trainset=records(0, 1, 2), valset=records(*range(10, 15))
         )
 
     assert set(demos(compiled)) <= {qa_demo(n) for n in range(3)}
@@ -1020,7 +1060,7 @@ def test_bootstrap_few_shot_keeps_only_teacher_runs_that_reach_the_metric_thresh
 
     with run:
         strict = BootstrapFewShot_(metric=half, metric_threshold=0.6, max_labeled_demos=0)
-        assert demos(strict.compile(qa, trainset=records(*range(6)))) == ()
+        assert demos(strict.compile(qa, trainset=records(*range(10)))) == ()
         loose = BootstrapFewShot_(metric=half, max_labeled_demos=0)  # truthy passes, as in DSPy
         assert loose.bootstrap_options() == "max_demos=4,labeled=0,threshold=1e-09"
 
@@ -1050,7 +1090,7 @@ def test_a_dspy_metric_gets_the_runs_step_calls_as_trace_while_demos_are_bootstr
         traces.append(trace)
         return bool(example.answer == prediction.answer)
 
-    compile_(qa, trainset=records(*range(6)), metric=exact, lm=run, progress=False)
+    compile_(qa, trainset=records(*range(10)), metric=exact, lm=run, progress=False)
 
     bootstrapping = [t for t in traces if t is not None]
     assert bootstrapping, "teacher runs are scored with a trace"
@@ -1069,7 +1109,7 @@ def test_lmc_compile_builds_a_module_first() -> None:
 
     _, run = context(right_with_demos)
 
-    compiled = compile_(QAModule(), trainset=records(*range(6)), metric=EXACT, lm=run)
+    compiled = compile_(QAModule(), trainset=records(*range(10)), metric=EXACT, lm=run)
 
     assert isinstance(compiled, Program)
     assert any(p.demos for p in compiled.ir.params.values())
@@ -1086,7 +1126,7 @@ def test_dspy_style_examples_with_to_dict_are_read(qa: Program) -> None:
     _, run = context(right_with_demos)
 
     compiled = compile_(
-        qa, trainset=[Example(**r) for r in records(*range(6))], metric=EXACT, lm=run
+        qa, trainset=[Example(**r) for r in records(*range(10))], metric=EXACT, lm=run
     )
 
     assert demos(compiled)

@@ -64,13 +64,27 @@ def validate_answer(example, pred, trace=None):
     return example.answer.lower() in pred.answer.lower()
 
 
+# Ten, as a DSPy user's trainset might be: split five and five, the fewest dev examples on which a
+# compile can tell a gain from luck.
 trainset = [
-    dspy.Example(question="What is the capital of France?", answer="Paris").with_inputs("question"),
     dspy.Example(question="What is the capital of Italy?", answer="Rome").with_inputs("question"),
     dspy.Example(question="What is the capital of Spain?", answer="Madrid").with_inputs("question"),
+    dspy.Example(question="What is the capital of Austria?", answer="Vienna").with_inputs(
+        "question"
+    ),
     dspy.Example(question="What is the capital of Germany?", answer="Berlin").with_inputs(
         "question"
     ),
+    dspy.Example(question="What is the capital of France?", answer="Paris").with_inputs("question"),
+    dspy.Example(question="What is the capital of Greece?", answer="Athens").with_inputs(
+        "question"
+    ),
+    dspy.Example(question="What is the capital of Norway?", answer="Oslo").with_inputs("question"),
+    dspy.Example(question="What is the capital of Poland?", answer="Warsaw").with_inputs(
+        "question"
+    ),
+    dspy.Example(question="What is the capital of Egypt?", answer="Cairo").with_inputs("question"),
+    dspy.Example(question="What is the capital of Peru?", answer="Lima").with_inputs("question"),
 ]
 devset = [
     dspy.Example(question="What is the capital of Portugal?", answer="Lisbon").with_inputs(
@@ -92,7 +106,7 @@ class Story:
     reloaded_answer: Any
 
 
-def port(lm: Any, tmp_path: Path) -> Story:
+def port(lm: Any, tmp_path: Path, train: list[Any] = trainset) -> Story:
     """The user's script: configure, run, compile, evaluate, save, load."""
     dspy.configure(lm=lm, rm=DummyRetriever())
 
@@ -101,7 +115,7 @@ def port(lm: Any, tmp_path: Path) -> Story:
     teleprompter = dspy.BootstrapFewShot(
         metric=validate_answer, max_bootstrapped_demos=2, max_labeled_demos=2
     )
-    compiled = teleprompter.compile(RAG(), trainset=trainset)
+    compiled = teleprompter.compile(RAG(), trainset=train)
     answer = compiled(question=QUESTION).answer
 
     evaluate = dspy.Evaluate(
@@ -121,15 +135,23 @@ def port(lm: Any, tmp_path: Path) -> Story:
 # On a fake LM ------------------------------------------------------------------------------------
 
 CAPITALS = {
-    "France": "Paris",
     "Italy": "Rome",
     "Spain": "Madrid",
+    "Austria": "Vienna",
+    "France": "Paris",
     "Germany": "Berlin",
+    "Greece": "Athens",
+    "Norway": "Oslo",
+    "Poland": "Warsaw",
+    "Egypt": "Cairo",
+    "Peru": "Lima",
     "Portugal": "Lisbon",
     "Japan": "Tokyo",
 }
-# Train splits in two (no valset, as DSPy's compile takes none): France and Germany bootstrap, Italy
-# and Spain score the demo sets. The fake answers them without demos; the others only with.
+# Train splits in two (no valset, as DSPy's compile takes none): France, Germany, Greece, Norway
+# and Egypt bootstrap, and the fake knows France and Germany without demos, so those two runs pass
+# and are the demos; Italy, Spain, Austria, Poland and Peru score the demo sets, answered only
+# with demos.
 KNOWN = {"France", "Germany"}
 
 
@@ -214,7 +236,9 @@ def test_loading_a_program_whose_steps_differ_says_which_step(tmp_path: Path) ->
 
 @pytest.mark.real_model
 def test_the_port_runs_on_the_embedded_model(tmp_path: Path) -> None:
-    story = port(dspy.LM("local"), tmp_path)
+    # Four records keep its LM calls few; on two dev examples no demo set can show a gain, so
+    # the compiled program may come back as it was, which the port must carry all the same.
+    story = port(dspy.LM("local"), tmp_path, train=trainset[:4])
 
     assert isinstance(story.uncompiled.answer, str)
     assert isinstance(story.answer, str)

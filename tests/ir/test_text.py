@@ -223,3 +223,19 @@ def test_mistakes_in_the_new_forms_are_reported_where_they_are(text: str, messag
     with pytest.raises(ProgramError) as raised:
         lmc.loads(source)
     assert message in str(raised.value)
+
+
+def test_an_empty_list_joined_to_optional_items_reads_back_with_the_same_type() -> None:
+    # Found by the property above: `[]` was typed by the result it flowed into (`list[str]`),
+    # while the two merged sums printed as one name of their joined type (`list[str?]`), under
+    # which the `[]` read back as `list[str?]`. `[] + xs` now holds what xs holds.
+    graph = lmc.loads(
+        "program format(inputs: list[str?]) -> (inputs: list[str], index_: list[str]) {\n"
+        "    return inputs = [] + inputs, index_ = [] + inputs\n"
+        "}\n"
+    ).ir
+    merged, _ = merge_duplicates(graph)
+    text = print_program(merged, "/project")
+
+    assert "concat: list[str?] = [] + inputs" in text
+    assert parse_program(text, "/project/program.lmp") == merged

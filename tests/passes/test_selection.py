@@ -1,5 +1,5 @@
 """How passes choose: a race spends runs on the candidates still in it, and a change is kept
-only when its paired gain holds (the interval's low end above zero)."""
+only when its paired gain holds (the interval's low end above zero, on enough examples)."""
 
 from __future__ import annotations
 
@@ -36,6 +36,19 @@ def test_a_gain_on_most_examples_holds_and_one_lucky_example_does_not() -> None:
 
     assert paired_gain(before, broad, random.Random(0)).holds()
     assert not paired_gain(before, lucky, random.Random(0)).holds()
+
+
+def test_too_few_dev_examples_cannot_show_a_gain_however_clean() -> None:
+    # Every resample of four wins agrees, so the interval is [+1, +1]; yet four wins in four is
+    # what luck gives one time in sixteen. Five is the least a gain can hold on.
+    four = paired_gain([0.0] * 4, [1.0] * 4, random.Random(0))
+    five = paired_gain([0.0] * 5, [1.0] * 5, random.Random(0))
+
+    assert (four.low, four.high) == (1.0, 1.0)
+    assert not four.holds()
+    assert "on 4 dev examples (too few to tell: 5 at least)" in str(four)
+    assert five.holds()
+    assert str(five) == "+1.000 [+1.000, +1.000]"
 
 
 def test_a_loss_on_some_examples_weighs_against_gains_on_others() -> None:

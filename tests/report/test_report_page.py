@@ -5,12 +5,22 @@ test_report_browser.py) and no real model: every LM is a `FakeLM`."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
-from conftest import QA, Compiled, Elements, qa_reply, use_lm
+from conftest import (
+    CLASSIFY,
+    QA,
+    Compiled,
+    Elements,
+    qa_reply,
+    sentiment_reply,
+    use_lm,
+    write_jsonl,
+)
 
-from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 
 
 def artifact_of(compiled: Compiled) -> dict:
@@ -210,3 +220,36 @@ def test_the_eval_report_lists_every_example_and_the_slowest_and_costliest(
     assert [e.attrs["class"].split()[1] for e in examples] == ["right", "right", "wrong", "right"]
     assert len(shown.all("tr", within="slowest-table", cls="example")) == 4
     assert len(shown.all("tr", within="costliest-table", cls="example")) == 4
+
+
+def test_an_example_the_metric_failed_on_shows_its_prediction_and_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    use_lm(monkeypatch, sentiment_reply)
+    Path("report_test_metric.py").write_text(
+        "def label_unless_so(example, prediction):\n"
+        "    if example.text.startswith('so'):\n"
+        "        raise ValueError('no score for so')\n"
+        "    return example.label == prediction.label\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "report_test_metric", raising=False)
+    Path("sentiment.lmp").write_text(CLASSIFY, encoding="utf-8")
+    write_jsonl(
+        Path("data.jsonl"), [{"text": "good", "label": "pos"}, {"text": "so", "label": "pos"}]
+    )
+    metric = "report_test_metric:label_unless_so"
+
+    command = ["eval", "sentiment.lmp", "--data", "data.jsonl", "--metric", metric]
+    assert main([*command, "--report", "eval.html"]) == EXIT_FAILED  # the page is written first
+
+    shown = page(tmp_path / "eval.html")
+    # inputs, expected and predicted for each of the two examples: the prediction the metric
+    # failed on is still shown, beside the metric's error
+    assert len(shown.all("pre", within="example-table")) == 6
+    failures = [e.text for e in shown.all("span", within="example-table", cls="bad")]
+    assert failures == [f"failed: metric {metric} raised ValueError: no score for so"]
+    summary = next(e for e in shown.found if e.attrs.get("id") == "summary")
+    assert summary.text.endswith(", 1 failed.")

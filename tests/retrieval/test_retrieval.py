@@ -103,13 +103,13 @@ def test_a_retrieve_step_feeds_the_passages_to_the_next_step(tmp_path: Path) -> 
     assert context.stats.retrievals == 1
 
 
-def test_a_missing_corpus_is_a_clear_run_error(
+def test_a_missing_corpus_is_refused_as_input_before_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "ask.lmp").write_text(PROGRAM, encoding="utf-8")
     monkeypatch.setattr("lmc.runtime.context.open_lm", lambda *a: FakeLM(['{"answer": "x"}']))
     code = main(["run", str(tmp_path / "ask.lmp"), "--input", "question=q"])
-    assert code == 1
+    assert code == 2
     assert "index 'facts'" in capsys.readouterr().err
 
 
