@@ -78,6 +78,13 @@ def lmc_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, s
     return code, out, err
 
 
+def eval_with_metric(
+    capsys: pytest.CaptureFixture[str], metric: str, *extra: str
+) -> tuple[int, str, str]:
+    """`lmc eval qa.lmp --data data.jsonl --metric METRIC ...`."""
+    return lmc_cli(capsys, "eval", "qa.lmp", "--data", "data.jsonl", "--metric", metric, *extra)
+
+
 def summary(out: str) -> dict[str, str]:
     match = SUMMARY.match(out.splitlines()[-1])
     assert match is not None, out
@@ -304,15 +311,7 @@ def python_metrics(fake: FakeLM, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 @pytest.mark.usefixtures("python_metrics")
 def test_a_python_metric_scores_each_example(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = lmc_cli(
-        capsys,
-        "eval",
-        "qa.lmp",
-        "--data",
-        "data.jsonl",
-        "--metric",
-        "eval_test_metrics:starts_with_echo",
-    )
+    code, out, _ = eval_with_metric(capsys, "eval_test_metrics:starts_with_echo")
 
     assert code == EXIT_FAILED
     assert summary(out)["label"] == "eval_test_metrics:starts_with_echo"
@@ -341,15 +340,7 @@ def test_a_python_metric_whose_module_fails_to_import_exits_2_in_one_line(
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(sys.modules, "eval_test_broken_metric", raising=False)
 
-    code, out, err = lmc_cli(
-        capsys,
-        "eval",
-        "qa.lmp",
-        "--data",
-        "data.jsonl",
-        "--metric",
-        "eval_test_broken_metric:score",
-    )
+    code, out, err = eval_with_metric(capsys, "eval_test_broken_metric:score")
 
     assert code == EXIT_BAD_INPUT
     assert out == ""
@@ -364,16 +355,8 @@ def test_a_python_metric_whose_module_fails_to_import_exits_2_in_one_line(
 def test_a_python_metric_that_raises_fails_that_record_and_the_rest_are_scored_and_written(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code, out, err = lmc_cli(
-        capsys,
-        "eval",
-        "qa.lmp",
-        "--data",
-        "data.jsonl",
-        "--metric",
-        "eval_test_metrics:starts_with_echo_unless_yo",
-        "--out",
-        "r.jsonl",
+    code, out, err = eval_with_metric(
+        capsys, "eval_test_metrics:starts_with_echo_unless_yo", "--out", "r.jsonl"
     )
 
     # as a record whose step fails: it scores 0, counts as failed, the evaluation finishes, and
@@ -398,15 +381,7 @@ def test_a_python_metric_that_raises_fails_that_record_and_the_rest_are_scored_a
 
 @pytest.mark.usefixtures("python_metrics")
 def test_a_metric_failure_is_shown_on_its_record_line(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = lmc_cli(
-        capsys,
-        "eval",
-        "qa.lmp",
-        "--data",
-        "data.jsonl",
-        "--metric",
-        "eval_test_metrics:starts_with_echo_unless_yo",
-    )
+    code, out, _ = eval_with_metric(capsys, "eval_test_metrics:starts_with_echo_unless_yo")
 
     assert code == EXIT_FAILED
     assert out.splitlines()[1] == (
