@@ -338,6 +338,12 @@ def utf8_text(raw: bytes) -> str:
         raise NotUTF8(raw, error) from None
 
 
+def file_text(path: str | os.PathLike[str]) -> str:
+    """A whole text file (`.lmp` source, an artifact) less a leading byte-order mark; `NotUTF8`
+    places a byte that is not UTF-8, `OSError` says why the file cannot be read."""
+    return utf8_text(Path(path).read_bytes().removeprefix(UTF8_BOM))
+
+
 def read_bytes(path: Path, *, records: bool = True) -> bytes:
     """A JSONL file's bytes, checked to be UTF-8 text, less a leading byte-order mark;
     `DataError` says why it cannot be read. A byte that is not UTF-8 is placed by its line

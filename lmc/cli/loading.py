@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmc.cli.errors import UsageError
-from lmc.files import UTF8_BOM, NotUTF8, is_artifact_path, utf8_text
+from lmc.files import NotUTF8, file_text, is_artifact_path
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
@@ -22,7 +22,7 @@ def read_source(path: str) -> str:
     """A `.lmp` file's text, less a leading byte-order mark; a missing, unreadable or
     non-UTF-8 file is a `UsageError` (the first bad byte placed as `file:line:column`)."""
     try:
-        return utf8_text(Path(path).read_bytes().removeprefix(UTF8_BOM))
+        return file_text(path)
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:

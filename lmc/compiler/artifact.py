@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from lmc.diagnostics import ProgramError
 from lmc.errors import InputError
-from lmc.files import UTF8_BOM, JSONUnreadable, NotUTF8, json_value, utf8_text, write_atomically
+from lmc.files import JSONUnreadable, NotUTF8, file_text, json_value, write_atomically
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import parse_program, print_program, program_error_line
 from lmc.passes.record import PassRecord
@@ -289,7 +289,7 @@ def _compile_info(data: dict[str, Any], name: str) -> CompileInfo:
 
 def _read_json(name: str) -> Any:
     try:
-        text = utf8_text(Path(name).read_bytes().removeprefix(UTF8_BOM))
+        text = file_text(name)
     except FileNotFoundError:
         raise ArtifactError(f"{name}: no such file") from None
     except IsADirectoryError:
