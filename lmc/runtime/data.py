@@ -10,10 +10,12 @@ import hashlib
 import json
 import random
 import re
+import shutil
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lmc.backends.schema import InvalidValues, validate
 from lmc.files import (
@@ -90,36 +92,61 @@ def _json_or_text(text: str, name: str) -> Any:
 class StreamedRecords:
     """A dataset's typed inputs, read from its file a record at a time each time it is iterated,
     so a run holds no more of it than the records in flight. `checked_records` made it, having
-    checked every record once."""
+    checked every record once. A pipe (`--data /dev/stdin`) can be read only once, so its bytes
+    are copied to an unnamed temporary file (`spool`) that is read instead; messages still
+    name `path`."""
 
     path: Path
     fields: tuple[FieldSpec, ...]
     count: int
+    spool: IO[bytes] | None = None
 
     def __len__(self) -> int:
         return self.count
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         # Checked already; a record that fails now was changed in the file since.
-        for where, value in _file_objects(self.path):
+        for where, value in _file_objects(self.path, self.spool):
             yield coerce(self.fields, value, where)
 
 
 def checked_records(path: Path, fields: tuple[FieldSpec, ...]) -> StreamedRecords:
     """Every record of a JSONL file checked (the first bad one raises `DataError` naming its
     number), none kept: the records, to be read again as a run needs them."""
+    spool = _spooled(path)
     count = 0
-    for where, value in _file_objects(path):
+    for where, value in _file_objects(path, spool):
         coerce(fields, value, where)
         count += 1
     if not count:
         raise DataError(f"{path}: no records; expected one JSON object per line")
-    return StreamedRecords(path, fields, count)
+    return StreamedRecords(path, fields, count, spool)
 
 
-def _file_objects(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """`jsonl_objects` of a file read a line at a time; the same errors, by the same names."""
+def _spooled(path: Path) -> IO[bytes] | None:
+    """A copy of what a pipe or other stream holds, to read as often as a file; None for a
+    file (or a path that is no file at all, which reading reports)."""
     try:
+        if not path.exists() or path.is_file() or path.is_dir():
+            return None
+        spool = tempfile.TemporaryFile()
+        with path.open("rb") as stream:
+            shutil.copyfileobj(stream, spool)
+    except OSError as error:
+        raise DataError(f"{path}: cannot read it ({error.strerror})") from None
+    return spool
+
+
+def _file_objects(
+    path: Path, spool: IO[bytes] | None = None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`jsonl_objects` of a file (or its `spool`) read a line at a time; the same errors, by
+    the same names."""
+    try:
+        if spool is not None:
+            spool.seek(0)
+            yield from jsonl_line_objects(_text_lines(spool, path), path)
+            return
         with path.open("rb") as file:
             # A binary file splits at `\n` only, as `jsonl_lines` does.
             yield from jsonl_line_objects(_text_lines(file, path), path)

@@ -7,7 +7,9 @@ codes, what goes to stdout and stderr, and which files get written.
 from __future__ import annotations
 
 import json
+import os
 import re
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -215,6 +217,30 @@ def test_a_dataset_run_without_out_prints_the_lines(
     write_lines("in.jsonl", '{"question": "a"}', '{"question": "b"}')
 
     code, out, _ = lmc(capsys, "run", "qa.lmp", "--data", "in.jsonl")
+
+    assert code == EXIT_OK
+    assert [json.loads(line)["outputs"] for line in out.splitlines()] == [
+        {"answer": "echo a"},
+        {"answer": "echo b"},
+    ]
+
+
+def test_a_dataset_from_a_pipe_runs_every_record(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pipe reads once; the run checks every record before it runs them, so it reads twice.
+    # Before it kept a copy, `cat in.jsonl | lmc run --data /dev/stdin` checked 2 records, then
+    # ran none, and said "2 records, 0 failed".
+    os.mkfifo("in.fifo")
+
+    def feed() -> None:
+        with open("in.fifo", "w", encoding="utf-8") as pipe:
+            pipe.write('{"question": "a"}\n{"question": "b"}\n')
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    code, out, _ = lmc(capsys, "run", "qa.lmp", "--data", "in.fifo")
+    feeder.join()
 
     assert code == EXIT_OK
     assert [json.loads(line)["outputs"] for line in out.splitlines()] == [
