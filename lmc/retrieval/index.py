@@ -104,6 +104,11 @@ class BM25Index:
             stemmer=Stemmer.Stemmer("english"),
             show_progress=False,
         )
+        if not tokens.vocab:  # bm25s cannot index an empty vocabulary: said as the input it is
+            raise DataError(
+                f"{corpus.path}: no passage has a word bm25 can index (only stop words such as "
+                f"'the', or no words at all, in '{corpus.text_field}')"
+            )
         retriever = bm25s.BM25()
         retriever.index(tokens, show_progress=False)
         retriever.save(str(folder))

@@ -898,3 +898,17 @@ def test_a_reply_with_a_lone_surrogate_is_written_escaped_and_resumed(
     calls = len(lm.requests)
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl"]) == 0
     assert len(lm.requests) == calls  # every record was done: none is run again
+
+
+def test_a_corpus_without_a_word_bm25_can_index_exits_2_saying_so(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # bm25s raised ValueError on an empty vocabulary, a traceback for what is a fault of the input.
+    Path("corpus.jsonl").write_text('{"text": "a"}\n{"text": "the"}\n', encoding="utf-8")
+
+    message = refused(capsys, "index", "build", "corpus.jsonl")
+
+    assert message == (
+        "corpus.jsonl: no passage has a word bm25 can index (only stop words such as 'the', or "
+        "no words at all, in 'text')"
+    )
