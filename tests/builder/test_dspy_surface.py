@@ -31,14 +31,17 @@ def test_inputs_before_with_inputs_says_what_to_do() -> None:
         lmc.Example(question="q").inputs()
 
 
+QA_PROGRAM = (
+    'signature QA = "question -> answer"\n'
+    "program P(question: str) -> (answer: str) {\n"
+    "    gen = predict QA(question=question)\n"
+    "    return answer = gen.answer\n"
+    "}\n"
+)
+
+
 def test_compile_takes_examples_as_it_takes_dicts() -> None:
-    program = lmc.loads(
-        'signature QA = "question -> answer"\n'
-        "program P(question: str) -> (answer: str) {\n"
-        "    gen = predict QA(question=question)\n"
-        "    return answer = gen.answer\n"
-        "}\n"
-    )
+    program = lmc.loads(QA_PROGRAM)
     train = [
         lmc.Example(question=f"q{i}", answer="Paris").with_inputs("question") for i in range(4)
     ]
@@ -56,13 +59,7 @@ def test_compile_takes_examples_as_it_takes_dicts() -> None:
 
 
 def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
-    program = lmc.loads(
-        'signature QA = "question -> answer"\n'
-        "program P(question: str) -> (answer: str) {\n"
-        "    gen = predict QA(question=question)\n"
-        "    return answer = gen.answer\n"
-        "}\n"
-    )
+    program = lmc.loads(QA_PROGRAM)
     devset = [
         lmc.Example(question="France?", answer="Paris").with_inputs("question"),
         lmc.Example(question="Italy?", answer="Rome").with_inputs("question"),
@@ -89,13 +86,7 @@ def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
 
 
 def test_evaluate_scores_an_example_its_metric_raises_on_0_and_the_rest_as_usual() -> None:
-    program = lmc.loads(
-        'signature QA = "question -> answer"\n'
-        "program P(question: str) -> (answer: str) {\n"
-        "    gen = predict QA(question=question)\n"
-        "    return answer = gen.answer\n"
-        "}\n"
-    )
+    program = lmc.loads(QA_PROGRAM)
     devset = [lmc.Example(question=q, answer="Paris").with_inputs("question") for q in "abc"]
     fake = FakeLM(lambda request: '{"answer": "Paris"}')
 
