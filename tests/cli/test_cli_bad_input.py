@@ -611,8 +611,16 @@ def test_an_output_that_is_a_file_the_command_reads_exits_2_and_leaves_it_whole(
     Path("link.jsonl").symlink_to("in.jsonl")
     os.link("in.jsonl", "again.jsonl")
     lmc.loads(QA).save("qa.json")
+
+    refused_leaving_every_file_as_it_was(capsys, fake, *OVER_INPUTS[case])
+
+
+def refused_leaving_every_file_as_it_was(
+    capsys: pytest.CaptureFixture[str], fake: FakeLM, argv: list[str], message: str
+) -> None:
+    """`lmc ARGV` exits 2 with `message` before any LM call, and no file in the folder is
+    written, emptied or made."""
     before = {path: path.read_bytes() for path in Path().iterdir()}
-    argv, message = OVER_INPUTS[case]
 
     assert refused(capsys, *argv) == message
     assert fake.requests == []
@@ -642,12 +650,8 @@ def test_two_outputs_in_one_file_exit_2_before_any_lm_call(
 ) -> None:
     write_dataset()
     Path("r.jsonl").write_text("earlier results\n", encoding="utf-8")
-    argv, message = OVER_OUTPUTS[case]
 
-    assert refused(capsys, *argv) == message
-    assert fake.requests == []
-    assert Path("r.jsonl").read_text(encoding="utf-8") == "earlier results\n"
-    assert not Path("qa.json").exists()
+    refused_leaving_every_file_as_it_was(capsys, fake, *OVER_OUTPUTS[case])
 
 
 # the cache ---------------------------------------------------------------------------------------
