@@ -81,10 +81,11 @@ def served_lm(api_base: str) -> LMClient:
     if api_base not in _SERVED:
         from lmc.backends.clients import open_lm
 
-        # Ten minutes a try, not the 120 s default: with 4 calls in flight on a one-slot CPU
+        # Half an hour a try, not the 120 s default: with 4 calls in flight on a one-slot CPU
         # server, a call queues behind three others, and a held chain of thought may take 1,433
-        # tokens. A try that timed out would be retried and its work done again.
-        client = open_lm("openai/bench", api_base, timeout=600)
+        # tokens. A try that timed out would be retried and its work done again. At ten minutes,
+        # two GSM8K calls on Qwen 1.5B timed out behind a repair call of 2,174 prompt tokens.
+        client = open_lm("openai/bench", api_base, timeout=1800)
         warm_up = lmc.context(client, cache=False)
         executor.run(warm_up, lmc.loads(QA_PROGRAM).ir, {"question": "warm up"})
         _SERVED[api_base] = client

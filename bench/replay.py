@@ -126,11 +126,18 @@ def _handler(store: ReplayStore, upstream: str) -> type[http.server.BaseHTTPRequ
                 self._send(200, kept)
                 return
             asked = time.time()
-            status, body = self._forward("POST", rest, request)
+            status, body = self._ask("POST", rest, request)
+            # Kept before it is sent: a client that gave up waiting (its timeout) has closed the
+            # connection, and the reply it then asks again for would otherwise be lost to the
+            # next attempt too.
             if status == 200:
                 store.keep(phase, key, occurrence, body, asked, time.time())
+            self._send(status, body)
 
-        def _forward(self, method: str, rest: str, body: bytes | None) -> tuple[int, bytes]:
+        def _forward(self, method: str, rest: str, body: bytes | None) -> None:
+            self._send(*self._ask(method, rest, body))
+
+        def _ask(self, method: str, rest: str, body: bytes | None) -> tuple[int, bytes]:
             request = urllib.request.Request(
                 upstream + rest,
                 data=body,
@@ -142,7 +149,6 @@ def _handler(store: ReplayStore, upstream: str) -> type[http.server.BaseHTTPRequ
                     status, answer = reply.status, reply.read()
             except urllib.error.HTTPError as refused:
                 status, answer = refused.code, refused.read()
-            self._send(status, answer)
             return status, answer
 
     return Handler

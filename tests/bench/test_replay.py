@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,8 @@ def upstream() -> Iterator[tuple[str, list[bytes]]]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             asked.append(body)
+            if b"slow" in body:
+                time.sleep(0.5)
             status = 400 if b"refuse" in body else 200
             reply = json.dumps({"reply": len(asked), "path": self.path}).encode()
             self.send_response(status)
@@ -42,10 +45,10 @@ def upstream() -> Iterator[tuple[str, list[bytes]]]:
     server.server_close()
 
 
-def _post(url: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+def _post(url: str, body: dict[str, Any], timeout: float = 10) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
     try:
-        with urllib.request.urlopen(request, timeout=10) as reply:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:
             return reply.status, json.loads(reply.read())
     except urllib.error.HTTPError as refused:
         return refused.code, json.loads(refused.read())
@@ -109,3 +112,25 @@ def test_a_phase_run_straight_through_keeps_its_figures(
         config = in_phase({"replay_root": root}, "lmc-test")
         _post(config["api_base"] + "/chat/completions", {"q": 1})
         assert resumed(config, {"wall_s": 3.0}) == {"wall_s": 3.0}
+
+
+def test_a_reply_the_client_gave_up_waiting_for_is_kept_for_the_next_attempt(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, upstream: tuple[str, list[bytes]]
+) -> None:
+    monkeypatch.syspath_prepend(str(BENCH))
+    from common import in_phase
+    from replay import replaying
+
+    server, asked = upstream
+    store = tmp_path / "replies.sqlite"
+    slow = {"messages": [{"role": "user", "content": "slow"}]}
+    with replaying(server, store) as root:
+        url = in_phase({"replay_root": root}, "lmc-test")["api_base"] + "/chat/completions"
+        with pytest.raises(TimeoutError):
+            _post(url, slow, timeout=0.1)
+        time.sleep(1)  # the server answers after the client has gone
+
+    with replaying(server, store) as root:
+        url = in_phase({"replay_root": root}, "lmc-test")["api_base"] + "/chat/completions"
+        assert _post(url, slow) == (200, {"reply": 1, "path": "/v1/chat/completions"})
+    assert len(asked) == 1
