@@ -4,6 +4,7 @@ pydantic models, and the text a value is shown as in a prompt."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, Literal, Optional
 
@@ -45,24 +46,21 @@ def text_bound(f: FieldSpec) -> int:
 
 
 def json_schema(t: LmType, bounded: bool = False) -> dict[str, Any]:
-    if t == STR:
-        return {"type": "string", "maxLength": MAX_TEXT} if bounded else {"type": "string"}
-    if t == INT:
-        return {"type": "integer"}
-    if t == FLOAT:
-        return {"type": "number"}
-    if t == BOOL:
-        return {"type": "boolean"}
-    if isinstance(t, ListOf):
-        items = {"type": "array", "items": json_schema(t.item, bounded)}
-        return {**items, "maxItems": MAX_ITEMS} if bounded else items
-    if isinstance(t, OptionalOf):
-        return {"anyOf": [json_schema(t.inner, bounded), {"type": "null"}]}
-    if isinstance(t, OneOf):
-        return {"type": "string", "enum": list(t.choices)}
-    if isinstance(t, ToolCall):
-        return {"anyOf": [_tool_schema(name, params, bounded) for name, params in t.tools]}
-    return {}
+    schema = _SCHEMAS.get(type(t))
+    return schema(t, bounded) if schema else {}
+
+
+_JSON_TYPES: dict[Scalar, str] = {STR: "string", INT: "integer", FLOAT: "number", BOOL: "boolean"}
+
+
+def _scalar_schema(t: Scalar, bounded: bool) -> dict[str, Any]:
+    schema = {"type": _JSON_TYPES[t]}
+    return {**schema, "maxLength": MAX_TEXT} if bounded and t == STR else schema
+
+
+def _list_schema(t: ListOf, bounded: bool) -> dict[str, Any]:
+    items = {"type": "array", "items": json_schema(t.item, bounded)}
+    return {**items, "maxItems": MAX_ITEMS} if bounded else items
 
 
 def _tool_schema(
@@ -76,6 +74,17 @@ def _tool_schema(
         "required": ["tool", "args"],
         "additionalProperties": False,
     }
+
+
+_SCHEMAS: dict[type[Any], Callable[[Any, bool], dict[str, Any]]] = {
+    Scalar: _scalar_schema,
+    ListOf: _list_schema,
+    OptionalOf: lambda t, bounded: {"anyOf": [json_schema(t.inner, bounded), {"type": "null"}]},
+    OneOf: lambda t, bounded: {"type": "string", "enum": list(t.choices)},
+    ToolCall: lambda t, bounded: {
+        "anyOf": [_tool_schema(name, params, bounded) for name, params in t.tools]
+    },
+}
 
 
 def object_schema(
