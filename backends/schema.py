@@ -160,22 +160,8 @@ def _one_of(choices: tuple[str, ...]) -> Any:
 
 
 def python_type(t: LmType) -> Any:
-    if t == STR:
-        return str
-    if t == BOOL:
-        return bool
-    if isinstance(t, Scalar):
-        number = int if t == INT else float
-        return Annotated[number, BeforeValidator(_not_bool)]
-    if isinstance(t, ListOf):
-        return list[python_type(t.item)]  # type: ignore[misc]
-    if isinstance(t, OptionalOf):
-        return Optional[python_type(t.inner)]  # noqa: UP045
-    if isinstance(t, OneOf):
-        return _one_of(t.choices)
-    if isinstance(t, ToolCall):
-        return Annotated[dict[str, Any], BeforeValidator(_tool_call(t))]
-    return Any
+    python = _PYTHON_TYPES.get(type(t))
+    return python(t) if python else Any
 
 
 def _tool_call(t: ToolCall) -> Any:
@@ -192,6 +178,21 @@ def _tool_call(t: ToolCall) -> Any:
         return {"tool": name, "args": validate(fields, value.get("args", {}))}
 
     return check
+
+
+_PYTHON_SCALARS: dict[Scalar, Any] = {
+    STR: str,
+    INT: Annotated[int, BeforeValidator(_not_bool)],
+    FLOAT: Annotated[float, BeforeValidator(_not_bool)],
+    BOOL: bool,
+}
+_PYTHON_TYPES: dict[type[Any], Callable[[Any], Any]] = {
+    Scalar: lambda t: _PYTHON_SCALARS[t],
+    ListOf: lambda t: list[python_type(t.item)],  # type: ignore[misc]
+    OptionalOf: lambda t: Optional[python_type(t.inner)],  # noqa: UP045
+    OneOf: lambda t: _one_of(t.choices),
+    ToolCall: lambda t: Annotated[dict[str, Any], BeforeValidator(_tool_call(t))],
+}
 
 
 @cache
