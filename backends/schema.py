@@ -238,33 +238,40 @@ def render_value(value: Any) -> str:
 
 def type_hint(t: LmType) -> str:
     """How a field's expected format is said to the model."""
-    if t == STR:
-        return ""
-    if isinstance(t, OneOf):
-        return "must be exactly one of: " + "; ".join(t.choices)
-    if isinstance(t, ToolCall):
-        return 'a JSON object {"tool": NAME, "args": {...}} calling one of: ' + "; ".join(
-            f"{name}({', '.join(f'{n}: {param}' for n, param in params)})"
-            for name, params in t.tools
-        )
-    if isinstance(t, OptionalOf):
-        inner = type_hint(t.inner)
-        return f"{inner + ', or ' if inner else ''}null if unknown"
-    if t == INT:
-        return "a whole number"
-    if t == FLOAT:
-        return "a number"
-    if t == BOOL:
-        return "true or false"
-    if isinstance(t, ListOf):
-        example: dict[LmType, str] = {
-            STR: '["a", "b"]',
-            INT: "[1, 2]",
-            FLOAT: "[0.5, 2.0]",
-            BOOL: "[true, false]",
-        }
-        return f"a JSON list of {t.item}, e.g. {example.get(t.item, '[...]')}"
-    return f"a JSON value of type {t}"
+    hint = _HINTS.get(type(t))
+    return hint(t) if hint else f"a JSON value of type {t}"
+
+
+def _optional_hint(t: OptionalOf) -> str:
+    inner = type_hint(t.inner)
+    return f"{inner + ', or ' if inner else ''}null if unknown"
+
+
+def _tool_hint(t: ToolCall) -> str:
+    return 'a JSON object {"tool": NAME, "args": {...}} calling one of: ' + "; ".join(
+        f"{name}({', '.join(f'{n}: {param}' for n, param in params)})" for name, params in t.tools
+    )
+
+
+_SCALAR_HINTS: dict[Scalar, str] = {
+    STR: "",
+    INT: "a whole number",
+    FLOAT: "a number",
+    BOOL: "true or false",
+}
+_LIST_EXAMPLES: dict[LmType, str] = {
+    STR: '["a", "b"]',
+    INT: "[1, 2]",
+    FLOAT: "[0.5, 2.0]",
+    BOOL: "[true, false]",
+}
+_HINTS: dict[type[Any], Callable[[Any], str]] = {
+    Scalar: lambda t: _SCALAR_HINTS[t],
+    ListOf: lambda t: f"a JSON list of {t.item}, e.g. {_LIST_EXAMPLES.get(t.item, '[...]')}",
+    OptionalOf: _optional_hint,
+    OneOf: lambda t: "must be exactly one of: " + "; ".join(t.choices),
+    ToolCall: _tool_hint,
+}
 
 
 def field_line(f: FieldSpec, bullet: str, *, output: bool) -> str:
