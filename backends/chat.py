@@ -230,6 +230,8 @@ def _tool_rule(name: str, params: tuple[tuple[str, LmType], ...], rules: dict[st
     return " ".join([*parts, _literal("}}")])
 
 
+# Dispatch by the type's kind; `nothing` and `unknown` have no grammar. `tests/backends` checks
+# that every other kind has an entry.
 _JSON_RULES: dict[type[Any], Callable[[Any, dict[str, str]], str]] = {
     Scalar: _scalar_rule,
     ListOf: _list_rule,

@@ -76,6 +76,8 @@ def _tool_schema(
     }
 
 
+# Dispatch by the type's kind, as `python_type` and `type_hint` do; `nothing` and `unknown` have
+# no entry (any value). `tests/backends` checks that every other kind has one.
 _SCHEMAS: dict[type[Any], Callable[[Any, bool], dict[str, Any]]] = {
     Scalar: _scalar_schema,
     ListOf: _list_schema,
