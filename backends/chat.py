@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, ClassVar
 
@@ -26,7 +27,7 @@ from lmc.backends.schema import (
 )
 from lmc.files import json_value
 from lmc.signatures import FieldSpec
-from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, ToolCall
+from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar, ToolCall
 
 _MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]")
 COMPLETED = "[[ ## completed ## ]]"
@@ -193,27 +194,31 @@ def _value_rule(t: LmType, rules: dict[str, str]) -> str:
 
 
 def _json_rule(t: LmType, rules: dict[str, str]) -> str:
-    if t == INT:
-        rules["int"] = '"-"? [0-9]{1,15}'
-        return "int"
-    if t == FLOAT:
-        rules["number"] = '"-"? [0-9]{1,15} ("." [0-9]{1,15})?'
-        return "number"
+    rule = _JSON_RULES.get(type(t))
+    if rule is None:
+        raise ValueError(f"no grammar for {t}")
+    return rule(t, rules)
+
+
+# The named rule each scalar's JSON value is written by; true and false are written in place.
+_SCALAR_RULES: dict[Scalar, tuple[str, str]] = {
+    INT: ("int", '"-"? [0-9]{1,15}'),
+    FLOAT: ("number", '"-"? [0-9]{1,15} ("." [0-9]{1,15})?'),
+    STR: ("string", rf'"\"" ([^"\\\n] | "\\" ["\\nt]){{0,{MAX_TEXT}}} "\""'),
+}
+
+
+def _scalar_rule(t: Scalar, rules: dict[str, str]) -> str:
     if t == BOOL:
         return '("true" | "false")'
-    if t == STR:
-        rules["string"] = rf'"\"" ([^"\\\n] | "\\" ["\\nt]){{0,{MAX_TEXT}}} "\""'
-        return "string"
-    if isinstance(t, OneOf):
-        return "(" + " | ".join(_literal(json.dumps(c)) for c in t.choices) + ")"
-    if isinstance(t, OptionalOf):
-        return f'({_json_rule(t.inner, rules)} | "null")'
-    if isinstance(t, ListOf):
-        item = _json_rule(t.item, rules)
-        return f'("[" ({item} (", " {item}){{0,{MAX_ITEMS - 1}}})? "]")'
-    if isinstance(t, ToolCall):
-        return "(" + " | ".join(_tool_rule(name, params, rules) for name, params in t.tools) + ")"
-    raise ValueError(f"no grammar for {t}")
+    name, body = _SCALAR_RULES[t]
+    rules[name] = body
+    return name
+
+
+def _list_rule(t: ListOf, rules: dict[str, str]) -> str:
+    item = _json_rule(t.item, rules)
+    return f'("[" ({item} (", " {item}){{0,{MAX_ITEMS - 1}}})? "]")'
 
 
 def _tool_rule(name: str, params: tuple[tuple[str, LmType], ...], rules: dict[str, str]) -> str:
@@ -223,6 +228,19 @@ def _tool_rule(name: str, params: tuple[tuple[str, LmType], ...], rules: dict[st
         key = (", " if i else "") + json.dumps(param) + ": "
         parts += [_literal(key), _json_rule(param_type, rules)]
     return " ".join([*parts, _literal("}}")])
+
+
+# Dispatch by the type's kind; `nothing` and `unknown` have no grammar. `tests/backends` checks
+# that every other kind has an entry.
+_JSON_RULES: dict[type[Any], Callable[[Any, dict[str, str]], str]] = {
+    Scalar: _scalar_rule,
+    ListOf: _list_rule,
+    OptionalOf: lambda t, rules: f'({_json_rule(t.inner, rules)} | "null")',
+    OneOf: lambda t, rules: "(" + " | ".join(_literal(json.dumps(c)) for c in t.choices) + ")",
+    ToolCall: lambda t, rules: (
+        "(" + " | ".join(_tool_rule(name, params, rules) for name, params in t.tools) + ")"
+    ),
+}
 
 
 def _literal(text: str) -> str:

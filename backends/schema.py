@@ -4,6 +4,7 @@ pydantic models, and the text a value is shown as in a prompt."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from typing import Annotated, Any, Literal, Optional
 
@@ -45,24 +46,21 @@ def text_bound(f: FieldSpec) -> int:
 
 
 def json_schema(t: LmType, bounded: bool = False) -> dict[str, Any]:
-    if t == STR:
-        return {"type": "string", "maxLength": MAX_TEXT} if bounded else {"type": "string"}
-    if t == INT:
-        return {"type": "integer"}
-    if t == FLOAT:
-        return {"type": "number"}
-    if t == BOOL:
-        return {"type": "boolean"}
-    if isinstance(t, ListOf):
-        items = {"type": "array", "items": json_schema(t.item, bounded)}
-        return {**items, "maxItems": MAX_ITEMS} if bounded else items
-    if isinstance(t, OptionalOf):
-        return {"anyOf": [json_schema(t.inner, bounded), {"type": "null"}]}
-    if isinstance(t, OneOf):
-        return {"type": "string", "enum": list(t.choices)}
-    if isinstance(t, ToolCall):
-        return {"anyOf": [_tool_schema(name, params, bounded) for name, params in t.tools]}
-    return {}
+    schema = _SCHEMAS.get(type(t))
+    return schema(t, bounded) if schema else {}
+
+
+_JSON_TYPES: dict[Scalar, str] = {STR: "string", INT: "integer", FLOAT: "number", BOOL: "boolean"}
+
+
+def _scalar_schema(t: Scalar, bounded: bool) -> dict[str, Any]:
+    schema = {"type": _JSON_TYPES[t]}
+    return {**schema, "maxLength": MAX_TEXT} if bounded and t == STR else schema
+
+
+def _list_schema(t: ListOf, bounded: bool) -> dict[str, Any]:
+    items = {"type": "array", "items": json_schema(t.item, bounded)}
+    return {**items, "maxItems": MAX_ITEMS} if bounded else items
 
 
 def _tool_schema(
@@ -76,6 +74,19 @@ def _tool_schema(
         "required": ["tool", "args"],
         "additionalProperties": False,
     }
+
+
+# Dispatch by the type's kind, as `python_type` and `type_hint` do; `nothing` and `unknown` have
+# no entry (any value). `tests/backends` checks that every other kind has one.
+_SCHEMAS: dict[type[Any], Callable[[Any, bool], dict[str, Any]]] = {
+    Scalar: _scalar_schema,
+    ListOf: _list_schema,
+    OptionalOf: lambda t, bounded: {"anyOf": [json_schema(t.inner, bounded), {"type": "null"}]},
+    OneOf: lambda t, bounded: {"type": "string", "enum": list(t.choices)},
+    ToolCall: lambda t, bounded: {
+        "anyOf": [_tool_schema(name, params, bounded) for name, params in t.tools]
+    },
+}
 
 
 def object_schema(
@@ -151,22 +162,8 @@ def _one_of(choices: tuple[str, ...]) -> Any:
 
 
 def python_type(t: LmType) -> Any:
-    if t == STR:
-        return str
-    if t == BOOL:
-        return bool
-    if isinstance(t, Scalar):
-        number = int if t == INT else float
-        return Annotated[number, BeforeValidator(_not_bool)]
-    if isinstance(t, ListOf):
-        return list[python_type(t.item)]  # type: ignore[misc]
-    if isinstance(t, OptionalOf):
-        return Optional[python_type(t.inner)]  # noqa: UP045
-    if isinstance(t, OneOf):
-        return _one_of(t.choices)
-    if isinstance(t, ToolCall):
-        return Annotated[dict[str, Any], BeforeValidator(_tool_call(t))]
-    return Any
+    python = _PYTHON_TYPES.get(type(t))
+    return python(t) if python else Any
 
 
 def _tool_call(t: ToolCall) -> Any:
@@ -183,6 +180,21 @@ def _tool_call(t: ToolCall) -> Any:
         return {"tool": name, "args": validate(fields, value.get("args", {}))}
 
     return check
+
+
+_PYTHON_SCALARS: dict[Scalar, Any] = {
+    STR: str,
+    INT: Annotated[int, BeforeValidator(_not_bool)],
+    FLOAT: Annotated[float, BeforeValidator(_not_bool)],
+    BOOL: bool,
+}
+_PYTHON_TYPES: dict[type[Any], Callable[[Any], Any]] = {
+    Scalar: lambda t: _PYTHON_SCALARS[t],
+    ListOf: lambda t: list[python_type(t.item)],  # type: ignore[misc]
+    OptionalOf: lambda t: Optional[python_type(t.inner)],  # noqa: UP045
+    OneOf: lambda t: _one_of(t.choices),
+    ToolCall: lambda t: Annotated[dict[str, Any], BeforeValidator(_tool_call(t))],
+}
 
 
 @cache
@@ -228,33 +240,40 @@ def render_value(value: Any) -> str:
 
 def type_hint(t: LmType) -> str:
     """How a field's expected format is said to the model."""
-    if t == STR:
-        return ""
-    if isinstance(t, OneOf):
-        return "must be exactly one of: " + "; ".join(t.choices)
-    if isinstance(t, ToolCall):
-        return 'a JSON object {"tool": NAME, "args": {...}} calling one of: ' + "; ".join(
-            f"{name}({', '.join(f'{n}: {param}' for n, param in params)})"
-            for name, params in t.tools
-        )
-    if isinstance(t, OptionalOf):
-        inner = type_hint(t.inner)
-        return f"{inner + ', or ' if inner else ''}null if unknown"
-    if t == INT:
-        return "a whole number"
-    if t == FLOAT:
-        return "a number"
-    if t == BOOL:
-        return "true or false"
-    if isinstance(t, ListOf):
-        example: dict[LmType, str] = {
-            STR: '["a", "b"]',
-            INT: "[1, 2]",
-            FLOAT: "[0.5, 2.0]",
-            BOOL: "[true, false]",
-        }
-        return f"a JSON list of {t.item}, e.g. {example.get(t.item, '[...]')}"
-    return f"a JSON value of type {t}"
+    hint = _HINTS.get(type(t))
+    return hint(t) if hint else f"a JSON value of type {t}"
+
+
+def _optional_hint(t: OptionalOf) -> str:
+    inner = type_hint(t.inner)
+    return f"{inner + ', or ' if inner else ''}null if unknown"
+
+
+def _tool_hint(t: ToolCall) -> str:
+    return 'a JSON object {"tool": NAME, "args": {...}} calling one of: ' + "; ".join(
+        f"{name}({', '.join(f'{n}: {param}' for n, param in params)})" for name, params in t.tools
+    )
+
+
+_SCALAR_HINTS: dict[Scalar, str] = {
+    STR: "",
+    INT: "a whole number",
+    FLOAT: "a number",
+    BOOL: "true or false",
+}
+_LIST_EXAMPLES: dict[LmType, str] = {
+    STR: '["a", "b"]',
+    INT: "[1, 2]",
+    FLOAT: "[0.5, 2.0]",
+    BOOL: "[true, false]",
+}
+_HINTS: dict[type[Any], Callable[[Any], str]] = {
+    Scalar: lambda t: _SCALAR_HINTS[t],
+    ListOf: lambda t: f"a JSON list of {t.item}, e.g. {_LIST_EXAMPLES.get(t.item, '[...]')}",
+    OptionalOf: _optional_hint,
+    OneOf: lambda t: "must be exactly one of: " + "; ".join(t.choices),
+    ToolCall: _tool_hint,
+}
 
 
 def field_line(f: FieldSpec, bullet: str, *, output: bool) -> str:

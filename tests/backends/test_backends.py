@@ -342,6 +342,24 @@ def test_only_a_steps_own_reasoning_gets_the_longer_bound() -> None:
     assert args["properties"]["reasoning"]["maxLength"] == MAX_TEXT
 
 
+def test_every_kind_of_type_and_every_scalar_has_a_schema_a_check_a_hint_and_a_grammar() -> None:
+    # A new kind of type must say how a held model writes it and how a reply is checked and
+    # described; a missing entry would otherwise let any value through (as `nothing` and
+    # `unknown` do) or, for a scalar, surface as a KeyError on some user's program.
+    from typing import get_args
+
+    from lmc.backends import chat, schema
+    from lmc.types import SCALAR_NAMES, Nothing, Scalar, Unknown
+
+    kinds = set(get_args(LmType)) - {Nothing, Unknown}
+    for table in (schema._SCHEMAS, schema._PYTHON_TYPES, schema._HINTS, chat._JSON_RULES):
+        assert set(table) == kinds
+    scalars = {Scalar(name) for name in SCALAR_NAMES}
+    for by_scalar in (schema._JSON_TYPES, schema._PYTHON_SCALARS, schema._SCALAR_HINTS):
+        assert set(by_scalar) == scalars
+    assert set(chat._SCALAR_RULES) == scalars - {BOOL}  # true and false are written in place
+
+
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_inputs_come_last_and_demos_are_turns(backend: str) -> None:
     view, inputs = CASES["demos"]
