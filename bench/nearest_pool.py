@@ -52,7 +52,7 @@ def main() -> None:
     )
     a_pass = DynamicDemosPass(k=args.k, pool=args.pool, kind=args.kind)
     graph = program.ir.copy()
-    for key, demos in a_pass.labelled(graph, context).items():
+    for key, demos in a_pass.labeled(graph, context).items():
         nearest = NearestDemos(args.k, tuple(demos), args.kind)
         graph.params[key] = replace(graph.params[key], nearest=nearest)
         print(f"{key}: a pool of {len(demos)} demos, the {args.k} nearest by {args.kind}")

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 from lmc.ir.graph import NEAREST_KINDS, Demo, NearestDemos, ProgramGraph
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.bootstrap_demos import labelled_fields, passing_runs
+from lmc.passes.demos import labeled_demos, passing_runs
 from lmc.passes.options import CheckedOptions, option
 from lmc.passes.pipeline import PipelineError
 from lmc.passes.selection import gain_between
@@ -36,7 +36,7 @@ class DynamicDemosPass(CheckedOptions):
     k: int = option(3, low=1)
     pool: int = option(256, low=1)
     kind: str = "auto"  # embeddings where lmc[embeddings] is installed, else bm25
-    max_train: int = 16  # teacher runs, only when a step has no labelled examples
+    max_train: int = 16  # teacher runs, only when a step has no labeled examples
     threshold: float = 1.0
 
     def __post_init__(self) -> None:
@@ -47,13 +47,13 @@ class DynamicDemosPass(CheckedOptions):
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         teacher = 0
-        if self.unlabelled(program, context):
+        if self.unlabeled(program, context):
             teacher = min(self.max_train, len(context.train)) * calls_per_run(program)
         return teacher + len(context.dev) * calls_per_run(program)
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:
-        pools = self.labelled(program, context)
-        if self.unlabelled(program, context):
+        pools = self.labeled(program, context)
+        if self.unlabeled(program, context):
             for key, demos in self.bootstrap(program, context).items():
                 pools.setdefault(key, demos[: self.pool])
         if not pools:
@@ -80,30 +80,23 @@ class DynamicDemosPass(CheckedOptions):
         )
         return program
 
-    def labelled(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
-        """Pools of train examples, by parameter key, for the steps whose fields they name."""
+    def labeled(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
+        """Pools of train examples, by parameter key, for the steps whose fields they name: at
+        most `pool` of them, a seeded choice kept in train order."""
         found: dict[str, list[Demo]] = {}
         for step in program.steps():
-            names = labelled_fields(step)
-            usable = [i for i, e in enumerate(context.train.examples) if all(n in e for n in names)]
-            if not usable or step.param_key in found:
+            demos = labeled_demos(step, context.train.examples)
+            if not demos or step.param_key in found:
                 continue
-            if len(usable) > self.pool:
-                usable = sorted(context.rng(f"{self.name}:pool").sample(usable, self.pool))
-            demos: list[Demo] = []
-            for i in usable:
-                demo = Demo(tuple((n, context.train.examples[i][n]) for n in names))
-                if demo not in demos:
-                    demos.append(demo)
+            if len(demos) > self.pool:
+                chosen = context.rng(f"{self.name}:pool").sample(range(len(demos)), self.pool)
+                demos = [demos[i] for i in sorted(chosen)]
             found[step.param_key] = demos
         return found
 
-    def unlabelled(self, program: ProgramGraph, context: CompileContext) -> bool:
+    def unlabeled(self, program: ProgramGraph, context: CompileContext) -> bool:
         """Whether some step's fields are named by no train example (so the teacher runs)."""
-        return any(
-            not any(all(n in e for n in labelled_fields(step)) for e in context.train.examples)
-            for step in program.steps()
-        )
+        return any(not labeled_demos(step, context.train.examples) for step in program.steps())
 
     def bootstrap(self, program: ProgramGraph, context: CompileContext) -> dict[str, list[Demo]]:
         """Demos by parameter key from the teacher's runs on train that passed the metric."""

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from lmc.backends.base import StepView
 from lmc.ir.graph import ProgramGraph, StepNode, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.bootstrap_demos import labelled_fields
+from lmc.passes.demos import labeled_demos
 from lmc.passes.options import CheckedOptions, option
 from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
 from lmc.runtime.data import Dataset
@@ -146,9 +146,8 @@ def _summarize(data: Dataset) -> str:
 
 
 def _examples(step: StepNode, data: Dataset, limit: int) -> str:
-    names = labelled_fields(step)
-    own = [e for e in data.examples if all(n in e for n in names)]
-    chosen = [{n: e[n] for n in names} for e in own] or list(data.examples)
+    own = [dict(demo.fields) for demo in labeled_demos(step, data.examples)]
+    chosen = own or list(data.examples)
     shown: list[str] = [] if own else ["(the whole program's inputs and outputs)"]
     for example in chosen[:limit]:
         fields: dict[str, Any] = {

@@ -3,7 +3,7 @@ the budget.
 
 For every step it gathers the candidates the two single-minded passes would: instruction
 proposals grounded on the step and the data (`instruction-search`), and demo sets from passing
-teacher runs and labelled records (`bootstrap-demos`), each list starting with what the step has
+teacher runs and labeled records (`bootstrap-demos`), each list starting with what the step has
 now. Optuna's TPE sampler then searches the combinations: each trial picks one instruction and
 one demo set per step and scores them on a minibatch of dev (a different one each trial, so no
 minibatch is fitted); TPE learns which choices score well across trials. The combinations with
@@ -21,11 +21,8 @@ from typing import Any, ClassVar
 from lmc.errors import InputError
 from lmc.ir.graph import Demo, ProgramGraph, StepParams
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.bootstrap_demos import (
-    BootstrapDemosPass,
-    largest_with_demos,
-    passing_runs,
-)
+from lmc.passes.bootstrap_demos import BootstrapDemosPass
+from lmc.passes.demos import demo_pool, largest_with_demos
 from lmc.passes.instruction_search import TIPS, InstructionSearchPass
 from lmc.passes.options import CheckedOptions, option
 from lmc.passes.selection import Contender, gain_between, race, race_runs, settle
@@ -134,11 +131,9 @@ class JointSearchPass(CheckedOptions):
     def demo_set_candidates(
         self, program: ProgramGraph, context: CompileContext
     ) -> dict[str, list[tuple[Demo, ...]]]:
-        """Each step's own demos, then seeded samples from bootstrapped and labelled demos."""
-        bootstrapper = BootstrapDemosPass(max_demos=self.max_demos, max_train=self.max_train)
-        pool = passing_runs(program, context, self.name, self.max_train, bootstrapper.threshold)
-        for key, demos in bootstrapper.labeled_demos(program, context).items():
-            pool.setdefault(key, []).extend(d for d in demos if d not in pool[key])
+        """Each step's own demos, then seeded samples from bootstrapped and labeled demos."""
+        threshold = BootstrapDemosPass.threshold
+        pool = demo_pool(program, context, self.name, max_train=self.max_train, threshold=threshold)
         rng = context.rng(f"{self.name}:demos")
         found: dict[str, list[tuple[Demo, ...]]] = {}
         for key in sorted(program.params):

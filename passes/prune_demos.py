@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from lmc.ir.graph import ProgramGraph
 from lmc.passes.base import CompileContext, calls_per_run
-from lmc.passes.bootstrap_demos import with_demos
+from lmc.passes.demos import with_demos
 
 
 @dataclass(frozen=True)

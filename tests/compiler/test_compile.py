@@ -35,6 +35,7 @@ from lmc.passes.base import CompileContext
 from lmc.passes.bootstrap_demos import BootstrapDemosPass
 from lmc.passes.dead_steps import DeadStepsPass
 from lmc.passes.dedupe_steps import DedupeStepsPass
+from lmc.passes.demos import demo_pool, labeled_demos
 from lmc.passes.dynamic_demos import DynamicDemosPass
 from lmc.passes.instruction_search import InstructionSearchPass
 from lmc.passes.manager import PassBroke, PassRecord
@@ -533,18 +534,21 @@ def compile_context(
     return CompileContext(run, run, data, data, parse_metric(EXACT))
 
 
-def test_labelled_demos_are_train_examples_that_name_the_steps_fields() -> None:
+def labeled_by_key(program: Program, train: list[dict[str, Any]]) -> dict[str, list[Demo]]:
+    found = {step.param_key: labeled_demos(step, train) for step in program.ir.steps()}
+    return {key: demos for key, demos in found.items() if demos}
+
+
+def test_labeled_demos_are_train_examples_that_name_the_steps_fields() -> None:
     program = lmc.loads(TWO_STEPS)
-    _, run = context(right_with_demos)
     train = [
         {"question": "q0", "query": "find 0", "answer": "a0", "source": "wiki"},
         {"question": "q1", "answer": "a1"},  # no query: no demo for either step
         {"question": "q2", "query": "find 2", "answer": "a2"},
+        {"question": "q2", "query": "find 2", "answer": "a2"},  # said twice, shown once
     ]
 
-    found = BootstrapDemosPass().labeled_demos(program.ir, compile_context(program, train, run))
-
-    assert found == {
+    assert labeled_by_key(program, train) == {
         "rewrite": [
             Demo((("question", "q0"), ("query", "find 0"))),
             Demo((("question", "q2"), ("query", "find 2"))),
@@ -556,25 +560,19 @@ def test_labelled_demos_are_train_examples_that_name_the_steps_fields() -> None:
     }
 
 
-def test_labelled_demos_are_at_most_labeled_per_step(qa: Program) -> None:
+def test_a_demo_pool_takes_at_most_labeled_demos_per_step(qa: Program) -> None:
     _, run = context(right_with_demos)
+    compiling = compile_context(qa, records(0, 1, 2, 3), run)
 
-    found = BootstrapDemosPass(labeled=2).labeled_demos(
-        qa.ir, compile_context(qa, records(0, 1, 2, 3), run)
-    )
+    found = demo_pool(qa.ir, compiling, "test", max_train=4, threshold=1.0, labeled=2)
 
     assert found == {"gen": [qa_demo(0), qa_demo(1)]}
 
 
-def test_a_step_whose_fields_the_train_data_does_not_name_gets_no_labelled_demos() -> None:
+def test_a_step_whose_fields_the_train_data_does_not_name_gets_no_labeled_demos() -> None:
     program = lmc.loads(TWO_STEPS)
-    _, run = context(right_with_demos)
 
-    found = BootstrapDemosPass().labeled_demos(
-        program.ir, compile_context(program, records(0, 1), run)
-    )
-
-    assert found == {}
+    assert labeled_by_key(program, records(0, 1)) == {}
 
 
 def test_labelled_demos_alone_compile_a_program(qa: Program) -> None:

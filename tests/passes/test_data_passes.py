@@ -171,8 +171,8 @@ def test_dynamic_demos_pools_a_seeded_choice_of_at_most_pool_examples_in_train_o
     case = load_case(GOLDEN / "dynamic-demos" / "nearest_demos_lift_many_labels.lmp")
     a_pass = DynamicDemosPass(pool=3)
 
-    first = a_pass.labelled(case.program.ir, case.context)["c"]
-    again = a_pass.labelled(case.program.ir, case.context)["c"]
+    first = a_pass.labeled(case.program.ir, case.context)["c"]
+    again = a_pass.labeled(case.program.ir, case.context)["c"]
 
     train = [r["question"] for r in _records("dynamic-demos", "nearest_demos_lift_many_labels")]
     questions = [dict(d.fields)["question"] for d in first]
