@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from lmc.diagnostics import Diagnostics, Span, did_you_mean, quoted_list
+from lmc.diagnostics import Span, did_you_mean, quoted_list
 from lmc.ir.graph import (
     ConcatNode,
     ConstNode,
@@ -25,19 +23,12 @@ from lmc.ir.graph import (
     ProgramGraph,
     RetrieveNode,
     StepNode,
-    StepParams,
 )
 from lmc.ir.lower_learned import learned_params
+from lmc.ir.lower_state import BROKEN, Binding, Broken, Call, LoopIndex, LoweringState, Step, Value
 from lmc.ir.step_options import lower_options
 from lmc.plugins import PYTHON_RETRIEVER
-from lmc.signatures import (
-    NO_OPTIONS,
-    REASONING,
-    ModuleKind,
-    SignatureSpec,
-    StepOptions,
-    check_signature,
-)
+from lmc.signatures import REASONING, SignatureSpec, check_signature
 from lmc.syntax import printer
 from lmc.syntax import tree as ast
 from lmc.types import (
@@ -64,105 +55,7 @@ MAX_NODES = 10_000
 DEFAULT_K = 3
 
 
-@dataclass(frozen=True)
-class _Value:
-    """A typed value: one output port of a node."""
-
-    node: str
-    port: str
-    type: LmType
-
-
-@dataclass(frozen=True)
-class _Step:
-    """A name bound to a step; its fields are read as `name.field`."""
-
-    node: str
-    signature: SignatureSpec
-    module: ModuleKind
-    key: str  # the learnable parameters it reads
-    options: StepOptions = NO_OPTIONS
-
-    def field_type(self, name: str) -> LmType | None:
-        return next(
-            (f.type for f in self.signature.outputs_for(self.module) if f.name == name), None
-        )
-
-    def field_names(self) -> list[str]:
-        return [f.name for f in self.signature.outputs_for(self.module)]
-
-
-@dataclass(frozen=True)
-class _Call:
-    """A name bound to a call of a Python function; its results are read as `name.field`."""
-
-    node: str
-    signature: SignatureSpec
-
-    def field_type(self, name: str) -> LmType | None:
-        field = self.signature.output(name)
-        return None if field is None else field.type
-
-    def field_names(self) -> list[str]:
-        return [f.name for f in self.signature.outputs]
-
-
-class _Broken:
-    """A name whose bound value had an error; uses of it report nothing more."""
-
-
-@dataclass(frozen=True)
-class _LoopIndex:
-    """The loop variable: a constant in each unrolled copy, made a node only where it is used."""
-
-    value: int
-
-
-_BROKEN = _Broken()
-_Binding = _Value | _Step | _Call | _Broken | _LoopIndex
-
-
-class ProgramLowering:
-    def __init__(
-        self,
-        program: ast.ProgramDecl,
-        module: ast.Module,
-        base_dir: str,
-        diagnostics: Diagnostics,
-        broken_signatures: set[str],
-    ):
-        self.broken_signatures = broken_signatures
-        self.program = program
-        self.signatures = module.signatures()
-        self.indexes = module.indexes()
-        self.functions = module.functions()
-        self.base_dir = base_dir
-        self.diagnostics = diagnostics
-        self.graph = ProgramGraph(program.name)
-        self.env: dict[str, _Binding] = {}
-        self.edges: list[tuple[_Value, str, str, Span]] = []
-        self.returned: dict[str, ast.Binding] = {}
-        self.results = {r.name: r for r in program.results}
-        self.bind_counts = Counter(_bound_names(program.body))
-        self.forward_steps = {
-            s.target: s.value
-            for s in program.body
-            if isinstance(s, ast.Assign)
-            and isinstance(s.value, ast.StepCall)
-            and self.bind_counts[s.target] == 1
-        }
-        self.shared: dict[str, ast.StepCall] = {}
-        # Names bound to calls of an earlier step (`b = a(...)`): the parameter key they read.
-        self.reused: dict[str, str] = {}
-        # Learned blocks by parameter key, with where the first one was written.
-        self.learned: dict[str, tuple[StepParams, Span]] = {}
-        self.constants = 0
-        self.loops: list[tuple[ast.ForLoop, int]] = []  # the loops being unrolled, outermost first
-        self.too_big = False  # past MAX_NODES: reported once, and nothing more is unrolled
-
-    def error(self, span: Span, message: str) -> None:
-        self.diagnostics.error(span, message)
-
+class ProgramLowering(LoweringState):
     def run(self) -> ProgramGraph:
         seen: set[str] = set()
         for param in self.program.params:
@@ -172,7 +65,7 @@ class ProgramLowering:
             seen.add(param.name)
             node = InputNode(param.name, param.type, span=param.span)
             self.graph.add(node)
-            self.env[param.name] = _Value(node.id, "value", param.type)
+            self.env[param.name] = Value(node.id, "value", param.type)
         seen = set()
         for result in self.program.results:
             if result.name in seen:
@@ -249,9 +142,9 @@ class ProgramLowering:
 
     def assign(self, statement: ast.Assign) -> None:
         bind = _ASSIGNED.get(type(statement.value), ProgramLowering.assign_value)
-        self.env[statement.target] = bind(self, statement, statement.value) or _BROKEN
+        self.env[statement.target] = bind(self, statement, statement.value) or BROKEN
 
-    def assign_step(self, statement: ast.Assign, value: ast.StepCall) -> _Step | None:
+    def assign_step(self, statement: ast.Assign, value: ast.StepCall) -> Step | None:
         # Steps bound to one name share learnable parameters: loop copies are the usual case.
         first = self.shared.setdefault(statement.target, value)
         if statement.target in self.reused:
@@ -270,7 +163,7 @@ class ProgramLowering:
             )
         return self.step(value, self.graph.fresh_id(statement.target), statement.target)
 
-    def assign_value(self, statement: ast.Assign, value: ast.Expr) -> _Value | None:
+    def assign_value(self, statement: ast.Assign, value: ast.Expr) -> Value | None:
         lowered = self.expr(value, statement.type, hint=statement.target)
         if lowered is not None and statement.type is not None:
             if not accepts(statement.type, lowered.type):
@@ -299,7 +192,7 @@ class ProgramLowering:
         for i in range(count.value):
             if self.too_big:
                 break
-            self.env[statement.var] = _LoopIndex(i)
+            self.env[statement.var] = LoopIndex(i)
             self.block(statement.body, in_loop=True)
         self.loops.pop()
 
@@ -356,7 +249,7 @@ class ProgramLowering:
             return None
         return None if ref.name in self.broken_signatures else decl.signature
 
-    def step(self, call: ast.StepCall, node_id: str, key: str) -> _Step | None:
+    def step(self, call: ast.StepCall, node_id: str, key: str) -> Step | None:
         signature = self.resolve_signature(call.signature)
         if signature is None:
             for arg in call.args:
@@ -374,7 +267,7 @@ class ProgramLowering:
         if call.learned is not None:
             self.learn(call.learned, node)
         self.arguments(call.args, signature, node_id, call.span)
-        return _Step(node_id, signature, call.module, key, options)
+        return Step(node_id, signature, call.module, key, options)
 
     def learn(self, learned: ast.Learned, step: StepNode) -> None:
         """Set the parameters a step's learned block gives; steps sharing them agree."""
@@ -388,7 +281,7 @@ class ProgramLowering:
             )
         self.graph.params[step.param_key] = earlier[0]
 
-    def call(self, call: ast.FunctionCall, target: str) -> _Call | None:
+    def call(self, call: ast.FunctionCall, target: str) -> Call | None:
         """`target = call FUNCTION(...)`: a node that runs the declared Python function."""
         decl = self.functions.get(call.function)
         if decl is None or call.function in self.broken_signatures:
@@ -409,12 +302,12 @@ class ProgramLowering:
         node_id = self.graph.fresh_id(target)
         self.graph.add(FunctionNode(node_id, decl.function, span=call.span))
         self.arguments(call.args, decl.signature, node_id, call.span)
-        return _Call(node_id, decl.signature)
+        return Call(node_id, decl.signature)
 
-    def reuse(self, call: ast.StepReuse, target: str) -> _Step | None:
+    def reuse(self, call: ast.StepReuse, target: str) -> Step | None:
         """`target = step(...)`: another call of a bound step, reading its parameters."""
         bound = self.lookup(call.step, call.step_span)
-        if not isinstance(bound, _Step):
+        if not isinstance(bound, Step):
             if bound is not None:
                 self.error(
                     call.step_span,
@@ -434,7 +327,7 @@ class ProgramLowering:
             )
         )
         self.arguments(call.args, bound.signature, node_id, call.span)
-        return _Step(node_id, bound.signature, bound.module, bound.key, bound.options)
+        return Step(node_id, bound.signature, bound.module, bound.key, bound.options)
 
     def arguments(
         self, args: tuple[ast.Arg, ...], signature: SignatureSpec, node_id: str, call_span: Span
@@ -490,7 +383,7 @@ class ProgramLowering:
 
     # expressions ---------------------------------------------------------------------------------
 
-    def expr(self, e: ast.Expr, expected: LmType | None, hint: str = "") -> _Value | None:
+    def expr(self, e: ast.Expr, expected: LmType | None, hint: str = "") -> Value | None:
         """`e` as a value of the graph; `expected` types literals, `hint` names a retrieval."""
         return _EXPRESSIONS[type(e)](self, e, expected, hint)
 
@@ -501,7 +394,7 @@ class ProgramLowering:
             known = [*self.env, *self.forward_steps]
             self.error(span, f"unknown name '{name}'" + did_you_mean(name, known))
 
-    def lookup(self, name: str, span: Span) -> _Value | _Step | _Call | _LoopIndex | None:
+    def lookup(self, name: str, span: Span) -> Value | Step | Call | LoopIndex | None:
         """What `name` is bound to here; None once whatever is wrong with it is reported."""
         bound = self.env.get(name)
         if bound is None and name in self.forward_steps:
@@ -510,22 +403,22 @@ class ProgramLowering:
         if bound is None:
             self.unknown_name(name, span)
             return None
-        return None if isinstance(bound, _Broken) else bound
+        return None if isinstance(bound, Broken) else bound
 
-    def name(self, e: ast.NameRef) -> _Value | None:
+    def name(self, e: ast.NameRef) -> Value | None:
         bound = self.lookup(e.name, e.span)
         if bound is None:
             return None
-        if isinstance(bound, _LoopIndex):
+        if isinstance(bound, LoopIndex):
             return self.constant(ast.Constant(bound.value, e.span), None)
-        if isinstance(bound, _Step | _Call):
+        if isinstance(bound, Step | Call):
             fields = ", ".join(f"{e.name}.{f}" for f in bound.field_names())
-            what = "a step" if isinstance(bound, _Step) else "a function call"
+            what = "a step" if isinstance(bound, Step) else "a function call"
             self.error(e.span, f"'{e.name}' is {what}; expected one of its fields: {fields}")
             return None
         return bound
 
-    def forward_step(self, name: str) -> _Step | None:
+    def forward_step(self, name: str) -> Step | None:
         call = self.forward_steps[name]
         ref = call.signature
         signature = (
@@ -533,14 +426,14 @@ class ProgramLowering:
             if ref.inline is not None
             else (self.signatures[ref.name].signature if ref.name in self.signatures else None)
         )
-        return None if signature is None else _Step(name, signature, call.module, name)
+        return None if signature is None else Step(name, signature, call.module, name)
 
-    def field(self, e: ast.FieldRef) -> _Value | None:
+    def field(self, e: ast.FieldRef) -> Value | None:
         bound = self.lookup(e.step, e.span)
         if bound is None:
             return None
-        if isinstance(bound, _Value | _LoopIndex):
-            value_type = bound.type if isinstance(bound, _Value) else INT
+        if isinstance(bound, Value | LoopIndex):
+            value_type = bound.type if isinstance(bound, Value) else INT
             self.error(
                 e.span,
                 f"'{e.step}' is a value of type {value_type}, not a step; "
@@ -556,13 +449,13 @@ class ProgramLowering:
                 f"{quoted_list(fields)}" + did_you_mean(e.field, fields),
             )
             return None
-        return _Value(bound.node, e.field, type_)
+        return Value(bound.node, e.field, type_)
 
     def fresh(self, base: str) -> str:
         self.constants += 1
         return self.graph.fresh_id(f"{base}${self.constants}")
 
-    def constant(self, e: ast.Constant, expected: LmType | None) -> _Value:
+    def constant(self, e: ast.Constant, expected: LmType | None) -> Value:
         value = e.value
         type_: LmType
         if isinstance(value, bool):
@@ -576,9 +469,9 @@ class ProgramLowering:
             type_ = wanted if isinstance(wanted, OneOf) and value in wanted.choices else STR
         node = ConstNode(self.fresh("const"), value, type_, span=e.span)
         self.graph.add(node)
-        return _Value(node.id, "value", type_)
+        return Value(node.id, "value", type_)
 
-    def list_(self, e: ast.ListExpr, expected: LmType | None) -> _Value | None:
+    def list_(self, e: ast.ListExpr, expected: LmType | None) -> Value | None:
         wanted = _required(expected) if expected is not None else None
         item_expected = wanted.item if isinstance(wanted, ListOf) else None
         items = [self.expr(item, item_expected) for item in e.items]
@@ -603,9 +496,9 @@ class ProgramLowering:
         for i, value in enumerate(items):
             assert value is not None
             self.edges.append((value, node.id, f"item{i}", e.items[i].span))
-        return _Value(node.id, "value", node.type)
+        return Value(node.id, "value", node.type)
 
-    def concat(self, e: ast.Concat, expected: LmType | None) -> _Value | None:
+    def concat(self, e: ast.Concat, expected: LmType | None) -> Value | None:
         if isinstance(e.left, ast.ListExpr) and not e.left.items:
             # `[] + xs` is a list of what xs holds: typed by the expected type instead, the empty
             # list could hold `str` where xs holds `str?`, and the program printed with the sum
@@ -638,9 +531,9 @@ class ProgramLowering:
         self.graph.add(node)
         self.edges.append((left, node.id, "left", e.left.span))
         self.edges.append((right, node.id, "right", e.right.span))
-        return _Value(node.id, "value", joined)
+        return Value(node.id, "value", joined)
 
-    def retrieve(self, e: ast.Retrieve, hint: str) -> _Value | None:
+    def retrieve(self, e: ast.Retrieve, hint: str) -> Value | None:
         ok = True
         if e.index not in self.indexes:
             self.error(
@@ -683,7 +576,7 @@ class ProgramLowering:
         self.graph.add(node)
         if query is not None:
             self.flow(query.value, STR, node.id, "query", "'query'")
-        return _Value(node.id, "passages", ListOf(STR)) if ok else None
+        return Value(node.id, "passages", ListOf(STR)) if ok else None
 
 
 def _unknown(
@@ -718,16 +611,6 @@ def _required(t: LmType) -> LmType:
     return t.inner if isinstance(t, OptionalOf) else t
 
 
-def _bound_names(body: tuple[ast.Statement, ...]) -> list[str]:
-    names: list[str] = []
-    for statement in body:
-        if isinstance(statement, ast.Assign):
-            names.append(statement.target)
-        elif isinstance(statement, ast.ForLoop):
-            names += [statement.var, *_bound_names(statement.body)]
-    return names
-
-
 # Dispatch by the syntax tree's node kind, as the printer does; `tests/ir` checks that every kind
 # has an entry.
 _STATEMENTS: dict[type[Any], Callable[[ProgramLowering, Any, bool], None]] = {
@@ -736,13 +619,13 @@ _STATEMENTS: dict[type[Any], Callable[[ProgramLowering, Any, bool], None]] = {
     ast.Return: ProgramLowering.return_,
 }
 # What an assignment's right side may be beyond an expression (`assign_value`).
-_ASSIGNED: dict[type[Any], Callable[[ProgramLowering, ast.Assign, Any], _Binding | None]] = {
+_ASSIGNED: dict[type[Any], Callable[[ProgramLowering, ast.Assign, Any], Binding | None]] = {
     ast.StepReuse: lambda lowering, statement, value: lowering.reuse(value, statement.target),
     ast.FunctionCall: lambda lowering, statement, value: lowering.call(value, statement.target),
     ast.StepCall: ProgramLowering.assign_step,
 }
 _EXPRESSIONS: dict[
-    type[Any], Callable[[ProgramLowering, Any, LmType | None, str], _Value | None]
+    type[Any], Callable[[ProgramLowering, Any, LmType | None, str], Value | None]
 ] = {
     ast.NameRef: lambda lowering, e, expected, hint: lowering.name(e),
     ast.FieldRef: lambda lowering, e, expected, hint: lowering.field(e),
