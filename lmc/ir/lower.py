@@ -1,6 +1,6 @@
 """Check a parsed `.lmp` file and lower each program to its `ProgramGraph`.
 
-Declarations are checked here, program bodies in `lmc.lower_program`; every error in the file is
+Declarations are checked here, program bodies in `lower_program`; every error in the file is
 collected before any is reported.
 """
 

@@ -2,7 +2,7 @@
 
 What a learned block may say is checked here: demos name only the step's fields, and a nearest
 pool has a whole `k`, a kind that ranks text, and demos that give an input to match on. Whether
-steps sharing parameters agree is the program's concern (`lower_program`).
+steps sharing parameters agree is checked where steps are lowered (`lower_steps`).
 """
 
 from __future__ import annotations

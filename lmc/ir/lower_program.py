@@ -1,167 +1,39 @@
-"""Lower one checked program body to its `ProgramGraph`.
+"""Lower one checked program body to its `ProgramGraph`: `ProgramLowering(...).run()`.
 
 Name resolution, argument and type checks, loop unrolling and cycle detection happen in one walk;
-errors go to the shared `Diagnostics` so a file reports all of them at once.
+errors go to the shared `Diagnostics` so a file reports all of them at once. This module lowers a
+program's parameters, results and statements (assignments, loops, returns) and checks the graph
+they make, building on one layer a module, all sharing one state:
+
+    lower_steps        steps and calls of Python functions, with their arguments
+    lower_expressions  expressions and their types
+    lower_state        what each name is bound to, and the graph so far
 """
 
 from __future__ import annotations
 
-import difflib
 import os
-from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
-from lmc.diagnostics import Diagnostics, Span, did_you_mean, quoted_list
-from lmc.ir.graph import (
-    ConcatNode,
-    ConstNode,
-    FunctionNode,
-    IndexRef,
-    InputNode,
-    ListNode,
-    OutputNode,
-    ProgramGraph,
-    RetrieveNode,
-    StepNode,
-    StepParams,
-)
-from lmc.ir.lower_learned import learned_params
-from lmc.ir.step_options import lower_options
+from lmc.diagnostics import did_you_mean, quoted_list
+from lmc.ir.graph import IndexRef, InputNode, OutputNode, ProgramGraph, RetrieveNode, StepNode
+from lmc.ir.lower_state import BROKEN, Binding, LoopIndex, Step, Value
+from lmc.ir.lower_steps import StepLowering, rebound_message
 from lmc.plugins import PYTHON_RETRIEVER
-from lmc.signatures import (
-    NO_OPTIONS,
-    REASONING,
-    ModuleKind,
-    SignatureSpec,
-    StepOptions,
-    check_signature,
-)
 from lmc.syntax import printer
 from lmc.syntax import tree as ast
-from lmc.types import (
-    BOOL,
-    EMPTY_LIST,
-    FLOAT,
-    INT,
-    STR,
-    ListOf,
-    LmType,
-    Nothing,
-    OneOf,
-    OptionalOf,
-    accepts,
-    describe,
-    join,
-)
+from lmc.types import accepts, describe
 
 MAX_LOOP_COUNT = 64
 # The most nodes a program may have once its loops are unrolled: checked after each statement, so
 # `for` loops nested three deep (64 x 64 x 64 copies) stop at the limit instead of unrolling for
 # minutes. Programs that size are far beyond what an LM program calls for.
 MAX_NODES = 10_000
-DEFAULT_K = 3
 
 
-@dataclass(frozen=True)
-class _Value:
-    """A typed value: one output port of a node."""
-
-    node: str
-    port: str
-    type: LmType
-
-
-@dataclass(frozen=True)
-class _Step:
-    """A name bound to a step; its fields are read as `name.field`."""
-
-    node: str
-    signature: SignatureSpec
-    module: ModuleKind
-    key: str  # the learnable parameters it reads
-    options: StepOptions = NO_OPTIONS
-
-    def field_type(self, name: str) -> LmType | None:
-        return next(
-            (f.type for f in self.signature.outputs_for(self.module) if f.name == name), None
-        )
-
-    def field_names(self) -> list[str]:
-        return [f.name for f in self.signature.outputs_for(self.module)]
-
-
-@dataclass(frozen=True)
-class _Call:
-    """A name bound to a call of a Python function; its results are read as `name.field`."""
-
-    node: str
-    signature: SignatureSpec
-
-    def field_type(self, name: str) -> LmType | None:
-        field = self.signature.output(name)
-        return None if field is None else field.type
-
-    def field_names(self) -> list[str]:
-        return [f.name for f in self.signature.outputs]
-
-
-class _Broken:
-    """A name whose bound value had an error; uses of it report nothing more."""
-
-
-@dataclass(frozen=True)
-class _LoopIndex:
-    """The loop variable: a constant in each unrolled copy, made a node only where it is used."""
-
-    value: int
-
-
-_BROKEN = _Broken()
-_Binding = _Value | _Step | _Call | _Broken | _LoopIndex
-
-
-class ProgramLowering:
-    def __init__(
-        self,
-        program: ast.ProgramDecl,
-        module: ast.Module,
-        base_dir: str,
-        diagnostics: Diagnostics,
-        broken_signatures: set[str],
-    ):
-        self.broken_signatures = broken_signatures
-        self.program = program
-        self.signatures = module.signatures()
-        self.indexes = module.indexes()
-        self.functions = module.functions()
-        self.base_dir = base_dir
-        self.diagnostics = diagnostics
-        self.graph = ProgramGraph(program.name)
-        self.env: dict[str, _Binding] = {}
-        self.edges: list[tuple[_Value, str, str, Span]] = []
-        self.returned: dict[str, ast.Binding] = {}
-        self.results = {r.name: r for r in program.results}
-        self.bind_counts = Counter(_bound_names(program.body))
-        self.forward_steps = {
-            s.target: s.value
-            for s in program.body
-            if isinstance(s, ast.Assign)
-            and isinstance(s.value, ast.StepCall)
-            and self.bind_counts[s.target] == 1
-        }
-        self.shared: dict[str, ast.StepCall] = {}
-        # Names bound to calls of an earlier step (`b = a(...)`): the parameter key they read.
-        self.reused: dict[str, str] = {}
-        # Learned blocks by parameter key, with where the first one was written.
-        self.learned: dict[str, tuple[StepParams, Span]] = {}
-        self.constants = 0
-        self.loops: list[tuple[ast.ForLoop, int]] = []  # the loops being unrolled, outermost first
-        self.too_big = False  # past MAX_NODES: reported once, and nothing more is unrolled
-
-    def error(self, span: Span, message: str) -> None:
-        self.diagnostics.error(span, message)
+class ProgramLowering(StepLowering):
+    """The walk over one program body; `run` returns its graph."""
 
     def run(self) -> ProgramGraph:
         seen: set[str] = set()
@@ -172,7 +44,7 @@ class ProgramLowering:
             seen.add(param.name)
             node = InputNode(param.name, param.type, span=param.span)
             self.graph.add(node)
-            self.env[param.name] = _Value(node.id, "value", param.type)
+            self.env[param.name] = Value(node.id, "value", param.type)
         seen = set()
         for result in self.program.results:
             if result.name in seen:
@@ -249,13 +121,13 @@ class ProgramLowering:
 
     def assign(self, statement: ast.Assign) -> None:
         bind = _ASSIGNED.get(type(statement.value), ProgramLowering.assign_value)
-        self.env[statement.target] = bind(self, statement, statement.value) or _BROKEN
+        self.env[statement.target] = bind(self, statement, statement.value) or BROKEN
 
-    def assign_step(self, statement: ast.Assign, value: ast.StepCall) -> _Step | None:
+    def assign_step(self, statement: ast.Assign, value: ast.StepCall) -> Step | None:
         # Steps bound to one name share learnable parameters: loop copies are the usual case.
         first = self.shared.setdefault(statement.target, value)
         if statement.target in self.reused:
-            self.error(value.span, _rebound(statement.target))
+            self.error(value.span, rebound_message(statement.target))
         elif (first.module, first.signature, first.options) != (
             value.module,
             value.signature,
@@ -270,7 +142,7 @@ class ProgramLowering:
             )
         return self.step(value, self.graph.fresh_id(statement.target), statement.target)
 
-    def assign_value(self, statement: ast.Assign, value: ast.Expr) -> _Value | None:
+    def assign_value(self, statement: ast.Assign, value: ast.Expr) -> Value | None:
         lowered = self.expr(value, statement.type, hint=statement.target)
         if lowered is not None and statement.type is not None:
             if not accepts(statement.type, lowered.type):
@@ -299,7 +171,7 @@ class ProgramLowering:
         for i in range(count.value):
             if self.too_big:
                 break
-            self.env[statement.var] = _LoopIndex(i)
+            self.env[statement.var] = LoopIndex(i)
             self.block(statement.body, in_loop=True)
         self.loops.pop()
 
@@ -333,399 +205,11 @@ class ProgramLowering:
                 f"result '{binding.name}'",
             )
 
-    # steps ---------------------------------------------------------------------------------------
-
-    def resolve_signature(self, ref: ast.SignatureRef) -> SignatureSpec | None:
-        """The signature a step runs; None (reported once, where it is wrong) if it is broken."""
-        if ref.inline is not None:
-            valid = ref.valid and check_signature(ref.inline, self.diagnostics)
-            return ref.inline if valid else None
-        assert ref.name is not None
-        decl = self.signatures.get(ref.name)
-        if decl is None:
-            self.error(
-                ref.span,
-                _unknown(
-                    "signature",
-                    ref.name,
-                    self.signatures,
-                    self.indexes,
-                    'or write an inline "a -> b" string',
-                ),
-            )
-            return None
-        return None if ref.name in self.broken_signatures else decl.signature
-
-    def step(self, call: ast.StepCall, node_id: str, key: str) -> _Step | None:
-        signature = self.resolve_signature(call.signature)
-        if signature is None:
-            for arg in call.args:
-                self.expr(arg.value, None)
-            return None
-        if call.module == "chain_of_thought" and signature.output(REASONING) is not None:
-            self.error(
-                call.span,
-                f"chain_of_thought adds a '{REASONING}' output, and {signature.display_name} "
-                f"already declares one; use predict, or rename the field",
-            )
-        options = lower_options(call, signature, self.functions, self.diagnostics)
-        node = StepNode(node_id, signature, call.module, key, options, span=call.span)
-        self.graph.add(node)
-        if call.learned is not None:
-            self.learn(call.learned, node)
-        self.arguments(call.args, signature, node_id, call.span)
-        return _Step(node_id, signature, call.module, key, options)
-
-    def learn(self, learned: ast.Learned, step: StepNode) -> None:
-        """Set the parameters a step's learned block gives; steps sharing them agree."""
-        params = learned_params(learned, step, self.diagnostics)
-        earlier = self.learned.setdefault(step.param_key, (params, learned.span))
-        if earlier[0] != params:
-            self.error(
-                learned.span,
-                f"'{step.param_key}' already learned other parameters at line "
-                f"{earlier[1].line}; steps that share parameters give them once",
-            )
-        self.graph.params[step.param_key] = earlier[0]
-
-    def call(self, call: ast.FunctionCall, target: str) -> _Call | None:
-        """`target = call FUNCTION(...)`: a node that runs the declared Python function."""
-        decl = self.functions.get(call.function)
-        if decl is None or call.function in self.broken_signatures:
-            if decl is None:
-                self.error(
-                    call.function_span,
-                    f"unknown function '{call.function}'"
-                    + (
-                        f"; expected {quoted_list(self.functions)}"
-                        + did_you_mean(call.function, self.functions)
-                        if self.functions
-                        else '; declare it: function NAME = "package.module:function" { ... }'
-                    ),
-                )
-            for arg in call.args:
-                self.expr(arg.value, None)
-            return None
-        node_id = self.graph.fresh_id(target)
-        self.graph.add(FunctionNode(node_id, decl.function, span=call.span))
-        self.arguments(call.args, decl.signature, node_id, call.span)
-        return _Call(node_id, decl.signature)
-
-    def reuse(self, call: ast.StepReuse, target: str) -> _Step | None:
-        """`target = step(...)`: another call of a bound step, reading its parameters."""
-        bound = self.lookup(call.step, call.step_span)
-        if not isinstance(bound, _Step):
-            if bound is not None:
-                self.error(
-                    call.step_span,
-                    f"'{call.step}' is not a step; only a step can be called again, "
-                    f"`{target} = STEP(...)`",
-                )
-            for arg in call.args:
-                self.expr(arg.value, None)
-            return None
-        key = self.reused.setdefault(target, bound.key)
-        if key != bound.key or (target in self.shared and target != bound.key):
-            self.error(call.span, _rebound(target))
-        node_id = self.graph.fresh_id(target)
-        self.graph.add(
-            StepNode(
-                node_id, bound.signature, bound.module, bound.key, bound.options, span=call.span
-            )
-        )
-        self.arguments(call.args, bound.signature, node_id, call.span)
-        return _Step(node_id, bound.signature, bound.module, bound.key, bound.options)
-
-    def arguments(
-        self, args: tuple[ast.Arg, ...], signature: SignatureSpec, node_id: str, call_span: Span
-    ) -> None:
-        passed: dict[str, ast.Arg] = {}
-        names = [f.name for f in signature.inputs]
-        misspelled: set[str] = set()
-        for arg in args:
-            target = signature.input(arg.name)
-            if target is None:
-                misspelled.update(difflib.get_close_matches(arg.name, names, n=1, cutoff=0.6))
-                self.error(
-                    arg.span,
-                    f"unknown argument '{arg.name}'; {signature.display_name} takes one of "
-                    f"{quoted_list(names)}" + did_you_mean(arg.name, names),
-                )
-                self.expr(arg.value, None)
-            elif arg.name in passed:
-                self.error(arg.span, f"argument '{arg.name}' is passed twice")
-            else:
-                passed[arg.name] = arg
-                self.flow(arg.value, target.type, node_id, arg.name, f"'{arg.name}'")
-        # A misspelled argument is reported once, as unknown, not also as the one missing.
-        missing = [n for n in names if n not in passed and n not in misspelled]
-        if missing:
-            plural = "s" if len(missing) > 1 else ""
-            self.error(
-                call_span,
-                f"missing argument{plural} {quoted_list(missing)}; "
-                f"{signature.display_name} takes {', '.join(f'{n}=...' for n in names)}",
-            )
-
-    def flow(self, expr: ast.Expr, expected: LmType, target: str, port: str, what: str) -> None:
-        """Lower `expr` and wire it into `target.port`, checking that its type fits."""
-        value = self.expr(expr, expected)
-        if value is None:
-            return
-        if not accepts(expected, value.type):
-            hint = ""
-            if isinstance(value.type, OptionalOf) and accepts(expected, value.type.inner):
-                hint = "; the value may be missing: declare the input optional (T?)"
-            elif isinstance(_required(expected), ListOf) and not isinstance(
-                _required(value.type), ListOf
-            ):
-                hint = "; a single value is never wrapped into a list silently: write [value]"
-            self.error(
-                expr.span,
-                f"type mismatch: {what} expects {describe(expected)}, found "
-                f"{describe(value.type)}{hint}",
-            )
-            return
-        self.edges.append((value, target, port, expr.span))
-
-    # expressions ---------------------------------------------------------------------------------
-
-    def expr(self, e: ast.Expr, expected: LmType | None, hint: str = "") -> _Value | None:
-        """`e` as a value of the graph; `expected` types literals, `hint` names a retrieval."""
-        return _EXPRESSIONS[type(e)](self, e, expected, hint)
-
-    def unknown_name(self, name: str, span: Span) -> None:
-        if self.bind_counts[name]:
-            self.error(span, f"'{name}' is used before it is bound")
-        else:
-            known = [*self.env, *self.forward_steps]
-            self.error(span, f"unknown name '{name}'" + did_you_mean(name, known))
-
-    def lookup(self, name: str, span: Span) -> _Value | _Step | _Call | _LoopIndex | None:
-        """What `name` is bound to here; None once whatever is wrong with it is reported."""
-        bound = self.env.get(name)
-        if bound is None and name in self.forward_steps:
-            # None: its unknown signature is reported where the step is bound.
-            return self.forward_step(name)
-        if bound is None:
-            self.unknown_name(name, span)
-            return None
-        return None if isinstance(bound, _Broken) else bound
-
-    def name(self, e: ast.NameRef) -> _Value | None:
-        bound = self.lookup(e.name, e.span)
-        if bound is None:
-            return None
-        if isinstance(bound, _LoopIndex):
-            return self.constant(ast.Constant(bound.value, e.span), None)
-        if isinstance(bound, _Step | _Call):
-            fields = ", ".join(f"{e.name}.{f}" for f in bound.field_names())
-            what = "a step" if isinstance(bound, _Step) else "a function call"
-            self.error(e.span, f"'{e.name}' is {what}; expected one of its fields: {fields}")
-            return None
-        return bound
-
-    def forward_step(self, name: str) -> _Step | None:
-        call = self.forward_steps[name]
-        ref = call.signature
-        signature = (
-            ref.inline
-            if ref.inline is not None
-            else (self.signatures[ref.name].signature if ref.name in self.signatures else None)
-        )
-        return None if signature is None else _Step(name, signature, call.module, name)
-
-    def field(self, e: ast.FieldRef) -> _Value | None:
-        bound = self.lookup(e.step, e.span)
-        if bound is None:
-            return None
-        if isinstance(bound, _Value | _LoopIndex):
-            value_type = bound.type if isinstance(bound, _Value) else INT
-            self.error(
-                e.span,
-                f"'{e.step}' is a value of type {value_type}, not a step; "
-                f"it has no field '{e.field}'",
-            )
-            return None
-        type_ = bound.field_type(e.field)
-        if type_ is None:
-            fields = bound.field_names()
-            self.error(
-                e.span,
-                f"{bound.signature.display_name} has no output '{e.field}'; expected "
-                f"{quoted_list(fields)}" + did_you_mean(e.field, fields),
-            )
-            return None
-        return _Value(bound.node, e.field, type_)
-
-    def fresh(self, base: str) -> str:
-        self.constants += 1
-        return self.graph.fresh_id(f"{base}${self.constants}")
-
-    def constant(self, e: ast.Constant, expected: LmType | None) -> _Value:
-        value = e.value
-        type_: LmType
-        if isinstance(value, bool):
-            type_ = BOOL
-        elif isinstance(value, int):
-            type_ = INT
-        elif isinstance(value, float):
-            type_ = FLOAT
-        else:
-            wanted = _required(expected) if expected is not None else None
-            type_ = wanted if isinstance(wanted, OneOf) and value in wanted.choices else STR
-        node = ConstNode(self.fresh("const"), value, type_, span=e.span)
-        self.graph.add(node)
-        return _Value(node.id, "value", type_)
-
-    def list_(self, e: ast.ListExpr, expected: LmType | None) -> _Value | None:
-        wanted = _required(expected) if expected is not None else None
-        item_expected = wanted.item if isinstance(wanted, ListOf) else None
-        items = [self.expr(item, item_expected) for item in e.items]
-        if any(i is None for i in items):
-            return None
-        item_type: LmType = Nothing()
-        for item, value in zip(e.items, items, strict=True):
-            assert value is not None
-            joined = join(item_type, value.type)
-            if joined is None:
-                self.error(
-                    item.span,
-                    f"list items must share one type: found {describe(item_type)} and "
-                    f"{describe(value.type)}",
-                )
-                return None
-            item_type = joined
-        if isinstance(item_type, Nothing) and isinstance(wanted, ListOf):
-            item_type = wanted.item
-        node = ListNode(self.fresh("list"), len(items), ListOf(item_type), span=e.span)
-        self.graph.add(node)
-        for i, value in enumerate(items):
-            assert value is not None
-            self.edges.append((value, node.id, f"item{i}", e.items[i].span))
-        return _Value(node.id, "value", node.type)
-
-    def concat(self, e: ast.Concat, expected: LmType | None) -> _Value | None:
-        if isinstance(e.left, ast.ListExpr) and not e.left.items:
-            # `[] + xs` is a list of what xs holds: typed by the expected type instead, the empty
-            # list could hold `str` where xs holds `str?`, and the program printed with the sum
-            # bound to a name of its (joined) type would read back with another empty list.
-            right = self.expr(e.right, expected)
-            left = self.expr(e.left, right.type if right is not None else expected)
-        else:
-            left = self.expr(e.left, expected)
-            right = self.expr(e.right, left.type if left is not None else expected)
-        if left is None or right is None:
-            return None
-        for side, value in (("left", left), ("right", right)):
-            if not isinstance(value.type, ListOf):
-                self.error(
-                    (e.left if side == "left" else e.right).span,
-                    f"'+' joins two lists; the {side} side is {describe(value.type)}",
-                )
-                return None
-        joined = join(left.type, right.type)
-        if not isinstance(joined, ListOf):
-            self.error(
-                e.span,
-                f"cannot join {describe(left.type)} and {describe(right.type)} with '+'",
-            )
-            return None
-        if isinstance(joined.item, Nothing):
-            wanted = _required(expected) if expected is not None else None
-            joined = wanted if isinstance(wanted, ListOf) else EMPTY_LIST
-        node = ConcatNode(self.fresh("concat"), joined, span=e.span)
-        self.graph.add(node)
-        self.edges.append((left, node.id, "left", e.left.span))
-        self.edges.append((right, node.id, "right", e.right.span))
-        return _Value(node.id, "value", joined)
-
-    def retrieve(self, e: ast.Retrieve, hint: str) -> _Value | None:
-        ok = True
-        if e.index not in self.indexes:
-            self.error(
-                e.index_span,
-                _unknown(
-                    "index",
-                    e.index,
-                    self.indexes,
-                    self.signatures,
-                    'declare one: index wiki = bm25("corpus.jsonl")',
-                ),
-            )
-            ok = False
-        k = DEFAULT_K
-        query: ast.Arg | None = None
-        seen: set[str] = set()
-        for arg in e.args:
-            if arg.name in seen:
-                self.error(arg.span, f"argument '{arg.name}' is passed twice")
-                ok = False
-            seen.add(arg.name)
-            if arg.name == "query":
-                query = arg
-            elif arg.name == "k":
-                value = arg.value
-                if isinstance(value, ast.Constant) and type(value.value) is int and value.value > 0:
-                    k = value.value
-                else:
-                    self.error(value.span, "expected a positive whole number for k, such as k=3")
-                    ok = False
-            else:
-                self.error(
-                    arg.span, f"unknown argument '{arg.name}'; retrieve takes query=..., k=N"
-                )
-                ok = False
-        if query is None:
-            self.error(e.span, "missing argument 'query'; retrieve takes query=..., k=N")
-            ok = False
-        node = RetrieveNode(self.fresh(hint or "retrieve"), e.index, k, span=e.span)
-        self.graph.add(node)
-        if query is not None:
-            self.flow(query.value, STR, node.id, "query", "'query'")
-        return _Value(node.id, "passages", ListOf(STR)) if ok else None
-
-
-def _unknown(
-    kind: str, name: str, known: Mapping[str, object], other: Mapping[str, object], how: str
-) -> str:
-    """`unknown KIND 'x'`, with what is declared, a near name, or what `x` is instead."""
-    if name in other:
-        what, article = ("a signature", "an") if kind == "index" else ("an index", "a")
-        return f"'{name}' is {what}, not {article} {kind}"
-    if not known:
-        plural = "indexes" if kind == "index" else f"{kind}s"
-        return f"unknown {kind} '{name}'; no {plural} are declared ({how})"
-    return f"unknown {kind} '{name}'; expected one of {quoted_list(known)}" + did_you_mean(
-        name, known
-    )
-
 
 def _signature_text(ref: ast.SignatureRef) -> str:
     return (
         ref.name if ref.name is not None else f'"{ref.inline.short_text() if ref.inline else ""}"'
     )
-
-
-def _rebound(name: str) -> str:
-    return (
-        f"'{name}' is bound to calls of different steps; steps bound to one name share "
-        "learnable parameters (use another name)"
-    )
-
-
-def _required(t: LmType) -> LmType:
-    return t.inner if isinstance(t, OptionalOf) else t
-
-
-def _bound_names(body: tuple[ast.Statement, ...]) -> list[str]:
-    names: list[str] = []
-    for statement in body:
-        if isinstance(statement, ast.Assign):
-            names.append(statement.target)
-        elif isinstance(statement, ast.ForLoop):
-            names += [statement.var, *_bound_names(statement.body)]
-    return names
 
 
 # Dispatch by the syntax tree's node kind, as the printer does; `tests/ir` checks that every kind
@@ -736,18 +220,8 @@ _STATEMENTS: dict[type[Any], Callable[[ProgramLowering, Any, bool], None]] = {
     ast.Return: ProgramLowering.return_,
 }
 # What an assignment's right side may be beyond an expression (`assign_value`).
-_ASSIGNED: dict[type[Any], Callable[[ProgramLowering, ast.Assign, Any], _Binding | None]] = {
+_ASSIGNED: dict[type[Any], Callable[[ProgramLowering, ast.Assign, Any], Binding | None]] = {
     ast.StepReuse: lambda lowering, statement, value: lowering.reuse(value, statement.target),
     ast.FunctionCall: lambda lowering, statement, value: lowering.call(value, statement.target),
     ast.StepCall: ProgramLowering.assign_step,
-}
-_EXPRESSIONS: dict[
-    type[Any], Callable[[ProgramLowering, Any, LmType | None, str], _Value | None]
-] = {
-    ast.NameRef: lambda lowering, e, expected, hint: lowering.name(e),
-    ast.FieldRef: lambda lowering, e, expected, hint: lowering.field(e),
-    ast.Constant: lambda lowering, e, expected, hint: lowering.constant(e, expected),
-    ast.ListExpr: lambda lowering, e, expected, hint: lowering.list_(e, expected),
-    ast.Concat: lambda lowering, e, expected, hint: lowering.concat(e, expected),
-    ast.Retrieve: lambda lowering, e, expected, hint: lowering.retrieve(e, hint),
 }

@@ -254,8 +254,8 @@ def test_every_node_kind_is_evaluated_drawn_and_written() -> None:
 def test_every_kind_of_statement_and_expression_is_lowered() -> None:
     from typing import get_args
 
-    from lmc.ir import lower_program
+    from lmc.ir import lower_expressions, lower_program
     from lmc.syntax import tree as ast
 
     assert set(lower_program._STATEMENTS) == set(get_args(ast.Statement))
-    assert set(lower_program._EXPRESSIONS) == set(get_args(ast.Expr))
+    assert set(lower_expressions._EXPRESSIONS) == set(get_args(ast.Expr))
