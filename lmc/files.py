@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -133,7 +134,15 @@ def write_atomically(target: Path, data: bytes) -> None:
     """Write to a temporary file beside `target`, then rename it over `target`.
 
     A symbolic link is followed (its target is rewritten), and an existing file keeps its mode.
+    A device or pipe (`/dev/null`, `/dev/stdout`, a FIFO) is written in place instead.
     """
+    if written_in_place(target):
+        # Renaming a temporary over a device would put a regular file where the device node was
+        # (root's `--out /dev/null` replaced /dev/null), and there is no file to keep whole.
+        # Opened by the name given: `/dev/stdout` resolves to no path when stdout is a pipe.
+        with open(target, "wb") as file:
+            file.write(data)
+        return
     target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -158,14 +167,26 @@ class UnwritablePath(InputError):
     without write permission. The message names the path and why."""
 
 
-def check_writable(path: str | os.PathLike[str]) -> None:
+def check_writable(path: str | os.PathLike[str], *, in_place: bool = False) -> None:
     """Raise `UnwritablePath` unless a file can be written at `path` the way lmc writes files
-    (in place, or beside it and renamed over it; missing folders made). Nothing is created: a
-    command calls this for every file it will write before it spends an LM call."""
+    (missing folders made): beside it and renamed over it (`write_atomically`), or with
+    `in_place` opened and written where it is (a trace); a device or pipe always in place.
+    Nothing is created: a command calls this for every file it will write before it spends an
+    LM call."""
     target = Path(path)
-    why = _unwritable(target)
+    why = _unwritable(target, in_place=in_place)
     if why is not None:
         raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({why})")
+
+
+def written_in_place(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is something that exists and is no regular file or folder: a device or
+    pipe (`/dev/null`, `/dev/stdout`, a FIFO), which lmc opens and writes where it is."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def one_file(written: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
@@ -181,19 +202,33 @@ def one_file(written: str | os.PathLike[str], other: str | os.PathLike[str]) -> 
     return paths[0].resolve() == paths[1].resolve()
 
 
-def _unwritable(target: Path) -> str | None:
+def _unwritable(target: Path, *, in_place: bool) -> str | None:
     if target.is_dir():
         return "it is a folder; expected a file name"
+    if written_in_place(target):
+        # Only the device itself is written: a user may not write in /dev, yet /dev/null is
+        # theirs to write.
+        return None if os.access(target, os.W_OK) else "no permission to write it"
     # The folder the file goes in, or the nearest one that exists if it is still to be made.
     folder = target.absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         return f"{_shown(folder)} is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"no permission to write in {_shown(folder)}"
-    if target.exists() and not os.access(target, os.W_OK):
+    if not target.exists():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"no permission to write in {_shown(folder)}"
+        return None
+    if not os.access(target, os.W_OK):
         return "no permission to write it"
+    # A file written in place needs only itself writable. The others are refused, not written
+    # in place: lmc writes their new text beside them and renames it over them so that a write
+    # that fails (a full disk, a kill) leaves the old file whole; in place it would be lost.
+    if not in_place and not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"no permission to write in {_shown(folder)}, where lmc writes the new file before "
+            "renaming it over this one"
+        )
     return None
 
 

@@ -20,7 +20,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from lmc.files import DataError, json_value, remove_stale_temporaries, write_atomically
+from lmc.files import (
+    DataError,
+    json_value,
+    remove_stale_temporaries,
+    write_atomically,
+    written_in_place,
+)
 from lmc.strings import json_text
 
 
@@ -63,12 +69,14 @@ class ResultsFile:
         # The indexes of records whose earlier result succeeded.
         self.done: set[int] = set()
         self._in_order = True  # whether the file's lines are one per record, in input order
-        remove_stale_temporaries(self.path)  # what a rewrite killed midway left behind
-        if resume and path.exists():
+        # A device or pipe (`--out /dev/null`, a FIFO) is written in place and never rewritten;
+        # it holds no earlier results, and reading a pipe would take what its reader is owed.
+        self._in_place = written_in_place(path)
+        if not self._in_place:
+            remove_stale_temporaries(self.path)  # what a rewrite killed midway left behind
+        appending = resume and path.exists() and not self._in_place
+        if appending:
             self._read_earlier(records)
-        elif path.exists() and not path.is_file():
-            raise DataError(f"{path}: is not a file; expected a path for the results (--out)")
-        appending = resume and path.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file: IO[str] = path.open("a" if appending else "w", encoding="utf-8")
@@ -77,8 +85,6 @@ class ResultsFile:
         self._last = max(self.done, default=-1)
 
     def _read_earlier(self, records: Iterable[dict[str, Any]]) -> None:
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: is not a file; expected a path for the results (--out)")
         seen: list[int] = []
         # Record index -> (line number, the inputs written there) of every earlier line, to be
         # checked against the data's record.
@@ -152,7 +158,7 @@ class ResultsFile:
     def close(self) -> None:
         """Close; put the lines in input order if a resumed run left them out of it."""
         self._file.close()
-        if not self._in_order:
+        if not self._in_order and not self._in_place:
             self._rewrite_in_order()
 
     def _rewrite_in_order(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -526,6 +527,53 @@ def test_a_missing_folder_for_an_output_is_made(
 
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "new/sub/out.jsonl"]) == 0
     assert len(Path("new/sub/out.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_device_as_an_output_is_written_and_stays_a_device(
+    writer: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Root's `lmc eval --out /dev/null` (and compile -o, opt -o) put a regular file where
+    # /dev/null was; `lmc run --out /dev/null` was refused. A node like /dev/null stands in
+    # for it: a regression must not break the real one.
+    write_dataset()
+    try:
+        os.mknod("null.dot", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    before = set(os.listdir()) | {"lmc-cache"}  # what an LM call caches goes there
+
+    assert main([("null.dot" if a == "PATH" else a) for a in WRITERS[writer]]) == 0, (
+        capsys.readouterr().err
+    )
+    assert stat.S_ISCHR(os.lstat("null.dot").st_mode)
+    assert set(os.listdir()) <= before  # nothing written beside it
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_user_who_may_not_write_in_dev_may_run_with_out_dev_null(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+
+    assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "/dev/null"]) == 0
+
+
+def test_a_run_writes_its_results_to_a_pipe_as_they_finish(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pipe holds no earlier results to resume from, and is not replaced by a file.
+    write_dataset()
+    os.mkfifo("out.fifo")
+    reader = os.open("out.fifo", os.O_RDONLY | os.O_NONBLOCK)  # so that the run does not wait
+    try:
+        assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "out.fifo"]) == 0
+        lines = os.read(reader, 100_000).decode("utf-8").splitlines()
+    finally:
+        os.close(reader)
+
+    assert sorted(json.loads(line)["record"] for line in lines) == [1, 2, 3, 4]
+    assert stat.S_ISFIFO(os.lstat("out.fifo").st_mode)
 
 
 # Each command writing over a file it reads: the arguments, and what lmc says. `in.jsonl` is the
