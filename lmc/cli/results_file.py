@@ -98,7 +98,7 @@ class ResultsFile:
                 if _blank(raw):
                     continue
                 text = raw.decode("utf-8", errors="replace")
-                index, inputs, succeeded = self._earlier_line(number, text)
+                index, inputs, succeeded = self._earlier_line(number, text, len(seen))
                 written.setdefault(index, []).append((number, inputs))
                 seen.append(index)
                 if succeeded:
@@ -110,22 +110,38 @@ class ResultsFile:
             os.truncate(self.path, complete)
         self._in_order = seen == list(range(len(seen))) and len(self.done) == len(seen)
 
-    def _earlier_line(self, number: int, text: str) -> tuple[int, Any, bool]:
+    def _earlier_line(self, number: int, text: str, results_before: int) -> tuple[int, Any, bool]:
         """The record index of one earlier line, checked to be one of this data's, the inputs
-        written there, and whether it succeeded."""
+        written there, and whether it succeeded. `results_before`: how many result lines came
+        before it."""
         try:
             # Within lmc's JSON limits (a RecursionError otherwise); lone surrogates are what a
             # server sent, written escaped.
             line = json_value(text, surrogates=True)
             index = int(line["record"]) - 1
         except (ValueError, KeyError, TypeError):
-            raise DataError(
-                f"{self.path}: line {number}: not a result line of lmc run; to start over, "
-                "pass --no-resume (the file is overwritten)"
-            ) from None
+            raise DataError(self._not_a_result(number, results_before)) from None
         if not 0 <= index < self.count:
             self._other_inputs(number, index)
         return index, line.get("inputs"), "error" not in line
+
+    def _not_a_result(self, number: int, results_before: int) -> str:
+        """What to do about a line that is no result: `--no-resume` overwrites the whole file,
+        so it is offered last, as what loses the file; first what keeps it."""
+        where = f"{self.path}: line {number}: not a result line of lmc run"
+        if not results_before:
+            # Another file (the user's data, a results file of another tool): the --out path is
+            # likely a slip, and the file is theirs.
+            return (
+                f"{where}, so the file holds something else; write the results elsewhere with "
+                "another --out (--no-resume would overwrite the file)"
+            )
+        # lmc's results, with a line someone edited or joined in: mending it keeps them.
+        are = "is" if results_before == 1 else "are"
+        return (
+            f"{where}, after {results_before} that {are}; mend or remove it to resume, keeping "
+            "those results (--no-resume would start over, overwriting them)"
+        )
 
     def _check_inputs(
         self, written: dict[int, list[tuple[int, Any]]], records: Iterable[dict[str, Any]]
