@@ -350,27 +350,70 @@ def _no_lone_surrogate(text: str) -> None:
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+# The byte-order marks of UTF-32 and UTF-16 (what Notepad's "Unicode" and PowerShell's `>`
+# write), little-endian then big: a file that starts with one is text, in another encoding.
+# UTF-32's first: its little-endian mark starts with UTF-16's.
+_OTHER_MARKS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def other_encoding(start: bytes) -> str | None:
+    """`UTF-16` or `UTF-32` when a file whose first bytes are `start` looks to be in it: by its
+    byte-order mark, else (saved without one) by the NUL bytes those write beside each ASCII
+    character; None when it looks like neither."""
+    for mark, name in _OTHER_MARKS:
+        if start.startswith(mark):
+            return name
+    sample = start[:64]
+    for width, name in ((4, "UTF-32"), (2, "UTF-16")):
+        units = [sample[i : i + width] for i in range(0, len(sample) - width + 1, width)]
+        for ascii_at in (0, width - 1):  # little-endian, big-endian
+            # Nearly every unit one ASCII byte and NULs: a character beyond ASCII fills more.
+            fits = sum(1 for u in units if 0 < u[ascii_at] < 0x80 and u.count(0) == width - 1)
+            if len(units) >= 2 and fits * 10 >= len(units) * 9:
+                return name
+    return None
+
+
 class NotUTF8(ValueError):
     """Bytes that are not UTF-8 text, and where the first bad one is: its line, its column (from
-    1, in characters, as lmc counts every column) and its value."""
+    1, in characters, as lmc counts every column) and its value; `encoding` is `UTF-16` or
+    `UTF-32` when the file looks like it, and `hint` then says to save it as UTF-8."""
 
-    def __init__(self, raw: bytes, error: UnicodeDecodeError) -> None:
-        self.line_start = raw.rfind(b"\n", 0, error.start) + 1  # the offset its line starts at
-        self.line = raw.count(b"\n", 0, error.start) + 1
+    def __init__(self, raw: bytes, start: int, encoding: str | None = None) -> None:
+        self.line_start = raw.rfind(b"\n", 0, start) + 1  # the offset its line starts at
+        self.line = raw.count(b"\n", 0, start) + 1
         # Everything before the first bad byte decodes: its characters give the column.
-        self.column = len(raw[self.line_start : error.start].decode("utf-8")) + 1
-        self.byte = raw[error.start]
-        super().__init__(f"not UTF-8 text (byte 0x{self.byte:02x} at column {self.column})")
+        self.column = len(raw[self.line_start : start].decode("utf-8")) + 1
+        self.byte = raw[start]
+        self.encoding = encoding
+        self.hint = f"; the file looks like {encoding}: save it as UTF-8" if encoding else ""
+        super().__init__(
+            f"not UTF-8 text (byte 0x{self.byte:02x} at column {self.column}){self.hint}"
+        )
 
 
-def utf8_text(raw: bytes) -> str:
+def utf8_text(raw: bytes, *, file_start: bool = True) -> str:
     """`raw` as text; `NotUTF8` says where the first byte that is not UTF-8 is. A file's
     leading `UTF8_BOM` is for the caller to remove first, so that columns count from the first
-    character."""
+    character. `file_start`: `raw` is where a file starts (not a later line of it), so that a
+    UTF-16 or UTF-32 file is told by its first bytes."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise NotUTF8(raw, error) from None
+        encoding = other_encoding(raw) if file_start else None
+        raise NotUTF8(raw, error.start, encoding) from None
+    if file_start and b"\x00" in raw[:64]:
+        encoding = other_encoding(raw)
+        if encoding is not None:
+            # UTF-16 without a mark, of ASCII text, decodes: as a NUL after each character. No
+            # file lmc reads may hold a NUL, and this says why the text is not what was written.
+            raise NotUTF8(raw, raw.index(b"\x00"), encoding)
+    return text
 
 
 def file_text(path: str | os.PathLike[str]) -> str:

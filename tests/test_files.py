@@ -18,6 +18,7 @@ from lmc.files import (
     UnwritablePath,
     check_writable,
     one_file,
+    other_encoding,
     remove_stale_temporaries,
     temporary_file,
     write_atomically,
@@ -185,3 +186,25 @@ def test_a_file_in_a_folder_lmc_may_not_write_in_is_refused_unless_written_in_pl
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_a_user_who_may_not_write_in_dev_may_write_dev_null() -> None:
     check_writable("/dev/null")
+
+
+@pytest.mark.parametrize(
+    ("start", "encoding"),
+    [
+        ('{"q": "é"}'.encode("utf-16"), "UTF-16"),
+        ('{"q": "é"}'.encode("utf-16-be"), "UTF-16"),  # é is ASCII's NUL and one byte too
+        ('{"q": "a"}'.encode("utf-32-be"), "UTF-32"),
+        ('{"q": "a"}'.encode("utf-32-le"), "UTF-32"),
+        ('{"q": "café"}'.encode(), None),
+        ('{"q": "café"}'.encode("latin-1"), None),
+        (b"SQLite format 3\x00\x10\x00\x01\x01\x00@  \x00\x00\x00\x02" + bytes(40), None),
+        (b"{}", None),
+    ],
+    ids=["UTF-16", "UTF-16BE", "UTF-32BE", "UTF-32LE", "UTF-8", "Latin-1", "a database", "short"],
+)
+def test_a_utf16_or_utf32_file_is_told_by_its_first_bytes(
+    start: bytes, encoding: str | None
+) -> None:
+    # What the error for a file lmc cannot read as UTF-8 says it looks like: never a guess that
+    # sends a user to convert a file that is no text at all.
+    assert other_encoding(start) == encoding

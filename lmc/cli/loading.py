@@ -29,7 +29,7 @@ def read_source(path: str) -> str:
         raise UsageError(f"{path}: is a folder, expected a .lmp file") from None
     except NotUTF8 as bad:
         raise UsageError(
-            f"{path}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x})"
+            f"{path}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x}){bad.hint}"
         ) from None
     except OSError as error:
         raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
