@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import tempfile
 import time
@@ -133,7 +134,15 @@ def write_atomically(target: Path, data: bytes) -> None:
     """Write to a temporary file beside `target`, then rename it over `target`.
 
     A symbolic link is followed (its target is rewritten), and an existing file keeps its mode.
+    A device or pipe (`/dev/null`, `/dev/stdout`, a FIFO) is written in place instead.
     """
+    if written_in_place(target):
+        # Renaming a temporary over a device would put a regular file where the device node was
+        # (root's `--out /dev/null` replaced /dev/null), and there is no file to keep whole.
+        # Opened by the name given: `/dev/stdout` resolves to no path when stdout is a pipe.
+        with open(target, "wb") as file:
+            file.write(data)
+        return
     target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -158,14 +167,26 @@ class UnwritablePath(InputError):
     without write permission. The message names the path and why."""
 
 
-def check_writable(path: str | os.PathLike[str]) -> None:
+def check_writable(path: str | os.PathLike[str], *, in_place: bool = False) -> None:
     """Raise `UnwritablePath` unless a file can be written at `path` the way lmc writes files
-    (in place, or beside it and renamed over it; missing folders made). Nothing is created: a
-    command calls this for every file it will write before it spends an LM call."""
+    (missing folders made): beside it and renamed over it (`write_atomically`), or with
+    `in_place` opened and written where it is (a trace); a device or pipe always in place.
+    Nothing is created: a command calls this for every file it will write before it spends an
+    LM call."""
     target = Path(path)
-    why = _unwritable(target)
+    why = _unwritable(target, in_place=in_place)
     if why is not None:
         raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({why})")
+
+
+def written_in_place(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is something that exists and is no regular file or folder: a device or
+    pipe (`/dev/null`, `/dev/stdout`, a FIFO), which lmc opens and writes where it is."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return False
+    return not stat.S_ISREG(mode) and not stat.S_ISDIR(mode)
 
 
 def one_file(written: str | os.PathLike[str], other: str | os.PathLike[str]) -> bool:
@@ -181,19 +202,33 @@ def one_file(written: str | os.PathLike[str], other: str | os.PathLike[str]) -> 
     return paths[0].resolve() == paths[1].resolve()
 
 
-def _unwritable(target: Path) -> str | None:
+def _unwritable(target: Path, *, in_place: bool) -> str | None:
     if target.is_dir():
         return "it is a folder; expected a file name"
+    if written_in_place(target):
+        # Only the device itself is written: a user may not write in /dev, yet /dev/null is
+        # theirs to write.
+        return None if os.access(target, os.W_OK) else "no permission to write it"
     # The folder the file goes in, or the nearest one that exists if it is still to be made.
     folder = target.absolute().parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         return f"{_shown(folder)} is a file, not a folder"
-    if not os.access(folder, os.W_OK | os.X_OK):
-        return f"no permission to write in {_shown(folder)}"
-    if target.exists() and not os.access(target, os.W_OK):
+    if not target.exists():
+        if not os.access(folder, os.W_OK | os.X_OK):
+            return f"no permission to write in {_shown(folder)}"
+        return None
+    if not os.access(target, os.W_OK):
         return "no permission to write it"
+    # A file written in place needs only itself writable. The others are refused, not written
+    # in place: lmc writes their new text beside them and renames it over them so that a write
+    # that fails (a full disk, a kill) leaves the old file whole; in place it would be lost.
+    if not in_place and not os.access(folder, os.W_OK | os.X_OK):
+        return (
+            f"no permission to write in {_shown(folder)}, where lmc writes the new file before "
+            "renaming it over this one"
+        )
     return None
 
 
@@ -315,27 +350,70 @@ def _no_lone_surrogate(text: str) -> None:
 UTF8_BOM = b"\xef\xbb\xbf"
 
 
+# The byte-order marks of UTF-32 and UTF-16 (what Notepad's "Unicode" and PowerShell's `>`
+# write), little-endian then big: a file that starts with one is text, in another encoding.
+# UTF-32's first: its little-endian mark starts with UTF-16's.
+_OTHER_MARKS = (
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+)
+
+
+def other_encoding(start: bytes) -> str | None:
+    """`UTF-16` or `UTF-32` when a file whose first bytes are `start` looks to be in it: by its
+    byte-order mark, else (saved without one) by the NUL bytes those write beside each ASCII
+    character; None when it looks like neither."""
+    for mark, name in _OTHER_MARKS:
+        if start.startswith(mark):
+            return name
+    sample = start[:64]
+    for width, name in ((4, "UTF-32"), (2, "UTF-16")):
+        units = [sample[i : i + width] for i in range(0, len(sample) - width + 1, width)]
+        for ascii_at in (0, width - 1):  # little-endian, big-endian
+            # Nearly every unit one ASCII byte and NULs: a character beyond ASCII fills more.
+            fits = sum(1 for u in units if 0 < u[ascii_at] < 0x80 and u.count(0) == width - 1)
+            if len(units) >= 2 and fits * 10 >= len(units) * 9:
+                return name
+    return None
+
+
 class NotUTF8(ValueError):
     """Bytes that are not UTF-8 text, and where the first bad one is: its line, its column (from
-    1, in characters, as lmc counts every column) and its value."""
+    1, in characters, as lmc counts every column) and its value; `encoding` is `UTF-16` or
+    `UTF-32` when the file looks like it, and `hint` then says to save it as UTF-8."""
 
-    def __init__(self, raw: bytes, error: UnicodeDecodeError) -> None:
-        self.line_start = raw.rfind(b"\n", 0, error.start) + 1  # the offset its line starts at
-        self.line = raw.count(b"\n", 0, error.start) + 1
+    def __init__(self, raw: bytes, start: int, encoding: str | None = None) -> None:
+        self.line_start = raw.rfind(b"\n", 0, start) + 1  # the offset its line starts at
+        self.line = raw.count(b"\n", 0, start) + 1
         # Everything before the first bad byte decodes: its characters give the column.
-        self.column = len(raw[self.line_start : error.start].decode("utf-8")) + 1
-        self.byte = raw[error.start]
-        super().__init__(f"not UTF-8 text (byte 0x{self.byte:02x} at column {self.column})")
+        self.column = len(raw[self.line_start : start].decode("utf-8")) + 1
+        self.byte = raw[start]
+        self.encoding = encoding
+        self.hint = f"; the file looks like {encoding}: save it as UTF-8" if encoding else ""
+        super().__init__(
+            f"not UTF-8 text (byte 0x{self.byte:02x} at column {self.column}){self.hint}"
+        )
 
 
-def utf8_text(raw: bytes) -> str:
+def utf8_text(raw: bytes, *, file_start: bool = True) -> str:
     """`raw` as text; `NotUTF8` says where the first byte that is not UTF-8 is. A file's
     leading `UTF8_BOM` is for the caller to remove first, so that columns count from the first
-    character."""
+    character. `file_start`: `raw` is where a file starts (not a later line of it), so that a
+    UTF-16 or UTF-32 file is told by its first bytes."""
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise NotUTF8(raw, error) from None
+        encoding = other_encoding(raw) if file_start else None
+        raise NotUTF8(raw, error.start, encoding) from None
+    if file_start and b"\x00" in raw[:64]:
+        encoding = other_encoding(raw)
+        if encoding is not None:
+            # UTF-16 without a mark, of ASCII text, decodes: as a NUL after each character. No
+            # file lmc reads may hold a NUL, and this says why the text is not what was written.
+            raise NotUTF8(raw, raw.index(b"\x00"), encoding)
+    return text
 
 
 def file_text(path: str | os.PathLike[str]) -> str:

@@ -22,14 +22,25 @@ from lmc.errors import InputError
 T = TypeVar("T")
 
 
+class MissingAttribute(AttributeError):
+    """`import_target` imported the module, but an attribute of the path is not there."""
+
+
 def import_target(target: str) -> Any:
     """What `package.module:attribute.path` names: the module imported (ImportError if it
-    cannot be), then the attributes looked up (AttributeError if one is missing). The one way
-    lmc finds code by name: plug-ins, a program's functions and retrievers, Python metrics."""
+    cannot be, or whatever else the module raises while it runs), then the attributes looked
+    up (`MissingAttribute` if one is missing). The one way lmc finds code by name: plug-ins, a
+    program's functions and retrievers, Python metrics."""
     module_name, _, attribute = target.partition(":")
     value: Any = importlib.import_module(module_name)
     for part in attribute.split("."):
-        value = getattr(value, part)
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            # Its own class: an AttributeError the module raised while imported (`x = None.foo`
+            # at module level) is the module's error, not a missing attribute, and callers
+            # must not say "has no function" for it.
+            raise MissingAttribute(f"{target}: no attribute '{part}'") from None
     return value
 
 

@@ -1,10 +1,12 @@
 """Temporaries that killed writes leave behind are removed by the next write of the same file,
 and only those: a temporary whose process is still running is being written. Which paths name
-one file, so that a command never writes over a file it reads."""
+one file, so that a command never writes over a file it reads. What may be written: a device or
+pipe in place (never replaced), any other file beside it and renamed over it."""
 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -12,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from lmc.files import one_file, remove_stale_temporaries, temporary_file, write_atomically
+from lmc.files import (
+    UnwritablePath,
+    check_writable,
+    one_file,
+    other_encoding,
+    remove_stale_temporaries,
+    temporary_file,
+    write_atomically,
+)
 
 
 def dead_pid() -> int:
@@ -104,3 +114,97 @@ def test_a_device_is_one_file_with_nothing() -> None:
     # Writing to a terminal, pipe or device destroys nothing: `--data /dev/stdin --out
     # /dev/stdout` may well be one terminal.
     assert not one_file("/dev/null", "/dev/null")
+
+
+def null_device(path: Path) -> Path:
+    """A device node like /dev/null at `path` (the test is skipped where none can be made): a
+    test that wrote over the real /dev/null by mistake would break the machine for the rest."""
+    try:
+        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return path
+
+
+def test_a_device_is_written_in_place_not_replaced(tmp_path: Path) -> None:
+    # Root's `lmc eval --out /dev/null` renamed a regular file over /dev/null.
+    device = null_device(tmp_path / "null")
+
+    write_atomically(device, b"results\n")
+
+    assert stat.S_ISCHR(device.lstat().st_mode)
+    assert os.listdir(tmp_path) == ["null"]  # no temporary made beside it
+
+
+def test_a_pipe_is_written_in_place_to_its_reader(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # so that the write does not wait
+    try:
+        write_atomically(fifo, b"results\n")
+        assert os.read(reader, 100) == b"results\n"
+    finally:
+        os.close(reader)
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+@pytest.fixture
+def no_folder_writable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A user who may write no folder (tests run as root, who may write all); files and
+    devices stay writable."""
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: not os.path.isdir(path) and real_access(path, mode)
+    )
+
+
+@pytest.mark.usefixtures("no_folder_writable")
+def test_a_device_needs_no_permission_to_write_in_its_folder(tmp_path: Path) -> None:
+    check_writable("/dev/null")  # only checked: nothing is written
+    check_writable(null_device(tmp_path / "null"))
+
+
+@pytest.mark.usefixtures("no_folder_writable")
+def test_a_file_in_a_folder_lmc_may_not_write_in_is_refused_unless_written_in_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("old.jsonl").write_text("{}\n", encoding="utf-8")
+
+    # Its new text goes beside it and is renamed over it, so a failed write leaves it whole.
+    with pytest.raises(UnwritablePath) as refused:
+        check_writable("old.jsonl")
+    assert str(refused.value) == (
+        "old.jsonl: cannot write it (no permission to write in ., where lmc writes the new file "
+        "before renaming it over this one)"
+    )
+    check_writable("old.jsonl", in_place=True)  # a trace, opened where it is
+    with pytest.raises(UnwritablePath, match=r"^new.jsonl: .*\(no permission to write in \.\)$"):
+        check_writable("new.jsonl", in_place=True)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_user_who_may_not_write_in_dev_may_write_dev_null() -> None:
+    check_writable("/dev/null")
+
+
+@pytest.mark.parametrize(
+    ("start", "encoding"),
+    [
+        ('{"q": "é"}'.encode("utf-16"), "UTF-16"),
+        ('{"q": "é"}'.encode("utf-16-be"), "UTF-16"),  # é is ASCII's NUL and one byte too
+        ('{"q": "a"}'.encode("utf-32-be"), "UTF-32"),
+        ('{"q": "a"}'.encode("utf-32-le"), "UTF-32"),
+        ('{"q": "café"}'.encode(), None),
+        ('{"q": "café"}'.encode("latin-1"), None),
+        (b"SQLite format 3\x00\x10\x00\x01\x01\x00@  \x00\x00\x00\x02" + bytes(40), None),
+        (b"{}", None),
+    ],
+    ids=["UTF-16", "UTF-16BE", "UTF-32BE", "UTF-32LE", "UTF-8", "Latin-1", "a database", "short"],
+)
+def test_a_utf16_or_utf32_file_is_told_by_its_first_bytes(
+    start: bytes, encoding: str | None
+) -> None:
+    # What the error for a file lmc cannot read as UTF-8 says it looks like: never a guess that
+    # sends a user to convert a file that is no text at all.
+    assert other_encoding(start) == encoding

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     program = load_program(args.program_file, args.program, args.corpus or [])
     outputs = [
         Output("--out", args.out, "the results"),
-        Output("--trace", args.trace, "the trace"),
+        Output("--trace", args.trace, "the trace", in_place=True),
         Output("--report", args.report, "the report"),
     ]
     check_outputs(

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
-from lmc.cli.loading import load_program, read_source
+from lmc.cli.loading import load_program, read_marked_source
 from lmc.files import is_artifact_path, write_atomically
 from lmc.syntax.parser import parse
 from lmc.syntax.printer import print_module
@@ -20,7 +20,7 @@ def run(args: argparse.Namespace) -> int:
         if is_artifact_path(path):
             _print_artifact(path, args)
             continue
-        text = read_source(path)
+        mark, text = read_marked_source(path)
         formatted = print_module(parse(text, path))
         if args.check:
             if formatted != text:
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.write:
             if formatted != text:
                 try:
-                    write_atomically(Path(path), formatted.encode())
+                    write_atomically(Path(path), mark + formatted.encode())
                 except OSError as error:
                     raise UsageError(f"{path}: cannot write it ({error.strerror})") from None
                 print(f"reformatted {path}")

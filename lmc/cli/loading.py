@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmc.cli.errors import UsageError
-from lmc.files import NotUTF8, file_text, is_artifact_path
+from lmc.files import UTF8_BOM, NotUTF8, is_artifact_path, utf8_text
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
@@ -21,15 +21,23 @@ if TYPE_CHECKING:
 def read_source(path: str) -> str:
     """A `.lmp` file's text, less a leading byte-order mark; a missing, unreadable or
     non-UTF-8 file is a `UsageError` (the first bad byte placed as `file:line:column`)."""
+    return read_marked_source(path)[1]
+
+
+def read_marked_source(path: str) -> tuple[bytes, str]:
+    """`read_source`, and the byte-order mark the file starts with (`UTF8_BOM`, or none):
+    `lmc fmt -w` writes it back, so that the editor that wrote it finds the file as it was."""
     try:
-        return file_text(path)
+        raw = Path(path).read_bytes()
+        mark = UTF8_BOM if raw.startswith(UTF8_BOM) else b""
+        return mark, utf8_text(raw.removeprefix(mark))
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise UsageError(f"{path}: is a folder, expected a .lmp file") from None
     except NotUTF8 as bad:
         raise UsageError(
-            f"{path}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x})"
+            f"{path}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x}){bad.hint}"
         ) from None
     except OSError as error:
         raise UsageError(f"{path}: cannot read it ({error.strerror})") from None

@@ -20,7 +20,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
-from lmc.files import DataError, json_value, remove_stale_temporaries, write_atomically
+from lmc.files import (
+    DataError,
+    json_value,
+    remove_stale_temporaries,
+    write_atomically,
+    written_in_place,
+)
 from lmc.strings import json_text
 
 
@@ -63,12 +69,14 @@ class ResultsFile:
         # The indexes of records whose earlier result succeeded.
         self.done: set[int] = set()
         self._in_order = True  # whether the file's lines are one per record, in input order
-        remove_stale_temporaries(self.path)  # what a rewrite killed midway left behind
-        if resume and path.exists():
+        # A device or pipe (`--out /dev/null`, a FIFO) is written in place and never rewritten;
+        # it holds no earlier results, and reading a pipe would take what its reader is owed.
+        self._in_place = written_in_place(path)
+        if not self._in_place:
+            remove_stale_temporaries(self.path)  # what a rewrite killed midway left behind
+        appending = resume and path.exists() and not self._in_place
+        if appending:
             self._read_earlier(records)
-        elif path.exists() and not path.is_file():
-            raise DataError(f"{path}: is not a file; expected a path for the results (--out)")
-        appending = resume and path.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file: IO[str] = path.open("a" if appending else "w", encoding="utf-8")
@@ -77,8 +85,6 @@ class ResultsFile:
         self._last = max(self.done, default=-1)
 
     def _read_earlier(self, records: Iterable[dict[str, Any]]) -> None:
-        if not self.path.is_file():
-            raise DataError(f"{self.path}: is not a file; expected a path for the results (--out)")
         seen: list[int] = []
         # Record index -> (line number, the inputs written there) of every earlier line, to be
         # checked against the data's record.
@@ -92,7 +98,7 @@ class ResultsFile:
                 if _blank(raw):
                     continue
                 text = raw.decode("utf-8", errors="replace")
-                index, inputs, succeeded = self._earlier_line(number, text)
+                index, inputs, succeeded = self._earlier_line(number, text, len(seen))
                 written.setdefault(index, []).append((number, inputs))
                 seen.append(index)
                 if succeeded:
@@ -104,22 +110,38 @@ class ResultsFile:
             os.truncate(self.path, complete)
         self._in_order = seen == list(range(len(seen))) and len(self.done) == len(seen)
 
-    def _earlier_line(self, number: int, text: str) -> tuple[int, Any, bool]:
+    def _earlier_line(self, number: int, text: str, results_before: int) -> tuple[int, Any, bool]:
         """The record index of one earlier line, checked to be one of this data's, the inputs
-        written there, and whether it succeeded."""
+        written there, and whether it succeeded. `results_before`: how many result lines came
+        before it."""
         try:
             # Within lmc's JSON limits (a RecursionError otherwise); lone surrogates are what a
             # server sent, written escaped.
             line = json_value(text, surrogates=True)
             index = int(line["record"]) - 1
         except (ValueError, KeyError, TypeError):
-            raise DataError(
-                f"{self.path}: line {number}: not a result line of lmc run; to start over, "
-                "pass --no-resume (the file is overwritten)"
-            ) from None
+            raise DataError(self._not_a_result(number, results_before)) from None
         if not 0 <= index < self.count:
             self._other_inputs(number, index)
         return index, line.get("inputs"), "error" not in line
+
+    def _not_a_result(self, number: int, results_before: int) -> str:
+        """What to do about a line that is no result: `--no-resume` overwrites the whole file,
+        so it is offered last, as what loses the file; first what keeps it."""
+        where = f"{self.path}: line {number}: not a result line of lmc run"
+        if not results_before:
+            # Another file (the user's data, a results file of another tool): the --out path is
+            # likely a slip, and the file is theirs.
+            return (
+                f"{where}, so the file holds something else; write the results elsewhere with "
+                "another --out (--no-resume would overwrite the file)"
+            )
+        # lmc's results, with a line someone edited or joined in: mending it keeps them.
+        are = "is" if results_before == 1 else "are"
+        return (
+            f"{where}, after {results_before} that {are}; mend or remove it to resume, keeping "
+            "those results (--no-resume would start over, overwriting them)"
+        )
 
     def _check_inputs(
         self, written: dict[int, list[tuple[int, Any]]], records: Iterable[dict[str, Any]]
@@ -152,7 +174,7 @@ class ResultsFile:
     def close(self) -> None:
         """Close; put the lines in input order if a resumed run left them out of it."""
         self._file.close()
-        if not self._in_order:
+        if not self._in_order and not self._in_place:
             self._rewrite_in_order()
 
     def _rewrite_in_order(self) -> None:

@@ -42,7 +42,10 @@ def run(args: argparse.Namespace) -> int:
     if args.out and not args.data:
         raise UsageError("--out is for a dataset run: add --data IN.jsonl")
     check_outputs(
-        [Output("--out", args.out, "the results"), Output("--trace", args.trace, "the trace")],
+        [
+            Output("--out", args.out, "the results"),
+            Output("--trace", args.trace, "the trace", in_place=True),
+        ],
         {"the --data file": args.data, **program_reads(args.program_file, program)},
     )
     open_corpora(program)

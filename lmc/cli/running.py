@@ -28,6 +28,9 @@ class Output(NamedTuple):
     path: FilePath | None
     what: str
     default: bool = False  # the path is where the option writes when it is not given
+    # The file is opened and written where it is (a trace), not written beside it and renamed
+    # over it: it needs no permission to write in its folder if it exists.
+    in_place: bool = False
 
     def shown(self) -> str:
         path = os.fspath(self.path or "")
@@ -54,7 +57,7 @@ def check_outputs(outputs: list[Output], reads: Mapping[str, FilePath | None]) -
                     f"{output.shown()} is the {earlier.option} file too; write {output.what} "
                     f"elsewhere{where}"
                 )
-        check_writable(path)
+        check_writable(path, in_place=output.in_place)
 
 
 def program_reads(program_file: str, program: Program) -> dict[str, FilePath | None]:

@@ -164,7 +164,8 @@ def _text_lines(file: Iterable[bytes], path: Path) -> Iterator[str]:
     records = 0
     for number, raw in enumerate(file, 1):
         try:
-            line = utf8_text(raw.removeprefix(UTF8_BOM) if number == 1 else raw)
+            first = number == 1
+            line = utf8_text(raw.removeprefix(UTF8_BOM) if first else raw, file_start=first)
         except NotUTF8 as bad:
             raise not_utf8_line(path, number, records + 1, bad) from None
         line = line.removesuffix("\n").removesuffix("\r")

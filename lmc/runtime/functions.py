@@ -16,7 +16,7 @@ from typing import Any
 from lmc.backends.schema import InvalidValues, validate
 from lmc.errors import RecordFailure, RunError
 from lmc.ir.graph import FunctionNode, ProgramGraph
-from lmc.plugins import PYTHON_RETRIEVER, import_raised, import_target
+from lmc.plugins import PYTHON_RETRIEVER, MissingAttribute, import_raised, import_target
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
 
@@ -63,7 +63,7 @@ def _import(target: str) -> Callable[..., Any]:
             f"cannot import {module_name} for {target} ({error}); make it importable: install "
             f"its package, or add the folder that holds {module_name.split('.')[0]} to PYTHONPATH"
         ) from None
-    except AttributeError:
+    except MissingAttribute:
         if module_name == "__main__":  # defined in the script that built the program
             raise FunctionUnavailable(
                 f"{target} was defined in a script, and only that script can run it; define "

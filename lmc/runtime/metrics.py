@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmc.errors import InputError
-from lmc.plugins import METRICS, UnknownName, import_raised, import_target
+from lmc.plugins import METRICS, MissingAttribute, UnknownName, import_raised, import_target
 
 
 class MetricError(InputError):
@@ -127,7 +127,7 @@ def python_metric(reference: str) -> Metric:
         function = import_target(reference)
     except ImportError as error:
         raise MetricError(f"cannot import {module_name}: {error}") from None
-    except AttributeError:
+    except MissingAttribute:
         function = None
     except Exception as error:  # the user's module may raise anything while it is imported
         raise MetricError(import_raised(module_name, f"metric {reference}", error)) from None

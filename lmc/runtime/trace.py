@@ -108,7 +108,7 @@ class TraceWriter:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        check_writable(self.path)
+        check_writable(self.path, in_place=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file: TextIO = self.path.open("w", encoding="utf-8")

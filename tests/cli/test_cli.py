@@ -297,6 +297,20 @@ def test_fmt_syntax_error_exits_2_and_leaves_the_file_alone(
     assert sorted(p.name for p in Path().iterdir()) == ["broken.lmp"]
 
 
+def test_fmt_write_keeps_the_byte_order_mark_a_windows_editor_wrote(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The mark was dropped: the editor that wrote it then found its file in another encoding.
+    path = Path("messy.lmp")
+    path.write_bytes(b"\xef\xbb\xbf" + NOT_CANONICAL.encode())
+    Path("plain.lmp").write_bytes(NOT_CANONICAL.encode())
+
+    assert run(capsys, "fmt", "-w", "messy.lmp", "plain.lmp")[0] == EXIT_OK
+
+    assert path.read_bytes() == b"\xef\xbb\xbf" + CANONICAL.encode()
+    assert Path("plain.lmp").read_bytes() == CANONICAL.encode()  # and none is added
+
+
 def test_fmt_write_keeps_the_file_permissions(capsys: pytest.CaptureFixture[str]) -> None:
     path = write("messy.lmp", NOT_CANONICAL)
     path.chmod(0o644)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -287,6 +288,69 @@ def test_a_byte_that_is_not_utf8_exits_2_naming_its_record_line_and_column(
     assert fake.requests == []
 
 
+# A file saved as UTF-16 or UTF-32 (Notepad's "Unicode", PowerShell's `>`): the encoding, the
+# first byte lmc cannot read as UTF-8 and its column, and what the file looks like.
+WIDE = {
+    "UTF-16": ("utf-16", "byte 0xff at column 1", "UTF-16"),  # with its mark, little-endian
+    "UTF-32": ("utf-32", "byte 0xff at column 1", "UTF-32"),
+    # Without a mark, ASCII text in UTF-16 is UTF-8 with a NUL beside each character.
+    "UTF-16LE, no mark": ("utf-16-le", "byte 0x00 at column 2", "UTF-16"),
+    "UTF-16BE, no mark": ("utf-16-be", "byte 0x00 at column 1", "UTF-16"),
+}
+
+
+@pytest.mark.parametrize("wide", WIDE)
+@pytest.mark.parametrize(
+    ("argv", "where"),
+    [
+        (["run", "qa.lmp", "--data", "wide.jsonl"], "record 1 (line 1)"),
+        (
+            ["eval", "qa.lmp", "--data", "wide.jsonl", "--metric", "exact_match(answer)"],
+            "record 1 (line 1)",
+        ),
+        (["index", "build", "wide.jsonl"], "record 1 (line 1)"),
+        (["trace", "show", "wide.jsonl"], "line 1"),
+    ],
+    ids=["run", "eval", "corpus", "trace"],
+)
+def test_a_utf16_or_utf32_jsonl_file_exits_2_saying_to_save_it_as_utf8(
+    wide: str, argv: list[str], where: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    encoding, byte, name = WIDE[wide]
+    text = '{"question": "q1", "answer": "a", "text": "t"}\n{"question": "q2"}\n'
+    Path("wide.jsonl").write_bytes(text.encode(encoding))
+
+    assert refused(capsys, *argv) == (
+        f"wide.jsonl: {where}: not UTF-8 text ({byte}); the file looks like {name}: save it "
+        "as UTF-8"
+    )
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("command", ["check", "fmt", "run"])
+def test_a_utf16_program_exits_2_saying_to_save_it_as_utf8(
+    command: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Path("wide.lmp").write_bytes(QA.encode("utf-16"))
+    argv = [command, "wide.lmp", *(["--input", "question=hi"] if command == "run" else [])]
+
+    assert refused(capsys, *argv) == (
+        "wide.lmp:1:1: not UTF-8 text (byte 0xff); the file looks like UTF-16: save it as UTF-8"
+    )
+
+
+def test_a_utf16_artifact_exits_2_saying_to_save_it_as_utf8(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lmc.loads(QA).save("qa.json")
+    Path("wide.json").write_bytes(Path("qa.json").read_text(encoding="utf-8").encode("utf-16"))
+
+    assert refused(capsys, "run", "wide.json", "--input", "question=hi") == (
+        "wide.json: line 1: not UTF-8 text (byte 0xff at column 1); the file looks like "
+        "UTF-16: save it as UTF-8"
+    )
+
+
 def test_a_trace_byte_that_is_not_utf8_exits_2_naming_its_line_and_column(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -526,6 +590,53 @@ def test_a_missing_folder_for_an_output_is_made(
 
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "new/sub/out.jsonl"]) == 0
     assert len(Path("new/sub/out.jsonl").read_text(encoding="utf-8").splitlines()) == 4
+
+
+@pytest.mark.parametrize("writer", WRITERS)
+def test_a_device_as_an_output_is_written_and_stays_a_device(
+    writer: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Root's `lmc eval --out /dev/null` (and compile -o, opt -o) put a regular file where
+    # /dev/null was; `lmc run --out /dev/null` was refused. A node like /dev/null stands in
+    # for it: a regression must not break the real one.
+    write_dataset()
+    try:
+        os.mknod("null.dot", stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    before = set(os.listdir()) | {"lmc-cache"}  # what an LM call caches goes there
+
+    assert main([("null.dot" if a == "PATH" else a) for a in WRITERS[writer]]) == 0, (
+        capsys.readouterr().err
+    )
+    assert stat.S_ISCHR(os.lstat("null.dot").st_mode)
+    assert set(os.listdir()) <= before  # nothing written beside it
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
+def test_a_user_who_may_not_write_in_dev_may_run_with_out_dev_null(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_dataset()
+
+    assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "/dev/null"]) == 0
+
+
+def test_a_run_writes_its_results_to_a_pipe_as_they_finish(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A pipe holds no earlier results to resume from, and is not replaced by a file.
+    write_dataset()
+    os.mkfifo("out.fifo")
+    reader = os.open("out.fifo", os.O_RDONLY | os.O_NONBLOCK)  # so that the run does not wait
+    try:
+        assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "out.fifo"]) == 0
+        lines = os.read(reader, 100_000).decode("utf-8").splitlines()
+    finally:
+        os.close(reader)
+
+    assert sorted(json.loads(line)["record"] for line in lines) == [1, 2, 3, 4]
+    assert stat.S_ISFIFO(os.lstat("out.fifo").st_mode)
 
 
 # Each command writing over a file it reads: the arguments, and what lmc says. `in.jsonl` is the

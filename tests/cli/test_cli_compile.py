@@ -448,6 +448,44 @@ def test_a_python_metric_whose_module_fails_to_import_is_refused(
     )
 
 
+def test_a_python_metric_whose_module_raises_attribute_error_while_imported_is_refused(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Said "has no function 'score'" before: the AttributeError came from the module's own code.
+    Path("compile_test_attr_metric.py").write_text(
+        "settings = None\nTOLERANCE = settings.tolerance\n\n"
+        "def score(example, prediction):\n    return 1.0\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    monkeypatch.delitem(sys.modules, "compile_test_attr_metric", raising=False)
+
+    code, out, err = compile_qa(capsys, "--metric", "compile_test_attr_metric:score")
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "importing compile_test_attr_metric for metric compile_test_attr_metric:score "
+        "raised AttributeError: 'NoneType' object has no attribute 'tolerance'",
+    )
+
+
+def test_a_python_metric_missing_from_its_module_is_refused_saying_so(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("compile_test_other_metric.py").write_text(
+        "def score(example, prediction):\n    return 1.0\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    monkeypatch.delitem(sys.modules, "compile_test_other_metric", raising=False)
+
+    code, out, err = compile_qa(capsys, "--metric", "compile_test_other_metric:scored")
+
+    assert_refused(code, out, err, fake, "compile_test_other_metric has no function 'scored'")
+
+
 def test_a_python_metric_that_raises_on_one_example_scores_it_0_and_the_compile_finishes(
     fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

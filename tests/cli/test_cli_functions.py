@@ -30,10 +30,10 @@ def fail(text: str) -> int:
 """
 
 
-def lmc_run(tmp_path: Path, name: str) -> subprocess.CompletedProcess[str]:
+def lmc_run(tmp_path: Path, name: str, tools: str = TOOLS) -> subprocess.CompletedProcess[str]:
     project = tmp_path / "project"
     project.mkdir()
-    (project / "mytools.py").write_text(TOOLS, encoding="utf-8")
+    (project / "mytools.py").write_text(tools, encoding="utf-8")
     (project / "count.lmp").write_text(PROGRAM.format(name=name), encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -60,3 +60,23 @@ def test_a_function_that_raises_exits_1_naming_it(tmp_path: Path) -> None:
     assert done.stderr == (
         "lmc: error: step 'c': function mytools:fail raised RuntimeError: out of ink\n"
     )
+
+
+def test_a_module_that_raises_attribute_error_while_imported_exits_1_naming_it(
+    tmp_path: Path,
+) -> None:
+    # Said "mytools has no 'count'" before: the AttributeError came from the module's own code.
+    done = lmc_run(tmp_path, "count", "settings = None\nINK = settings.ink\n\n" + TOOLS)
+
+    assert done.returncode == 1
+    assert done.stderr == (
+        "lmc: error: importing mytools for mytools:count raised AttributeError: 'NoneType' "
+        "object has no attribute 'ink'\n"
+    )
+
+
+def test_a_function_missing_from_its_module_exits_1_saying_so(tmp_path: Path) -> None:
+    done = lmc_run(tmp_path, "tally")
+
+    assert done.returncode == 1
+    assert done.stderr == "lmc: error: mytools has no 'tally' (for mytools:tally)\n"

@@ -174,6 +174,48 @@ def test_results_of_other_inputs_are_not_resumed_but_refused_naming_the_line(
     assert Path("out.jsonl").read_text() == other + "\n"  # nothing the user had is lost
 
 
+def test_an_out_file_that_is_no_results_file_is_refused_asking_for_another_out(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A slip of the --out path onto the user's own JSONL: --no-resume would destroy it, so it is
+    # not offered as the way to start over.
+    theirs = '{"question": "mine", "answer": "keep"}\n'
+    Path("out.jsonl").write_text(theirs, encoding="utf-8")
+
+    code, _, err = run(capsys)
+
+    assert code == EXIT_BAD_INPUT
+    assert err == (
+        "lmc: error: out.jsonl: line 1: not a result line of lmc run, so the file holds "
+        "something else; write the results elsewhere with another --out (--no-resume would "
+        "overwrite the file)\n"
+    )
+    assert fake.requests == []
+    assert Path("out.jsonl").read_text() == theirs
+
+
+def test_a_line_that_is_no_result_among_results_is_refused_asking_to_mend_it(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    DOWN.clear()
+    run(capsys)
+    kept = Path("out.jsonl").read_text().splitlines(keepends=True)
+    edited = "".join([*kept[:2], "an edit\n", *kept[2:]])
+    Path("out.jsonl").write_text(edited, encoding="utf-8")
+    asked = len(fake.requests)
+
+    code, _, err = run(capsys)
+
+    assert code == EXIT_BAD_INPUT
+    assert err == (
+        "lmc: error: out.jsonl: line 3: not a result line of lmc run, after 2 that are; mend or "
+        "remove it to resume, keeping those results (--no-resume would start over, overwriting "
+        "them)\n"
+    )
+    assert len(fake.requests) == asked
+    assert Path("out.jsonl").read_text() == edited
+
+
 def test_no_resume_starts_over(fake: FakeLM, capsys: pytest.CaptureFixture[str]) -> None:
     DOWN.clear()
     run(capsys)
