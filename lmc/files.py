@@ -1,7 +1,7 @@
 """Files: where lmc keeps its caches, which files are artifacts, writes that never leave a
-half-written file behind, and reading the user's JSON and JSONL files (datasets, corpora, traces,
-artifacts) with errors that name the file and record. Light on purpose: the command line imports
-it before anything else.
+half-written file behind, and reading the user's files (`.lmp` source; JSON and JSONL: datasets,
+corpora, traces, artifacts) with errors that name the file and the line or record. Light on
+purpose: the command line imports it before anything else.
 
 What lmc reads as JSON has limits, checked before the value is used (the README lists them):
 a record (one line of a JSONL file) or an artifact is at most `MAX_JSON_CHARS` characters, nests
@@ -420,6 +420,38 @@ def file_text(path: str | os.PathLike[str]) -> str:
     """A whole text file (`.lmp` source, an artifact) less a leading byte-order mark; `NotUTF8`
     places a byte that is not UTF-8, `OSError` says why the file cannot be read."""
     return utf8_text(Path(path).read_bytes().removeprefix(UTF8_BOM))
+
+
+class UnreadableSource(InputError):
+    """A `.lmp` file lmc cannot read as text: missing, a folder, unreadable, or not UTF-8 (its
+    first bad byte placed as `file:line:column`, where an editor goes to fix it)."""
+
+
+def read_source(path: str | os.PathLike[str]) -> str:
+    """A `.lmp` file's text, less a leading byte-order mark; `UnreadableSource` says why it
+    cannot be read. The one way lmc reads a program's text, for the command line and for
+    `lmc.load` alike, so both say the same of a bad file."""
+    return read_marked_source(path)[1]
+
+
+def read_marked_source(path: str | os.PathLike[str]) -> tuple[bytes, str]:
+    """`read_source`, and the byte-order mark the file starts with (`UTF8_BOM`, or none):
+    `lmc fmt -w` writes it back, so that the editor that wrote it finds the file as it was."""
+    name = os.fspath(path)
+    try:
+        raw = Path(path).read_bytes()
+        mark = UTF8_BOM if raw.startswith(UTF8_BOM) else b""
+        return mark, utf8_text(raw.removeprefix(mark))
+    except FileNotFoundError:
+        raise UnreadableSource(f"{name}: no such file") from None
+    except IsADirectoryError:
+        raise UnreadableSource(f"{name}: is a folder, expected a .lmp file") from None
+    except NotUTF8 as bad:
+        raise UnreadableSource(
+            f"{name}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x}){bad.hint}"
+        ) from None
+    except OSError as error:
+        raise UnreadableSource(f"{name}: cannot read it ({error.strerror})") from None
 
 
 def read_bytes(path: Path, *, records: bool = True) -> bytes:

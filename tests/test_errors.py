@@ -48,6 +48,7 @@ KINDS = {
     "UsageError": InputError,
     "TraceError": InputError,
     "UnwritablePath": InputError,
+    "UnreadableSource": InputError,
     "CacheUnusable": InputError,
     "NotAModelFile": InputError,
     "ExecutorOptionInvalid": InputError,

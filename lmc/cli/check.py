@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from lmc.cli.errors import EXIT_OK
-from lmc.cli.loading import read_source
 from lmc.diagnostics import ProgramError
+from lmc.files import read_source
 from lmc.ir.lower import load_text
 
 

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 from lmc.cli.errors import EXIT_FAILED, EXIT_OK, UsageError
-from lmc.cli.loading import load_program, read_marked_source
-from lmc.files import is_artifact_path, write_atomically
+from lmc.cli.loading import load_program
+from lmc.files import is_artifact_path, read_marked_source, write_atomically
 from lmc.syntax.parser import parse
 from lmc.syntax.printer import print_module
 

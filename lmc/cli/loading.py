@@ -1,4 +1,5 @@
-"""Reading the files a command is given: `.lmp` text, and programs from `.lmp` or artifacts.
+"""Loading the programs a command is given, from `.lmp` files or artifacts (`lmc.files` reads
+`.lmp` text).
 
 Heavy parts of lmc (the IR, artifacts) are imported inside the functions that need them, so
 `lmc fmt` on a `.lmp` file never loads them.
@@ -12,35 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lmc.cli.errors import UsageError
-from lmc.files import UTF8_BOM, NotUTF8, is_artifact_path, utf8_text
+from lmc.files import is_artifact_path, read_source
 
 if TYPE_CHECKING:
     from lmc.compiler.program import Program
-
-
-def read_source(path: str) -> str:
-    """A `.lmp` file's text, less a leading byte-order mark; a missing, unreadable or
-    non-UTF-8 file is a `UsageError` (the first bad byte placed as `file:line:column`)."""
-    return read_marked_source(path)[1]
-
-
-def read_marked_source(path: str) -> tuple[bytes, str]:
-    """`read_source`, and the byte-order mark the file starts with (`UTF8_BOM`, or none):
-    `lmc fmt -w` writes it back, so that the editor that wrote it finds the file as it was."""
-    try:
-        raw = Path(path).read_bytes()
-        mark = UTF8_BOM if raw.startswith(UTF8_BOM) else b""
-        return mark, utf8_text(raw.removeprefix(mark))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a folder, expected a .lmp file") from None
-    except NotUTF8 as bad:
-        raise UsageError(
-            f"{path}:{bad.line}:{bad.column}: not UTF-8 text (byte 0x{bad.byte:02x}){bad.hint}"
-        ) from None
-    except OSError as error:
-        raise UsageError(f"{path}: cannot read it ({error.strerror})") from None
 
 
 def load_program(path: str, name: str | None, corpora: list[str] | None = None) -> Program:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lmc.files import is_artifact_path
+from lmc.files import is_artifact_path, read_source
 from lmc.ir.graph import NearestDemos, ProgramGraph, StepNode
 from lmc.ir.lower import load_text, select
 from lmc.runtime.prediction import Example
@@ -188,8 +188,7 @@ def load(path: str | os.PathLike[str], program: str | None = None) -> Program:
 
     file = os.fspath(path)
     if not is_artifact_path(file):
-        # utf-8-sig: less the byte-order mark a Windows editor may have written first
-        return loads(Path(file).read_text(encoding="utf-8-sig"), program, file=file)
+        return loads(read_source(file), program, file=file)
     graph, info = read_artifact(file)
     if program is not None and program != graph.name:
         raise ArtifactError(f"{file}: the artifact holds program '{graph.name}', not '{program}'")

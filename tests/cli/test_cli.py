@@ -12,6 +12,7 @@ import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,29 @@ def test_lmc_load_reads_a_file_saved_with_a_byte_order_mark() -> None:
     Path("ok.lmp").write_bytes(b"\xef\xbb\xbf" + CANONICAL.encode())
 
     assert lmc.load("ok.lmp").name == "Summary"
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        ("latin1.lmp", lambda p: p.write_bytes('signature S = "caf\xe9"\n'.encode("latin-1"))),
+        ("wide.lmp", lambda p: p.write_bytes(CANONICAL.encode("utf-16"))),
+        ("nowhere.lmp", lambda p: None),
+        ("programs.lmp", lambda p: p.mkdir()),
+    ],
+    ids=["latin-1", "utf-16", "missing", "folder"],
+)
+def test_lmc_load_says_of_a_bad_file_what_lmc_check_says(
+    capsys: pytest.CaptureFixture[str], name: str, make: Callable[[Path], object]
+) -> None:
+    make(Path(name))
+    _, _, err = run(capsys, "check", name)
+
+    with pytest.raises(lmc.InputError) as raised:
+        lmc.load(name)
+
+    assert err == f"lmc: error: {raised.value}\n"
+    assert err.startswith(f"lmc: error: {name}")
 
 
 def test_console_script_reports_a_bad_file_without_a_traceback(tmp_path: Path) -> None:
