@@ -6,7 +6,9 @@ first use, so the checker, the CLI's choices and its help list and check names w
 what they name (`lmc check` and `lmc --help` stay fast). Another package adds one in code with
 `PASSES.register("my-pass", MyPass)`, or without code through an entry point in the registry's
 group (`[project.entry-points."lmc.passes"] my-pass = "mypkg.passes:MyPass"`); a name already
-taken is an error, so a plug-in never silently replaces a builtin.
+taken is an error, so a plug-in never silently replaces a builtin. A plug-in that cannot be
+imported is a `PluginUnavailable` naming it; a builtin that cannot be is a bug in lmc, and keeps
+its traceback.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ def import_target(target: str) -> Any:
 
 
 def import_raised(module_name: str, wanted_for: str, error: Exception) -> str:
-    """What to say when importing the user's module raised something other than ImportError
-    (a SyntaxError, `1/0` at module level): the module, what needed it, and the error, whose
-    text names the file and line where Python knows them."""
+    """What to say when importing the user's module raised (a SyntaxError, `1/0` at module
+    level, an ImportError of a module it imports): the module, what needed it, and the error,
+    whose text names the file and line where Python knows them."""
     return f"importing {module_name} for {wanted_for} raised {type(error).__name__}: {error}"
 
 
@@ -61,6 +63,12 @@ class UnknownName(InputError, LookupError):
         )
 
 
+class PluginUnavailable(InputError):
+    """A plug-in (another package's entry point, or a `package.module:attribute` it registered)
+    that cannot be loaded: its module raised while imported, or lacks the attribute. The message
+    names the plug-in, what kind it is, the package that installed it and the error."""
+
+
 class Registry(Generic[T]):
     """Names of one kind of plug-in, each bound to an object or to where it is imported from."""
 
@@ -68,6 +76,9 @@ class Registry(Generic[T]):
         self.kind = kind
         self.group = group  # the entry-point group other packages register under
         self._targets: dict[str, str | T] = dict(targets)
+        self._builtins = frozenset(targets)
+        # A plug-in's name -> where it came from, for the error when it cannot be loaded.
+        self._origins: dict[str, str] = {}
         self._lock = threading.Lock()
         self._scanned = False
 
@@ -101,10 +112,26 @@ class Registry(Generic[T]):
         if name not in self:
             raise UnknownName(self.kind, name, self.names())
         target = self._targets[name]
-        return self._import(target) if isinstance(target, str) else target
+        if not isinstance(target, str):
+            return target
+        if name in self._builtins:
+            # lmc's own: one that does not import is a bug in lmc, shown with its traceback.
+            builtin: T = import_target(target)
+            return builtin
+        return self._import_plugin(name, target)
 
-    def _import(self, target: str) -> T:
-        loaded: T = import_target(target)
+    def _import_plugin(self, name: str, target: str) -> T:
+        module_name, _, attribute = target.partition(":")
+        origin = self._origins.get(name)
+        wanted_for = f"the {self.kind} '{name}'" + (f" ({origin})" if origin else "")
+        try:
+            loaded: T = import_target(target)
+        except MissingAttribute:
+            raise PluginUnavailable(
+                f"{module_name} has no '{attribute}' for {wanted_for}"
+            ) from None
+        except Exception as error:  # another package's module may raise anything at import
+            raise PluginUnavailable(import_raised(module_name, wanted_for, error)) from None
         return loaded
 
     def _scan_entry_points(self) -> None:
@@ -116,7 +143,15 @@ class Registry(Generic[T]):
 
         with self._lock:
             for point in entry_points(group=self.group):
-                self._targets.setdefault(point.name, point.value)
+                if point.name in self._targets:
+                    continue
+                self._targets[point.name] = point.value
+                package = point.dist.name if point.dist is not None else None
+                self._origins[point.name] = (
+                    f"an entry point of the package {package}"
+                    if package
+                    else f"an entry point in {self.group}"
+                )
             self._scanned = True
 
 

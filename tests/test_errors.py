@@ -20,8 +20,8 @@ from lmc.errors import InputError, LmcError, RunError
 # function's result of the wrong shape (turned into a FunctionFailed), and JSON beyond lmc's limits
 # (each reader turns it into its own error, naming the file and record), as it does text that is
 # not UTF-8, and one failed try of a served or hosted model's call (retried, or turned into a
-# HostedLMError), and an attribute `import_target` did not find (a FunctionUnavailable or a
-# MetricError that names it).
+# HostedLMError), and an attribute `import_target` did not find (a FunctionUnavailable, a
+# MetricError or a PluginUnavailable that names it).
 INTERNAL = {
     "ReplyError",
     "InvalidValues",
@@ -45,6 +45,7 @@ KINDS = {
     "MetricError": InputError,
     "BudgetTooSmall": InputError,
     "UnknownName": InputError,
+    "PluginUnavailable": InputError,
     "UsageError": InputError,
     "TraceError": InputError,
     "UnwritablePath": InputError,

@@ -138,3 +138,73 @@ def test_listing_names_imports_nothing_they_name() -> None:
     )
 
     assert shown.stdout.strip() == "[]"
+
+
+SUMMARY = """\
+signature Shorten = "text -> summary"
+
+program Summary(text: str) -> (summary: str) {
+    step = predict Shorten(text=text)
+    return summary = step.summary
+}
+"""
+
+
+@pytest.mark.parametrize(
+    ("module", "source", "error"),
+    [
+        (
+            "syntax_pass",
+            "class ShoutPass(:\n",
+            "importing syntax_pass for the pass 'shout' (an entry point of the package "
+            "shout-pass) raised SyntaxError: invalid syntax (syntax_pass.py, line 1)",
+        ),
+        (
+            "needy_pass",
+            "import not_installed_anywhere\n",
+            "importing needy_pass for the pass 'shout' (an entry point of the package "
+            "shout-pass) raised ModuleNotFoundError: No module named 'not_installed_anywhere'",
+        ),
+        (
+            "raising_pass",
+            "LOUDNESS = 1 / 0\n",
+            "importing raising_pass for the pass 'shout' (an entry point of the package "
+            "shout-pass) raised ZeroDivisionError: division by zero",
+        ),
+        (
+            "renamed_pass",
+            "class LoudPass:\n    pass\n",
+            "renamed_pass has no 'ShoutPass' for the pass 'shout' (an entry point of the "
+            "package shout-pass)",
+        ),
+    ],
+    ids=["syntax-error", "import-error", "raises", "missing-attribute"],
+)
+def test_a_broken_plug_in_is_one_line_naming_it_and_its_error_exit_2(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    module: str,
+    source: str,
+    error: str,
+) -> None:
+    from lmc.cli.main import EXIT_BAD_INPUT, main
+
+    site = tmp_path / "site"
+    info = site / "shout_pass-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shout-pass\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[lmc.passes]\nshout = {module}:ShoutPass\n")
+    (site / f"{module}.py").write_text(source)
+    monkeypatch.syspath_prepend(site)
+    # The installed packages as this test's: scanned again, and forgotten after it.
+    monkeypatch.setattr(PASSES, "_targets", dict(PASSES._targets))
+    monkeypatch.setattr(PASSES, "_origins", {})
+    monkeypatch.setattr(PASSES, "_scanned", False)
+    monkeypatch.chdir(tmp_path)
+    Path("summary.lmp").write_text(SUMMARY)
+
+    code = main(["opt", "summary.lmp", "-p", "dead-steps,shout"])
+
+    captured = capsys.readouterr()
+    assert (code, captured.out, captured.err) == (EXIT_BAD_INPUT, "", f"lmc: error: {error}\n")
