@@ -172,11 +172,24 @@ def check_writable(path: str | os.PathLike[str], *, in_place: bool = False) -> N
     (missing folders made): beside it and renamed over it (`write_atomically`), or with
     `in_place` opened and written where it is (a trace); a device or pipe always in place.
     Nothing is created: a command calls this for every file it will write before it spends an
-    LM call."""
-    target = Path(path)
+    LM call. A symbolic link is checked where it leads, which is where the file is written."""
+    given = Path(path)
+    target = given
+    # A link to a device stays as given: `/dev/stdout` leads to no path when stdout is a pipe.
+    if given.is_symlink() and not written_in_place(given):
+        try:
+            # As `write_atomically` resolves it (and `open` follows it, in place): the new file
+            # goes in the folder the link leads to, not the link's own.
+            target = given.resolve()
+        except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13)
+            raise UnwritablePath(
+                f"{os.fspath(path)}: cannot write it (a symbolic link in a loop; expected one "
+                "that leads to a file)"
+            ) from None
     why = _unwritable(target, in_place=in_place)
     if why is not None:
-        raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({why})")
+        via = f"it links to {_shown(target)}; " if target is not given else ""
+        raise UnwritablePath(f"{os.fspath(path)}: cannot write it ({via}{why})")
 
 
 def written_in_place(path: str | os.PathLike[str]) -> bool:
@@ -199,7 +212,9 @@ def one_file(written: str | os.PathLike[str], other: str | os.PathLike[str]) -> 
         return False
     if all(path.exists() for path in paths):
         return os.path.samefile(*paths)
-    return paths[0].resolve() == paths[1].resolve()
+    # realpath, not Path.resolve: a loop of links is then a path like any other (which
+    # `check_writable` refuses), not a RuntimeError.
+    return os.path.realpath(paths[0]) == os.path.realpath(paths[1])
 
 
 def _unwritable(target: Path, *, in_place: bool) -> str | None:
@@ -232,12 +247,12 @@ def _unwritable(target: Path, *, in_place: bool) -> str | None:
     return None
 
 
-def _shown(folder: Path) -> str:
-    """A folder as the user named it: relative to the working folder where it is inside it."""
+def _shown(path: Path) -> str:
+    """A path as the user would name it: relative to the working folder where it is inside it."""
     try:
-        return os.fspath(folder.relative_to(Path.cwd())) or "."
+        return os.fspath(path.relative_to(Path.cwd())) or "."
     except ValueError:
-        return os.fspath(folder)
+        return os.fspath(path)
 
 
 class DataError(InputError):

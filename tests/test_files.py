@@ -183,6 +183,37 @@ def test_a_file_in_a_folder_lmc_may_not_write_in_is_refused_unless_written_in_pl
         check_writable("new.jsonl", in_place=True)
 
 
+def test_a_link_is_checked_in_the_folder_it_leads_to_where_its_new_file_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for folder in ("open", "locked"):
+        Path(folder).mkdir()
+        Path(folder, "out.json").write_text("{}", encoding="utf-8")
+    Path("open/to-locked.json").symlink_to("../locked/out.json")
+    Path("locked/to-open.json").symlink_to("../open/out.json")
+    # A user who may write every file, and every folder but `locked` (tests run as root).
+    real_access = os.access
+    locked = os.path.realpath("locked")
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode: os.path.realpath(path) != locked and real_access(path, mode),
+    )
+
+    with pytest.raises(UnwritablePath) as refused:
+        check_writable("open/to-locked.json")
+    assert str(refused.value) == (
+        "open/to-locked.json: cannot write it (it links to locked/out.json; no permission to "
+        "write in locked, where lmc writes the new file before renaming it over this one)"
+    )
+    check_writable("open/to-locked.json", in_place=True)  # opened where it leads, not replaced
+    check_writable("locked/to-open.json")
+    write_atomically(Path("locked/to-open.json"), b"[]")
+    assert Path("open/out.json").read_bytes() == b"[]"
+    assert Path("locked/to-open.json").is_symlink()
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_a_user_who_may_not_write_in_dev_may_write_dev_null() -> None:
     check_writable("/dev/null")

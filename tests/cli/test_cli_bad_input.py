@@ -551,6 +551,29 @@ def test_a_file_that_cannot_be_written_exits_2_before_any_lm_call(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("writer", WRITERS)
+@pytest.mark.parametrize(
+    ("leads_to", "why"),
+    [
+        ("afile.txt/out.json", "it links to afile.txt/out.json; afile.txt is a file, not a folder"),
+        ("link.json", "a symbolic link in a loop; expected one that leads to a file"),
+    ],
+    ids=["under a file", "a loop"],
+)
+def test_a_link_that_cannot_be_written_where_it_leads_exits_2_before_any_lm_call(
+    writer: str, leads_to: str, why: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The link's own folder could be written; the file goes where the link leads.
+    write_dataset()
+    Path("afile.txt").write_text("a file", encoding="utf-8")
+    Path("link.json").symlink_to(leads_to)
+    argv = ["link.json" if a == "PATH" else a for a in WRITERS[writer]]
+
+    assert refused(capsys, *argv) == f"link.json: cannot write it ({why})"
+    assert fake.requests == []
+    assert Path("afile.txt").read_text(encoding="utf-8") == "a file"
+
+
 def test_a_compile_checks_its_default_artifact_path_before_any_lm_call(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
