@@ -22,20 +22,30 @@ def run(args: argparse.Namespace) -> int:
             continue
         mark, text = read_marked_source(path)
         formatted = print_module(parse(text, path))
+        # A file written on Windows keeps its CRLF line endings: judged and rewritten with them,
+        # so that --check judges the formatting, and -w leaves the file as its editor wrote it.
+        kept = formatted.replace("\n", _line_ending(text))
         if args.check:
-            if formatted != text:
+            if kept != text:
                 unformatted.append(path)
                 print(f"would reformat {path}")
         elif args.write:
-            if formatted != text:
+            if kept != text:
                 try:
-                    write_atomically(Path(path), mark + formatted.encode())
+                    write_atomically(Path(path), mark + kept.encode())
                 except OSError as error:
                     raise UsageError(f"{path}: cannot write it ({error.strerror})") from None
                 print(f"reformatted {path}")
         else:
             sys.stdout.write(formatted)
     return EXIT_FAILED if unformatted else EXIT_OK
+
+
+def _line_ending(text: str) -> str:
+    """The line ending a file is written with: its first line's (`\\r\\n` from a Windows
+    editor), `\\n` for a file of one line. A file that mixes them is rewritten with the first."""
+    first = text.find("\n")
+    return "\r\n" if first > 0 and text[first - 1] == "\r" else "\n"
 
 
 def _print_artifact(path: str, args: argparse.Namespace) -> None:

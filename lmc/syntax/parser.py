@@ -30,6 +30,10 @@ def parse(text: str, file: str = "<string>", diagnostics: Diagnostics | None = N
     `diagnostics` when given, so the checker can report its own errors beside them; without it,
     they raise.
     """
+    # A file saved on Windows ends its lines with CRLF: a line break, as in Python source, and
+    # not text. Kept, the CR became part of a long string (an instruction) and of comments, and
+    # `lmc fmt` wrote it back as a `\r` escape. Lines and columns are unchanged.
+    text = text.replace("\r\n", "\n")
     if len(text) > MAX_SOURCE_CHARS:
         raise ProgramError(
             [

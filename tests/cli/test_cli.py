@@ -335,6 +335,71 @@ def test_fmt_write_keeps_the_byte_order_mark_a_windows_editor_wrote(
     assert Path("plain.lmp").read_bytes() == CANONICAL.encode()  # and none is added
 
 
+# Canonical, with what a CR could hide in: a long string's lines, and comments.
+LONG_INSTRUCTION = '''\
+# Answers, briefly.
+signature QA {
+    """
+    Answer the question.
+    Briefly.
+    """
+    input  question: str  # as asked
+    output answer:   str
+}
+
+program P(question: str) -> (answer: str) {
+    gen = predict QA(question=question)
+    return answer = gen.answer
+}
+'''
+
+
+def windows(text: str) -> bytes:
+    """`text` as a Windows editor saves it: CRLF line endings."""
+    return text.replace("\n", "\r\n").encode()
+
+
+def test_fmt_write_keeps_the_line_endings_a_windows_editor_wrote(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # They became LF: the whole file changed for its editor, and for a diff.
+    Path("messy.lmp").write_bytes(windows(NOT_CANONICAL))
+    Path("plain.lmp").write_bytes(NOT_CANONICAL.encode())
+    Path("long.lmp").write_bytes(b"\xef\xbb\xbf" + windows(LONG_INSTRUCTION.replace("  ", "   ")))
+
+    assert run(capsys, "fmt", "-w", "messy.lmp", "plain.lmp", "long.lmp")[0] == EXIT_OK
+
+    assert Path("messy.lmp").read_bytes() == windows(CANONICAL)
+    assert Path("plain.lmp").read_bytes() == CANONICAL.encode()  # and none are added
+    assert Path("long.lmp").read_bytes() == b"\xef\xbb\xbf" + windows(LONG_INSTRUCTION)
+
+
+def test_fmt_check_judges_the_formatting_not_the_line_endings(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    Path("clean.lmp").write_bytes(windows(CANONICAL))
+    Path("long.lmp").write_bytes(windows(LONG_INSTRUCTION))
+    Path("messy.lmp").write_bytes(windows(NOT_CANONICAL))
+    os.utime("long.lmp", ns=(1_000_000_000, 1_000_000_000))
+
+    code, out, _ = run(capsys, "fmt", "--check", "clean.lmp", "long.lmp", "messy.lmp")
+
+    assert (code, out) == (EXIT_FAILED, "would reformat messy.lmp\n")
+    assert run(capsys, "fmt", "-w", "long.lmp") == (EXIT_OK, "", "")
+    assert Path("long.lmp").stat().st_mtime_ns == 1_000_000_000  # left untouched
+
+
+def test_a_file_with_windows_line_endings_is_the_same_program() -> None:
+    # The CR of each line was read into the instruction of a long string.
+    Path("windows.lmp").write_bytes(windows(LONG_INSTRUCTION))
+    Path("unix.lmp").write_bytes(LONG_INSTRUCTION.encode())
+
+    program = lmc.load("windows.lmp")
+
+    assert program.gen.signature.instruction == "Answer the question.\nBriefly."
+    assert program == lmc.load("unix.lmp")
+
+
 def test_fmt_write_keeps_the_file_permissions(capsys: pytest.CaptureFixture[str]) -> None:
     path = write("messy.lmp", NOT_CANONICAL)
     path.chmod(0o644)
