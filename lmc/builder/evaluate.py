@@ -8,12 +8,13 @@ None and scores 0.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from lmc.builder.build import build
-from lmc.builder.optimize import as_dataset, as_metric
+from lmc.builder.optimize import Records, as_dataset, as_metric
 from lmc.compiler.program import Program
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.evaluate import Evaluation, evaluate
@@ -35,7 +36,7 @@ class Evaluate:
     def __init__(
         self,
         *,
-        devset: Iterable[Any],
+        devset: Records,
         metric: str | Metric | Callable[..., Any] | None = None,
         num_threads: int | None = None,
         display_progress: bool = False,
@@ -47,7 +48,7 @@ class Evaluate:
         # tracebacks) are accepted so that ported code runs; an unknown one is a TypeError.
         if failure_score != 0.0:
             raise ValueError("lmc scores a failed example 0; failure_score must be 0.0")
-        self.devset = list(devset)
+        self.devset = devset if isinstance(devset, str | os.PathLike) else list(devset)
         self.metric = metric
         self.num_threads = num_threads
         self.display_progress = display_progress
@@ -57,15 +58,18 @@ class Evaluate:
         program: Program | Any,
         *,
         metric: str | Metric | Callable[..., Any] | None = None,
-        devset: Iterable[Any] | None = None,
+        devset: Records | None = None,
         context: RunContext | None = None,
     ) -> EvaluationResult:
         if not isinstance(program, Program):
             program = build(program)
         chosen = metric or self.metric or _declared(program)
         scorer = as_metric(chosen, program)
-        examples = list(devset) if devset is not None else self.devset
-        data = as_dataset(examples, program, "dev")
+        given = devset if devset is not None else self.devset
+        if not isinstance(given, str | os.PathLike):
+            given = list(given)  # read twice: as the dataset, and as the results' examples
+        data = as_dataset(given, program, "dev")
+        examples = data.examples if isinstance(given, str | os.PathLike) else given
         run = context or current_context()
         if self.num_threads is not None:
             run = replace(run, concurrency=max(1, self.num_threads))

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from lmc.builder.build import build
 from lmc.compiler.program import Program
 from lmc.compiler.session import compile_program, pass_line, plan_line
 from lmc.errors import InputError
+from lmc.files import DataError
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.context import context as open_context
-from lmc.runtime.data import Dataset, coerce, hash_records
+from lmc.runtime.data import Dataset, coerce, hash_records, load_dataset
 from lmc.runtime.metrics import Metric, builtin, parse_metric, python_score
 from lmc.strings import printable
 
@@ -45,12 +47,25 @@ def function_name(function: Callable[..., Any]) -> str:
     return f"{module}:{qualname}"
 
 
-def as_dataset(records: Iterable[Any], program: Program, name: str) -> Dataset:
-    """Examples from dicts, or from DSPy-style objects with `toDict()`."""
+# What Python code may give as a dataset: records in memory, or a JSONL file's path.
+Records = Iterable[Any] | str | os.PathLike[str]
+
+
+def as_dataset(records: Records, program: Program, name: str) -> Dataset:
+    """Examples from a JSONL file (by its path, checked as `lmc compile --train` checks it), or
+    from dicts, or from DSPy-style objects with `toDict()`."""
+    if isinstance(records, str | os.PathLike):
+        # A string is a path, never records: iterated, it gave one "record" per character.
+        return load_dataset(Path(records), program.inputs)
     examples = []
-    for record in records:
+    for number, record in enumerate(records, 1):
         if hasattr(record, "toDict"):
             record = record.toDict()
+        if not isinstance(record, Mapping):
+            raise DataError(
+                f"{name} record {number}: expected a dict of field values or a DSPy Example; "
+                f"found {printable(repr(record))[:80]}"
+            )
         examples.append(dict(record))
     inputs = tuple(
         coerce(program.inputs, e, f"{name} example {i + 1}") for i, e in enumerate(examples)
@@ -61,9 +76,9 @@ def as_dataset(records: Iterable[Any], program: Program, name: str) -> Dataset:
 def compile(
     program: Program | Any,
     *,
-    trainset: Iterable[Any],
+    trainset: Records,
     metric: str | Metric | Callable[..., Any] | None = None,
-    devset: Iterable[Any] | None = None,
+    devset: Records | None = None,
     pipeline: str | None = None,
     lm: str | RunContext | None = None,
     teacher: str | RunContext | None = None,
@@ -155,9 +170,9 @@ class BootstrapFewShot:
         self,
         student: Program | Any,
         *,
-        trainset: Iterable[Any],
+        trainset: Records,
         teacher: Any = None,
-        valset: Iterable[Any] | None = None,
+        valset: Records | None = None,
     ) -> Program:
         if teacher is not None:
             raise TypeError(

@@ -58,6 +58,34 @@ def test_compile_takes_examples_as_it_takes_dicts() -> None:
     assert compiled.log[0].metric_after == 1.0
 
 
+def test_a_dataset_may_be_given_by_its_jsonl_path(tmp_path: Path) -> None:
+    program = lmc.loads(QA_PROGRAM)
+    data = tmp_path / "dev.jsonl"
+    data.write_text(
+        '{"question": "France?", "answer": "Paris"}\n{"question": "Italy?", "answer": "Rome"}\n'
+    )
+    fake = FakeLM(lambda request: '{"answer": "Paris"}')
+
+    result = lmc.Evaluate(devset=str(data), metric="exact_match(answer)")(
+        program, context=lmc.context(fake, cache=False)
+    )
+
+    assert [s for _, _, s in result.results] == [1.0, 0.0]
+
+
+@pytest.mark.parametrize("bad", [["not a record"], [{"question": "q"}, 42]])
+def test_a_record_that_is_no_dict_is_an_input_error_naming_it(bad: list[object]) -> None:
+    program = lmc.loads(QA_PROGRAM)
+
+    with pytest.raises(lmc.InputError, match=f"train record {len(bad)}: expected a dict"):
+        lmc.compile(
+            program,
+            trainset=bad,
+            metric="exact_match(answer)",
+            lm=lmc.context(FakeLM(lambda r: "{}"), cache=False),
+        )
+
+
 def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
     program = lmc.loads(QA_PROGRAM)
     devset = [
