@@ -781,6 +781,27 @@ def test_chat_int_given_as_text(text: str, value: int) -> None:
     assert type(parsed["count"]) is int
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('```json\n["red", "green"]\n```', id="fence"),
+        pytest.param('```\n["red", "green"]\n```', id="bare-fence"),
+        pytest.param('`["red", "green"]`', id="backticks"),
+    ],
+)
+def test_chat_json_value_in_a_code_fence_parses(text: str) -> None:
+    # Models fence JSON out of habit, as the json backend's parser already allows for.
+    parsed = ChatBackend().parse(single(ListOf(STR), "tags"), chat_reply(tags=text))
+    assert parsed == {"tags": ["red", "green"]}
+    count = text.replace('["red", "green"]', "3")
+    assert ChatBackend().parse(single(INT, "count"), chat_reply(count=count)) == {"count": 3}
+
+
+def test_chat_text_field_keeps_its_code_fence() -> None:
+    reply = chat_reply(answer="```python\nprint(1)\n```")
+    assert ChatBackend().parse(step(QA), reply) == {"answer": "```python\nprint(1)\n```"}
+
+
 def test_chat_text_fields_keep_their_text_and_drop_surrounding_blank_lines() -> None:
     reply = chat_reply(answer="  \nTwo lines,\nkept as they are.\n\n")
     assert ChatBackend().parse(step(QA), reply) == {"answer": "Two lines,\nkept as they are."}
