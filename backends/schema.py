@@ -150,12 +150,17 @@ def _not_bool(value: Any) -> Any:
 
 
 def _one_of(choices: tuple[str, ...]) -> Any:
-    """A literal that forgives quotes, spaces and case, but not a different word."""
+    """A literal that forgives case, spaces, quotes, backticks, markdown bold and a full stop
+    around it, but not a different word."""
 
     def match(value: Any) -> Any:
         if isinstance(value, str):
-            text = value.strip().strip('"').strip()
-            return next((c for c in choices if c.lower() == text.lower()), text)
+            text = value.strip()
+            for written in (text, text.strip("\"'`* \t\n").removesuffix(".").strip("\"'`* ")):
+                found = next((c for c in choices if c.lower() == written.lower()), None)
+                if found is not None:
+                    return found
+            return text
         return value
 
     return Annotated[Literal[choices], BeforeValidator(match)]

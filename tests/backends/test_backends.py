@@ -621,6 +621,22 @@ def test_literal_not_among_choices(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", PARSERS)
+@pytest.mark.parametrize(
+    "written", ["Negative", '"negative"', "'negative'", "`negative`", "**negative**", "negative."]
+)
+def test_literal_in_other_case_or_quotes_is_the_choice(backend: str, written: str) -> None:
+    view = single(SENTIMENT, "sentiment")
+    parsed = BACKENDS[backend]().parse(view, reply_in(backend, sentiment=written))
+    assert parsed == {"sentiment": "negative"}
+
+
+@pytest.mark.parametrize("backend", PARSERS)
+def test_literal_given_another_word_around_a_choice_is_an_error(backend: str) -> None:
+    view = single(SENTIMENT, "sentiment")
+    assert_reply_error(backend, view, reply_in(backend, sentiment="not negative"), "sentiment")
+
+
+@pytest.mark.parametrize("backend", PARSERS)
 def test_list_given_as_non_list(backend: str) -> None:
     view = single(ListOf(STR), "tags")
     assert_reply_error(backend, view, reply_in(backend, tags="red, green"), "tags")
