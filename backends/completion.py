@@ -21,7 +21,8 @@ from lmc.errors import RunError
 
 
 class TemplateMissing(RunError):
-    """The model has no chat template to render a raw prompt with."""
+    """The model has no chat template to render a raw prompt with, or one that fails on the
+    backend's messages (Gemma's refuses a system message)."""
 
 
 @cache
@@ -48,21 +49,28 @@ def render_prompt(template: str, messages: tuple[Message, ...]) -> str:
 class CompletionBackend(JsonBackend):
     name: ClassVar[str] = "completion"
 
-    def _template(self, lm: LMClient) -> str:
+    def _prompt(self, lm: LMClient, messages: tuple[Message, ...]) -> str:
         template = lm.chat_template()
         if template is None:
             raise TemplateMissing(
                 f"the completion backend renders the model's chat template, and {lm.identity} "
                 "has none; use --backend json or chat"
             )
-        return template
+        try:
+            return render_prompt(template, messages)
+        except TemplateError as error:  # a syntax error, or the template's own raise_exception
+            raise TemplateMissing(
+                f"the completion backend renders the model's chat template, and that of "
+                f"{lm.identity} fails: {error.message or type(error).__name__}; use --backend "
+                "json or chat"
+            ) from None
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
         request = super().lower(step, inputs, lm)
-        return replace(request, prompt=render_prompt(self._template(lm), request.messages))
+        return replace(request, prompt=self._prompt(lm, request.messages))
 
     def repair(
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
     ) -> LMRequest:
         follow_up = super().repair(step, request, reply, error, lm)
-        return replace(follow_up, prompt=render_prompt(self._template(lm), follow_up.messages))
+        return replace(follow_up, prompt=self._prompt(lm, follow_up.messages))

@@ -406,6 +406,32 @@ def test_completion_without_a_template_names_the_way_out() -> None:
         CompletionBackend().lower(view, inputs, FakeLM(identity="no-template-model"))
 
 
+# Gemma's template refuses a system message as this one does; Mistral's refuses roles out of turn.
+REFUSES_SYSTEM = (
+    "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+)
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        pytest.param(REFUSES_SYSTEM, "System role not supported", id="raises"),
+        pytest.param("{% for m in messages %}{{ m['content'] }", "unexpected '}'", id="syntax"),
+    ],
+)
+def test_a_chat_template_that_fails_is_a_run_error_naming_the_way_out(
+    template: str, said: str
+) -> None:
+    view, inputs = CASES["predict"]
+    lm = FakeLM(identity="gemma", template=template)
+    with pytest.raises(TemplateMissing) as failed:
+        CompletionBackend().lower(view, inputs, lm)
+    assert said in str(failed.value)
+    assert "gemma" in str(failed.value)
+    assert "--backend json or chat" in str(failed.value)
+
+
 def test_completion_prompt_is_the_json_messages_through_the_template() -> None:
     view, inputs = CASES["demos"]
     messages = tuple(JsonBackend().messages(view, inputs))
