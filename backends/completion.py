@@ -7,6 +7,7 @@ into the prompt, and the reply is parsed as JSON.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from functools import cache
 from typing import Any, ClassVar
@@ -15,7 +16,14 @@ from jinja2 import Template
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from lmc.backends.base import LMClient, LMRequest, Message, ReplyError, StepView
+from lmc.backends.base import (
+    LMClient,
+    LMRequest,
+    Message,
+    ReplyError,
+    StepView,
+    system_in_first_turn,
+)
 from lmc.backends.json_object import JsonBackend
 from lmc.errors import RunError
 
@@ -59,6 +67,10 @@ class CompletionBackend(JsonBackend):
         try:
             return render_prompt(template, messages)
         except TemplateError as error:  # a syntax error, or the template's own raise_exception
+            moved = system_in_first_turn(messages)
+            if moved is not None:  # a template that refuses a system message
+                with contextlib.suppress(TemplateError):
+                    return render_prompt(template, moved)
             raise TemplateMissing(
                 f"the completion backend renders the model's chat template, and that of "
                 f"{lm.identity} fails: {error.message or type(error).__name__}; use --backend "

@@ -413,10 +413,19 @@ REFUSES_SYSTEM = (
 )
 
 
+def test_a_template_that_refuses_a_system_message_reads_it_in_the_first_turn() -> None:
+    view, inputs = CASES["predict"]
+    request = CompletionBackend().lower(view, inputs, FakeLM(template=REFUSES_SYSTEM))
+    system, user = request.messages
+    assert request.prompt == f"<user>{system.content}\n\n{user.content}\n"
+
+
 @pytest.mark.parametrize(
     ("template", "said"),
     [
-        pytest.param(REFUSES_SYSTEM, "System role not supported", id="raises"),
+        pytest.param(
+            "{{ raise_exception('Tools only') }}{{ messages }}", "Tools only", id="raises"
+        ),
         pytest.param("{% for m in messages %}{{ m['content'] }", "unexpected '}'", id="syntax"),
     ],
 )
