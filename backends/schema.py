@@ -187,6 +187,20 @@ def _tool_call(t: ToolCall) -> Any:
     return check
 
 
+def _null_text(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
+        return None
+    return value
+
+
+def _optional(t: OptionalOf) -> Any:
+    """The inner type or None; where the inner value is not text, a quoted `"null"`, `"None"`
+    or `""` is None too, as the chat backend reads them (it could be nothing else)."""
+    if t.inner == STR or isinstance(t.inner, OneOf):
+        return Optional[python_type(t.inner)]  # noqa: UP045
+    return Annotated[Optional[python_type(t.inner)], BeforeValidator(_null_text)]  # noqa: UP045
+
+
 _PYTHON_SCALARS: dict[Scalar, Any] = {
     STR: str,
     INT: Annotated[int, BeforeValidator(_not_bool)],
@@ -196,7 +210,7 @@ _PYTHON_SCALARS: dict[Scalar, Any] = {
 _PYTHON_TYPES: dict[type[Any], Callable[[Any], Any]] = {
     Scalar: lambda t: _PYTHON_SCALARS[t],
     ListOf: lambda t: list[python_type(t.item)],  # type: ignore[misc]
-    OptionalOf: lambda t: Optional[python_type(t.inner)],  # noqa: UP045
+    OptionalOf: lambda t: _optional(t),
     OneOf: lambda t: _one_of(t.choices),
     ToolCall: lambda t: Annotated[dict[str, Any], BeforeValidator(_tool_call(t))],
 }

@@ -694,6 +694,14 @@ def test_optional_given_null_is_none(backend: str) -> None:
     ) == {"year": 1932}
 
 
+@pytest.mark.parametrize("backend", PARSERS)
+@pytest.mark.parametrize("written", ["null", "None", ""])
+def test_optional_number_given_null_in_quotes_is_none(backend: str, written: str) -> None:
+    # Told "a whole number, or null if unknown", a model may quote the null.
+    view = single(OptionalOf(INT), "year")
+    assert BACKENDS[backend]().parse(view, reply_in(backend, year=written)) == {"year": None}
+
+
 @pytest.mark.parametrize(
     "backend",
     [
