@@ -104,6 +104,18 @@ class LMResponse:
     loops_closed: int = 0
 
 
+def system_in_first_turn(messages: tuple[Message, ...]) -> tuple[Message, ...] | None:
+    """The messages with the system message read at the head of the first user turn, for a
+    model whose chat template refuses a system role (Gemma's; Mistral's wants user and assistant
+    turns alone); None when there is no system message to move."""
+    if not messages or messages[0].role != "system":
+        return None
+    system, rest = messages[0], messages[1:]
+    if rest and rest[0].role == "user":
+        return (Message("user", f"{system.content}\n\n{rest[0].content}"), *rest[1:])
+    return (Message("user", system.content), *rest)
+
+
 def shared_prefix_length(first: Sequence[object], second: Sequence[object]) -> int:
     """How many leading items two sequences (prompts' tokens, say) have in common."""
     differ = (i for i, (a, b) in enumerate(zip(first, second, strict=False)) if a != b)

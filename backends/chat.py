@@ -30,6 +30,8 @@ from lmc.signatures import FieldSpec
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar, ToolCall
 
 _MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]")
+# A value a model put in a code fence (```json ... ```), as it often does with JSON.
+_FENCED = re.compile(r"```[\w+-]*[ \t]*\n(.*?)\n?[ \t]*```", re.DOTALL)
 COMPLETED = "[[ ## completed ## ]]"
 
 
@@ -124,7 +126,7 @@ class ChatBackend(Backend):
             if isinstance(f.type, OptionalOf) and text.lower() in ("null", "none", ""):
                 raw[f.name] = None
             else:
-                raw[f.name] = text if _is_text(f.type) else _loads(text)
+                raw[f.name] = text if _is_text(f.type) else _loads(_unfenced(text))
         try:
             return validate(step.outputs, raw)
         except InvalidValues as error:
@@ -150,6 +152,13 @@ def _sections(reply: str) -> dict[str, str]:
 
 def _is_text(t: LmType) -> bool:
     return t == STR or isinstance(t, OneOf) or (isinstance(t, OptionalOf) and _is_text(t.inner))
+
+
+def _unfenced(text: str) -> str:
+    """A JSON value without the code fence or backticks a model wrote around it (a JSON value
+    never begins or ends with a backtick)."""
+    fenced = _FENCED.fullmatch(text)
+    return (fenced.group(1) if fenced else text).strip("`").strip()
 
 
 def _loads(text: str) -> Any:

@@ -7,6 +7,7 @@ into the prompt, and the reply is parsed as JSON.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from functools import cache
 from typing import Any, ClassVar
@@ -15,13 +16,21 @@ from jinja2 import Template
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from lmc.backends.base import LMClient, LMRequest, Message, ReplyError, StepView
+from lmc.backends.base import (
+    LMClient,
+    LMRequest,
+    Message,
+    ReplyError,
+    StepView,
+    system_in_first_turn,
+)
 from lmc.backends.json_object import JsonBackend
 from lmc.errors import RunError
 
 
 class TemplateMissing(RunError):
-    """The model has no chat template to render a raw prompt with."""
+    """The model has no chat template to render a raw prompt with, or one that fails on the
+    backend's messages (Gemma's refuses a system message)."""
 
 
 @cache
@@ -48,21 +57,32 @@ def render_prompt(template: str, messages: tuple[Message, ...]) -> str:
 class CompletionBackend(JsonBackend):
     name: ClassVar[str] = "completion"
 
-    def _template(self, lm: LMClient) -> str:
+    def _prompt(self, lm: LMClient, messages: tuple[Message, ...]) -> str:
         template = lm.chat_template()
         if template is None:
             raise TemplateMissing(
                 f"the completion backend renders the model's chat template, and {lm.identity} "
                 "has none; use --backend json or chat"
             )
-        return template
+        try:
+            return render_prompt(template, messages)
+        except TemplateError as error:  # a syntax error, or the template's own raise_exception
+            moved = system_in_first_turn(messages)
+            if moved is not None:  # a template that refuses a system message
+                with contextlib.suppress(TemplateError):
+                    return render_prompt(template, moved)
+            raise TemplateMissing(
+                f"the completion backend renders the model's chat template, and that of "
+                f"{lm.identity} fails: {error.message or type(error).__name__}; use --backend "
+                "json or chat"
+            ) from None
 
     def lower(self, step: StepView, inputs: dict[str, Any], lm: LMClient) -> LMRequest:
         request = super().lower(step, inputs, lm)
-        return replace(request, prompt=render_prompt(self._template(lm), request.messages))
+        return replace(request, prompt=self._prompt(lm, request.messages))
 
     def repair(
         self, step: StepView, request: LMRequest, reply: str, error: ReplyError, lm: LMClient
     ) -> LMRequest:
         follow_up = super().repair(step, request, reply, error, lm)
-        return replace(follow_up, prompt=render_prompt(self._template(lm), follow_up.messages))
+        return replace(follow_up, prompt=self._prompt(lm, follow_up.messages))

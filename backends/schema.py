@@ -150,12 +150,17 @@ def _not_bool(value: Any) -> Any:
 
 
 def _one_of(choices: tuple[str, ...]) -> Any:
-    """A literal that forgives quotes, spaces and case, but not a different word."""
+    """A literal that forgives case, spaces, quotes, backticks, markdown bold and a full stop
+    around it, but not a different word."""
 
     def match(value: Any) -> Any:
         if isinstance(value, str):
-            text = value.strip().strip('"').strip()
-            return next((c for c in choices if c.lower() == text.lower()), text)
+            text = value.strip()
+            for written in (text, text.strip("\"'`* \t\n").removesuffix(".").strip("\"'`* ")):
+                found = next((c for c in choices if c.lower() == written.lower()), None)
+                if found is not None:
+                    return found
+            return text
         return value
 
     return Annotated[Literal[choices], BeforeValidator(match)]
@@ -182,6 +187,20 @@ def _tool_call(t: ToolCall) -> Any:
     return check
 
 
+def _null_text(value: Any) -> Any:
+    if isinstance(value, str) and value.strip().lower() in ("null", "none", ""):
+        return None
+    return value
+
+
+def _optional(t: OptionalOf) -> Any:
+    """The inner type or None; where the inner value is not text, a quoted `"null"`, `"None"`
+    or `""` is None too, as the chat backend reads them (it could be nothing else)."""
+    if t.inner == STR or isinstance(t.inner, OneOf):
+        return Optional[python_type(t.inner)]  # noqa: UP045
+    return Annotated[Optional[python_type(t.inner)], BeforeValidator(_null_text)]  # noqa: UP045
+
+
 _PYTHON_SCALARS: dict[Scalar, Any] = {
     STR: str,
     INT: Annotated[int, BeforeValidator(_not_bool)],
@@ -191,7 +210,7 @@ _PYTHON_SCALARS: dict[Scalar, Any] = {
 _PYTHON_TYPES: dict[type[Any], Callable[[Any], Any]] = {
     Scalar: lambda t: _PYTHON_SCALARS[t],
     ListOf: lambda t: list[python_type(t.item)],  # type: ignore[misc]
-    OptionalOf: lambda t: Optional[python_type(t.inner)],  # noqa: UP045
+    OptionalOf: lambda t: _optional(t),
     OneOf: lambda t: _one_of(t.choices),
     ToolCall: lambda t: Annotated[dict[str, Any], BeforeValidator(_tool_call(t))],
 }

@@ -72,9 +72,9 @@ def served_lm(api_base: str) -> LMClient:
     """One client of the served model for the whole side (lmc's direct one: `openai/NAME` with an
     api base never imports litellm), warmed up by one call on its own.
 
-    The client learns which `response_format` the server takes by trying OpenAI's form first;
-    when several first calls probe at once, all but one fail instead of retrying (a race in
-    `backends/clients/hosted.py`), so the first call here is made alone. One client per api
+    The client learns which `response_format` the server takes by trying OpenAI's form first
+    (first calls that probe at once each try the next form; tests/backends/test_faults.py), so
+    the warm-up call is where it learns it, before anything is timed. One client per api
     base: each phase of a replayed run has its own (`common.in_phase`), so a phase's replayed
     calls include its client's warm-up call.
     """

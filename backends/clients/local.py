@@ -19,7 +19,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lmc.backends.base import LMCallFailed, LMRequest, LMResponse, shared_prefix_length
+from lmc.backends.base import (
+    LMCallFailed,
+    LMRequest,
+    LMResponse,
+    shared_prefix_length,
+    system_in_first_turn,
+)
 from lmc.backends.clients.gbnf import reply_grammar
 from lmc.backends.clients.grammar_check import GrammarCheck, control_bias
 from lmc.errors import InputError, RunError
@@ -329,27 +335,38 @@ class LocalLM:
         self, loaded: _Loaded, request: LMRequest, options: dict[str, Any]
     ) -> tuple[Any, str]:
         """llama-cpp-python's result and the reply's text; a prompt too long for the context
-        (`make_room` counts a chat template's tokens only roughly) grows it once, else fails."""
-        for attempt in (1, 2):
+        (`make_room` counts a chat template's tokens only roughly) grows it once, else fails.
+        A chat template that refuses a system message (Gemma's: llama-cpp-python raises its
+        refusal as a ValueError) is given it in the first turn instead."""
+        turns, grown = request.messages, False
+        while True:
             try:
                 if request.prompt is not None:
                     result: Any = loaded.llama.create_completion(request.prompt, **options)
                     return result, result["choices"][0]["text"]
-                messages: Any = [{"role": m.role, "content": m.content} for m in request.messages]
+                messages: Any = [{"role": m.role, "content": m.content} for m in turns]
                 result = loaded.llama.create_chat_completion(messages=messages, **options)
                 return result, result["choices"][0]["message"]["content"] or ""
             except ValueError as error:
                 found = _TOO_LONG.search(str(error))
                 if found is None:
-                    raise
+                    moved = system_in_first_turn(turns) if request.prompt is None else None
+                    if moved is not None:
+                        turns = moved
+                        continue
+                    if turns is request.messages:
+                        raise
+                    raise LMCallFailed(
+                        f"model {self.identity}: its chat template refused the messages: {error}"
+                    ) from None
                 prompt = int(found.group(1))
-                if attempt == 2 or not loaded.fit(prompt + max(request.max_tokens, 1)):
+                if grown or not loaded.fit(prompt + max(request.max_tokens, 1)):
                     raise PromptTooLong(
                         f"model {self.identity}: the prompt is {prompt} tokens, and with the "
                         f"{request.max_tokens} its reply may take it does not fit the "
                         f"{loaded.most_context} tokens of context the model can have"
                     ) from None
-        raise AssertionError("unreachable: the second try returns or raises")
+                grown = True
 
 
 # How llama-cpp-python refuses a prompt longer than the context.

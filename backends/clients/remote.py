@@ -314,23 +314,23 @@ class RemoteLM:
         self._wait_for_server()
         first_try = self.backoff.clock()
         tries = 0
+        refused: list[str] = []  # the forms the server refused for this call
         while True:
-            style = self._styles(request)[0]
+            left = [s for s in self._styles(request) if s not in refused]
+            style = left[0] if left else self._styles(request)[0]
             try:
                 reply = self._try(request, style)
             except TryFailed as failed:
                 failure = failed.failure
-                if self._refused_format(failure, style, request):
-                    continue  # the same call, in the form the server knows: not a retry
+                if len(left) > 1 and self._refused_format(failure, request):
+                    refused.append(style)
+                    continue  # the same call, in the next form the server may know: not a retry
                 tries += 1
                 if not failure.transient:
                     raise HostedLMError(f"{self.described}: {failure.said}") from None
                 self._back_off(failure, tries, first_try)
                 continue
-            if request.reply_schema is not None:
-                self._schema_styles = [style]
-            elif request.reasoning_first:
-                self._reasoning_styles = [style]
+            self._learn(request, style)
             break
         return LMResponse(
             text=reply.text,
@@ -340,25 +340,24 @@ class RemoteLM:
             reused_prompt_tokens=reply.reused_prompt_tokens,
         )
 
-    def _refused_format(self, failure: Failure, style: str, request: LMRequest) -> bool:
-        """Whether the server refused this response format (or grammar) and another is left to
-        try (then the server's format is learned, once for all calls). llama-cpp-python's
-        server refuses with a 500 that names `response_format`; a 429 or a 503 that does not
-        is retried."""
+    def _refused_format(self, failure: Failure, request: LMRequest) -> bool:
+        """Whether the server may have refused the call's response format (or grammar), so
+        that the call is tried in the next form. llama-cpp-python's server refuses with a 500
+        that names `response_format`; a 429 or a 503 that does not is retried. A 400 or a 422
+        may be a refusal of the format or of the call itself (a prompt too long): the form is
+        only learned, for all calls, once a call succeeds in it (`_learn`)."""
         if failure.status is None or not (request.reasoning_first or request.reply_schema):
             return False
         named = "grammar" if request.reasoning_first else "response_format"
-        if failure.status not in (400, 422) and named not in failure.said:
-            return False
-        # Another call may have learned the server's format meanwhile: then retry too.
-        styles = self._styles(request)
-        learned = styles[0] != style
-        if not (learned or len(styles) > 1):
-            return False
+        return failure.status in (400, 422) or named in failure.said
+
+    def _learn(self, request: LMRequest, style: str) -> None:
+        """The server took this form of held reply: every call asks in it from now on."""
         with self._lock:  # concurrent calls may learn this at the same time
-            if styles[0] == style and len(styles) > 1:
-                styles.pop(0)
-        return True
+            if request.reply_schema is not None:
+                self._schema_styles = [style]
+            elif request.reasoning_first:
+                self._reasoning_styles = [style]
 
     def _back_off(self, failure: Failure, tries: int, first_try: float) -> None:
         """Wait before the next try, or raise if there is to be none."""

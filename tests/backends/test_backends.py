@@ -406,6 +406,41 @@ def test_completion_without_a_template_names_the_way_out() -> None:
         CompletionBackend().lower(view, inputs, FakeLM(identity="no-template-model"))
 
 
+# Gemma's template refuses a system message as this one does; Mistral's refuses roles out of turn.
+REFUSES_SYSTEM = (
+    "{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+    "{% endif %}{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}\n{% endfor %}"
+)
+
+
+def test_a_template_that_refuses_a_system_message_reads_it_in_the_first_turn() -> None:
+    view, inputs = CASES["predict"]
+    request = CompletionBackend().lower(view, inputs, FakeLM(template=REFUSES_SYSTEM))
+    system, user = request.messages
+    assert request.prompt == f"<user>{system.content}\n\n{user.content}\n"
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        pytest.param(
+            "{{ raise_exception('Tools only') }}{{ messages }}", "Tools only", id="raises"
+        ),
+        pytest.param("{% for m in messages %}{{ m['content'] }", "unexpected '}'", id="syntax"),
+    ],
+)
+def test_a_chat_template_that_fails_is_a_run_error_naming_the_way_out(
+    template: str, said: str
+) -> None:
+    view, inputs = CASES["predict"]
+    lm = FakeLM(identity="gemma", template=template)
+    with pytest.raises(TemplateMissing) as failed:
+        CompletionBackend().lower(view, inputs, lm)
+    assert said in str(failed.value)
+    assert "gemma" in str(failed.value)
+    assert "--backend json or chat" in str(failed.value)
+
+
 def test_completion_prompt_is_the_json_messages_through_the_template() -> None:
     view, inputs = CASES["demos"]
     messages = tuple(JsonBackend().messages(view, inputs))
@@ -621,6 +656,22 @@ def test_literal_not_among_choices(backend: str) -> None:
 
 
 @pytest.mark.parametrize("backend", PARSERS)
+@pytest.mark.parametrize(
+    "written", ["Negative", '"negative"', "'negative'", "`negative`", "**negative**", "negative."]
+)
+def test_literal_in_other_case_or_quotes_is_the_choice(backend: str, written: str) -> None:
+    view = single(SENTIMENT, "sentiment")
+    parsed = BACKENDS[backend]().parse(view, reply_in(backend, sentiment=written))
+    assert parsed == {"sentiment": "negative"}
+
+
+@pytest.mark.parametrize("backend", PARSERS)
+def test_literal_given_another_word_around_a_choice_is_an_error(backend: str) -> None:
+    view = single(SENTIMENT, "sentiment")
+    assert_reply_error(backend, view, reply_in(backend, sentiment="not negative"), "sentiment")
+
+
+@pytest.mark.parametrize("backend", PARSERS)
 def test_list_given_as_non_list(backend: str) -> None:
     view = single(ListOf(STR), "tags")
     assert_reply_error(backend, view, reply_in(backend, tags="red, green"), "tags")
@@ -641,6 +692,14 @@ def test_optional_given_null_is_none(backend: str) -> None:
     assert BACKENDS[backend]().parse(
         single(OptionalOf(INT), "year"), reply_in(backend, year=1932)
     ) == {"year": 1932}
+
+
+@pytest.mark.parametrize("backend", PARSERS)
+@pytest.mark.parametrize("written", ["null", "None", ""])
+def test_optional_number_given_null_in_quotes_is_none(backend: str, written: str) -> None:
+    # Told "a whole number, or null if unknown", a model may quote the null.
+    view = single(OptionalOf(INT), "year")
+    assert BACKENDS[backend]().parse(view, reply_in(backend, year=written)) == {"year": None}
 
 
 @pytest.mark.parametrize(
@@ -779,6 +838,27 @@ def test_chat_int_given_as_text(text: str, value: int) -> None:
     parsed = ChatBackend().parse(single(INT, "count"), chat_reply(count=text))
     assert parsed == {"count": value}
     assert type(parsed["count"]) is int
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('```json\n["red", "green"]\n```', id="fence"),
+        pytest.param('```\n["red", "green"]\n```', id="bare-fence"),
+        pytest.param('`["red", "green"]`', id="backticks"),
+    ],
+)
+def test_chat_json_value_in_a_code_fence_parses(text: str) -> None:
+    # Models fence JSON out of habit, as the json backend's parser already allows for.
+    parsed = ChatBackend().parse(single(ListOf(STR), "tags"), chat_reply(tags=text))
+    assert parsed == {"tags": ["red", "green"]}
+    count = text.replace('["red", "green"]', "3")
+    assert ChatBackend().parse(single(INT, "count"), chat_reply(count=count)) == {"count": 3}
+
+
+def test_chat_text_field_keeps_its_code_fence() -> None:
+    reply = chat_reply(answer="```python\nprint(1)\n```")
+    assert ChatBackend().parse(step(QA), reply) == {"answer": "```python\nprint(1)\n```"}
 
 
 def test_chat_text_fields_keep_their_text_and_drop_surrounding_blank_lines() -> None:

@@ -9,7 +9,11 @@ provider), which share their retries and errors.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 from faultserver import (
@@ -334,6 +338,61 @@ def test_a_500_naming_the_response_format_is_a_refusal_as_llama_cpps_server_says
     formats = [r.body["response_format"]["type"] for r in fault_server.requests]
     assert formats == ["json_schema", "json_object"]
     assert fake_time.waits == []
+
+
+def test_a_call_refused_for_its_own_sake_does_not_teach_the_client_another_format(
+    fault_server: FaultServer, fake_time: FakeTime
+) -> None:
+    # The first call's prompt is too long for the server: a 400 in either format, and the call
+    # fails. The server takes OpenAI's format; the next call must still ask in it.
+    too_long = "the request exceeds the available context size, try increasing it"
+    fault_server.script(status(400, too_long), status(400, too_long), reply('{"answer": "Paris"}'))
+    lm = client(fault_server, fake_time)
+    request = LMRequest(messages=REQUEST.messages, json_schema=SCHEMA)
+    with pytest.raises(HostedLMError, match="exceeds the available context size"):
+        lm.complete(request)
+    assert lm.complete(request).text == '{"answer": "Paris"}'
+    formats = [r.body["response_format"]["type"] for r in fault_server.requests]
+    assert formats == ["json_schema", "json_object", "json_schema"]
+
+
+def test_a_reasoning_first_call_refused_for_its_own_sake_keeps_the_grammar(
+    fault_server: FaultServer, fake_time: FakeTime
+) -> None:
+    if ON["client"] is not ServedLM:
+        pytest.skip("only the direct client sends a grammar")
+    too_long = "the request exceeds the available context size, try increasing it"
+    fault_server.script(status(400, too_long), status(400, too_long), reply('{"answer": "Paris"}'))
+    lm = client(fault_server, fake_time)
+    request = LMRequest(messages=REQUEST.messages, json_schema=SCHEMA, reasoning_first=100)
+    with pytest.raises(HostedLMError, match="exceeds the available context size"):
+        lm.complete(request)
+    lm.complete(request)
+    held = ["grammar" in r.body for r in fault_server.requests]
+    assert held == [True, False, True]
+
+
+def test_first_calls_that_probe_the_format_at_once_all_succeed(fault_server: FaultServer) -> None:
+    # llama-cpp-python's server refuses OpenAI's format; eight first calls meet the refusal
+    # together (bench/lmc_side.py made its first call alone to avoid this).
+    arrived = threading.Barrier(8, timeout=5)
+
+    def serve(handler: Any, request: Any) -> None:
+        if request.body["response_format"]["type"] == "json_schema":
+            with contextlib.suppress(threading.BrokenBarrierError):
+                arrived.wait()
+            status(500, "1 validation error: ('body', 'response_format', 'type')")(handler, request)
+        else:
+            reply('{"answer": "Paris"}')(handler, request)
+
+    fault_server.otherwise = serve
+    lm = client(fault_server, retries=0)
+    request = LMRequest(messages=REQUEST.messages, json_schema=SCHEMA)
+    with ThreadPoolExecutor(8) as pool:
+        texts = list(pool.map(lambda _: lm.complete(request).text, range(8)))
+    assert texts == ['{"answer": "Paris"}'] * 8
+    assert lm.complete(request).text
+    assert fault_server.requests[-1].body["response_format"]["type"] == "json_object"
 
 
 # The step's name is added where the runtime knows it ---------------------------------------------

@@ -16,7 +16,7 @@ from llama_cpp import llama_grammar as local_grammar
 from llama_cpp.llama_grammar import LlamaGrammar
 
 import lmc
-from lmc.backends.base import LMRequest, Message
+from lmc.backends.base import LMCallFailed, LMRequest, Message
 from lmc.backends.clients import gbnf, local
 from lmc.backends.clients.grammar_check import repeating
 from lmc.errors import RunError
@@ -226,6 +226,53 @@ def test_a_prompt_longer_than_the_model_can_hold_is_one_line_naming_step_and_cou
         message,
     ), message
     assert isinstance(failed.value, RunError)
+
+
+class NoSystemLlama(FakeLlama):
+    """A model whose chat template refuses a system message, as Gemma's does, in
+    llama-cpp-python's words (its `raise_exception` raises a ValueError)."""
+
+    def create_chat_completion(self, messages: list[dict[str, str]], **options: Any) -> Any:
+        if any(m["role"] == "system" for m in messages):
+            raise ValueError("System role not supported")
+        self.seen = messages
+        return super().create_chat_completion(messages, **options)
+
+
+def test_a_model_whose_template_refuses_a_system_message_reads_it_in_the_first_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    models: list[NoSystemLlama] = []
+
+    def open_llama(path: Path, context: int) -> NoSystemLlama:
+        models.append(NoSystemLlama(context, trained=8192))
+        return models[-1]
+
+    monkeypatch.setattr(local, "_open_llama", open_llama)
+    monkeypatch.setattr(local, "_LOADED", {})
+    reply = fake_model(tmp_path).complete(asking("Who wrote Hamlet?"))
+    assert reply.text == '{"answer": "ok"}'
+    assert models[0].seen == [
+        {
+            "role": "user",
+            "content": "Answer the question in one word, as a JSON object.\n\n"
+            "question: Who wrote Hamlet?",
+        }
+    ]
+
+
+class RefusingLlama(FakeLlama):
+    def create_chat_completion(self, messages: list[dict[str, str]], **options: Any) -> Any:
+        raise ValueError("Conversation roles must alternate user/assistant/user/assistant/...")
+
+
+def test_a_template_that_refuses_the_messages_however_given_fails_the_call_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local, "_open_llama", lambda path, context: RefusingLlama(context, 8192))
+    monkeypatch.setattr(local, "_LOADED", {})
+    with pytest.raises(LMCallFailed, match="its chat template refused the messages: Conversation"):
+        fake_model(tmp_path).complete(asking("Who wrote Hamlet?"))
 
 
 def test_the_model_runs_a_thread_per_core_it_may_use(monkeypatch: pytest.MonkeyPatch) -> None:
