@@ -48,7 +48,9 @@ def run_agent(
     trajectory: list[Turn] = []
     for _ in range(node.options.max_iters):
         values = {**inputs, TRAJECTORY: render_trajectory(trajectory)}
-        decided = call_step(context, node.id, acting, values, record, observe=False)
+        decided = call_step(
+            context, node.id, acting, values, record, options=node.options, observe=False
+        )
         call = decided[ACTION]
         turn: Turn = {THOUGHT: decided[THOUGHT], "tool": call["tool"], "args": call["args"]}
         if call["tool"] == FINISH:
@@ -58,7 +60,9 @@ def run_agent(
         assert tool is not None  # the reply was held to the tools' names
         trajectory.append({**turn, "observation": _observe(context, node, tool, call, record)})
     values = {**inputs, TRAJECTORY: render_trajectory(trajectory)}
-    outputs = call_step(context, node.id, extracting, values, record, observe=False)
+    outputs = call_step(
+        context, node.id, extracting, values, record, options=node.options, observe=False
+    )
     if context.trace is not None:
         context.trace.trajectory(record=record, step=node.id, inputs=inputs, turns=trajectory)
     if context.on_step is not None:

@@ -305,3 +305,14 @@ def test_predict_takes_decoding_options_and_refuses_others() -> None:
         lmc.Predict("question -> answer", top_p=0.9)
     with pytest.raises(ValueError, match="needs at least one tool"):
         lmc.ReAct("question -> answer", tools=[])
+
+
+def test_the_steps_decoding_options_reach_every_call_of_the_agent() -> None:
+    program = lmc.loads(
+        AGENT.replace("max_iters=MAX", "max_iters=3, temperature=0.7, max_tokens=50")
+    )
+    fake = FakeLM([act("Add", a=1, b=2), act("finish"), answer("3")])
+
+    program.run({"question": "1 + 2?"}, lmc.context(fake, cache=False))
+
+    assert [(r.temperature, r.max_tokens) for r in fake.requests] == [(0.7, 50)] * 3
