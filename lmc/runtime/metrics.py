@@ -9,6 +9,7 @@ Builtins compare one output field with the example's expected value of that fiel
 from __future__ import annotations
 
 import inspect
+import math
 import re
 import string
 from collections import Counter
@@ -91,9 +92,10 @@ class Metric:
         self, example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Trace | None = None
     ) -> float:
         value = self.score_fn(example, prediction, trace)
-        if not isinstance(value, int | float):
+        number = _finite(value)
+        if number is None:
             raise MetricError(f"metric {self.label} returned {value!r}; expected a number or bool")
-        return float(value)
+        return number
 
     @property
     def label(self) -> str:
@@ -101,6 +103,19 @@ class Metric:
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "field": self.field}
+
+
+def _finite(value: Any) -> float | None:
+    """A metric's return value as a finite float: a bool or number, numpy's too (`np.bool_`,
+    `np.float32`); None for anything else, and for NaN and infinity, which would make a mean
+    score NaN and every comparison of candidates false."""
+    if not hasattr(type(value), "__float__"):  # None, text, lists, ...
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def builtin(name: str, field: str) -> Metric:

@@ -281,3 +281,33 @@ def test_a_python_metric_missing_from_its_module_names_both(metrics_package: str
 def test_a_python_metric_that_is_not_callable_is_not_a_function(metrics_package: str) -> None:
     with pytest.raises(MetricError, match="has no function 'not_a_function'"):
         parse_metric(f"{metrics_package}:not_a_function")
+
+
+# What a metric returns ---------------------------------------------------------------------------
+
+
+def returning(value: Any) -> Metric:
+    return Metric("returns", None, lambda example, prediction, trace: value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_a_metric_that_returns_no_finite_number_is_a_metric_error(value: float) -> None:
+    # A NaN would make the mean score NaN, and every comparison of candidates false.
+    with pytest.raises(MetricError, match="expected a number or bool"):
+        returning(value).score({}, {})
+
+
+def test_a_metric_may_return_numpys_numbers_and_bools() -> None:
+    numpy = pytest.importorskip("numpy")
+
+    assert returning(numpy.bool_(True)).score({}, {}) == 1.0
+    assert returning(numpy.float32(0.5)).score({}, {}) == 0.5
+    assert returning(numpy.int64(0)).score({}, {}) == 0.0
+    with pytest.raises(MetricError):
+        returning(numpy.float64("nan")).score({}, {})
+
+
+@pytest.mark.parametrize("value", [None, "1.0", b"1", [1.0]])
+def test_a_metric_that_returns_no_number_is_a_metric_error(value: Any) -> None:
+    with pytest.raises(MetricError, match="expected a number or bool"):
+        returning(value).score({}, {})
