@@ -17,6 +17,7 @@ from lmc.compiler import checkpoint
 from lmc.compiler.artifact import CompileInfo, DevMiss
 from lmc.compiler.program import Program
 from lmc.errors import InputError
+from lmc.files import DataError
 from lmc.ir.graph import ProgramGraph
 from lmc.ir.text import print_program
 from lmc.passes.base import CompileContext, Pass
@@ -118,6 +119,10 @@ def compile_program(
     LM call already made comes from the cache either way). `on_record` sees the record of each
     pass this call runs.
     """
+    for role, data in (("train", train), ("dev", dev)):
+        if data is not None and not len(data):
+            # Nothing could be measured: every candidate would score 0 on no examples.
+            raise DataError(f"the {role} data has no examples; give at least one record")
     if dev is None:
         train, dev = split(train, seed)
     context = CompileContext(run, teacher or run, train, dev, metric, seed, say)

@@ -1143,3 +1143,19 @@ def test_lmc_exports_compile_and_bootstrap_few_shot() -> None:
     # The tests above call these very objects (imported from lmc.compiler for their types).
     assert lmc.compile is compile_
     assert lmc.BootstrapFewShot is BootstrapFewShot_
+
+
+@pytest.mark.parametrize(
+    ("train", "dev", "named"), [([], None, "train"), (records(0, 1, 2), [], "dev")]
+)
+def test_an_empty_trainset_or_devset_is_refused_before_any_lm_call(
+    qa: Program, train: list[dict[str, Any]], dev: list[dict[str, Any]] | None, named: str
+) -> None:
+    # A compile on no examples measured nothing: every candidate scored 0.0 on 0 examples, and
+    # the LM calls of the teacher runs were spent for nothing.
+    fake, run = context(right_with_demos)
+
+    with pytest.raises(DataError, match=f"^the {named} data has no examples"):
+        compile_(qa, trainset=train, devset=dev, metric=EXACT, lm=run, progress=False)
+
+    assert fake.requests == []
