@@ -73,6 +73,9 @@ def call_step(
         try:
             response = complete(context, step_id, request)
         except LMCallFailed as error:
+            # Traced as a call with no reply: a record the model never answered shows why.
+            unanswered = LMResponse("")
+            _trace(context, record, step_id, attempt, request, unanswered, None, error.message)
             raise error.at_step(step_id) from None
         answered.append((request, response))
         context.stats.record_call(step_id, response, repair=attempt == 2)

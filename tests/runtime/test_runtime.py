@@ -7,6 +7,7 @@ Every LM here is a `FakeLM` answering from a function of the request; none is a 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import threading
 import time
@@ -15,12 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.runtime.executor import RecordResult, RetrievalUnavailable, run_records
 from lmc.runtime.steps import StepFailed
+from lmc.runtime.trace import read_trace, show_trace
 
 CHAIN = '''
 signature Count {
@@ -379,3 +382,27 @@ def test_retrieve_without_a_loaded_index_names_the_index() -> None:
         lmc.loads(RAG).run({"question": "q"}, context)
 
     assert fake.requests == []
+
+
+def test_an_lm_call_that_failed_is_in_the_trace_with_its_error(tmp_path: Path) -> None:
+    from lmc.backends.base import LMCallFailed
+    from lmc.backends.clients.hosted import HostedLMError
+
+    def reply(request: LMRequest) -> str:
+        raise HostedLMError("openai/x: ServiceUnavailableError: 503 the server is down")
+
+    path = tmp_path / "trace.jsonl"
+    fake = FakeLM(reply)
+    context = lmc.context(fake, cache=False, trace=str(path))
+
+    with pytest.raises(LMCallFailed):
+        lmc.loads(ONE_STEP).run({"question": "Capital of France?"}, context)
+    assert context.trace is not None
+    context.trace.close()
+
+    (line,) = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    assert (line["step"], line["attempt"], line["reply"], line["parsed"]) == ("gen", 1, "", None)
+    assert line["request"] == fake.requests[0].to_json()
+    assert line["error"] == "openai/x: ServiceUnavailableError: 503 the server is down"
+    assert read_trace(path)  # `lmc trace show` reads it
+    show_trace(read_trace(path), Console(file=io.StringIO()))
