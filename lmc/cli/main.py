@@ -11,9 +11,7 @@ not load the LM runtime, rich or the compiler (the arguments live in `lmc.cli.ar
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -144,20 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = exit_code(error)
         if code is None:
             raise  # not a user's mistake nor a failed LM: a bug in lmc, with its traceback
-        if isinstance(error, KeyboardInterrupt) and argv is None:
-            _leave_calls_in_flight(code)
         return code
-
-
-def _leave_calls_in_flight(code: int) -> None:
-    """End the `lmc` process now. What was finished is on disk already (results, checkpoints
-    and artifacts are written as work finishes; the cache commits each reply); an exit the normal
-    way would first wait for every LM call still in flight, minutes for a slow model with its
-    retries, after Ctrl-C said `interrupted`."""
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
-            stream.flush()
-    os._exit(code)
 
 
 def exit_code(error: BaseException) -> int | None:
