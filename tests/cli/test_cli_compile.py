@@ -427,63 +427,47 @@ def test_a_python_metric_that_cannot_be_imported_is_refused(
     assert not Path("out.json").exists()
 
 
-def test_a_python_metric_whose_module_fails_to_import_is_refused(
-    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("source", "target", "said"),
+    [
+        (
+            "def score(example, prediction:\n",
+            "score",
+            "importing {module} for metric {module}:score raised SyntaxError: '(' was never "
+            "closed ({module}.py, line 1)",
+        ),
+        # Said "has no function 'score'" before: the AttributeError came from the module's code.
+        (
+            "settings = None\nTOLERANCE = settings.tolerance\n",
+            "score",
+            "importing {module} for metric {module}:score raised AttributeError: 'NoneType' "
+            "object has no attribute 'tolerance'",
+        ),
+        (
+            "def score(example, prediction):\n    return 1.0\n",
+            "scored",
+            "{module} has no function 'scored'",
+        ),
+    ],
+    ids=["syntax-error", "attribute-error-while-imported", "missing-function"],
+)
+def test_a_python_metric_that_cannot_be_had_is_refused_saying_why(
+    source: str,
+    target: str,
+    said: str,
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
-    Path("compile_test_broken_metric.py").write_text(
-        "def score(example, prediction:\n", encoding="utf-8"
-    )
+    module = "compile_test_metric_" + request.node.callspec.id.replace("-", "_")
+    Path(f"{module}.py").write_text(source, encoding="utf-8")
     monkeypatch.syspath_prepend(str(Path.cwd()))
-    monkeypatch.delitem(sys.modules, "compile_test_broken_metric", raising=False)
+    monkeypatch.delitem(sys.modules, module, raising=False)
 
-    code, out, err = compile_qa(capsys, "--metric", "compile_test_broken_metric:score")
+    code, out, err = compile_qa(capsys, "--metric", f"{module}:{target}")
 
-    assert_refused(
-        code,
-        out,
-        err,
-        fake,
-        "importing compile_test_broken_metric for metric compile_test_broken_metric:score "
-        "raised SyntaxError: '(' was never closed (compile_test_broken_metric.py, line 1)",
-    )
-
-
-def test_a_python_metric_whose_module_raises_attribute_error_while_imported_is_refused(
-    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Said "has no function 'score'" before: the AttributeError came from the module's own code.
-    Path("compile_test_attr_metric.py").write_text(
-        "settings = None\nTOLERANCE = settings.tolerance\n\n"
-        "def score(example, prediction):\n    return 1.0\n",
-        encoding="utf-8",
-    )
-    monkeypatch.syspath_prepend(str(Path.cwd()))
-    monkeypatch.delitem(sys.modules, "compile_test_attr_metric", raising=False)
-
-    code, out, err = compile_qa(capsys, "--metric", "compile_test_attr_metric:score")
-
-    assert_refused(
-        code,
-        out,
-        err,
-        fake,
-        "importing compile_test_attr_metric for metric compile_test_attr_metric:score "
-        "raised AttributeError: 'NoneType' object has no attribute 'tolerance'",
-    )
-
-
-def test_a_python_metric_missing_from_its_module_is_refused_saying_so(
-    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    Path("compile_test_other_metric.py").write_text(
-        "def score(example, prediction):\n    return 1.0\n", encoding="utf-8"
-    )
-    monkeypatch.syspath_prepend(str(Path.cwd()))
-    monkeypatch.delitem(sys.modules, "compile_test_other_metric", raising=False)
-
-    code, out, err = compile_qa(capsys, "--metric", "compile_test_other_metric:scored")
-
-    assert_refused(code, out, err, fake, "compile_test_other_metric has no function 'scored'")
+    assert_refused(code, out, err, fake, said.format(module=module))
 
 
 def test_a_python_metric_that_raises_on_one_example_scores_it_0_and_the_compile_finishes(
