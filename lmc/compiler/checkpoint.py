@@ -3,7 +3,8 @@
 Every LM call of a compile is in the cache already, so a compile run again repeats no completed
 call; with `resume` it also skips the passes that had finished, and picks up from the program
 they left. A checkpoint is keyed by everything that decides the compile's result, and holds the
-program in its text form, like an artifact.
+program in its text form, like an artifact, and the LM calls spent so far: a resumed compile's
+budget counts them, since the calls it replays from the cache are free.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from lmc.diagnostics import ProgramError
 from lmc.files import cache_dir, json_value, write_atomically
@@ -27,19 +28,31 @@ def checkpoint_path(**decisive: Any) -> Path:
     return cache_dir() / "checkpoints" / f"{key}.json"
 
 
-def save(path: Path, program: ProgramGraph, records: list[PassRecord]) -> None:
+class Saved(NamedTuple):
+    program: ProgramGraph  # as the finished passes left it
+    passes: list[PassRecord]  # the finished passes, in order
+    calls: int  # LM calls the compile made (not cache hits), finished passes or not
+
+
+def save(path: Path, saved: Saved) -> None:
     data = {
-        "program": print_program(program, str(path.parent)),
-        "passes": [r.to_json() for r in records],
+        "program": print_program(saved.program, str(path.parent)),
+        "passes": [r.to_json() for r in saved.passes],
+        "calls": saved.calls,
     }
     write_atomically(path, json.dumps(data).encode())
 
 
-def load(path: Path) -> tuple[ProgramGraph, list[PassRecord]] | None:
-    """The program and finished passes, or None when there is no usable checkpoint."""
+def load(path: Path) -> Saved | None:
+    """What a compile had done, or None when there is no usable checkpoint."""
     try:
         data = json_value(path.read_text(encoding="utf-8"))
         records = [PassRecord.from_json(r) for r in data["passes"]]
-        return parse_program(data["program"], str(path.with_suffix(".lmp"))), records
+        program = parse_program(data["program"], str(path.with_suffix(".lmp")))
+        # A checkpoint from before lmc kept the count: the finished passes' own calls.
+        calls = data.get("calls", sum(r.calls for r in records))
+        if not isinstance(calls, int) or calls < 0:
+            return None
+        return Saved(program, records, calls)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ProgramError):
         return None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,7 +126,7 @@ def compile_program(
     if dev is None:
         train, dev = split(train, seed)
     context = CompileContext(run, teacher or run, train, dev, metric, seed, say)
-    with _budget(context, budget_calls):
+    with _budget(context, budget_calls) as budget:
         overrun = 1.0
         if pipeline is None:
             passes, overrun = _fitted_default(program.ir, context, budget_calls)
@@ -135,24 +135,35 @@ def compile_program(
         if passes:
             verify_between(program.ir, "before", passes[0].name)
         saved_at = _checkpoint_path(program.ir, passes, context)
-        graph, done = _start(program.ir, saved_at, resume, say)
+        graph, done, spent_before = _start(program.ir, saved_at, resume, say)
+        budget.count(spent_before)
         stages = [
-            (name, math.ceil(overrun * calls)) for name, calls in projection(graph, passes, context)
+            (name, math.ceil(overrun * calls))
+            for name, calls in _still_to_run(graph, passes, len(done), context)
         ]
         on_plan(stages)
         # A fitted default has been checked already; once a repair-prone model makes its leanest
         # form overrun, the budget stops the last pass instead.
         if pipeline is not None and budget_calls is not None:
-            if sum(calls for _, calls in stages) > budget_calls:
-                raise BudgetTooSmall(budget_calls, stages)
-        finished = list(done)
+            if spent_before + sum(calls for _, calls in stages) > budget_calls:
+                before = [("made before resuming", spent_before)] if spent_before else []
+                raise BudgetTooSmall(budget_calls, before + stages)
+        latest = checkpoint.Saved(graph, list(done), spent_before)
 
         def keep(record: PassRecord, program_after: ProgramGraph) -> None:
-            finished.append(record)
-            checkpoint.save(saved_at, program_after, finished)
+            nonlocal latest
+            latest = checkpoint.Saved(program_after, [*latest.passes, record], budget.used)
+            checkpoint.save(saved_at, latest)
             on_record(record)
 
-        result = run_pipeline(graph, passes, context, on_record=keep, done=done)
+        try:
+            result = run_pipeline(graph, passes, context, on_record=keep, done=done)
+        except BaseException:
+            # Interrupted or failed: a resumed compile gets the calls of the unfinished pass
+            # from the cache for free, so its budget must count them here.
+            with suppress(OSError):  # what stopped the compile is the error to show
+                checkpoint.save(saved_at, latest._replace(calls=budget.used))
+            raise
     saved_at.unlink(missing_ok=True)
     info = CompileInfo(
         misses=dev_misses(context.known_score(result.program), dev, metric),
@@ -163,6 +174,16 @@ def compile_program(
         passes=tuple(result.records),
     )
     return Compiled(Program(result.program, info), result, stages, train, dev, metric)
+
+
+def _still_to_run(
+    graph: ProgramGraph, passes: list[Pass], finished: int, context: CompileContext
+) -> list[tuple[str, int]]:
+    """The most LM calls each stage left may make; a resumed compile that had finished a pass
+    has its baseline score already."""
+    if not finished:
+        return projection(graph, passes, context)
+    return projection(graph, passes[finished:], context)[1:]
 
 
 def _fitted_default(
@@ -227,26 +248,29 @@ def _checkpoint_path(graph: ProgramGraph, passes: list[Pass], context: CompileCo
 
 def _start(
     graph: ProgramGraph, saved_at: Path, resume: bool, say: Callable[[str], None]
-) -> tuple[ProgramGraph, list[PassRecord]]:
-    """The program to start from and the passes already done: from the checkpoint when
-    resuming and there is one, else the program as given."""
+) -> checkpoint.Saved:
+    """The program to start from, the passes already done and the LM calls already spent:
+    from the checkpoint when resuming and there is one, else the program as given."""
+    fresh = checkpoint.Saved(graph, [], 0)
     if not resume:
-        return graph, []
+        return fresh
     resumed = checkpoint.load(saved_at)
-    if resumed is None or not resumed[1]:
+    if resumed is None or not (resumed.passes or resumed.calls):
         say("no checkpoint of this compile: starting from the beginning")
-        return graph, []
-    say(f"resuming after {', '.join(r.name for r in resumed[1])}")
+        return fresh
+    after = ", ".join(r.name for r in resumed.passes) or "no finished pass"
+    say(f"resuming after {after} ({resumed.calls} LM calls made before, counted in the budget)")
     return resumed
 
 
 @contextmanager
-def _budget(context: CompileContext, calls: int | None) -> Iterator[None]:
-    """The budget binds this compile's calls only; the contexts get their own limits back."""
+def _budget(context: CompileContext, calls: int | None) -> Iterator[Budget]:
+    """The budget binds this compile's calls only (the teacher's too); the contexts get their own
+    limits back."""
     run, teacher = context.run, context.teacher
     earlier = run.budget, teacher.budget
-    run.budget = teacher.budget = Budget(calls)
+    run.budget = teacher.budget = budget = Budget(calls)
     try:
-        yield
+        yield budget
     finally:
         run.budget, teacher.budget = earlier

@@ -739,6 +739,53 @@ def test_resume_skips_the_passes_that_had_finished(
     assert checkpoints(isolated_cache) == []
 
 
+def test_a_resumed_compile_counts_the_calls_made_before_in_its_budget(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_cache: Path,
+) -> None:
+    first = interrupted_in_prune_demos(capsys, monkeypatch)
+    (saved,) = checkpoints(isolated_cache)
+    made_before = json.loads(saved.read_text(encoding="utf-8"))["calls"]
+    # bootstrap-demos' calls and prune-demos' up to the interrupt (the one interrupted included)
+    assert made_before == len(first.requests)
+    second = use_lm(monkeypatch, right_with_demos)
+    resume = ("-p", PIPELINE, "--resume", "--budget-calls")
+
+    code, _, err = compile_qa(capsys, *resume, str(made_before))
+
+    assert code == EXIT_BAD_INPUT  # prune-demos' projection no longer fits
+    assert f"made before resuming {made_before}, prune-demos " in err
+    assert not second.requests
+
+    budget = 54  # the whole pipeline's projection, as in the test of a compile within its budget
+    code, _, err = compile_qa(capsys, *resume, str(budget))
+
+    assert code == EXIT_OK
+    assert f"resuming after bootstrap-demos ({made_before} LM calls made before" in err
+    assert made_before + len(second.requests) <= budget
+
+
+def test_a_compile_interrupted_before_any_pass_finished_resumes_counting_its_calls(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_cache: Path,
+) -> None:
+    interrupting = use_lm(
+        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > 6)
+    )
+    assert compile_qa(capsys, "-p", PIPELINE)[0] == 130
+    use_lm(monkeypatch, right_with_demos)
+
+    code, _, err = compile_qa(capsys, "-p", PIPELINE, "--resume")
+
+    assert code == EXIT_OK
+    assert f"resuming after no finished pass ({len(interrupting.requests)} LM calls" in err
+    assert checkpoints(isolated_cache) == []
+
+
 def test_resume_keeps_the_program_the_finished_passes_left(
     fake: FakeLM,
     capsys: pytest.CaptureFixture[str],
