@@ -22,7 +22,7 @@ from lmc.files import DataError
 from lmc.runtime.context import RunContext, current_context
 from lmc.runtime.context import context as open_context
 from lmc.runtime.data import Dataset, coerce, hash_records, load_dataset
-from lmc.runtime.metrics import Metric, builtin, parse_metric, python_score
+from lmc.runtime.metrics import Metric, builtin, parse_metric, python_score, source_hash
 from lmc.strings import printable
 
 
@@ -34,7 +34,7 @@ def as_metric(metric: str | Metric | Callable[..., Any], program: Program) -> Me
         return metric
     if isinstance(metric, str):
         return parse_metric(metric)
-    return Metric(function_name(metric), None, python_score(metric))
+    return Metric(function_name(metric), None, python_score(metric), source_hash(metric))
 
 
 def function_name(function: Callable[..., Any]) -> str:

@@ -238,7 +238,7 @@ def _checkpoint_path(graph: ProgramGraph, passes: list[Pass], context: CompileCo
         train=context.train.sha256,
         dev=context.dev.sha256,
         pipeline=[(p.name, options_of(p)) for p in passes],
-        metric=context.metric.label,
+        metric=(context.metric.label, context.metric.code),
         seed=context.seed,
         lm=context.run.lm.identity,
         teacher=context.teacher.lm.identity,

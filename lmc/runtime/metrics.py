@@ -8,6 +8,8 @@ Builtins compare one output field with the example's expected value of that fiel
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import inspect
 import math
 import re
@@ -87,6 +89,9 @@ class Metric:
     # (example, prediction, trace): trace is None except while a compile bootstraps demos,
     # when it lists the run's step calls as (step, inputs, outputs), as DSPy's `trace` does.
     score_fn: Callable[[Mapping[str, Any], Mapping[str, Any], Trace | None], float | bool]
+    # A hash of a Python metric's source ("" for a builtin, which its name says): a compile's
+    # checkpoint is keyed by it, so that one resumed after the metric was edited starts over.
+    code: str = dataclasses.field(default="", compare=False)
 
     def score(
         self, example: Mapping[str, Any], prediction: Mapping[str, Any], trace: Trace | None = None
@@ -149,7 +154,17 @@ def python_metric(reference: str) -> Metric:
     if not callable(function):
         raise MetricError(f"{module_name} has no function '{function_name}'")
 
-    return Metric(reference, None, python_score(function))
+    return Metric(reference, None, python_score(function), source_hash(function))
+
+
+def source_hash(function: Callable[..., Any]) -> str:
+    """A short hash of `function`'s source, "" when Python cannot find it (a builtin, a
+    function made by `exec`): such a metric is known by its name alone."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return ""
+    return hashlib.sha256(source.encode()).hexdigest()[:16]
 
 
 def python_score(

@@ -834,6 +834,32 @@ def test_resume_without_a_checkpoint_starts_from_the_beginning(
     ]
 
 
+def test_a_checkpoint_is_not_resumed_once_its_python_metric_was_edited(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scoring = Path("lmc_test_resume_metric.py")
+    scoring.write_text(
+        "def same(example, prediction):\n    return example.answer == prediction.answer\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(Path.cwd()))
+    given = ("--metric", "lmc_test_resume_metric:same", "-p", PIPELINE)
+    use_lm(monkeypatch, interrupt_once(lambda request: len(request.messages) == 4))
+    monkeypatch.delitem(sys.modules, "lmc_test_resume_metric", raising=False)
+    assert compile_qa(capsys, *given, program="qa.lmp")[0] == 130
+    scoring.write_text(
+        "def same(example, prediction):\n    return example.answer in prediction.answer\n",
+        encoding="utf-8",
+    )
+    use_lm(monkeypatch, right_with_demos)
+    monkeypatch.delitem(sys.modules, "lmc_test_resume_metric")
+
+    code, _, err = compile_qa(capsys, *given, "--resume", program="qa.lmp")
+
+    assert code == EXIT_OK
+    assert "no checkpoint of this compile" in err
+
+
 def test_a_checkpoint_is_not_resumed_by_a_different_compile(
     fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
