@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from lmc.builder.build import build
@@ -72,7 +72,7 @@ class Evaluate:
         examples = data.examples if isinstance(given, str | os.PathLike) else given
         run = context or current_context()
         if self.num_threads is not None:
-            run = replace(run, concurrency=max(1, self.num_threads))
+            run = run.derived(concurrency=max(1, self.num_threads))
         if self.display_progress:
             result = _with_progress(run, program, data.examples, data.inputs, scorer)
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any
 
 from lmc.backends.base import StepView
@@ -60,7 +59,7 @@ def run_batch(
     records = [coerce(fields, e, f"example {i + 1}") for i, e in enumerate(examples)]
     run = context or current_context()
     if threads is not None:
-        run = replace(run, concurrency=max(1, threads))
+        run = run.derived(concurrency=max(1, threads))
 
     async def collect() -> list[dict[str, Any] | None]:
         return [r.outputs async for r in executor.run_records(run, graph, records)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from lmc.backends.base import LMResponse
@@ -87,7 +87,7 @@ def evaluate(
             with lock:
                 costs[record].add(response)
 
-    running = replace(context, on_call=count, on_step=observe if capture else context.on_step)
+    running = context.derived(on_call=count, on_step=observe if capture else context.on_step)
 
     async def collect() -> Evaluation:
         result = Evaluation([], [], [])

@@ -21,7 +21,9 @@ from rich.console import Console
 import lmc
 from lmc.backends.base import LMRequest
 from lmc.backends.clients.fake import FakeLM
+from lmc.runtime.evaluate import evaluate
 from lmc.runtime.executor import RecordResult, RetrievalUnavailable, run_records
+from lmc.runtime.metrics import builtin
 from lmc.runtime.steps import StepFailed
 from lmc.runtime.trace import read_trace, show_trace
 
@@ -190,6 +192,36 @@ def test_max_concurrency_one_runs_independent_steps_one_after_another() -> None:
 
     assert outputs == lmc.Prediction(left="LEFT", right="RIGHT")
     assert len(fake.requests) == 2
+    assert in_flight.peak == 1
+
+
+def test_evaluations_at_the_same_time_on_one_context_keep_to_the_models_concurrency() -> None:
+    in_flight = InFlight()
+
+    def reply(request: LMRequest) -> str:
+        with in_flight.call():
+            time.sleep(0.02)  # room for another call to overlap, were it allowed to
+        return json.dumps({"answer": "a"})
+
+    fake = FakeLM(reply, max_concurrency=1)
+    context = lmc.context(fake, cache=False, concurrency=4)
+    graph = lmc.loads(ONE_STEP).ir
+    examples = [{"question": f"q{i}", "answer": "a"} for i in range(4)]
+    inputs = [{"question": e["question"]} for e in examples]
+    metric = builtin("exact_match", "answer")
+    scores: list[float] = []
+
+    def score() -> None:
+        scores.append(evaluate(context, graph, examples, inputs, metric).score)
+
+    both = [threading.Thread(target=score) for _ in range(2)]  # two candidates scored at once
+    for thread in both:
+        thread.start()
+    for thread in both:
+        thread.join()
+
+    assert scores == [1.0, 1.0]
+    assert len(fake.requests) == 8
     assert in_flight.peak == 1
 
 
