@@ -1,8 +1,9 @@
 """One error tree: everything lmc raises on purpose is an `LmcError`, in one of two kinds.
 
 - `InputError`: what the user gave is wrong (a program's text, a dataset, an artifact, a pipeline,
-  a metric, a budget, a model string, a command-line option); fix it and run again. `lmc` exits 2
-  and prints the message alone (a program's errors with their source lines), never a traceback.
+  a metric, a budget, a model string, a command-line option, a callable or plug-in named that
+  cannot be imported); fix it and run again. `lmc` exits 2 and prints the message alone (a
+  program's errors with their source lines), never a traceback.
 - `RunError`: the input was fine and the work failed (a step's reply unusable after repair, an LM
   unreachable, a model file, a retrieval index, a pass that broke the program, the LM-call
   budget spent); `lmc` exits 1.

@@ -7,8 +7,8 @@ what they name (`lmc check` and `lmc --help` stay fast). Another package adds on
 `PASSES.register("my-pass", MyPass)`, or without code through an entry point in the registry's
 group (`[project.entry-points."lmc.passes"] my-pass = "mypkg.passes:MyPass"`); a name already
 taken is an error, so a plug-in never silently replaces a builtin. A plug-in that cannot be
-imported is a `PluginUnavailable` naming it; a builtin that cannot be is a bug in lmc, and keeps
-its traceback.
+imported is a `PluginUnavailable` naming it, bad input like any name the user gave that cannot be
+imported (`Unimportable`); a builtin that cannot be is a bug in lmc, and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -63,7 +63,15 @@ class UnknownName(InputError, LookupError):
         )
 
 
-class PluginUnavailable(InputError):
+class Unimportable(InputError):
+    """Something the user named to be imported (a program's function or Python retriever, a
+    Python metric, a plug-in) that cannot be: its module is missing or raised while imported, or
+    lacks the attribute. Bad input, exit 2, like any name that names nothing: the user named it,
+    and naming another, installing its package or setting PYTHONPATH fixes it. The message is
+    one line naming what was named and why it cannot be imported."""
+
+
+class PluginUnavailable(Unimportable):
     """A plug-in (another package's entry point, or a `package.module:attribute` it registered)
     that cannot be loaded: its module raised while imported, or lacks the attribute. The message
     names the plug-in, what kind it is, the package that installed it and the error."""

@@ -14,9 +14,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
-from lmc.errors import RecordFailure, RunError
+from lmc.errors import RecordFailure
 from lmc.ir.graph import FunctionNode, ProgramGraph
-from lmc.plugins import PYTHON_RETRIEVER, MissingAttribute, import_raised, import_target
+from lmc.plugins import (
+    PYTHON_RETRIEVER,
+    MissingAttribute,
+    Unimportable,
+    import_raised,
+    import_target,
+)
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
 
@@ -31,8 +37,8 @@ class FunctionFailed(RecordFailure):
         self.reply: str | None = None
 
 
-class FunctionUnavailable(RunError):
-    """The function a program names cannot be imported from where lmc runs."""
+class FunctionUnavailable(Unimportable):
+    """The function or retriever a program names cannot be imported from where lmc runs."""
 
 
 _LOADED: dict[str, Callable[..., Any]] = {}

@@ -18,11 +18,22 @@ from dataclasses import dataclass
 from typing import Any
 
 from lmc.errors import InputError
-from lmc.plugins import METRICS, MissingAttribute, UnknownName, import_raised, import_target
+from lmc.plugins import (
+    METRICS,
+    MissingAttribute,
+    Unimportable,
+    UnknownName,
+    import_raised,
+    import_target,
+)
 
 
 class MetricError(InputError):
     """A metric that cannot be found or does not fit the program."""
+
+
+class MetricUnavailable(MetricError, Unimportable):
+    """A Python metric that cannot be imported."""
 
 
 def normalize(text: Any) -> str:
@@ -141,13 +152,13 @@ def python_metric(reference: str) -> Metric:
     try:
         function = import_target(reference)
     except ImportError as error:
-        raise MetricError(f"cannot import {module_name}: {error}") from None
+        raise MetricUnavailable(f"cannot import {module_name}: {error}") from None
     except MissingAttribute:
         function = None
     except Exception as error:  # the user's module may raise anything while it is imported
-        raise MetricError(import_raised(module_name, f"metric {reference}", error)) from None
+        raise MetricUnavailable(import_raised(module_name, f"metric {reference}", error)) from None
     if not callable(function):
-        raise MetricError(f"{module_name} has no function '{function_name}'")
+        raise MetricUnavailable(f"{module_name} has no function '{function_name}'")
 
     return Metric(reference, None, python_score(function))
 
