@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from lmc.diagnostics import did_you_mean, quoted_list
-from lmc.errors import InputError
+from lmc.errors import USER_CODE_ERRORS, InputError, what_it_raised
 
 T = TypeVar("T")
 
@@ -46,11 +46,11 @@ def import_target(target: str) -> Any:
     return value
 
 
-def import_raised(module_name: str, wanted_for: str, error: Exception) -> str:
+def import_raised(module_name: str, wanted_for: str, error: BaseException) -> str:
     """What to say when importing the user's module raised (a SyntaxError, `1/0` at module
     level, an ImportError of a module it imports): the module, what needed it, and the error,
     whose text names the file and line where Python knows them."""
-    return f"importing {module_name} for {wanted_for} raised {type(error).__name__}: {error}"
+    return f"importing {module_name} for {wanted_for} {what_it_raised(error)}"
 
 
 class UnknownName(InputError, LookupError):
@@ -138,7 +138,7 @@ class Registry(Generic[T]):
             raise PluginUnavailable(
                 f"{module_name} has no '{attribute}' for {wanted_for}"
             ) from None
-        except Exception as error:  # another package's module may raise anything at import
+        except USER_CODE_ERRORS as error:  # another package's module may raise anything
             raise PluginUnavailable(import_raised(module_name, wanted_for, error)) from None
         return loaded
 

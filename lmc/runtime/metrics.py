@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lmc.errors import InputError
+from lmc.errors import USER_CODE_ERRORS, InputError
 from lmc.plugins import (
     METRICS,
     MissingAttribute,
@@ -155,7 +155,7 @@ def python_metric(reference: str) -> Metric:
         raise MetricUnavailable(f"cannot import {module_name}: {error}") from None
     except MissingAttribute:
         function = None
-    except Exception as error:  # the user's module may raise anything while it is imported
+    except USER_CODE_ERRORS as error:  # the user's module may raise anything while imported
         raise MetricUnavailable(import_raised(module_name, f"metric {reference}", error)) from None
     if not callable(function):
         raise MetricUnavailable(f"{module_name} has no function '{function_name}'")

@@ -127,6 +127,24 @@ def test_a_tool_that_raises_is_an_observation_and_the_agent_goes_on() -> None:
     assert "Observation 2: Paris" in third
 
 
+def test_a_tool_that_calls_sys_exit_is_an_observation_and_the_agent_goes_on() -> None:
+    fake = FakeLM(
+        [
+            act("Capital", country="Atlantis"),
+            act("Capital", country="France"),
+            act("finish"),
+            answer("Paris"),
+        ]
+    )
+    program = lmc.loads(AGENT.replace("MAX", "3").replace(":capital", ":capital_or_exit"))
+
+    result = program.run({"question": "Capital of France?"}, lmc.context(fake, cache=False))
+
+    assert result.answer == "Paris"
+    third = json.dumps(fake.requests[2].to_json())
+    assert "Observation 1: error: called sys.exit('no capital known for Atlantis')" in third
+
+
 def test_max_iters_ends_the_loop_and_the_outputs_are_still_written() -> None:
     fake = FakeLM([act("Add", a=1, b=1)] * 2 + [answer("2")])
 
