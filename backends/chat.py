@@ -210,10 +210,13 @@ def _json_rule(t: LmType, rules: dict[str, str]) -> str:
 
 
 # The named rule each scalar's JSON value is written by; true and false are written in place.
+# A string takes no raw control character: JSON does not, and the reply's value is read as JSON
+# (a raw tab in a list's string made a reply the grammar allowed and the parser refused). A tab
+# or a new line is written escaped. The class is the one `gbnf` holds a JSON Schema's strings to.
 _SCALAR_RULES: dict[Scalar, tuple[str, str]] = {
     INT: ("int", '"-"? [0-9]{1,15}'),
     FLOAT: ("number", '"-"? [0-9]{1,15} ("." [0-9]{1,15})?'),
-    STR: ("string", rf'"\"" ([^"\\\n] | "\\" ["\\nt]){{0,{MAX_TEXT}}} "\""'),
+    STR: ("string", rf'"\"" ([^"\\\x7F\x00-\x1F] | "\\" ["\\nt]){{0,{MAX_TEXT}}} "\""'),
 }
 
 

@@ -25,12 +25,19 @@ from lmc.backends.base import (
     system_in_first_turn,
 )
 from lmc.backends.json_object import JsonBackend
-from lmc.errors import RunError
+from lmc.errors import InputError, RunError
 
 
-class TemplateMissing(RunError):
-    """The model has no chat template to render a raw prompt with, or one that fails on the
-    backend's messages (Gemma's refuses a system message)."""
+class TemplateMissing(InputError):
+    """The model has no chat template to render a raw prompt with (a served or hosted model
+    never gives one): the backend and the model the user named do not go together, and naming
+    another backend is the fix, so it is bad input, exit 2."""
+
+
+class TemplateFailed(RunError):
+    """The model's chat template fails on the backend's messages (a syntax error, or its own
+    `raise_exception`): the model file's template cannot be used, as a local model's that
+    refuses the json backend's messages fails its call; exit 1."""
 
 
 @cache
@@ -71,7 +78,7 @@ class CompletionBackend(JsonBackend):
             if moved is not None:  # a template that refuses a system message
                 with contextlib.suppress(TemplateError):
                     return render_prompt(template, moved)
-            raise TemplateMissing(
+            raise TemplateFailed(
                 f"the completion backend renders the model's chat template, and that of "
                 f"{lm.identity} fails: {error.message or type(error).__name__}; use --backend "
                 "json or chat"

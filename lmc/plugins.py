@@ -7,8 +7,8 @@ what they name (`lmc check` and `lmc --help` stay fast). Another package adds on
 `PASSES.register("my-pass", MyPass)`, or without code through an entry point in the registry's
 group (`[project.entry-points."lmc.passes"] my-pass = "mypkg.passes:MyPass"`); a name already
 taken is an error, so a plug-in never silently replaces a builtin. A plug-in that cannot be
-imported is a `PluginUnavailable` naming it; a builtin that cannot be is a bug in lmc, and keeps
-its traceback.
+imported is a `PluginUnavailable` naming it, bad input like any name the user gave that cannot be
+imported (`Unimportable`); a builtin that cannot be is a bug in lmc, and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
 from lmc.diagnostics import did_you_mean, quoted_list
-from lmc.errors import InputError
+from lmc.errors import USER_CODE_ERRORS, InputError, what_it_raised
 
 T = TypeVar("T")
 
@@ -46,11 +46,11 @@ def import_target(target: str) -> Any:
     return value
 
 
-def import_raised(module_name: str, wanted_for: str, error: Exception) -> str:
+def import_raised(module_name: str, wanted_for: str, error: BaseException) -> str:
     """What to say when importing the user's module raised (a SyntaxError, `1/0` at module
     level, an ImportError of a module it imports): the module, what needed it, and the error,
     whose text names the file and line where Python knows them."""
-    return f"importing {module_name} for {wanted_for} raised {type(error).__name__}: {error}"
+    return f"importing {module_name} for {wanted_for} {what_it_raised(error)}"
 
 
 class UnknownName(InputError, LookupError):
@@ -63,7 +63,15 @@ class UnknownName(InputError, LookupError):
         )
 
 
-class PluginUnavailable(InputError):
+class Unimportable(InputError):
+    """Something the user named to be imported (a program's function or Python retriever, a
+    Python metric, a plug-in) that cannot be: its module is missing or raised while imported, or
+    lacks the attribute. Bad input, exit 2, like any name that names nothing: the user named it,
+    and naming another, installing its package or setting PYTHONPATH fixes it. The message is
+    one line naming what was named and why it cannot be imported."""
+
+
+class PluginUnavailable(Unimportable):
     """A plug-in (another package's entry point, or a `package.module:attribute` it registered)
     that cannot be loaded: its module raised while imported, or lacks the attribute. The message
     names the plug-in, what kind it is, the package that installed it and the error."""
@@ -130,7 +138,7 @@ class Registry(Generic[T]):
             raise PluginUnavailable(
                 f"{module_name} has no '{attribute}' for {wanted_for}"
             ) from None
-        except Exception as error:  # another package's module may raise anything at import
+        except USER_CODE_ERRORS as error:  # another package's module may raise anything
             raise PluginUnavailable(import_raised(module_name, wanted_for, error)) from None
         return loaded
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -12,6 +13,12 @@ def count_words(text: str) -> int:
 
 def refuse(text: str) -> int:
     raise ValueError(f"cannot count {text!r}")
+
+
+def count_unless_b(text: str) -> int:
+    if "b" in text:
+        sys.exit(3)  # as a script's helper might: it fails its record, not the run
+    return len(text.split())
 
 
 def not_a_number(text: str) -> str:
@@ -61,3 +68,9 @@ def capital(country: str) -> str:
     if country.lower() not in capitals:
         raise KeyError(f"no capital known for {country}")
     return capitals[country.lower()]
+
+
+def capital_or_exit(country: str) -> str:
+    if country.lower() == "atlantis":
+        sys.exit(f"no capital known for {country}")
+    return capital(country)

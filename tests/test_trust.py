@@ -1,8 +1,9 @@
 """What a file may cause (the README's trust model): a `.lmp` file or an artifact names Python
 callables by import path only, and running it imports them and nothing else; reading,
 formatting or drawing it imports nothing; a callable that cannot be imported stops the run before
-its first LM call with one line naming it and how to make it importable (exit 1); no field of an
-artifact, dataset or trace is ever evaluated as code.
+its first LM call with one line naming it and how to make it importable (exit 2, as any name the
+user gave that cannot be imported); no field of an artifact, dataset or trace is ever evaluated
+as code.
 
 The command-line tests run a real `lmc` process: what it can import is the point.
 """
@@ -19,7 +20,7 @@ import pytest
 
 import lmc
 from lmc.backends.clients.fake import FakeLM
-from lmc.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+from lmc.cli.main import EXIT_BAD_INPUT, EXIT_OK, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,14 +97,14 @@ def lmc_process(
     [(COUNT, "nosuchmodule:fn"), (RETRIEVE, "nosuchmodule:Docs")],
     ids=["function", "retriever"],
 )
-def test_an_artifact_naming_a_module_nobody_can_import_exits_1_in_one_line(
+def test_an_artifact_naming_a_module_nobody_can_import_exits_2_in_one_line(
     tmp_path: Path, program: str, target: str
 ) -> None:
     saved = artifact(tmp_path / "compiled.json", program.format(target=target))
 
     done = lmc_process(tmp_path, "run", saved, "--input", "text=a b c")
 
-    assert (done.returncode, done.stdout) == (EXIT_FAILED, "")
+    assert (done.returncode, done.stdout) == (EXIT_BAD_INPUT, "")
     assert done.stderr == (
         f"lmc: error: cannot import nosuchmodule for {target} (No module named 'nosuchmodule'); "
         "make it importable: install its package, or add the folder that holds nosuchmodule "
@@ -121,18 +122,18 @@ def test_what_the_message_says_makes_it_run(tmp_path: Path) -> None:
     refused = lmc_process(tmp_path, "run", saved, "--input", "text=a b c")
     done = lmc_process(tmp_path, "run", saved, "--input", "text=a b c", pythonpath=tools)
 
-    assert refused.returncode == EXIT_FAILED
+    assert refused.returncode == EXIT_BAD_INPUT
     assert "add the folder that holds canary to PYTHONPATH" in refused.stderr
     assert (done.returncode, done.stdout, done.stderr) == (EXIT_OK, "n: 3\n", "")
 
 
-def test_a_module_that_raises_while_imported_exits_1_naming_it(tmp_path: Path) -> None:
+def test_a_module_that_raises_while_imported_exits_2_naming_it(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("raise RuntimeError('no config file')\n")
     saved = artifact(tmp_path / "compiled.json", COUNT.format(target="broken:count"))
 
     done = lmc_process(tmp_path, "run", saved, "--input", "text=a", pythonpath=tmp_path)
 
-    assert (done.returncode, done.stdout) == (EXIT_FAILED, "")
+    assert (done.returncode, done.stdout) == (EXIT_BAD_INPUT, "")
     assert done.stderr == (
         "lmc: error: importing broken for broken:count raised RuntimeError: no config file\n"
     )
@@ -161,7 +162,7 @@ def test_it_stops_the_run_before_the_first_lm_call(
         ["eval", "compiled.json", "--data", "d.jsonl", "--metric", "exact_match(n)"],
         ["compile", "compiled.json", "--train", "d.jsonl", "--metric", "exact_match(n)"],
     ):
-        assert main(command) == EXIT_FAILED
+        assert main(command) == EXIT_BAD_INPUT
         assert "cannot import nosuchmodule for nosuchmodule:fn" in capsys.readouterr().err
     assert fake.requests == []
 

@@ -12,7 +12,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
-from lmc.errors import RunError
+from lmc.errors import USER_CODE_ERRORS, RunError, what_it_raised
 
 
 class RetrieverFailed(RunError):
@@ -31,11 +31,11 @@ class PythonRetriever:
         if isinstance(retriever, type):
             try:
                 retriever = retriever()
-            except Exception as error:  # the user's constructor may raise anything
+            except USER_CODE_ERRORS as error:  # the user's constructor may raise anything
                 raise RetrieverFailed(
                     retriever.__name__,
-                    f"cannot be made with its defaults ({retriever.__name__}() raised "
-                    f"{type(error).__name__}: {error}); give its parameters defaults",
+                    f"cannot be made with its defaults ({retriever.__name__}() "
+                    f"{what_it_raised(error)}); give its parameters defaults",
                 ) from None
         self.retriever = retriever
         # DSPy's retrievers answer `forward(query, k)`; its retrieval models (`rm`) are called.
@@ -51,8 +51,8 @@ class PythonRetriever:
         name = type(self.retriever).__name__
         try:
             result = self._forward(query, k=k) if self._takes_k else self._forward(query)
-        except Exception as error:  # the user's code may raise anything; it fails this step
-            problem = f"raised {type(error).__name__}: {error}"
+        except USER_CODE_ERRORS as error:  # the user's code may raise anything; it fails this step
+            problem = what_it_raised(error)
             raise RetrieverFailed(f"{name}.forward", problem) from None
         return passages(result, name)[:k]
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from lmc.backends.base import StepView
 from lmc.backends.schema import render_value
+from lmc.errors import LmcError
 from lmc.ir.graph import Demo, FunctionNode, StepNode, StepParams
 from lmc.runtime.context import RunContext
 from lmc.runtime.functions import FunctionFailed, call_function
@@ -43,9 +44,31 @@ def run_agent(
     inputs: dict[str, Any],
     record: int | None,
 ) -> dict[str, Any]:
-    """The agent's declared outputs for `inputs`, after at most `max_iters` tool calls."""
-    acting, extracting = act_view(node, params), extract_view(node, params)
+    """The agent's declared outputs for `inputs`, after at most `max_iters` tool calls. Its
+    trajectory is traced whether it answers or fails: the turns it took before an LM call, a
+    tool or the last call failed are work done, and the trace shows them with the error."""
     trajectory: list[Turn] = []
+    try:
+        outputs = _act_then_answer(context, node, params, inputs, record, trajectory)
+    except Exception as error:
+        _trace(context, node, inputs, record, trajectory, _failure(error))
+        raise
+    _trace(context, node, inputs, record, trajectory, None)
+    if context.on_step is not None:
+        context.on_step(record, node.id, inputs, {TRAJECTORY: trajectory, **outputs})
+    return outputs
+
+
+def _act_then_answer(
+    context: RunContext,
+    node: StepNode,
+    params: StepParams,
+    inputs: dict[str, Any],
+    record: int | None,
+    trajectory: list[Turn],
+) -> dict[str, Any]:
+    """The loop, each turn appended to `trajectory` as it is done, then the last call."""
+    acting, extracting = act_view(node, params), extract_view(node, params)
     for _ in range(node.options.max_iters):
         values = {**inputs, TRAJECTORY: render_trajectory(trajectory)}
         decided = call_step(
@@ -60,14 +83,28 @@ def run_agent(
         assert tool is not None  # the reply was held to the tools' names
         trajectory.append({**turn, "observation": _observe(context, node, tool, call, record)})
     values = {**inputs, TRAJECTORY: render_trajectory(trajectory)}
-    outputs = call_step(
+    return call_step(
         context, node.id, extracting, values, record, options=node.options, observe=False
     )
+
+
+def _trace(
+    context: RunContext,
+    node: StepNode,
+    inputs: dict[str, Any],
+    record: int | None,
+    turns: list[Turn],
+    error: str | None,
+) -> None:
     if context.trace is not None:
-        context.trace.trajectory(record=record, step=node.id, inputs=inputs, turns=trajectory)
-    if context.on_step is not None:
-        context.on_step(record, node.id, inputs, {TRAJECTORY: trajectory, **outputs})
-    return outputs
+        context.trace.trajectory(
+            record=record, step=node.id, inputs=inputs, turns=turns, error=error
+        )
+
+
+def _failure(error: Exception) -> str:
+    """What a failed agent's trajectory says it failed with: lmc's own errors as they read."""
+    return str(error) if isinstance(error, LmcError) else f"{type(error).__name__}: {error}"
 
 
 def _observe(

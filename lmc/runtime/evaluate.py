@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lmc.backends.base import LMResponse
+from lmc.errors import USER_CODE_ERRORS, what_it_raised
 from lmc.ir.graph import ProgramGraph
 from lmc.runtime.context import RunContext
 from lmc.runtime.executor import run_records, run_to_end
@@ -132,5 +133,5 @@ def _score(
         return metric.score(example, outputs, trace), None
     except MetricError as error:
         return 0.0, str(error)
-    except Exception as error:  # a user's Python metric may raise anything
-        return 0.0, f"metric {metric.label} raised {type(error).__name__}: {error}"
+    except USER_CODE_ERRORS as error:  # a user's Python metric may raise anything
+        return 0.0, f"metric {metric.label} {what_it_raised(error)}"

@@ -14,9 +14,15 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from lmc.backends.schema import InvalidValues, validate
-from lmc.errors import RecordFailure, RunError
+from lmc.errors import USER_CODE_ERRORS, RecordFailure, what_it_raised
 from lmc.ir.graph import FunctionNode, ProgramGraph
-from lmc.plugins import PYTHON_RETRIEVER, MissingAttribute, import_raised, import_target
+from lmc.plugins import (
+    PYTHON_RETRIEVER,
+    MissingAttribute,
+    Unimportable,
+    import_raised,
+    import_target,
+)
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
 
@@ -31,8 +37,8 @@ class FunctionFailed(RecordFailure):
         self.reply: str | None = None
 
 
-class FunctionUnavailable(RunError):
-    """The function a program names cannot be imported from where lmc runs."""
+class FunctionUnavailable(Unimportable):
+    """The function or retriever a program names cannot be imported from where lmc runs."""
 
 
 _LOADED: dict[str, Callable[..., Any]] = {}
@@ -70,7 +76,7 @@ def _import(target: str) -> Callable[..., Any]:
                 f"{attribute} in a module the script imports and build the program again"
             ) from None
         raise FunctionUnavailable(f"{module_name} has no '{attribute}' (for {target})") from None
-    except Exception as error:  # the user's module may raise anything while it is imported
+    except USER_CODE_ERRORS as error:  # the user's module may raise anything while imported
         raise FunctionUnavailable(import_raised(module_name, target, error)) from None
     if not callable(found):
         raise FunctionUnavailable(f"{target} is not callable")
@@ -114,8 +120,8 @@ def call_function(
     except InvalidValues as invalid:
         error = f"returned a value that does not fit: {invalid}"
         raise FunctionFailed(node.id, target, error) from None
-    except Exception as raised:  # the user's code may raise anything; it fails this step
-        error = f"raised {type(raised).__name__}: {raised}"
+    except USER_CODE_ERRORS as raised:  # the user's code may raise anything; it fails this step
+        error = what_it_raised(raised)
         raise FunctionFailed(node.id, target, error) from None
     finally:
         seconds = time.perf_counter() - started

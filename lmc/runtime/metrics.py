@@ -19,12 +19,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lmc.errors import InputError
-from lmc.plugins import METRICS, MissingAttribute, UnknownName, import_raised, import_target
+from lmc.errors import USER_CODE_ERRORS, InputError
+from lmc.plugins import (
+    METRICS,
+    MissingAttribute,
+    Unimportable,
+    UnknownName,
+    import_raised,
+    import_target,
+)
 
 
 class MetricError(InputError):
     """A metric that cannot be found or does not fit the program."""
+
+
+class MetricUnavailable(MetricError, Unimportable):
+    """A Python metric that cannot be imported."""
 
 
 def normalize(text: Any) -> str:
@@ -146,13 +157,13 @@ def python_metric(reference: str) -> Metric:
     try:
         function = import_target(reference)
     except ImportError as error:
-        raise MetricError(f"cannot import {module_name}: {error}") from None
+        raise MetricUnavailable(f"cannot import {module_name}: {error}") from None
     except MissingAttribute:
         function = None
-    except Exception as error:  # the user's module may raise anything while it is imported
-        raise MetricError(import_raised(module_name, f"metric {reference}", error)) from None
+    except USER_CODE_ERRORS as error:  # the user's module may raise anything while imported
+        raise MetricUnavailable(import_raised(module_name, f"metric {reference}", error)) from None
     if not callable(function):
-        raise MetricError(f"{module_name} has no function '{function_name}'")
+        raise MetricUnavailable(f"{module_name} has no function '{function_name}'")
 
     return Metric(reference, None, python_score(function), source_hash(function))
 

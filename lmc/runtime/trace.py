@@ -158,15 +158,23 @@ class TraceWriter:
         self._write(line)
 
     def trajectory(
-        self, *, record: int | None, step: str, inputs: dict[str, Any], turns: list[dict[str, Any]]
+        self,
+        *,
+        record: int | None,
+        step: str,
+        inputs: dict[str, Any],
+        turns: list[dict[str, Any]],
+        error: str | None = None,
     ) -> None:
-        """An agent's whole run, after its calls: each turn's thought, tool call and observation."""
+        """An agent's run, after its calls: each turn's thought, tool call and observation, and
+        what it failed with (None if it answered), the turns being those it took before."""
         line = {
             "record": record,
             "step": step,
             "kind": "trajectory",
             "inputs": inputs,
             "turns": turns,
+            "error": error,
         }
         self._write(line)
 
@@ -306,7 +314,8 @@ def _show_call(call: dict[str, Any], where: str) -> Panel:
 
 def _show_trajectory(call: dict[str, Any], where: str) -> Panel:
     turns = call["turns"]
-    title = f"{where}{call['step']} · agent · {len(turns)} turns"
+    failed = " · failed" if call.get("error") else ""
+    title = f"{where}{call['step']} · agent · {len(turns)} turns{failed}"
     parts: list[Any] = [_text(f"{k} = {_json(v)}", style="bold") for k, v in call["inputs"].items()]
     for i, turn in enumerate(turns, 1):
         parts.append(_text(f"── turn {i} ──", style="bold cyan"))
@@ -315,6 +324,8 @@ def _show_trajectory(call: dict[str, Any], where: str) -> Panel:
         observation = turn.get("observation")
         style = "red" if isinstance(observation, str) and observation.startswith("error:") else ""
         parts.append(_text(f"observed: {_json(observation)}", style))
+    if call.get("error"):
+        parts.append(_text(f"── failed: {call['error']}", style="bold red"))
     return Panel(Group(*parts), title=printable(title), title_align="left")
 
 

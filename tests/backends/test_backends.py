@@ -19,7 +19,12 @@ from lmc.backends.base import REPLY_TOKENS, Backend, LMRequest, Message, ReplyEr
 from lmc.backends.chat import COMPLETED, ChatBackend, marker
 from lmc.backends.clients.fake import FakeLM
 from lmc.backends.clients.hosted import HostedLM
-from lmc.backends.completion import CompletionBackend, TemplateMissing, render_prompt
+from lmc.backends.completion import (
+    CompletionBackend,
+    TemplateFailed,
+    TemplateMissing,
+    render_prompt,
+)
 from lmc.backends.json_object import JsonBackend
 from lmc.backends.schema import (
     MAX_ITEMS,
@@ -434,7 +439,7 @@ def test_a_chat_template_that_fails_is_a_run_error_naming_the_way_out(
 ) -> None:
     view, inputs = CASES["predict"]
     lm = FakeLM(identity="gemma", template=template)
-    with pytest.raises(TemplateMissing) as failed:
+    with pytest.raises(TemplateFailed) as failed:
         CompletionBackend().lower(view, inputs, lm)
     assert said in str(failed.value)
     assert "gemma" in str(failed.value)

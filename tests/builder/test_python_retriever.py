@@ -5,6 +5,7 @@ with its `k`, counted, and printed as `index NAME = python("module:Class")`."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,11 @@ class DummyRetriever(lmc.Retrieve):
 class Broken(lmc.Retrieve):
     def forward(self, query: str) -> list[str]:
         raise ConnectionError("the vector database is down")
+
+
+class Quits(lmc.Retrieve):
+    def forward(self, query: str) -> list[str]:
+        sys.exit("no index today")
 
 
 class RAG(lmc.Module):
@@ -83,16 +89,23 @@ def test_it_prints_as_a_python_index_and_reads_back_equal() -> None:
     assert lmc.loads(text) == program
 
 
-def test_a_retriever_that_raises_fails_its_step_naming_it() -> None:
-    program = lmc.build(RAG(Broken()))
+@pytest.mark.parametrize(
+    ("retriever", "said"),
+    [
+        (Broken, "Broken raised ConnectionError: the vector database is down"),
+        (Quits, "Quits called sys.exit('no index today')"),  # not the end of the run
+    ],
+    ids=["raises", "sys-exit"],
+)
+def test_a_retriever_that_raises_fails_its_step_naming_it(
+    retriever: type[lmc.Retrieve], said: str
+) -> None:
+    program = lmc.build(RAG(retriever()))
 
     with pytest.raises(FunctionFailed) as raised:
         program.run({"question": "q"}, lmc.context(FakeLM(answer_from_prompt), cache=False))
 
-    assert str(raised.value) == (
-        f"step 'passages': retriever {__name__}:Broken raised ConnectionError: "
-        "the vector database is down"
-    )
+    assert str(raised.value) == f"step 'passages': retriever {__name__}:{said}"
 
 
 class Colbertish:

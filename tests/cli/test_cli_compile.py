@@ -448,8 +448,13 @@ def test_a_python_metric_that_cannot_be_imported_is_refused(
             "scored",
             "{module} has no function 'scored'",
         ),
+        (
+            "import sys\nsys.exit(4)\n",
+            "score",
+            "importing {module} for metric {module}:score called sys.exit(4)",
+        ),
     ],
-    ids=["syntax-error", "attribute-error-while-imported", "missing-function"],
+    ids=["syntax-error", "attribute-error-while-imported", "missing-function", "sys-exit"],
 )
 def test_a_python_metric_that_cannot_be_had_is_refused_saying_why(
     source: str,
@@ -470,21 +475,36 @@ def test_a_python_metric_that_cannot_be_had_is_refused_saying_why(
     assert_refused(code, out, err, fake, said.format(module=module))
 
 
-def test_a_python_metric_that_raises_on_one_example_scores_it_0_and_the_compile_finishes(
-    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("fails", "said"),
+    [
+        ("raise KeyError('label')", "raised KeyError: 'label'"),
+        # A metric that calls sys.exit fails its example; it does not end the compile.
+        ("sys.exit(3)", "called sys.exit(3)"),
+    ],
+    ids=["raises", "sys-exit"],
+)
+def test_a_python_metric_that_fails_on_one_example_scores_it_0_and_the_compile_finishes(
+    fails: str,
+    said: str,
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     package = Path("lmc_test_cli_bad_metrics")
     package.mkdir()
     (package / "__init__.py").write_text("", encoding="utf-8")
     (package / "scoring.py").write_text(
+        "import sys\n\n"
         "def same_but_q11(example, prediction):\n"
         "    if example.question == 'q11':\n"
-        "        raise KeyError('label')\n"
+        f"        {fails}\n"
         "    return example.answer == prediction.answer\n",
         encoding="utf-8",
     )
     monkeypatch.syspath_prepend(str(Path.cwd()))
-    monkeypatch.delitem(sys.modules, "lmc_test_cli_bad_metrics.scoring", raising=False)
+    for module in ("lmc_test_cli_bad_metrics", "lmc_test_cli_bad_metrics.scoring"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
     metric = "lmc_test_cli_bad_metrics.scoring:same_but_q11"
 
     code, out, err = compile_qa(capsys, "--metric", metric)
@@ -492,11 +512,10 @@ def test_a_python_metric_that_raises_on_one_example_scores_it_0_and_the_compile_
     # The LM calls spent are not thrown away: dev record 2 (q11) fails, as a failed run would.
     assert code == EXIT_OK
     assert (wrote(out)["before"], wrote(out)["after"]) == ("0.000", "0.800")
-    said = f"  metric {metric} raised KeyError: 'label'; each example it fails on scores 0\n"
-    assert err.count(said) == 1
+    assert err.count(f"  metric {metric} {said}; each example it fails on scores 0\n") == 1
     misses = json.loads(Path("out.json").read_text(encoding="utf-8"))["misses"]
     assert [(m["record"], m["predicted"], m["error"]) for m in misses] == [
-        (2, {"answer": "a11"}, f"metric {metric} raised KeyError: 'label'")
+        (2, {"answer": "a11"}, f"metric {metric} {said}")
     ]
 
 

@@ -1,6 +1,6 @@
 """`lmc run` on a `.lmp` file that calls Python: the function is found beside the file (as
 `python script.py` finds the script's modules), from whatever folder lmc runs in; a failing
-function exits 1 naming it. A real `lmc` process: what sys.path holds is the point."""
+function exits 1 naming it, one that cannot be imported exits 2 (a name that names nothing). A real `lmc` process: what sys.path holds is the point."""
 
 from __future__ import annotations
 
@@ -62,21 +62,21 @@ def test_a_function_that_raises_exits_1_naming_it(tmp_path: Path) -> None:
     )
 
 
-def test_a_module_that_raises_attribute_error_while_imported_exits_1_naming_it(
+def test_a_module_that_raises_attribute_error_while_imported_exits_2_naming_it(
     tmp_path: Path,
 ) -> None:
     # Said "mytools has no 'count'" before: the AttributeError came from the module's own code.
     done = lmc_run(tmp_path, "count", "settings = None\nINK = settings.ink\n\n" + TOOLS)
 
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr == (
         "lmc: error: importing mytools for mytools:count raised AttributeError: 'NoneType' "
         "object has no attribute 'ink'\n"
     )
 
 
-def test_a_function_missing_from_its_module_exits_1_saying_so(tmp_path: Path) -> None:
+def test_a_function_missing_from_its_module_exits_2_saying_so(tmp_path: Path) -> None:
     done = lmc_run(tmp_path, "tally")
 
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr == "lmc: error: mytools has no 'tally' (for mytools:tally)\n"

@@ -331,6 +331,41 @@ def test_an_unknown_backend_exits_2_naming_the_backends(
     assert fake.requests == []
 
 
+def test_the_completion_backend_on_a_model_without_a_chat_template_exits_2(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The backend and the model named do not go together (a served model never has one).
+    code, out, err = lmc(
+        capsys, "run", "qa.lmp", "--input", "question=hi", "--backend", "completion"
+    )
+
+    assert (code, out) == (EXIT_BAD_INPUT, "")
+    assert err == (
+        "lmc: error: the completion backend renders the model's chat template, and fake-model "
+        "has none; use --backend json or chat\n"
+    )
+    assert fake.requests == []
+
+
+def test_the_completion_backend_on_a_chat_template_that_fails_exits_1(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The model file's own template cannot be used: a run error, as a model file that cannot be.
+    fake.template = "{% for m in messages %}{{ m['content'] }"
+
+    code, out, err = lmc(
+        capsys, "run", "qa.lmp", "--input", "question=hi", "--backend", "completion"
+    )
+
+    assert (code, out) == (EXIT_FAILED, "")
+    assert err.startswith(
+        "lmc: error: the completion backend renders the model's chat template, and that of "
+        "fake-model fails: "
+    )
+    assert err.count("\n") == 1
+    assert fake.requests == []
+
+
 def test_a_model_string_without_a_provider_exits_2(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 import lmc
-from lmc.backends.base import LMRequest
+from lmc.backends.base import LMCallFailed, LMRequest
 from lmc.backends.clients.fake import FakeLM
 from lmc.ir.graph import Demo, StepNode
 from lmc.ir.text import parse_program, print_program
@@ -127,6 +127,24 @@ def test_a_tool_that_raises_is_an_observation_and_the_agent_goes_on() -> None:
     assert "Observation 2: Paris" in third
 
 
+def test_a_tool_that_calls_sys_exit_is_an_observation_and_the_agent_goes_on() -> None:
+    fake = FakeLM(
+        [
+            act("Capital", country="Atlantis"),
+            act("Capital", country="France"),
+            act("finish"),
+            answer("Paris"),
+        ]
+    )
+    program = lmc.loads(AGENT.replace("MAX", "3").replace(":capital", ":capital_or_exit"))
+
+    result = program.run({"question": "Capital of France?"}, lmc.context(fake, cache=False))
+
+    assert result.answer == "Paris"
+    third = json.dumps(fake.requests[2].to_json())
+    assert "Observation 1: error: called sys.exit('no capital known for Atlantis')" in third
+
+
 def test_max_iters_ends_the_loop_and_the_outputs_are_still_written() -> None:
     fake = FakeLM([act("Add", a=1, b=1)] * 2 + [answer("2")])
 
@@ -158,6 +176,7 @@ def test_the_trajectory_is_traced_and_drawn_by_trace_show(tmp_path: Path) -> Non
     assert [t["tool"] for t in turns] == ["Capital", "finish"]
     assert turns[0]["args"] == {"country": "Italy"}
     assert turns[0]["observation"] == "Rome"
+    assert lines[-1]["error"] is None
 
     console = Console(record=True, width=100)
     show_trace(lines, console)
@@ -165,6 +184,58 @@ def test_the_trajectory_is_traced_and_drawn_by_trace_show(tmp_path: Path) -> Non
     assert "solved · agent · 2 turns" in drawn
     assert 'call: Capital({"country": "Italy"})' in drawn
     assert "observed: Rome" in drawn
+
+
+def refused_on_the_third_call(replies: list[str]) -> FakeLM:
+    """Answers `replies` in turn; the third call fails as an unreachable model's does."""
+
+    def reply(request: LMRequest) -> str:
+        if len(fake.requests) == 3:
+            raise LMCallFailed("model fake: connection refused")
+        return replies[len(fake.requests) - 1]
+
+    fake = FakeLM(reply)
+    return fake
+
+
+@pytest.mark.parametrize(
+    ("max_iters", "fake", "error"),
+    [
+        pytest.param(
+            3,
+            refused_on_the_third_call([act("Capital", country="Italy"), act("Add", a=1, b=2)]),
+            "step 'solved': model fake: connection refused",
+            id="lm-call-fails-on-turn-3",
+        ),
+        pytest.param(
+            2,
+            FakeLM([act("Capital", country="Italy"), act("Add", a=1, b=2), "no", "still no"]),
+            "step 'solved': the reply could not be used after one repair: ",
+            id="the-answer-is-unusable-after-max-iters",
+        ),
+    ],
+)
+def test_an_agent_that_fails_partway_traces_the_turns_it_took_and_the_error(
+    tmp_path: Path, max_iters: int, fake: FakeLM, error: str
+) -> None:
+    trace = tmp_path / "trace.jsonl"
+    context = lmc.context(fake, cache=False, trace=str(trace))
+
+    with pytest.raises(lmc.RunError) as raised:
+        agent(max_iters).run({"question": "Capital of Italy?"}, context)
+
+    (line,) = [line for line in read_trace(trace) if line.get("kind") == "trajectory"]
+    assert [(t["tool"], t["observation"]) for t in line["turns"]] == [
+        ("Capital", "Rome"),
+        ("Add", 3.0),
+    ]
+    assert line["error"] == str(raised.value)
+    assert line["error"].startswith(error)
+    console = Console(record=True, width=200)
+    show_trace([line], console)
+    drawn = console.export_text()
+    assert "solved · agent · 2 turns · failed" in drawn
+    assert f"failed: {error}" in drawn
 
 
 WORKED = {

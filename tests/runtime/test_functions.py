@@ -163,6 +163,23 @@ def test_in_a_dataset_run_a_failing_function_fails_its_record_only() -> None:
     ]
 
 
+def test_in_a_dataset_run_a_function_that_calls_sys_exit_fails_its_record_only() -> None:
+    program = lmc.loads(COUNT.format(name="count_unless_b"))
+    context = lmc.context(FakeLM(answering), cache=False)
+
+    async def collect() -> list[object]:
+        records = [{"question": "a"}, {"question": "b"}, {"question": "c d"}]
+        return [r async for r in run_records(context, program.ir, records)]
+
+    results = asyncio.run(collect())
+
+    assert [(r.outputs, r.error) for r in results] == [  # type: ignore[attr-defined]
+        ({"answer": "fine", "words": 1}, None),
+        (None, "step 'counted': function pyfunctions:count_unless_b called sys.exit(3)"),
+        ({"answer": "fine", "words": 2}, None),
+    ]
+
+
 def test_a_program_with_functions_prints_and_reads_back_equal() -> None:
     program = lmc.loads(COUNT.format(name="count_words"))
 
