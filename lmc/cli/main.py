@@ -11,10 +11,13 @@ not load the LM runtime, rich or the compiler (the arguments live in `lmc.cli.ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 from lmc.cli import arguments
 from lmc.cli.errors import (
@@ -133,21 +136,48 @@ Each command's --help shows an example of its own."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command `argv` and return its exit code. Without `argv`, main is the `lmc`
+    process itself (the console script, `python -m lmc.cli.main`), run on its own arguments:
+    then Ctrl-C ends the process (see `_end_interrupted`)."""
     args = parser().parse_args(argv)
     # What was run, as typed: an artifact and a report name the command that made them.
     args.command_line = ["lmc", *(sys.argv[1:] if argv is None else argv)]
     try:
         return _handler(args.handler)(args)
-    except (Exception, KeyboardInterrupt) as error:
+    except KeyboardInterrupt:
+        if argv is None:
+            _end_interrupted()
+        _show_interrupted()
+        return EXIT_INTERRUPTED
+    except Exception as error:
         code = exit_code(error)
         if code is None:
             raise  # not a user's mistake nor a failed LM: a bug in lmc, with its traceback
         return code
 
 
+def _end_interrupted() -> NoReturn:
+    """Say `interrupted` and end the `lmc` process now, with exit code 130.
+
+    Not by returning: at the interpreter's exit, `concurrent.futures` joins every thread of
+    every pool, and the run context's LM-call threads may be blocked in calls that no other
+    thread can stop (a served model's read, 120 s a try with its retries; a local model's
+    generation), so `lmc` would wait for each to come back, minutes after saying so. Nothing
+    is lost by not waiting: the `finally` blocks on the way here closed the results and trace
+    files; results lines are flushed as records finish, checkpoints and artifacts are written
+    whole once finished, and the cache commits each reply. The records whose calls are still in
+    flight were dropped by the run; their replies would never be read."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: nothing is left to stop
+    _show_interrupted()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def exit_code(error: BaseException) -> int | None:
     """Show `error` on stderr the way its kind is shown and return its exit code; None for an
-    error that is not lmc's own (a bug, to be shown with its traceback)."""
+    error that is not lmc's own (a bug, to be shown with its traceback). Ctrl-C is `main`'s."""
     for kind, code, show in _EXITS:
         if isinstance(error, kind):
             show(error)
@@ -160,7 +190,7 @@ def _show_message(error: BaseException) -> None:
     print(f"lmc: error: {printable(str(error))}", file=sys.stderr)
 
 
-def _show_interrupted(error: BaseException) -> None:
+def _show_interrupted() -> None:
     print("lmc: interrupted", file=sys.stderr)
 
 
@@ -170,7 +200,6 @@ _EXITS: tuple[tuple[type[BaseException], int, Callable[[Any], None]], ...] = (
     (ProgramError, EXIT_BAD_INPUT, print_diagnostics),
     (InputError, EXIT_BAD_INPUT, _show_message),
     (RunError, EXIT_FAILED, _show_message),
-    (KeyboardInterrupt, EXIT_INTERRUPTED, _show_interrupted),
 )
 
 

@@ -8,10 +8,11 @@ the raw reply kept. LM calls run in worker threads, at most `lm.max_concurrency`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, TypeVar
@@ -295,8 +296,33 @@ def run_to_end(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(main())
-    with ThreadPoolExecutor(max_workers=1) as worker:
-        return worker.submit(asyncio.run, main()).result()
+    return _on_another_thread(main)
+
+
+def _on_another_thread(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """`asyncio.run(main())` on a thread of its own, stopped by Ctrl-C in the calling thread (a
+    notebook's interrupt) as `asyncio.run` is by its own: its task is cancelled, which drops the
+    records in flight without waiting for their LM calls. Waiting for the thread instead would
+    run every record to its end, calls that hang included, before the interrupt came through."""
+    tasks: Future[asyncio.Task[T]] = Future()
+
+    async def published() -> T:
+        task = asyncio.current_task()
+        assert task is not None  # a coroutine that asyncio.run runs is its task's
+        tasks.set_result(task)
+        return await main()
+
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lmc-run")
+    done = worker.submit(asyncio.run, published())
+    worker.shutdown(wait=False)  # the thread ends with the run
+    try:
+        return done.result()
+    except KeyboardInterrupt:
+        task = tasks.result()
+        with contextlib.suppress(RuntimeError):  # its loop is closed: the run ended meanwhile
+            task.get_loop().call_soon_threadsafe(task.cancel)
+        wait([done])  # the run winding down: its records dropped, none waited for
+        raise
 
 
 @dataclass
