@@ -90,10 +90,10 @@ def _run_dataset(
     done = results.done if results is not None else set()
     todo = len(records) - len(done)
     started = time.perf_counter()
-    failed = 0
+    finished = failed = 0
 
     async def stream(advance: Callable[[], None]) -> None:
-        nonlocal failed
+        nonlocal finished, failed
         # Read from the file as the run goes: no more records held than are in flight.
         chosen = (record for i, record in enumerate(records) if i not in done)
         numbers = (i for i in range(len(records)) if i not in done)
@@ -106,6 +106,7 @@ def _run_dataset(
             else:
                 results.write(result.index, line)
             advance()
+            finished += 1
             if result.error is not None:
                 failed += 1
                 if args.max_errors is not None and failed >= args.max_errors:
@@ -118,7 +119,7 @@ def _run_dataset(
         if results is not None:
             results.close()
     elapsed = time.perf_counter() - started
-    _summary(err, context.stats, todo, failed, elapsed, target, len(done))
+    _summary(err, context.stats, (finished, todo), failed, elapsed, target, len(done))
     if args.max_errors is not None and failed >= args.max_errors:
         err.print(f"stopped after {failed} failed records (--max-errors {args.max_errors})")
     return EXIT_FAILED if failed else EXIT_OK
@@ -127,17 +128,21 @@ def _run_dataset(
 def _summary(
     err: Console,
     stats: RunStats,
-    records: int,
+    progress: tuple[int, int],
     failed: int,
     elapsed: float,
     target: Path | None,
     resumed: int,
 ) -> None:
+    """`progress` is (records finished, records to do): a run `--max-errors` stopped says
+    how far it got."""
     total = stats.total()
+    records, todo = progress
     where = f"wrote {target}: " if target else ""
+    of = f" of {todo}" if records < todo else ""
     earlier = f" ({resumed} done before, kept)" if resumed else ""
     err.print(
-        f"{where}{records} records{earlier}, {failed} failed, {total.calls} LM calls "
+        f"{where}{records}{of} records{earlier}, {failed} failed, {total.calls} LM calls "
         f"({total.cache_hits} cached, {total.repairs} repairs), "
         f"{total.prompt_tokens}+{total.completion_tokens} tokens, {elapsed:.1f}s "
         f"({records / elapsed if elapsed else 0:.2f} records/s)"

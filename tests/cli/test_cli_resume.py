@@ -156,6 +156,7 @@ def test_max_errors_stops_the_run_and_keeps_what_finished(
 
     assert code == EXIT_FAILED
     assert [line["record"] for line in results()] == [1, 2, 3]
+    assert "wrote out.jsonl: 3 of 5 records, 1 failed" in err
     assert "stopped after 1 failed records (--max-errors 1)" in err
 
 
