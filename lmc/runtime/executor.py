@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -238,13 +239,25 @@ def _one_at_a_time(order: tuple[Node, ...], graph: ProgramGraph) -> bool:
     return all(nx.has_path(graph.nx, a, b) for a, b in itertools.pairwise(steps))
 
 
+class _Dropped(Exception):
+    """A record's chain stopped between steps: its run was dropped (Ctrl-C, `--max-errors`, a
+    spent budget), and nobody reads its result."""
+
+
 def _run_in_order(
-    context: RunContext, graph: ProgramGraph, inputs: dict[str, Any], record: int | None = None
+    context: RunContext,
+    graph: ProgramGraph,
+    inputs: dict[str, Any],
+    record: int | None = None,
+    dropped: threading.Event | None = None,
 ) -> dict[str, Any]:
-    """A program whose steps form a chain, run in one thread: no event loop, no hand-offs."""
+    """A program whose steps form a chain, run in one thread: no event loop, no hand-offs. Once
+    `dropped` is set, no further step starts (the call in flight cannot be stopped)."""
     plan = _plan(graph)
     results: dict[str, dict[str, Any]] = {}
     for node in plan.order:
+        if dropped is not None and dropped.is_set():
+            raise _Dropped
         values = {field: results[source][out] for source, out, field in plan.incoming[node.id]}
         results[node.id] = _evaluate(context, graph, node, values, inputs, record)
     return {name: results[node_id]["value"] for name, node_id in plan.outputs}
@@ -441,13 +454,20 @@ class LocalExecutor:
 
         async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
             timed = _Timed(index, inputs)
+            dropped = threading.Event()
             try:
                 if in_order:
-                    outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
+                    outputs = await asyncio.to_thread(
+                        _run_in_order, context, graph, inputs, index, dropped
+                    )
                 else:
                     outputs = await _Run(context, graph, index).outputs(inputs)
             except RecordFailure as failure:
                 return timed.failed(failure)
+            except asyncio.CancelledError:
+                # Its thread cannot be cancelled: tell it to make no further step's calls.
+                dropped.set()
+                raise
             return timed.done(outputs)
 
         pending: list[asyncio.Task[RecordResult]] = []

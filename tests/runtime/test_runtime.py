@@ -298,10 +298,13 @@ def test_trace_has_one_line_per_call_with_both_attempts_of_a_repair(tmp_path: Pa
 def collect(
     context: lmc.RunContext, program: lmc.Program, records: list[dict[str, str]]
 ) -> list[RecordResult]:
-    async def main() -> list[RecordResult]:
-        return [result async for result in run_records(context, program.ir, records)]
+    return asyncio.run(collect_async(context, program, records))
 
-    return asyncio.run(main())
+
+async def collect_async(
+    context: lmc.RunContext, program: lmc.Program, records: list[dict[str, str]]
+) -> list[RecordResult]:
+    return [result async for result in run_records(context, program.ir, records)]
 
 
 def test_dataset_results_come_in_input_order_with_bounded_concurrency() -> None:
@@ -330,6 +333,49 @@ def test_dataset_results_come_in_input_order_with_bounded_concurrency() -> None:
     assert [r.outputs for r in results] == [{"answer": f"a-q{i}"} for i in range(6)]
     assert all(r.error is None and r.reply is None for r in results)
     assert in_flight.peak == 2
+
+
+DRAFT_THEN_POLISH = """
+signature Draft = "question -> draft"
+signature Polish = "draft -> answer"
+
+program Chain(question: str) -> (answer: str) {
+    d = predict Draft(question=question)
+    p = predict Polish(draft=d.draft)
+    return answer = p.answer
+}
+"""
+
+
+def test_a_record_dropped_while_its_chain_runs_starts_no_further_step() -> None:
+    held, released = threading.Event(), threading.Event()
+
+    def reply(request: LMRequest) -> str:
+        if first_input(request) == "a draft":  # Polish, reading Draft's output
+            return json.dumps({"answer": "done"})
+        held.set()
+        released.wait(timeout=5)
+        return json.dumps({"draft": "a draft"})
+
+    fake = FakeLM(reply)
+    context = lmc.context(fake, cache=False, concurrency=1)
+
+    async def drop_while_held() -> None:
+        run = asyncio.ensure_future(
+            collect_async(context, lmc.loads(DRAFT_THEN_POLISH), [{"question": "q"}])
+        )
+        while not held.is_set():
+            await asyncio.sleep(0.001)
+        run.cancel()  # Ctrl-C, --max-errors or a spent budget stops the run here
+        with pytest.raises(asyncio.CancelledError):
+            await run
+
+    asyncio.run(drop_while_held())
+    released.set()
+    assert context.workers is not None
+    context.workers.shutdown(wait=True)  # the held call has come back and its thread is done
+
+    assert len(fake.requests) == 1  # Draft's call only: Polish was never asked
 
 
 def test_a_failing_record_carries_its_error_and_reply_and_the_others_succeed() -> None:
