@@ -138,41 +138,44 @@ Each command's --help shows an example of its own."""
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command `argv` and return its exit code. Without `argv`, main is the `lmc`
     process itself (the console script, `python -m lmc.cli.main`), run on its own arguments:
-    then Ctrl-C ends the process (see `_end_interrupted`)."""
+    then Ctrl-C, and work that failed, end the process at once (see `_end_now`)."""
     args = parser().parse_args(argv)
     # What was run, as typed: an artifact and a report name the command that made them.
     args.command_line = ["lmc", *(sys.argv[1:] if argv is None else argv)]
     try:
-        return _handler(args.handler)(args)
+        code = _handler(args.handler)(args)
     except KeyboardInterrupt:
         if argv is None:
-            _end_interrupted()
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: nothing is left
         _show_interrupted()
-        return EXIT_INTERRUPTED
+        code = EXIT_INTERRUPTED
     except Exception as error:
-        code = exit_code(error)
-        if code is None:
+        shown = exit_code(error)
+        if shown is None:
             raise  # not a user's mistake nor a failed LM: a bug in lmc, with its traceback
-        return code
+        code = shown
+    if argv is None and code in (EXIT_FAILED, EXIT_INTERRUPTED):
+        _end_now(code)
+    return code
 
 
-def _end_interrupted() -> NoReturn:
-    """Say `interrupted` and end the `lmc` process now, with exit code 130.
+def _end_now(code: int) -> NoReturn:
+    """End the `lmc` process with `code` now, after work stopped early (Ctrl-C, `--max-errors`,
+    a failed run), when LM calls may still be in flight.
 
     Not by returning: at the interpreter's exit, `concurrent.futures` joins every thread of
     every pool, and the run context's LM-call threads may be blocked in calls that no other
     thread can stop (a served model's read, 120 s a try with its retries; a local model's
-    generation), so `lmc` would wait for each to come back, minutes after saying so. Nothing
-    is lost by not waiting: the `finally` blocks on the way here closed the results and trace
-    files; results lines are flushed as records finish, checkpoints and artifacts are written
-    whole once finished, and the cache commits each reply. The records whose calls are still in
-    flight were dropped by the run; their replies would never be read."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C: nothing is left to stop
-    _show_interrupted()
+    generation), so `lmc` would wait for each to come back, minutes after saying it stopped.
+    Nothing is lost by not waiting: the `finally` blocks on the way here closed the results and
+    trace files; results lines are flushed as records finish, checkpoints and artifacts are
+    written whole once finished, and the cache commits each reply. The records whose calls are
+    still in flight were dropped by the run; their replies would never be read. (A local Ray
+    cluster lmc started shares this process's fate: on Linux its processes end with it.)"""
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
             stream.flush()
-    os._exit(EXIT_INTERRUPTED)
+    os._exit(code)
 
 
 def exit_code(error: BaseException) -> int | None:

@@ -60,6 +60,18 @@ def by_question(handler: Any, request: Request) -> None:
     answer(handler, request)
 
 
+def start_lmc(folder: Path, server: FaultServer, *argv: str) -> subprocess.Popen[str]:
+    served = ("--lm", "openai/qa", "--api-base", server.url, "--concurrency", "2")
+    return subprocess.Popen(
+        [sys.executable, "-c", RUN_LMC, *argv, *served],
+        cwd=folder,
+        env={**os.environ, "LMC_CACHE_DIR": str(folder / "cache")},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 @pytest.mark.parametrize("command", list(COMMANDS))
 def test_ctrl_c_stops_at_once_without_waiting_for_calls_in_flight(
     tmp_path: Path, fault_server: FaultServer, command: str
@@ -70,15 +82,7 @@ def test_ctrl_c_stops_at_once_without_waiting_for_calls_in_flight(
     records = [{"question": f"q{i}", "answer": f"echo q{i}"} for i in range(8)]
     data = "".join(json.dumps(record) + "\n" for record in records)
     (tmp_path / "in.jsonl").write_text(data, encoding="utf-8")
-    served = ("--lm", "openai/qa", "--api-base", fault_server.url, "--concurrency", "2")
-    process = subprocess.Popen(
-        [sys.executable, "-c", RUN_LMC, *argv, *served],
-        cwd=tmp_path,
-        env={**os.environ, "LMC_CACHE_DIR": str(tmp_path / "cache")},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_lmc(tmp_path, fault_server, *argv)
     try:
         deadline = time.monotonic() + READY_S
         while not under_way <= {asked(r) for r in fault_server.requests}:
@@ -101,3 +105,40 @@ def test_ctrl_c_stops_at_once_without_waiting_for_calls_in_flight(
     if command == "run":  # q4 was answered, but its line waits for q3's: results are in order
         lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
         assert [json.loads(line)["inputs"]["question"] for line in lines] == ["q0", "q1", "q2"]
+
+
+def test_a_run_stopped_by_max_errors_ends_without_waiting_for_calls_in_flight(
+    tmp_path: Path, fault_server: FaultServer
+) -> None:
+    def failing_q2(handler: Any, request: Request) -> None:
+        """q2's replies are not JSON, so its record fails; they come once q3's call is held."""
+        if asked(request) != "q2":
+            return by_question(handler, request)
+        deadline = time.monotonic() + READY_S
+        while SLOW not in {asked(r) for r in fault_server.requests}:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        reply("no JSON here")(handler, request)
+
+    fault_server.otherwise = failing_q2
+    (tmp_path / "qa.lmp").write_text(QA, encoding="utf-8")
+    data = "".join(json.dumps({"question": f"q{i}"}) + "\n" for i in range(8))
+    (tmp_path / "in.jsonl").write_text(data, encoding="utf-8")
+    argv = ("run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl", "--max-errors", "1")
+
+    process = start_lmc(tmp_path, fault_server, *argv)
+    try:
+        _, err = process.communicate(timeout=READY_S + STOPPED_S)
+    except subprocess.TimeoutExpired:
+        pytest.fail("lmc did not end once --max-errors stopped the run: it waited for a call")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert SLOW in {asked(r) for r in fault_server.requests}  # in flight when the run stopped
+    assert "Traceback" not in err
+    assert "stopped after 1 failed records (--max-errors 1)" in err
+    assert process.returncode == 1
+    lines = (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["inputs"]["question"] for line in lines] == ["q0", "q1", "q2"]
