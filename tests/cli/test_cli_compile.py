@@ -122,6 +122,13 @@ def checkpoints(cache: Path) -> list[Path]:
     return sorted(folder.iterdir()) if folder.exists() else []
 
 
+def the_checkpoint(cache: Path) -> dict[str, Any]:
+    """The one checkpoint an interrupted compile left, read."""
+    (saved,) = checkpoints(cache)
+    data: dict[str, Any] = json.loads(saved.read_text(encoding="utf-8"))
+    return data
+
+
 # a compile ---------------------------------------------------------------------------------------
 
 
@@ -735,8 +742,7 @@ def test_resume_skips_the_passes_that_had_finished(
     isolated_cache: Path,
 ) -> None:
     first = interrupted_in_prune_demos(capsys, monkeypatch)
-    (saved,) = checkpoints(isolated_cache)
-    finished = json.loads(saved.read_text(encoding="utf-8"))["passes"]
+    finished = the_checkpoint(isolated_cache)["passes"]
     assert [p["name"] for p in finished] == ["bootstrap-demos"]
     second = use_lm(monkeypatch, right_with_demos)
 
@@ -765,8 +771,7 @@ def test_a_resumed_compile_counts_the_calls_made_before_in_its_budget(
     isolated_cache: Path,
 ) -> None:
     first = interrupted_in_prune_demos(capsys, monkeypatch)
-    (saved,) = checkpoints(isolated_cache)
-    made_before = json.loads(saved.read_text(encoding="utf-8"))["calls"]
+    made_before = the_checkpoint(isolated_cache)["calls"]
     # bootstrap-demos' calls and prune-demos' up to the interrupt (the one interrupted included)
     assert made_before == len(first.requests)
     second = use_lm(monkeypatch, right_with_demos)
