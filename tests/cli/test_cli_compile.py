@@ -771,9 +771,11 @@ def test_a_resumed_compile_counts_the_calls_made_before_in_its_budget(
     isolated_cache: Path,
 ) -> None:
     first = interrupted_in_prune_demos(capsys, monkeypatch)
-    made_before = the_checkpoint(isolated_cache)["calls"]
-    # bootstrap-demos' calls and prune-demos' up to the interrupt (the one interrupted included)
-    assert made_before == len(first.requests)
+    saved = the_checkpoint(isolated_cache)
+    made_before = saved["calls"]
+    # the baseline's, bootstrap-demos' and prune-demos' up to the interrupt (the calls still in
+    # flight then may or may not have been counted yet)
+    assert saved["passes"][0]["calls"] < made_before <= len(first.requests)
     second = use_lm(monkeypatch, right_with_demos)
     resume = ("-p", PIPELINE, "--resume", "--budget-calls")
 
@@ -806,7 +808,9 @@ def test_a_compile_interrupted_before_any_pass_finished_resumes_counting_its_cal
     code, _, err = compile_qa(capsys, "-p", PIPELINE, "--resume")
 
     assert code == EXIT_OK
-    assert f"resuming after no finished pass ({len(interrupting.requests)} LM calls" in err
+    counted = re.search(r"resuming after no finished pass \((\d+) LM calls made before", err)
+    assert counted is not None
+    assert 0 < int(counted[1]) <= len(interrupting.requests)
     assert checkpoints(isolated_cache) == []
 
 
