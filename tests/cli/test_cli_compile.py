@@ -773,8 +773,8 @@ def test_a_resumed_compile_counts_the_calls_made_before_in_its_budget(
     first = interrupted_in_prune_demos(capsys, monkeypatch)
     saved = the_checkpoint(isolated_cache)
     made_before = saved["calls"]
-    # the baseline's, bootstrap-demos' and prune-demos' up to the interrupt (the calls still in
-    # flight then may or may not have been counted yet)
+    # the baseline's, bootstrap-demos' and prune-demos' up to the interrupt (in this process,
+    # worker threads still running may ask the model after the checkpoint was saved)
     assert saved["passes"][0]["calls"] < made_before <= len(first.requests)
     second = use_lm(monkeypatch, right_with_demos)
     resume = ("-p", PIPELINE, "--resume", "--budget-calls")
