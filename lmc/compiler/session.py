@@ -135,7 +135,9 @@ def compile_program(
         if passes:
             verify_between(program.ir, "before", passes[0].name)
         saved_at = _checkpoint_path(program.ir, passes, context)
-        graph, done, spent_before = _start(program.ir, saved_at, resume, say)
+        graph, done, spent_before = _start(
+            program.ir, saved_at, resume, say, budgeted=budget_calls is not None
+        )
         budget.count(spent_before)
         stages = [
             (name, math.ceil(overrun * calls))
@@ -247,7 +249,12 @@ def _checkpoint_path(graph: ProgramGraph, passes: list[Pass], context: CompileCo
 
 
 def _start(
-    graph: ProgramGraph, saved_at: Path, resume: bool, say: Callable[[str], None]
+    graph: ProgramGraph,
+    saved_at: Path,
+    resume: bool,
+    say: Callable[[str], None],
+    *,
+    budgeted: bool,
 ) -> checkpoint.Saved:
     """The program to start from, the passes already done and the LM calls already spent:
     from the checkpoint when resuming and there is one, else the program as given."""
@@ -259,7 +266,8 @@ def _start(
         say("no checkpoint of this compile: starting from the beginning")
         return fresh
     after = ", ".join(r.name for r in resumed.passes) or "no finished pass"
-    say(f"resuming after {after} ({resumed.calls} LM calls made before, counted in the budget)")
+    counted = ", counted in the budget" if budgeted else ""
+    say(f"resuming after {after} ({resumed.calls} LM calls made before{counted})")
     return resumed
 
 

@@ -789,7 +789,10 @@ def test_a_resumed_compile_counts_the_calls_made_before_in_its_budget(
     code, _, err = compile_qa(capsys, *resume, str(budget))
 
     assert code == EXIT_OK
-    assert f"resuming after bootstrap-demos ({made_before} LM calls made before" in err
+    assert (
+        f"resuming after bootstrap-demos ({made_before} LM calls made before, counted in the budget)"
+        in err
+    )
     assert made_before + len(second.requests) <= budget
 
 
@@ -811,6 +814,7 @@ def test_a_compile_interrupted_before_any_pass_finished_resumes_counting_its_cal
     counted = re.search(r"resuming after no finished pass \((\d+) LM calls made before", err)
     assert counted is not None
     assert 0 < int(counted[1]) <= len(interrupting.requests)
+    assert "budget" not in err  # none was given
     assert checkpoints(isolated_cache) == []
 
 
