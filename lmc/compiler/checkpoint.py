@@ -32,6 +32,9 @@ class Saved(NamedTuple):
     program: ProgramGraph  # as the finished passes left it
     passes: list[PassRecord]  # the finished passes, in order
     calls: int  # LM calls the compile made (not cache hits), finished passes or not
+    # LM calls made when the last finished pass ended (0 before any): the passes left cannot
+    # replay these from the cache, while an unfinished pass's own calls come back free.
+    finished_calls: int
 
 
 def save(path: Path, saved: Saved) -> None:
@@ -39,6 +42,7 @@ def save(path: Path, saved: Saved) -> None:
         "program": print_program(saved.program, str(path.parent)),
         "passes": [r.to_json() for r in saved.passes],
         "calls": saved.calls,
+        "finished_calls": saved.finished_calls,
     }
     write_atomically(path, json.dumps(data).encode())
 
@@ -51,8 +55,9 @@ def load(path: Path) -> Saved | None:
         program = parse_program(data["program"], str(path.with_suffix(".lmp")))
         # A checkpoint from before lmc kept the count: the finished passes' own calls.
         calls = data.get("calls", sum(r.calls for r in records))
-        if not isinstance(calls, int) or calls < 0:
+        finished_calls = data.get("finished_calls", calls)
+        if not all(isinstance(n, int) and n >= 0 for n in (calls, finished_calls)):
             return None
-        return Saved(program, records, calls)
+        return Saved(program, records, calls, finished_calls)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, ProgramError):
         return None

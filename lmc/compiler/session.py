@@ -7,11 +7,13 @@ what each pass bought and cost.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from lmc.compiler import checkpoint
 from lmc.compiler.artifact import CompileInfo, DevMiss
@@ -126,45 +128,40 @@ def compile_program(
     if dev is None:
         train, dev = split(train, seed)
     context = CompileContext(run, teacher or run, train, dev, metric, seed, say)
+    given = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
+    verify_between(program.ir, "before", given[0].name if given else "compiling")
+    saved_at = _checkpoint_path(program.ir, given, budget_calls, context)
     with _budget(context, budget_calls) as budget:
-        overrun = 1.0
-        if pipeline is None:
-            passes, overrun = _fitted_default(program.ir, context, budget_calls)
-        else:
-            passes = parse_pipeline(pipeline) if isinstance(pipeline, str) else pipeline
-        if passes:
-            verify_between(program.ir, "before", passes[0].name)
-        saved_at = _checkpoint_path(program.ir, passes, context)
-        graph, done, spent_before = _start(
-            program.ir, saved_at, resume, say, budgeted=budget_calls is not None
-        )
-        budget.count(spent_before)
-        stages = [
-            (name, math.ceil(overrun * calls))
-            for name, calls in _still_to_run(graph, passes, len(done), context)
-        ]
-        on_plan(stages)
-        # A fitted default has been checked already; once a repair-prone model makes its leanest
-        # form overrun, the budget stops the last pass instead.
-        if pipeline is not None and budget_calls is not None:
-            if spent_before + sum(calls for _, calls in stages) > budget_calls:
-                before = [("made before resuming", spent_before)] if spent_before else []
-                raise BudgetTooSmall(budget_calls, before + stages)
-        latest = checkpoint.Saved(graph, list(done), spent_before)
+        latest = _start(program.ir, saved_at, resume, say, budgeted=budget_calls is not None)
+        budget.count(latest.calls)
 
         def keep(record: PassRecord, program_after: ProgramGraph) -> None:
             nonlocal latest
-            latest = checkpoint.Saved(program_after, [*latest.passes, record], budget.used)
+            used = budget.used
+            latest = checkpoint.Saved(program_after, [*latest.passes, record], used, used)
             checkpoint.save(saved_at, latest)
             on_record(record)
 
         try:
-            result = run_pipeline(graph, passes, context, on_record=keep, done=done)
+            passes, overrun = _pipeline(program.ir, given, context, budget_calls)
+            latest = _matching(latest, program.ir, passes, say)
+            left = _still_to_run(latest.program, passes, len(latest.passes), context)
+            stages = [(name, math.ceil(overrun * calls)) for name, calls in left]
+            on_plan(stages)
+            # A fitted default has been checked already; once a repair-prone model makes its
+            # leanest form overrun, the budget stops the last pass instead.
+            if given is not None and budget_calls is not None:
+                _check_fits(budget_calls, latest.finished_calls, stages)
+            result = run_pipeline(
+                latest.program, passes, context, on_record=keep, done=list(latest.passes)
+            )
         except BaseException:
-            # Interrupted or failed: a resumed compile gets the calls of the unfinished pass
-            # from the cache for free, so its budget must count them here.
-            with suppress(OSError):  # what stopped the compile is the error to show
-                checkpoint.save(saved_at, latest._replace(calls=budget.used))
+            # Interrupted or failed: a resumed compile gets the calls made so far from the cache
+            # for free, so its budget must count them. A compile that had done nothing leaves
+            # the checkpoint of an earlier one alone.
+            if latest.passes or budget.used:
+                with suppress(OSError):  # what stopped the compile is the error to show
+                    checkpoint.save(saved_at, latest._replace(calls=budget.used))
             raise
     saved_at.unlink(missing_ok=True)
     info = CompileInfo(
@@ -233,13 +230,18 @@ def dev_misses(
     return tuple(found)
 
 
-def _checkpoint_path(graph: ProgramGraph, passes: list[Pass], context: CompileContext) -> Path:
-    """Where a compile of exactly these inputs keeps its progress."""
+def _checkpoint_path(
+    graph: ProgramGraph, given: list[Pass] | None, budget: int | None, context: CompileContext
+) -> Path:
+    """Where a compile of exactly these inputs keeps its progress. The default pipeline is
+    known by the budget it is fitted to, so its checkpoint is found before the fit spends calls
+    scoring the baseline."""
+    pipeline = ("default", budget) if given is None else [(p.name, options_of(p)) for p in given]
     return checkpoint.checkpoint_path(
         program=print_program(graph),
         train=context.train.sha256,
         dev=context.dev.sha256,
-        pipeline=[(p.name, options_of(p)) for p in passes],
+        pipeline=pipeline,
         metric=(context.metric.label, context.metric.code),
         seed=context.seed,
         lm=context.run.lm.identity,
@@ -258,7 +260,7 @@ def _start(
 ) -> checkpoint.Saved:
     """The program to start from, the passes already done and the LM calls already spent:
     from the checkpoint when resuming and there is one, else the program as given."""
-    fresh = checkpoint.Saved(graph, [], 0)
+    fresh = checkpoint.Saved(graph, [], 0, 0)
     if not resume:
         return fresh
     resumed = checkpoint.load(saved_at)
@@ -269,6 +271,43 @@ def _start(
     counted = ", counted in the budget" if budgeted else ""
     say(f"resuming after {after} ({resumed.calls} LM calls made before{counted})")
     return resumed
+
+
+def _pipeline(
+    program: ProgramGraph, given: list[Pass] | None, context: CompileContext, budget: int | None
+) -> tuple[list[Pass], float]:
+    """The passes to run, and how many requests a projected call takes (a fitted default
+    measures it on the baseline)."""
+    if given is None:
+        return _fitted_default(program, context, budget)
+    return given, 1.0
+
+
+def _matching(
+    saved: checkpoint.Saved, program: ProgramGraph, passes: list[Pass], say: Callable[[str], None]
+) -> checkpoint.Saved:
+    """The checkpoint, when its finished passes begin `passes`. A default pipeline is keyed by
+    its budget, not its passes, and is fitted again on resuming: should the fit differ (another
+    lmc, an emptied cache), the compile starts over from `program`, its calls still counted."""
+    finished = [_pass_key(r.name, r.options) for r in saved.passes]
+    wanted = [_pass_key(p.name, options_of(p)) for p in passes[: len(finished)]]
+    if finished == wanted:
+        return saved
+    say("the default pipeline is fitted otherwise now: starting from the program as given")
+    return checkpoint.Saved(program, [], saved.calls, saved.calls)
+
+
+def _pass_key(name: str, options: dict[str, Any]) -> str:
+    """A pass and its options as text, the same whether they came from JSON or from code."""
+    return json.dumps([name, options], sort_keys=True, default=str)
+
+
+def _check_fits(budget: int, spent: int, stages: list[tuple[str, int]]) -> None:
+    """Refuse a pipeline whose stages left may overrun what the budget has after `spent`, the
+    calls made up to the last finished pass (those of an unfinished one are replayed free)."""
+    if spent + sum(calls for _, calls in stages) > budget:
+        before = [("spent by the finished passes", spent)] if spent else []
+        raise BudgetTooSmall(budget, before + stages)
 
 
 @contextmanager

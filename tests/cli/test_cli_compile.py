@@ -772,17 +772,17 @@ def test_a_resumed_compile_counts_the_calls_made_before_in_its_budget(
 ) -> None:
     first = interrupted_in_prune_demos(capsys, monkeypatch)
     saved = the_checkpoint(isolated_cache)
-    made_before = saved["calls"]
+    made_before, finished = saved["calls"], saved["finished_calls"]
     # the baseline's, bootstrap-demos' and prune-demos' up to the interrupt (in this process,
     # worker threads still running may ask the model after the checkpoint was saved)
-    assert saved["passes"][0]["calls"] < made_before <= len(first.requests)
+    assert saved["passes"][0]["calls"] < finished < made_before <= len(first.requests)
     second = use_lm(monkeypatch, right_with_demos)
     resume = ("-p", PIPELINE, "--resume", "--budget-calls")
 
-    code, _, err = compile_qa(capsys, *resume, str(made_before))
+    code, _, err = compile_qa(capsys, *resume, str(finished))
 
     assert code == EXIT_BAD_INPUT  # prune-demos' projection no longer fits
-    assert f"made before resuming {made_before}, prune-demos " in err
+    assert f"spent by the finished passes {finished}, prune-demos " in err
     assert not second.requests
 
     budget = 54  # the whole pipeline's projection, as in the test of a compile within its budget
@@ -815,6 +815,63 @@ def test_a_compile_interrupted_before_any_pass_finished_resumes_counting_its_cal
     assert counted is not None
     assert 0 < int(counted[1]) <= len(interrupting.requests)
     assert "budget" not in err  # none was given
+    assert checkpoints(isolated_cache) == []
+
+
+def test_a_compile_interrupted_in_a_pass_resumes_within_its_projection(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_cache: Path,
+) -> None:
+    # A budget of exactly the projection; the calls bootstrap-demos made before the interrupt
+    # come back from the cache, so they must not be counted twice against it.
+    refused = compile_qa(capsys, "-p", PIPELINE, "--budget-calls", "1")[2]
+    projected = re.search(r"may need up to (\d+) LM calls", refused)
+    assert projected is not None
+    budget = ("-p", PIPELINE, "--budget-calls", projected[1])
+    interrupting = use_lm(
+        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > 6)
+    )
+    assert compile_qa(capsys, *budget)[0] == 130
+    made_before = the_checkpoint(isolated_cache)["calls"]
+    second = use_lm(monkeypatch, right_with_demos)
+
+    code, _, err = compile_qa(capsys, *budget, "--resume")
+
+    assert code == EXIT_OK, err
+    assert made_before + len(second.requests) <= int(projected[1])
+
+
+def test_a_default_compile_interrupted_while_fitting_counts_its_calls_on_resuming(
+    fake: FakeLM,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    isolated_cache: Path,
+) -> None:
+    # The default pipeline scores the baseline to fit itself to the budget, before it knows its
+    # passes: a stop there is kept too, and the budget binds both attempts together.
+    interrupting = use_lm(
+        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > 3)
+    )
+    assert compile_qa(capsys, "--budget-calls", "40")[0] == 130
+    made_before = the_checkpoint(isolated_cache)["calls"]
+    assert 0 < made_before <= len(interrupting.requests)
+    second = use_lm(monkeypatch, right_with_demos)
+
+    code, _, err = compile_qa(capsys, "--budget-calls", "40", "--resume")
+
+    assert code == EXIT_OK, err
+    assert f"resuming after no finished pass ({made_before} LM calls made before, counted" in err
+    assert made_before + len(second.requests) <= 40
+    assert checkpoints(isolated_cache) == []
+
+
+def test_a_compile_refused_before_any_call_leaves_no_checkpoint(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], isolated_cache: Path
+) -> None:
+    assert compile_qa(capsys, "-p", PIPELINE, "--budget-calls", "5")[0] == EXIT_BAD_INPUT
+
     assert checkpoints(isolated_cache) == []
 
 
