@@ -34,9 +34,11 @@ def complete(context: RunContext, step: str, request: LMRequest) -> LMResponse:
         hit = cache.get(lm.identity, request)
         if hit is not None:
             return hit
-    if context.budget is not None:
-        context.budget.spend()
     with context.lm_gate().call(step):
+        # Spent once the call has its slot: a call still waiting when the work is stopped was
+        # never made, and a resumed compile's budget must not count it.
+        if context.budget is not None:
+            context.budget.spend()
         return lm.complete(request)
 
 
