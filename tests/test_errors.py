@@ -21,8 +21,8 @@ from lmc.errors import InputError, LmcError, RunError
 # (each reader turns it into its own error, naming the file and record), as it does text that is
 # not UTF-8, and one failed try of a served or hosted model's call (retried, or turned into a
 # HostedLMError), and an attribute `import_target` did not find (a FunctionUnavailable, a
-# MetricError or a PluginUnavailable that names it), and a dropped record's chain stopped between
-# steps in its worker thread (its result is never read).
+# MetricError or a PluginUnavailable that names it), and a dropped record's work stopped before
+# its next LM call in its worker thread (its result is never read).
 INTERNAL = {
     "ReplyError",
     "InvalidValues",
@@ -32,7 +32,7 @@ INTERNAL = {
     "NotUTF8",
     "TryFailed",
     "MissingAttribute",
-    "_Dropped",
+    "RecordDropped",
 }
 
 # Loading these needs an optional extra (and torch); they declare no error of their own.

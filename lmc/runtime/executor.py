@@ -38,7 +38,7 @@ from lmc.plugins import PYTHON_RETRIEVER
 from lmc.runtime.context import RunContext
 from lmc.runtime.functions import FunctionFailed, call_function, load_function
 from lmc.runtime.nearest import shown_params
-from lmc.runtime.steps import run_step
+from lmc.runtime.steps import record_dropped, run_step, stop_if_dropped
 from lmc.signatures import ModuleKind
 
 T = TypeVar("T")
@@ -239,25 +239,15 @@ def _one_at_a_time(order: tuple[Node, ...], graph: ProgramGraph) -> bool:
     return all(nx.has_path(graph.nx, a, b) for a, b in itertools.pairwise(steps))
 
 
-class _Dropped(Exception):
-    """A record's chain stopped between steps: its run was dropped (Ctrl-C, `--max-errors`, a
-    spent budget), and nobody reads its result."""
-
-
 def _run_in_order(
-    context: RunContext,
-    graph: ProgramGraph,
-    inputs: dict[str, Any],
-    record: int | None = None,
-    dropped: threading.Event | None = None,
+    context: RunContext, graph: ProgramGraph, inputs: dict[str, Any], record: int | None = None
 ) -> dict[str, Any]:
     """A program whose steps form a chain, run in one thread: no event loop, no hand-offs. Once
-    `dropped` is set, no further step starts (the call in flight cannot be stopped)."""
+    its record is dropped, no further step starts (the call in flight cannot be stopped)."""
     plan = _plan(graph)
     results: dict[str, dict[str, Any]] = {}
     for node in plan.order:
-        if dropped is not None and dropped.is_set():
-            raise _Dropped
+        stop_if_dropped()
         values = {field: results[source][out] for source, out, field in plan.incoming[node.id]}
         results[node.id] = _evaluate(context, graph, node, values, inputs, record)
     return {name: results[node_id]["value"] for name, node_id in plan.outputs}
@@ -454,18 +444,18 @@ class LocalExecutor:
 
         async def one(index: int, inputs: dict[str, Any]) -> RecordResult:
             timed = _Timed(index, inputs)
+            # This task's own: the worker threads it starts inherit it.
             dropped = threading.Event()
+            record_dropped.set(dropped)
             try:
                 if in_order:
-                    outputs = await asyncio.to_thread(
-                        _run_in_order, context, graph, inputs, index, dropped
-                    )
+                    outputs = await asyncio.to_thread(_run_in_order, context, graph, inputs, index)
                 else:
                     outputs = await _Run(context, graph, index).outputs(inputs)
             except RecordFailure as failure:
                 return timed.failed(failure)
             except asyncio.CancelledError:
-                # Its thread cannot be cancelled: tell it to make no further step's calls.
+                # Its threads cannot be cancelled: tell them to make no further LM call.
                 dropped.set()
                 raise
             return timed.done(outputs)

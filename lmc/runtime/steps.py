@@ -5,7 +5,9 @@ and a step sampled `n` times, whose answer is the most common one.
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import replace
 from typing import Any
 
@@ -26,9 +28,29 @@ class StepFailed(RecordFailure):
         self.reply = reply
 
 
+class RecordDropped(Exception):
+    """The record this work is for was dropped (Ctrl-C, `--max-errors`, a spent budget) and
+    nobody reads its result: its worker thread, which cannot be cancelled, makes no further LM
+    call (an agent's next turn, a repair, a chain's next step)."""
+
+    def __init__(self) -> None:
+        super().__init__("the run stopped before this record finished")
+
+
+# Set by the executor for each record it runs: worker threads inherit it with the context.
+record_dropped: ContextVar[threading.Event | None] = ContextVar("lmc_record_dropped", default=None)
+
+
+def stop_if_dropped() -> None:
+    dropped = record_dropped.get()
+    if dropped is not None and dropped.is_set():
+        raise RecordDropped
+
+
 def complete(context: RunContext, step: str, request: LMRequest) -> LMResponse:
     """One LM call of `step`, answered from the cache when it can be. The caller keeps the
     answer in the cache (`remember`) once it knows the reply was usable."""
+    stop_if_dropped()
     cache, lm = context.cache, context.lm
     if cache is not None:
         hit = cache.get(lm.identity, request)

@@ -347,23 +347,69 @@ program Chain(question: str) -> (answer: str) {
 """
 
 
-def test_a_record_dropped_while_its_chain_runs_starts_no_further_step() -> None:
+AGENT = """
+function Add = "pyfunctions:add" {
+    input  a:   float
+    input  b:   float
+    output sum: float
+}
+
+signature Solve = "question -> answer"
+
+program Agent(question: str) -> (answer: str) {
+    solved = react Solve(question=question) with tools=[Add], max_iters=3
+    return answer = solved.answer
+}
+"""
+
+BESIDE = """
+signature Answer = "question -> answer"
+
+program Both(question: str) -> (one: str, two: str) {
+    a = predict Answer(question=question)
+    b = predict Answer(question="other")
+    return one = a.answer, two = b.answer
+}
+"""
+
+# What the held first call answers: each reply asks for one more LM call (the chain's next step,
+# the agent's next turn, a repair), which must not be made once the record is dropped.
+NEXT_CALL_AFTER_THE_DROP = {
+    "a chain's next step": (DRAFT_THEN_POLISH, json.dumps({"draft": "a draft"})),
+    "an agent's next turn": (
+        AGENT,
+        json.dumps({"thought": "add", "action": {"tool": "Add", "args": {"a": 1, "b": 2}}}),
+    ),
+    "a repair": (ONE_STEP, "garbage"),
+    "a repair beside another step": (BESIDE, "garbage"),
+}
+
+
+@pytest.mark.parametrize(
+    ("program", "held_reply"),
+    list(NEXT_CALL_AFTER_THE_DROP.values()),
+    ids=list(NEXT_CALL_AFTER_THE_DROP),
+)
+def test_a_record_dropped_while_its_call_is_in_flight_makes_no_further_call(
+    program: str, held_reply: str
+) -> None:
     held, released = threading.Event(), threading.Event()
+    first = threading.Lock()
 
     def reply(request: LMRequest) -> str:
-        if first_input(request) == "a draft":  # Polish, reading Draft's output
-            return json.dumps({"answer": "done"})
-        held.set()
-        released.wait(timeout=5)
-        return json.dumps({"draft": "a draft"})
+        if first_input(request) == "other":  # the step beside, not held
+            return json.dumps({"answer": "x"})
+        if first.acquire(blocking=False):  # the first call: held until the run is dropped
+            held.set()
+            released.wait(timeout=5)
+            return held_reply
+        raise AssertionError(f"asked after the drop: {request.to_json()}")
 
-    fake = FakeLM(reply)
+    fake = FakeLM(reply, max_concurrency=4)
     context = lmc.context(fake, cache=False, concurrency=1)
 
     async def drop_while_held() -> None:
-        run = asyncio.ensure_future(
-            collect_async(context, lmc.loads(DRAFT_THEN_POLISH), [{"question": "q"}])
-        )
+        run = asyncio.ensure_future(collect_async(context, lmc.loads(program), [{"question": "q"}]))
         while not held.is_set():
             await asyncio.sleep(0.001)
         run.cancel()  # Ctrl-C, --max-errors or a spent budget stops the run here
@@ -375,7 +421,7 @@ def test_a_record_dropped_while_its_chain_runs_starts_no_further_step() -> None:
     assert context.workers is not None
     context.workers.shutdown(wait=True)  # the held call has come back and its thread is done
 
-    assert len(fake.requests) == 1  # Draft's call only: Polish was never asked
+    assert len([r for r in fake.requests if first_input(r) != "other"]) == 1
 
 
 def test_a_failing_record_carries_its_error_and_reply_and_the_others_succeed() -> None:
