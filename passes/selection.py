@@ -31,29 +31,34 @@ RESAMPLES = 2000
 FIRST_SHARE = 8  # examples every candidate is scored on before any is dropped
 
 
-# Below this many paired examples no interval means anything: a change that wins on each of four
-# examples is what luck gives one time in sixteen, yet every bootstrap resample of them agrees.
+# Below this many examples where the two programs score differently no interval means anything: a
+# change that wins on each of four is what luck gives one time in sixteen, yet nearly every
+# bootstrap resample agrees, the more so the more ties surround them.
 MIN_EXAMPLES = 5
 
 
 @dataclass(frozen=True)
 class Gain:
-    """The mean per-example score difference (after minus before) over `n` examples and its
-    paired-bootstrap interval at `level`."""
+    """The mean per-example score difference (after minus before) over `n` examples, `differing`
+    of them not ties, and its paired-bootstrap interval at `level`."""
 
     mean: float
     low: float
     high: float
     n: int
+    differing: int
     level: float = LEVEL
 
     def holds(self) -> bool:
-        return self.n >= MIN_EXAMPLES and self.low > 0
+        return self.differing >= MIN_EXAMPLES and self.low > 0
 
     def __str__(self) -> str:
         shown = f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
-        if self.n < MIN_EXAMPLES:
-            return f"{shown} on {self.n} dev examples (too few to tell: {MIN_EXAMPLES} at least)"
+        if 0 < self.mean and self.differing < MIN_EXAMPLES:  # too few is why it does not hold
+            return (
+                f"{shown}, a difference on {self.differing} of {self.n} dev examples (too few to "
+                f"tell: {MIN_EXAMPLES} at least)"
+            )
         return shown
 
     def to_json(self) -> list[float]:
@@ -80,13 +85,14 @@ def paired_gain(
         raise ValueError("paired scores need the same examples on both sides")
     differences = [b - a for a, b in zip(before, after, strict=True)]
     if not differences:
-        return Gain(0.0, 0.0, 0.0, 0, level)
+        return Gain(0.0, 0.0, 0.0, 0, 0, level)
     n = len(differences)
     means = sorted(sum(rng.choices(differences, k=n)) / n for _ in range(RESAMPLES))
     tail = (1 - level) / 2
     low = means[math.floor(tail * (RESAMPLES - 1))]
     high = means[math.ceil((1 - tail) * (RESAMPLES - 1))]
-    return Gain(sum(differences) / n, low, high, n, level)
+    differing = sum(d != 0 for d in differences)
+    return Gain(sum(differences) / n, low, high, n, differing, level)
 
 
 @dataclass
@@ -159,7 +165,8 @@ def race(
         if len(alive) == 1:
             break
         alive.sort(key=lambda c: -c.mean)  # stable: of equal scores, the earlier candidate
-        keep = math.ceil(len(alive) / 2)
+        # Halved each round; once dev is spent, only the winner goes on, the rest logged.
+        keep = 1 if end >= len(data) else math.ceil(len(alive) / 2)
         dropped, alive = alive[keep:], alive[:keep]
         listed = ", ".join(f"{c.label} {c.mean:.3f}" for c in dropped)
         for contender in dropped:

@@ -513,12 +513,13 @@ def test_a_python_metric_that_fails_on_one_example_scores_it_0_and_the_compile_f
     for module in ("lmc_test_cli_bad_metrics", "lmc_test_cli_bad_metrics.scoring"):
         monkeypatch.delitem(sys.modules, module, raising=False)
     metric = "lmc_test_cli_bad_metrics.scoring:same_but_q11"
+    write_records("d.jsonl", records(*range(10, 16)))  # five others, for a gain to hold on
 
     code, out, err = compile_qa(capsys, "--metric", metric)
 
     # The LM calls spent are not thrown away: dev record 2 (q11) fails, as a failed run would.
     assert code == EXIT_OK
-    assert (wrote(out)["before"], wrote(out)["after"]) == ("0.000", "0.800")
+    assert (wrote(out)["before"], wrote(out)["after"]) == ("0.000", "0.833")
     assert err.count(f"  metric {metric} {said}; each example it fails on scores 0\n") == 1
     misses = json.loads(Path("out.json").read_text(encoding="utf-8"))["misses"]
     assert [(m["record"], m["predicted"], m["error"]) for m in misses] == [

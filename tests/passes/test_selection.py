@@ -46,9 +46,21 @@ def test_too_few_dev_examples_cannot_show_a_gain_however_clean() -> None:
 
     assert (four.low, four.high) == (1.0, 1.0)
     assert not four.holds()
-    assert "on 4 dev examples (too few to tell: 5 at least)" in str(four)
+    assert "a difference on 4 of 4 dev examples (too few to tell: 5 at least)" in str(four)
     assert five.holds()
     assert str(five) == "+1.000 [+1.000, +1.000]"
+
+
+def test_ties_do_not_make_a_few_wins_a_gain() -> None:
+    # Four wins among fifty: a resample draws none of them only 1.5% of the time, so the
+    # interval is above zero; but the programs differ on four examples, as luck gives 1 in 16.
+    four = paired_gain([0.0] * 50, [1.0] * 4 + [0.0] * 46, random.Random(0))
+    five = paired_gain([0.0] * 50, [1.0] * 5 + [0.0] * 45, random.Random(0))
+
+    assert four.low > 0
+    assert not four.holds()
+    assert "a difference on 4 of 50 dev examples (too few to tell" in str(four)
+    assert five.holds()
 
 
 def test_a_loss_on_some_examples_weighs_against_gains_on_others() -> None:
