@@ -47,13 +47,16 @@ def passing_runs(
     context.rng(f"{who}:train").shuffle(order)
     sample = context.train.subset(order[:max_train])
     run = context.score(program, sample, capture=True, teacher=True)
+    # A record's calls come in the order its threads finished; taken in program order instead,
+    # copies of one step (an unrolled loop) give their demos in the same order every run.
+    position = {step.id: index for index, step in enumerate(program.steps())}
     found: dict[str, list[Demo]] = {}
     passing = 0
     for score, calls in zip(run.scores, run.calls, strict=True):
         if score < threshold:
             continue
         passing += 1
-        for call in calls:
+        for call in sorted(calls, key=lambda call: position[call.step]):
             node = program.node(call.step)
             assert isinstance(node, StepNode)
             demo = Demo(tuple({**call.inputs, **call.outputs}.items()))
@@ -91,7 +94,9 @@ def with_demos(program: ProgramGraph, demos: dict[str, list[Demo]]) -> ProgramGr
 
 
 def largest_with_demos(program: ProgramGraph, max_demos: int) -> ProgramGraph:
-    """The program at its largest after a pass that may give every step `max_demos` demos:
-    what later passes are projected on (placeholder demos, never run)."""
+    """The program at its largest after a pass that may give every step `max_demos` demos
+    (or leave it the more it has, should the pass keep nothing): what later passes are
+    projected on (placeholder demos, never run)."""
     keys = {step.param_key for step in program.steps()}
-    return with_demos(program, {key: [Demo(())] * max_demos for key in keys})
+    most = {key: max(max_demos, len(program.params[key].demos)) for key in keys}
+    return with_demos(program, {key: [Demo(())] * count for key, count in most.items()})

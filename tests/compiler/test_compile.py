@@ -366,6 +366,24 @@ def test_passes_after_bootstrap_are_projected_for_the_demos_it_may_add(qa: Progr
     assert len(fake.requests) <= 5 + 14 + 25
 
 
+def test_passes_after_bootstrap_are_projected_for_the_demos_the_program_already_has(
+    qa: Program,
+) -> None:
+    # Six demos already, more than bootstrap-demos{max_demos=4} gives: should its gain not hold,
+    # they stay, and prune-demos tries each of them: 6 + 1 dev scores.
+    graph = qa.ir.copy()
+    six = tuple(Demo((("question", f"q{n}"), ("answer", f"a{n}"))) for n in range(20, 26))
+    graph.params["gen"] = dataclasses.replace(graph.params["gen"], demos=six)
+    _, run = context(right_with_demos)
+    plans: list[list[tuple[str, int]]] = []
+
+    compile_qa(
+        Program(graph), run, "bootstrap-demos{candidates=2},prune-demos", on_plan=plans.append
+    )
+
+    assert plans[0][-1] == ("prune-demos", 35)
+
+
 def test_a_pass_that_overruns_the_budget_stops_and_the_program_before_it_is_kept(
     qa: Program,
 ) -> None:
