@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from lmc.runtime.functions import import_callables
 from lmc.runtime.progress import WorkProgress
 from lmc.runtime.stats import RunStats, StepStats
 from lmc.runtime.steps import StepFailed
+from lmc.runtime.trace import TraceWriter
 from lmc.strings import json_text, printable
 
 
@@ -52,14 +54,20 @@ def run(args: argparse.Namespace) -> int:
     records = checked_records(Path(args.data), program.inputs) if args.data else None
     inputs = None if args.data else parse_cli_inputs(program.inputs, args.input)
     import_callables(program.ir)
-    context = run_context(args, *compiled_for(program))
-    try:
+    context = run_context(args, *compiled_for(program), traced=False)
+    # The trace is opened once the results file has taken the run: a resume it refuses leaves
+    # the earlier trace as it was, and one it accepts adds to it.
+    with ExitStack() as closing:
+        results = None
+        if records is not None and args.out:
+            results = ResultsFile(Path(args.out), records, len(records), resume=args.resume)
+            closing.callback(results.close)
+        if args.trace:
+            context.trace = TraceWriter(args.trace, append=bool(results and results.done))
+            closing.callback(context.trace.close)
         if records is not None:
-            return _run_dataset(program, records, args, context)
+            return _run_dataset(program, records, results, args, context)
         return _run_one(program, inputs or {}, args, context)
-    finally:
-        if context.trace is not None:
-            context.trace.close()
 
 
 def _run_one(
@@ -82,11 +90,14 @@ def _run_one(
 
 
 def _run_dataset(
-    program: Program, records: StreamedRecords, args: argparse.Namespace, context: RunContext
+    program: Program,
+    records: StreamedRecords,
+    results: ResultsFile | None,
+    args: argparse.Namespace,
+    context: RunContext,
 ) -> int:
     err = Console(stderr=True, highlight=False, markup=False)
     target = Path(args.out) if args.out else None
-    results = ResultsFile(target, records, len(records), resume=args.resume) if target else None
     done = results.done if results is not None else set()
     todo = len(records) - len(done)
     started = time.perf_counter()
@@ -112,12 +123,8 @@ def _run_dataset(
                 if args.max_errors is not None and failed >= args.max_errors:
                     return
 
-    try:
-        with WorkProgress(err, program.name, todo, "records") as progress:
-            asyncio.run(stream(progress.advance))
-    finally:
-        if results is not None:
-            results.close()
+    with WorkProgress(err, program.name, todo, "records") as progress:
+        asyncio.run(stream(progress.advance))
     elapsed = time.perf_counter() - started
     _summary(err, context.stats, (finished, todo), failed, elapsed, target, len(done))
     if args.max_errors is not None and failed >= args.max_errors:

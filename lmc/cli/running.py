@@ -82,10 +82,11 @@ def run_context(
     default_backend: str | None = None,
     *,
     lm: str | None = None,
+    traced: bool = True,
 ) -> RunContext:
     """The run context the options ask for: `lm` (a compile's teacher), else `--lm`, else
     `default_lm` (what an artifact was compiled for), else the default model; likewise the
-    backend."""
+    backend. Without `traced`, `--trace` is left for the caller to open."""
     from lmc.plugins import EXECUTORS
     from lmc.runtime.context import DEFAULT_BACKEND, context
 
@@ -101,7 +102,7 @@ def run_context(
         backend=args.backend or default_backend or DEFAULT_BACKEND,
         api_base=args.api_base,
         cache=not getattr(args, "no_cache", False),
-        trace=getattr(args, "trace", None),
+        trace=getattr(args, "trace", None) if traced else None,
         concurrency=args.concurrency,
         timeout=timeout,
         retries=retries,

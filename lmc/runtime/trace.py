@@ -3,9 +3,11 @@ and `lmc trace show` to read them."""
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,8 +25,15 @@ from lmc.files import (
     json_value,
     jsonl_lines,
     read_bytes,
+    written_in_place,
 )
 from lmc.strings import json_text, printable
+
+
+def record_number(index: int | None) -> int | None:
+    """A record as a trace names it: counted from 1, as the data file's records, the results
+    file and every error are."""
+    return None if index is None else index + 1
 
 
 def call_line(
@@ -43,7 +52,7 @@ def call_line(
     only where the model said how many prompt tokens it reused, `loops_closed` only where the
     embedded model closed a string the model looped in."""
     line: dict[str, Any] = {
-        "record": record,
+        "record": record_number(record),
         "step": step,
         "backend": backend,
         "model": model,
@@ -104,14 +113,18 @@ def _line(call: tuple[dict[str, Any] | None, dict[str, Any] | None]) -> dict[str
 
 
 class TraceWriter:
-    """Appends one JSON object per LM call; lines from concurrent calls never interleave."""
+    """Appends one JSON object per LM call; lines from concurrent calls never interleave. With
+    `append` (a resumed run) the trace goes on after the earlier one, less a line a kill cut
+    short; otherwise it starts empty."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, append: bool = False):
         self.path = Path(path)
         check_writable(self.path, in_place=True)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: TextIO = self.path.open("w", encoding="utf-8")
+            if append and not written_in_place(self.path):
+                _drop_a_cut_line(self.path)
+            self._file: TextIO = self.path.open("a" if append else "w", encoding="utf-8")
         except OSError as error:
             raise UnwritablePath(f"{path}: cannot write it ({error.strerror})") from None
         self._lock = threading.Lock()
@@ -124,7 +137,7 @@ class TraceWriter:
         self, *, record: int | None, step: str, index: str, query: str, k: int, passages: list[str]
     ) -> None:
         line = {
-            "record": record,
+            "record": record_number(record),
             "step": step,
             "kind": "retrieval",
             "index": index,
@@ -146,7 +159,7 @@ class TraceWriter:
         error: str | None,
     ) -> None:
         line = {
-            "record": record,
+            "record": record_number(record),
             "step": step,
             "kind": "function",
             "function": function,
@@ -169,7 +182,7 @@ class TraceWriter:
         """An agent's run, after its calls: each turn's thought, tool call and observation, and
         what it failed with (None if it answered), the turns being those it took before."""
         line = {
-            "record": record,
+            "record": record_number(record),
             "step": step,
             "kind": "trajectory",
             "inputs": inputs,
@@ -358,3 +371,21 @@ _SHOW_KIND = {
     "function": _show_function,
     "trajectory": _show_trajectory,
 }
+
+
+def _drop_a_cut_line(path: Path) -> None:
+    """Cut an earlier trace back to its last whole line (a kill may have stopped a write)."""
+    with suppress(FileNotFoundError), path.open("rb+") as file:
+        end = position = file.seek(0, os.SEEK_END)
+        while position > 0:
+            start = max(0, position - 65536)
+            file.seek(start)
+            chunk = file.read(position - start)
+            if position == end and chunk.endswith(b"\n"):
+                return
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                file.truncate(start + newline + 1)
+                return
+            position = start
+        file.truncate(0)

@@ -175,6 +175,47 @@ def test_results_of_other_inputs_are_not_resumed_but_refused_naming_the_line(
     assert Path("out.jsonl").read_text() == other + "\n"  # nothing the user had is lost
 
 
+def test_a_refused_resume_leaves_the_earlier_trace_as_it_was(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    other = json.dumps({"record": 1, "inputs": {"question": "zzz"}, "outputs": {"answer": "1"}})
+    Path("out.jsonl").write_text(other + "\n", encoding="utf-8")
+    Path("trace.jsonl").write_text('{"record": 1, "step": "gen"}\n', encoding="utf-8")
+
+    assert run(capsys, "--trace", "trace.jsonl")[0] == EXIT_BAD_INPUT
+
+    assert Path("trace.jsonl").read_text() == '{"record": 1, "step": "gen"}\n'
+
+
+def test_a_resumed_run_adds_to_its_trace_less_a_line_a_kill_cut(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "--trace", "trace.jsonl")  # record 3 fails
+    earlier = Path("trace.jsonl").read_text(encoding="utf-8")
+    Path("trace.jsonl").write_text(earlier + '{"record": 9, "st', encoding="utf-8")
+    DOWN.clear()
+
+    code, _, _ = run(capsys, "--trace", "trace.jsonl", "--no-cache")
+
+    assert code == EXIT_OK
+    text = Path("trace.jsonl").read_text(encoding="utf-8")
+    assert text.startswith(earlier)
+    added = [json.loads(line) for line in text[len(earlier) :].splitlines()]
+    assert [line["record"] for line in added] == [3]  # the one record run again
+
+
+def test_a_run_that_starts_over_starts_its_trace_over(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run(capsys, "--trace", "trace.jsonl")
+    DOWN.clear()
+
+    run(capsys, "--trace", "trace.jsonl", "--no-resume", "--no-cache")
+
+    lines = Path("trace.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted(json.loads(line)["record"] for line in lines) == [1, 2, 3, 4, 5]
+
+
 def test_an_out_file_that_is_no_results_file_is_refused_asking_for_another_out(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:

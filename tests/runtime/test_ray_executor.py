@@ -276,7 +276,7 @@ def test_lmc_run_data_on_ray_writes_what_the_local_run_writes(
     assert len(Path("ray.jsonl").read_text().splitlines()) == 20
     # The workers' calls are in the job's trace, one line each, under their record numbers.
     traced = [json.loads(line) for line in Path("t.jsonl").read_text().splitlines()]
-    assert sorted(line["record"] for line in traced) == list(range(20))
+    assert sorted(line["record"] for line in traced) == list(range(1, 21))
 
 
 def test_lmc_eval_on_ray_scores_as_the_local_eval(
