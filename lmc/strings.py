@@ -61,3 +61,19 @@ def json_text(value: Any, **options: Any) -> str:
 
     text = json.dumps(value, ensure_ascii=False, **options)
     return _JSON_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """`value` (JSON-like: dicts, lists, strings) with each lone surrogate replaced by U+FFFD. A
+    model may write half a `\\ud83d\\ude00` escape; kept, the half would make the results,
+    artifact or demo that holds it a file no UTF-8 reader (lmc's included) accepts."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {key: without_lone_surrogates(item) for key, item in value.items()}
+    if type(value) in (list, tuple):  # exactly: a named tuple is built otherwise
+        return type(value)(without_lone_surrogates(item) for item in value)
+    return value

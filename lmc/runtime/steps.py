@@ -16,6 +16,7 @@ from lmc.errors import RecordFailure
 from lmc.runtime.context import RunContext
 from lmc.runtime.trace import call_line
 from lmc.signatures import NO_OPTIONS, REASONING, StepOptions
+from lmc.strings import without_lone_surrogates
 
 
 class StepFailed(RecordFailure):
@@ -110,6 +111,7 @@ def call_step(
                 parsed = backend.parse(view, response.text)
             else:
                 parsed = backend.parse_repaired(view, response.text, answered[0][1].text)
+            parsed = {name: without_lone_surrogates(value) for name, value in parsed.items()}
         except ReplyError as error:
             _trace(context, record, step_id, attempt, request, response, None, error.message)
             if attempt == 2:

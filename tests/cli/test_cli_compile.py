@@ -527,6 +527,21 @@ def test_a_python_metric_that_fails_on_one_example_scores_it_0_and_the_compile_f
     ]
 
 
+def test_half_an_escaped_emoji_in_a_reply_still_makes_a_readable_artifact(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `\ud83d` alone is valid JSON, but no UTF-8 file can hold it; the artifact keeps the dev
+    # misses' predictions, so a compile whose model wrote one could not be saved.
+    use_lm(monkeypatch, lambda request: '{"answer": "smile \\ud83d"}')
+
+    code, _, err = compile_qa(capsys, "-p", "dead-steps")
+
+    assert code == EXIT_OK, err
+    misses = json.loads(Path("out.json").read_text(encoding="utf-8"))["misses"]
+    assert misses[0]["predicted"] == {"answer": "smile \ufffd"}
+    assert lmc(capsys, "run", "out.json", "--input", "question=q")[0] == EXIT_OK  # it loads
+
+
 def test_a_bad_train_record_is_refused_by_number(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
