@@ -14,6 +14,7 @@ behind is removed by the next run.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Iterable
@@ -75,14 +76,34 @@ class ResultsFile:
         if not self._in_place:
             remove_stale_temporaries(self.path)  # what a rewrite killed midway left behind
         appending = resume and path.exists() and not self._in_place
-        if appending:
-            self._read_earlier(records)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self._file: IO[str] = path.open("a" if appending else "w", encoding="utf-8")
+            # Opened to append, never emptied, until no other run is found writing it.
+            self._file: IO[str] = path.open("w" if self._in_place else "a", encoding="utf-8")
         except OSError as error:
             raise DataError(f"{path}: cannot write the results: {error.strerror}") from None
+        try:
+            if not self._in_place:
+                self._take_or_refuse()
+            if appending:
+                self._read_earlier(records)
+            elif not self._in_place:
+                self._file.truncate(0)
+        except BaseException:
+            self._file.close()
+            raise
         self._last = max(self.done, default=-1)
+
+    def _take_or_refuse(self) -> None:
+        """Hold the file for this run: two runs on one `--out` would run the same records, and
+        the first to finish would rename its rewrite over the file the other still writes."""
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DataError(
+                f"{self.path}: another lmc run is writing these results; let it finish (this "
+                "command then resumes after it), or give another --out"
+            ) from None
 
     def _read_earlier(self, records: Iterable[dict[str, Any]]) -> None:
         seen: list[int] = []

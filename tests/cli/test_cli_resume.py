@@ -7,6 +7,7 @@ it early), and a rerun onto the same `--out` runs only what is missing or failed
 
 from __future__ import annotations
 
+import fcntl
 import json
 from pathlib import Path
 
@@ -173,6 +174,23 @@ def test_results_of_other_inputs_are_not_resumed_but_refused_naming_the_line(
     assert "--no-resume" in err
     assert fake.requests == []
     assert Path("out.jsonl").read_text() == other + "\n"  # nothing the user had is lost
+
+
+@pytest.mark.parametrize("resume", ["--resume", "--no-resume"])
+def test_results_another_run_is_writing_are_refused_and_left_alone(
+    resume: str, fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    earlier = json.dumps({"record": 1, "inputs": {"question": "a"}, "outputs": {"answer": "1"}})
+    Path("out.jsonl").write_text(earlier + "\n", encoding="utf-8")
+
+    with Path("out.jsonl").open("a") as other_run:
+        fcntl.flock(other_run.fileno(), fcntl.LOCK_EX)
+        code, _, err = run(capsys, resume)
+
+    assert code == EXIT_BAD_INPUT
+    assert "out.jsonl: another lmc run is writing these results" in err
+    assert fake.requests == []
+    assert Path("out.jsonl").read_text(encoding="utf-8") == earlier + "\n"
 
 
 def test_a_refused_resume_leaves_the_earlier_trace_as_it_was(
