@@ -1021,7 +1021,7 @@ def test_an_earlier_results_file_beyond_the_json_limits_exits_2_naming_the_line(
     assert fake.requests == []
 
 
-def test_a_reply_with_a_lone_surrogate_is_written_escaped_and_resumed(
+def test_a_reply_with_a_lone_surrogate_is_read_with_a_replacement_character_and_resumed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lm = FakeLM(lambda request: '{"answer": "half \\ud800 a pair"}', identity="fake")
@@ -1032,7 +1032,8 @@ def test_a_reply_with_a_lone_surrogate_is_written_escaped_and_resumed(
 
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl"]) == 0
     lines = Path("out.jsonl").read_text(encoding="utf-8").splitlines()
-    assert json.loads(lines[0])["outputs"] == {"answer": "half \ud800 a pair"}
+    # No character, and no UTF-8 file could hold it: U+FFFD, as a decoder puts for bad bytes.
+    assert json.loads(lines[0])["outputs"] == {"answer": "half \ufffd a pair"}
     calls = len(lm.requests)
     assert main(["run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl"]) == 0
     assert len(lm.requests) == calls  # every record was done: none is run again
