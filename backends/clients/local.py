@@ -266,7 +266,9 @@ class LocalLM:
             "temperature": request.temperature,
             "max_tokens": request.max_tokens,
             "stop": list(request.stop) or None,
-            "seed": 0,
+            # llama-cpp-python seeds each call's sampler afresh: one seed for every sample of a
+            # step would draw one reply `n` times. Each sample its own, and the same every run.
+            "seed": request.sample,
         }
         grammar = reply_grammar(request)
         if grammar is not None and request.temperature > 0:

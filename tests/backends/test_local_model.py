@@ -333,6 +333,16 @@ def test_a_sampled_held_reply_is_kept_from_control_tokens_but_may_end() -> None:
     assert "answer" in json.loads(reply.text)
 
 
+def test_each_sample_of_a_step_is_a_draw_of_its_own_and_the_same_every_run() -> None:
+    # A step sampled n times (an ensemble's vote) asks for samples 0 to n-1 of one request.
+    request = answer_request("Reply with a JSON object.", "Write a short poem about rain.")
+    first, second = (replace(request, temperature=1.0, max_tokens=40, sample=n) for n in (0, 1))
+    model = LocalLM()
+
+    assert model.complete(first).text != model.complete(second).text
+    assert model.complete(second).text == model.complete(second).text
+
+
 def test_held_reasoning_takes_braces_in_a_line_and_the_object_on_a_line_of_its_own() -> None:
     # Qwen writes LaTeX (`\\frac{1}{3}`); its object comes on a line of its own. A run of blank
     # lines, or a control token such as `<|im_start|>` (which llama.cpp's grammar reads as text,
