@@ -15,6 +15,13 @@ from lmc.errors import InputError
 from lmc.strings import printable
 
 
+def source_lines(text: str) -> list[str]:
+    """`text`'s lines as the parser counts them: split at line feeds only (`splitlines` also
+    splits at U+2028, form feeds and more, and would put an error under another line)."""
+    lines = text.split("\n")
+    return lines[:-1] if text.endswith("\n") else lines
+
+
 @dataclass(frozen=True, slots=True)
 class Span:
     """A region of a source file; 1-based lines and columns, end exclusive."""
@@ -48,7 +55,7 @@ class Diagnostic:
         head = f"{self.span}: {self.severity}: {self.message}"
         if source is None or self.span.line < 1:
             return head
-        lines = source.splitlines()
+        lines = source_lines(source)
         if self.span.line > len(lines):
             return head
         raw = lines[self.span.line - 1].expandtabs(1)

@@ -121,6 +121,12 @@ class ProgramLowering(StepLowering):
 
     def assign(self, statement: ast.Assign) -> None:
         bind = _ASSIGNED.get(type(statement.value), ProgramLowering.assign_value)
+        if statement.type is not None and type(statement.value) in _ASSIGNED:
+            self.error(
+                statement.span,
+                f"a type annotates a value, and '{statement.target}' is a step or call, typed "
+                f"by its signature; expected '{statement.target} = ...' without ': TYPE'",
+            )
         self.env[statement.target] = bind(self, statement, statement.value) or BROKEN
 
     def assign_step(self, statement: ast.Assign, value: ast.StepCall) -> Step | None:

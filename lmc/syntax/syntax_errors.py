@@ -9,7 +9,7 @@ from __future__ import annotations
 from lark import Token, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
-from lmc.diagnostics import Diagnostic, ProgramError, Span
+from lmc.diagnostics import Diagnostic, ProgramError, Span, source_lines
 from lmc.syntax.lark_parser import KEYWORDS, lark_parser
 
 DECLARATION_KEYWORDS = frozenset({"SIGNATURE", "FUNCTION", "INDEX", "PROGRAM", "METRIC"})
@@ -101,7 +101,7 @@ def _unclosed_brace(text: str, before: Token) -> str | None:
         return None
     if not opened:
         return None
-    header = text.splitlines()[opened[-1] - 1].split("{")[0].strip()
+    header = source_lines(text)[opened[-1] - 1].split("{")[0].strip()
     return f"`{header}` from line {opened[-1]}"
 
 
@@ -123,7 +123,7 @@ def syntax_diagnostic(
         tail = f"; expected {_expected_words(expected)}" if expected else ""
         return Diagnostic(span, f"unexpected character {char!r}{tail}")
     if isinstance(error, UnexpectedEOF):
-        lines = text.splitlines() or [""]
+        lines = source_lines(text) or [""]
         end = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         return Diagnostic(
             end, f"unexpected end of file; expected {_expected_words(set(error.expected))}"
@@ -132,7 +132,7 @@ def syntax_diagnostic(
     token = error.token
     expected = set(error.accepts or error.expected)
     if token.type == "$END":
-        lines = text.splitlines() or [""]
+        lines = source_lines(text) or [""]
         end = Span(file, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
         return Diagnostic(end, f"unexpected end of file; expected {_expected_words(expected)}")
     span = Span(

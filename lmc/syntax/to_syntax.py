@@ -165,13 +165,14 @@ class ToSyntax(Transformer[Token, Any]):
 
     def type(self, meta: Meta, children: list[Any]) -> LmType:
         name_token: Token = children[0]
-        args: list[Any] = next((c for c in children[1:] if isinstance(c, list)), [])
+        written = next((c for c in children[1:] if isinstance(c, list)), None)  # `[...]`, if any
+        args: list[Any] = written or []
         optional = any(isinstance(c, Token) and c.type == "OPTIONAL_MARK" for c in children)
         name = str(name_token)
         span = self.span(meta)
         resolved: LmType = UNKNOWN
         if name in SCALAR_NAMES:
-            if args:
+            if written is not None:  # `str[]` too
                 self.diagnostics.error(span, f"'{name}' takes no type arguments")
             resolved = Scalar(name)
         elif name == "list":
