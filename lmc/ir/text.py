@@ -68,7 +68,12 @@ class _Printer:
         self.folder = folder
         added = {node_id: i for i, node_id in enumerate(graph.node_ids())}
         self.order = graph.topological(key=added.__getitem__)
-        self.taken = set(KEYWORDS) | {n.name for n in graph.inputs()}
+        inputs = {n.name for n in graph.inputs()}
+        # Ids the user wrote keep their names: a loop copy's made-up name (`step@2` as
+        # `step_2`) must not take the name of a step the user called `step_2`.
+        self.own = {i for i in graph.node_ids() if i.isidentifier() and i.isascii()}
+        self.own -= set(KEYWORDS) | inputs
+        self.taken = set(KEYWORDS) | inputs | self.own
         self.names: dict[str, str] = {}
         self.next_suffix: dict[str, int] = {}  # base -> the first suffix not known to be taken
         self.first_of_key: dict[str, str] = {}  # parameter key -> name of its first step
@@ -115,7 +120,9 @@ class _Printer:
 
     def name(self, node_id: str) -> str:
         """A binding name for a node: its id where that is a fresh identifier."""
-        if node_id not in self.names:
+        if node_id in self.own:
+            self.names[node_id] = node_id
+        elif node_id not in self.names:
             # `gen@2` and `const$3` are ids the lowering made up; the name before them is the
             # user's, and reading the text back makes the same ids, so printing is idempotent.
             base = re.sub(r"\W+", "_", re.split(r"[@$]", node_id)[0]).strip("_") or "value"

@@ -8,6 +8,7 @@ import pytest
 
 from lmc.ir.graph import InputNode, OutputNode, ProgramGraph, StepNode
 from lmc.ir.lower import load_text
+from lmc.ir.text import parse_program, print_program
 from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.types import INT, PASSAGES, STR, LmType
 
@@ -148,6 +149,34 @@ program P(x: str) -> (y: str) {
     assert steps[0].param_key == steps[1].param_key
     assert list(looped.params) == [steps[0].param_key]
     assert looped == graph(chain("step", "step"))
+
+
+def test_a_step_keeps_its_name_when_printed_beside_loop_copies_of_another() -> None:
+    # The loop's second copy of `step` is printed under a made-up name, which must not be the
+    # user's `step_2`: `program.step("step_2")` and a saved module's parameters go by name.
+    looped = graph(
+        """\
+signature S = "a -> b"
+signature T = "b -> c"
+
+program P(x: str) -> (y: str) {
+    value = x
+    for i in range(2) {
+        step = predict S(a=value)
+        value = step.b
+    }
+    step_2 = predict T(b=value)
+    return y = step_2.c
+}
+"""
+    )
+
+    again = parse_program(print_program(looped), "again.lmp")
+
+    assert again == looped
+    named = again.node("step_2")
+    assert isinstance(named, StepNode)
+    assert named.signature.name == "T"
 
 
 # verify ------------------------------------------------------------------------------------------
