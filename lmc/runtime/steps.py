@@ -176,10 +176,19 @@ def run_step(
     """A step's outputs: one call, or with `n` above 1 the most common of `n` samples."""
     if options.n == 1:
         return call_step(context, step_id, view, inputs, record, options=options)
-    samples = [
-        call_step(context, step_id, view, inputs, record, options=options, sample=i, observe=False)
-        for i in range(options.n)
-    ]
+    samples: list[dict[str, Any]] = []
+    failures: list[StepFailed] = []
+    for i in range(options.n):
+        try:
+            samples.append(
+                call_step(
+                    context, step_id, view, inputs, record, options=options, sample=i, observe=False
+                )
+            )
+        except StepFailed as failure:  # a sample that stayed unusable has no vote
+            failures.append(failure)
+    if not samples:
+        raise failures[0]
     chosen = most_common(samples)
     if context.on_step is not None:
         context.on_step(record, step_id, inputs, chosen)

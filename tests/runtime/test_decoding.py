@@ -10,7 +10,7 @@ import pytest
 
 import lmc
 from lmc.backends.clients.fake import FakeLM
-from lmc.runtime.steps import most_common
+from lmc.runtime.steps import StepFailed, most_common
 
 PROGRAM = """
 program P(question: str) -> (answer: str) {
@@ -59,6 +59,22 @@ def test_n_samples_are_separate_draws_and_the_most_common_answer_wins() -> None:
     assert result.answer == "Paris"
     keys = [json.dumps(r.to_json(), sort_keys=True) for r in fake.requests]
     assert len(set(keys)) == 3  # each sample its own cache entry, not the first one three times
+
+
+def test_a_sample_that_stays_unusable_loses_its_vote_not_the_step() -> None:
+    # The second sample's reply and its repair are both unusable; the other two still vote.
+    fake = FakeLM(['{"answer": "Paris"}', "garbage", "still garbage", '{"answer": "Paris"}'])
+
+    result = program("temperature=0.7, n=3").run({"question": "q"}, lmc.context(fake, cache=False))
+
+    assert result.answer == "Paris"
+
+
+def test_a_step_whose_every_sample_stays_unusable_fails() -> None:
+    fake = FakeLM(["garbage"] * 4)
+
+    with pytest.raises(StepFailed):
+        program("temperature=0.7, n=2").run({"question": "q"}, lmc.context(fake, cache=False))
 
 
 def test_a_tie_goes_to_the_earliest_sample_and_the_reasoning_stays_with_its_answer() -> None:
