@@ -17,6 +17,7 @@ from lmc.backends.base import Backend, LMClient, LMRequest, Message, ReplyError,
 from lmc.backends.schema import (
     MAX_ITEMS,
     MAX_TEXT,
+    MOST_REPLY_TOKENS,
     InvalidValues,
     demo_values,
     field_line,
@@ -26,7 +27,7 @@ from lmc.backends.schema import (
     validate,
 )
 from lmc.files import json_value
-from lmc.signatures import FieldSpec
+from lmc.signatures import REASONING, FieldSpec
 from lmc.types import BOOL, FLOAT, INT, STR, ListOf, LmType, OneOf, OptionalOf, Scalar, ToolCall
 
 _MARKER = re.compile(r"\[\[ ## (\w+) ## \]\]")
@@ -110,10 +111,13 @@ class ChatBackend(Backend):
             grammar = self.static_parts.get(
                 ("grammar", step.signature, step.module), lambda: marker_grammar(step.outputs)
             )
+        tokens = reply_tokens(step.outputs, held=lm.constrains)
+        if not lm.constrains and step.outputs and step.outputs[0].name == REASONING:
+            # A free chain of thought is not bounded: cut short, it never reaches its answer's
+            # marker. It gets the room the json backend gives one.
+            tokens = MOST_REPLY_TOKENS
         return LMRequest(
-            messages=tuple(self.messages(step, inputs)),
-            grammar=grammar,
-            max_tokens=reply_tokens(step.outputs, held=lm.constrains),
+            messages=tuple(self.messages(step, inputs)), grammar=grammar, max_tokens=tokens
         )
 
     def parse(self, step: StepView, reply: str) -> dict[str, Any]:

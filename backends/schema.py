@@ -151,9 +151,12 @@ def _not_bool(value: Any) -> Any:
 
 def _one_of(choices: tuple[str, ...]) -> Any:
     """A literal that forgives case, spaces, quotes, backticks, markdown bold and a full stop
-    around it, but not a different word."""
+    around it, but not a different word; and a number written bare (`3` for `literal["1", ...,
+    "5"]`), as a model not held to the schema writes a rating."""
 
     def match(value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            value = str(value)
         if isinstance(value, str):
             text = value.strip()
             for written in (text, text.strip("\"'`* \t\n").removesuffix(".").strip("\"'`* ")):

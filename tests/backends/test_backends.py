@@ -297,12 +297,15 @@ def test_a_held_reply_has_the_tokens_its_bounds_need(backend: str) -> None:
     held = BACKENDS[backend]().lower(view, inputs, fake_lm(constrains=True))
     free = BACKENDS[backend]().lower(view, inputs, fake_lm())
     assert held.max_tokens > MAX_REASONING + MAX_TEXT
-    if free.reasoning_first:
-        # Reasoning written as plain text gets the same room free: cut short, it would never
-        # reach its JSON object.
-        assert free.max_tokens == held.max_tokens
-    else:
-        assert free.max_tokens == REPLY_TOKENS  # nothing bounds a free model's reply to count
+    # Free, a chain of thought is not bounded, and cut short it would never reach its answer:
+    # it gets the most room any reply gets.
+    assert free.max_tokens == MOST_REPLY_TOKENS
+
+
+@pytest.mark.parametrize("backend", list(BACKENDS))
+def test_a_free_reply_without_reasoning_has_the_usual_tokens(backend: str) -> None:
+    view, inputs = CASES["predict"]
+    assert BACKENDS[backend]().lower(view, inputs, fake_lm()).max_tokens == REPLY_TOKENS
 
 
 def test_reply_room_is_capped_where_bounds_allow_thousands_of_tokens() -> None:
@@ -668,6 +671,14 @@ def test_literal_in_other_case_or_quotes_is_the_choice(backend: str, written: st
     view = single(SENTIMENT, "sentiment")
     parsed = BACKENDS[backend]().parse(view, reply_in(backend, sentiment=written))
     assert parsed == {"sentiment": "negative"}
+
+
+@pytest.mark.parametrize("backend", PARSERS)
+def test_literal_choice_written_as_a_bare_number_is_the_choice(backend: str) -> None:
+    # A model not held to the schema writes a rating as a number: {"stars": 3}.
+    view = single(OneOf(("1", "2", "3", "4", "5")), "stars")
+    parsed = BACKENDS[backend]().parse(view, reply_in(backend, stars=3))
+    assert parsed == {"stars": "3"}
 
 
 @pytest.mark.parametrize("backend", PARSERS)
