@@ -21,6 +21,7 @@ from lmc.backends.schema import (
     MAX_PLAIN_REASONING,
     MOST_REPLY_TOKENS,
     InvalidValues,
+    WrittenFloat,
     demo_values,
     field_line,
     object_schema,
@@ -192,7 +193,7 @@ def _reasoning_text(text: str) -> str:
 
 # Raw line breaks and tabs inside strings are not JSON, but their meaning is plain; servers whose
 # schema grammar lets them through (llama-cpp-python's) would otherwise cost a repair call.
-_LENIENT = json.JSONDecoder(strict=False)
+_LENIENT = json.JSONDecoder(strict=False, parse_float=WrittenFloat)
 
 
 def _reply_object(text: str) -> tuple[int, dict[str, Any]] | None:

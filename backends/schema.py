@@ -143,10 +143,26 @@ def _most_chars(schema: dict[str, Any]) -> int:
     return _SCALAR_CHARS.get(str(kind), _SCALAR_CHARS["number"])
 
 
+class WrittenFloat(float):
+    """A reply's JSON number with a fraction or exponent, remembering how it was written: a
+    text field that receives it keeps `3.10` (or `1e5`), not Python's `3.1` (or `100000.0`)."""
+
+    text: str
+
+    def __new__(cls, text: str) -> WrittenFloat:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+
 def _not_bool(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected a number, not true or false")
-    return value
+    return float(value) if isinstance(value, WrittenFloat) else value
+
+
+def _as_written(value: Any) -> Any:
+    return value.text if isinstance(value, WrittenFloat) else value
 
 
 def _one_of(choices: tuple[str, ...]) -> Any:
@@ -155,6 +171,7 @@ def _one_of(choices: tuple[str, ...]) -> Any:
     "5"]`), as a model not held to the schema writes a rating."""
 
     def match(value: Any) -> Any:
+        value = _as_written(value)
         if isinstance(value, int | float) and not isinstance(value, bool):
             value = str(value)
         if isinstance(value, str):
@@ -205,7 +222,7 @@ def _optional(t: OptionalOf) -> Any:
 
 
 _PYTHON_SCALARS: dict[Scalar, Any] = {
-    STR: str,
+    STR: Annotated[str, BeforeValidator(_as_written)],
     INT: Annotated[int, BeforeValidator(_not_bool)],
     FLOAT: Annotated[float, BeforeValidator(_not_bool)],
     BOOL: bool,

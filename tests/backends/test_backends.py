@@ -673,6 +673,19 @@ def test_literal_in_other_case_or_quotes_is_the_choice(backend: str, written: st
     assert parsed == {"sentiment": "negative"}
 
 
+@pytest.mark.parametrize("written", ["3.10", "1e5", "0.50", "-0.0", "220"])
+def test_a_number_in_a_text_field_is_kept_as_written(written: str) -> None:
+    # A held string may take a number; `3.10` read as Python's float would be `3.1`.
+    parsed = BACKENDS["json"]().parse(single(STR, "answer"), f'{{"answer": {written}}}')
+    assert parsed == {"answer": written}
+
+
+def test_a_number_field_gets_a_plain_number() -> None:
+    parsed = BACKENDS["json"]().parse(single(FLOAT, "score"), '{"score": 0.50}')
+    assert parsed == {"score": 0.5}
+    assert type(parsed["score"]) is float
+
+
 @pytest.mark.parametrize("backend", PARSERS)
 def test_literal_choice_written_as_a_bare_number_is_the_choice(backend: str) -> None:
     # A model not held to the schema writes a rating as a number: {"stars": 3}.
