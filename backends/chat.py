@@ -260,4 +260,6 @@ _JSON_RULES: dict[type[Any], Callable[[Any, dict[str, str]], str]] = {
 
 
 def _literal(text: str) -> str:
-    return json.dumps(text)
+    """A GBNF literal: JSON's escapes, and every other character as it is (a `\\uXXXX` pair
+    for an emoji would be two surrogates, which no token matches)."""
+    return json.dumps(text, ensure_ascii=False)

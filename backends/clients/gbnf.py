@@ -29,9 +29,7 @@ def reply_grammar(request: LMRequest, *, steered: bool = True) -> str | None:
 
 @cache
 def schema_gbnf(schema: str, reasoning_first: int = 0, *, object_required: bool = True) -> str:
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    gbnf: str = json_schema_to_gbnf(json.dumps(_numbers_as_text(json.loads(schema))))
+    gbnf = _json_schema_to_gbnf(_numbers_as_text(json.loads(schema)))
     # llama-cpp-python's converter lets a raw new line into a string, which JSON does not: Qwen
     # opened `"answer": "` and wrote new lines to `max_tokens`, never closing it. llama.cpp's own
     # converter keeps control characters out, as here.
@@ -64,6 +62,33 @@ def schema_gbnf(schema: str, reasoning_first: int = 0, *, object_required: bool 
             *renamed,
         ]
     )
+
+
+def _json_schema_to_gbnf(schema: dict[str, Any]) -> str:
+    """llama-cpp-python's converter, but for how it writes a constant (a literal's choice, a
+    key): it left a `\\` as it was, which GBNF reads as an escape (`literal["say \\"hi\\""]`
+    ended the literal early, a grammar llama.cpp refuses), and wrote a character past U+FFFF
+    as the two surrogate escapes JSON uses, which no token matches (an emoji choice could
+    never be written)."""
+    from llama_cpp import llama_grammar
+
+    make: Any = llama_grammar.SchemaConverter  # untyped
+    converter = make(prop_order={}, allow_fetch=False, dotall=False, raw_pattern=False)
+    converter._format_literal = _gbnf_literal
+    converter._generate_constant_rule = lambda value: _gbnf_literal(
+        json.dumps(value, ensure_ascii=False)
+    )
+    converter.visit(converter.resolve_refs(schema, "stdin"), "")
+    gbnf: str = converter.format_grammar()
+    return gbnf
+
+
+def _gbnf_literal(text: str) -> str:
+    return '"' + "".join(_GBNF_ESCAPES.get(c, c) for c in text) + '"'
+
+
+# What a GBNF string literal escapes; every other character stands for itself, UTF-8 included.
+_GBNF_ESCAPES = {"\\": "\\\\", '"': '\\"', "\r": "\\r", "\n": "\\n", "\t": "\\t"}
 
 
 def _numbers_as_text(schema: Any) -> Any:

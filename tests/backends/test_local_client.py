@@ -4,6 +4,7 @@ llama-cpp-python's model: what it reports reused, its grammars, its context and 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -12,7 +13,6 @@ from typing import Any, ClassVar
 import llama_cpp
 import numpy as np
 import pytest
-from llama_cpp import llama_grammar as local_grammar
 from llama_cpp.llama_grammar import LlamaGrammar
 
 import lmc
@@ -155,20 +155,34 @@ def test_a_second_call_of_a_step_reports_the_prompt_it_reused_from_the_first(
 def test_two_calls_with_the_same_schema_make_its_grammar_once(
     tmp_path: Path, opened: list[FakeLlama], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    made: list[str] = []
-    make = local_grammar.json_schema_to_gbnf
+    made: list[dict[str, Any]] = []
+    make = gbnf._json_schema_to_gbnf
 
-    def counted(schema: str, *args: Any, **kwargs: Any) -> str:
+    def counted(schema: dict[str, Any]) -> str:
         made.append(schema)
-        return make(schema, *args, **kwargs)
+        return make(schema)
 
-    monkeypatch.setattr(local_grammar, "json_schema_to_gbnf", counted)
+    monkeypatch.setattr(gbnf, "_json_schema_to_gbnf", counted)
     gbnf.schema_gbnf.cache_clear()
     schema = '{"type": "object", "properties": {"answer": {"enum": ["yes", "no"]}}}'
     lm = fake_model(tmp_path)
     lm.complete(asking("Is Paris in France?", schema=schema))
     lm.complete(replace(asking("Is Rome in Spain?", schema=schema), temperature=0.7))
-    assert made == [schema]
+    assert made == [json.loads(schema)]
+
+
+@pytest.mark.parametrize("choice", ['say "hi"', "a\\b", "\U0001f600", "café", "plain"])
+def test_a_literal_choice_is_a_grammar_literal_of_its_json_text(choice: str) -> None:
+    # llama-cpp-python's converter left `\` unescaped (a quote in a choice ended the literal
+    # early) and wrote an emoji as two surrogate escapes, which no token matches.
+    schema = {"type": "object", "properties": {"a": {"enum": [choice]}}, "required": ["a"]}
+    grammar = gbnf.schema_gbnf(json.dumps(schema))
+
+    rule = next(line for line in grammar.splitlines() if line.startswith("a ::= "))
+    literal = rule.removeprefix("a ::= ")
+    # A GBNF literal escapes `\`, `"` and line breaks as JSON does, and holds the rest as it is.
+    assert json.loads(literal) == json.dumps(choice, ensure_ascii=False)
+    assert "\\u" not in literal
 
 
 def test_greedy_calls_check_the_grammar_on_the_top_token_and_sampling_masks_the_vocabulary(
