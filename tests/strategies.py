@@ -97,10 +97,11 @@ written as one: no three quotes in a row, no quote just before the closing ones.
 
 instructions: st.SearchStrategy[str] = st.one_of(docstring_text, any_text)
 
+# Signed: a program's constants may be negative (`offset=-1`), as the builder writes them.
 whole_numbers: st.SearchStrategy[int] = st.one_of(
-    st.integers(min_value=0, max_value=1000), st.integers(min_value=0)
+    st.integers(min_value=-1000, max_value=1000), st.integers()
 )
-decimals: st.SearchStrategy[float] = st.floats(min_value=0.0, allow_nan=False, allow_infinity=False)
+decimals: st.SearchStrategy[float] = st.floats(allow_nan=False, allow_infinity=False)
 
 
 def _optional(inner: LmType) -> LmType:

@@ -9,6 +9,7 @@ as one.
 from __future__ import annotations
 
 import keyword
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -334,7 +335,7 @@ class Trace:
             return ast.Constant(value, span), BOOL
         if isinstance(value, int):
             return ast.Constant(value, span), INT
-        if isinstance(value, float):
+        if isinstance(value, float) and math.isfinite(value):
             return ast.Constant(value, span), FLOAT
         if isinstance(value, str):
             return ast.Constant(value, span), STR
@@ -342,8 +343,8 @@ class Trace:
             [
                 Diagnostic(
                     span,
-                    f"cannot pass a {type(value).__name__} into a traced program; expected a "
-                    "traced value, a constant (str, int, float, bool) or a list of them",
+                    f"cannot pass {value!r} into a traced program; expected a traced value, "
+                    "a constant (str, int, a finite float, bool) or a list of them",
                 )
             ]
         )

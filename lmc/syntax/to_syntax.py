@@ -545,6 +545,9 @@ class ToSyntax(Transformer[Token, Any]):
     def number(self, meta: Meta, children: list[Token]) -> ast.Constant:
         return ast.Constant(self.number_value(children[0]), self.span(meta))
 
+    def negative_number(self, meta: Meta, children: list[Token]) -> ast.Constant:
+        return ast.Constant(-self.number_value(children[0]), self.span(meta))
+
     def number_value(self, token: Token) -> int | float:
         text = str(token)
         if "." in text:

@@ -114,6 +114,36 @@ def test_a_built_program_prints_as_lmp_that_loads_back_equal() -> None:
         assert lmc.loads(program.to_lmp()) == program
 
 
+class Shift(lmc.Signature):
+    """Shift the number."""
+
+    n: int = lmc.InputField()
+    by: float = lmc.InputField()
+    shifted: float = lmc.OutputField()
+
+
+class ShiftBack(lmc.Module):
+    def __init__(self, by: float) -> None:
+        super().__init__()
+        self.by = by
+        self.shift = lmc.Predict(Shift)
+
+    def forward(self, n: int) -> lmc.Prediction:
+        return self.shift(n=n, by=self.by)
+
+
+def test_a_negative_constant_prints_as_lmp_that_loads_back_equal() -> None:
+    built = lmc.build(ShiftBack(-1.5))
+
+    assert "by=-1.5" in built.to_lmp()
+    assert lmc.loads(built.to_lmp()) == built
+
+
+def test_a_constant_no_lmp_text_can_hold_is_refused_where_it_is_passed() -> None:
+    with pytest.raises(lmc.ProgramError, match="cannot pass inf into a traced program"):
+        lmc.build(ShiftBack(float("inf")))
+
+
 def test_signature_class_carries_fields_types_descriptions_and_instruction() -> None:
     class Classify(lmc.Signature):
         """Classify the sentiment."""
