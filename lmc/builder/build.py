@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import inspect
 import os
+import re
 import typing
+from collections.abc import Callable
 from typing import Any
 
 from lmc.builder.location import python_span
@@ -15,8 +17,9 @@ from lmc.compiler.program import Program
 from lmc.diagnostics import Diagnostic, ProgramError, Span
 from lmc.ir.lower import check
 from lmc.runtime.prediction import Prediction
-from lmc.signatures import FieldSpec
+from lmc.signatures import FieldSpec, SignatureSpec
 from lmc.syntax import tree as ast
+from lmc.syntax.lark_parser import KEYWORDS
 from lmc.types import STR
 
 
@@ -41,8 +44,53 @@ def build(module: Module, *, name: str | None = None) -> Program:
     body = (*trace.statements, ast.Return(bindings, forward_span))
     program = ast.ProgramDecl(name, params, results, body, forward_span)
     source = ast.Module((*signatures, *functions, *indexes, program), forward_span.file)
+    _refuse_unspellable_names(source)
     checked = check(source, "", os.getcwd())
     return Program(checked.graphs[name])
+
+
+def _refuse_unspellable_names(source: ast.Module) -> None:
+    """Every name the user gave (signatures and their fields, functions, indexes, the
+    program's inputs and outputs) must be one `.lmp` can spell: a built program is printed as
+    `.lmp` to be saved, compiled or run on a cluster, and text that names a field `input`
+    would not read back."""
+    problems = []
+    for decl in source.declarations:
+        for what, name, span in _NAMES_OF[type(decl)](decl):
+            if not (_SPELLABLE.fullmatch(name) and name not in KEYWORDS):
+                why = "a keyword of .lmp" if name in KEYWORDS else "ASCII letters, digits and _"
+                problems.append(
+                    Diagnostic(
+                        span,
+                        f"{what} '{name}' is not a name .lmp can spell ({why}); a built program "
+                        "is saved and compiled as .lmp text: rename it",
+                    )
+                )
+    if problems:
+        raise ProgramError(problems)
+
+
+# What a name is, the name, and where it was given.
+_Named = tuple[str, str, Span]
+
+
+def _signature_names(kind: str, signature: SignatureSpec, span: Span) -> list[_Named]:
+    owner = f"{kind} {signature.display_name}'s field"
+    fields = [(owner, f.name, span) for f in (*signature.inputs, *signature.outputs)]
+    return [(kind, signature.name, span), *fields] if signature.name else fields
+
+
+_SPELLABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_NAMES_OF: dict[type[Any], Callable[[Any], list[_Named]]] = {
+    ast.SignatureDecl: lambda d: _signature_names("signature", d.signature, d.span),
+    ast.FunctionDecl: lambda d: _signature_names("function", d.function.signature, d.span),
+    ast.IndexDecl: lambda d: [("index", d.name, d.span)],
+    ast.ProgramDecl: lambda d: [
+        ("program", d.name, d.span),
+        *(("input", f.name, d.span) for f in d.params),
+        *(("output", f.name, d.span) for f in d.results),
+    ],
+}
 
 
 def _definition_span(module: Module, fallback: Span) -> Span:

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,7 @@ from typing import Any, Self
 
 from lmc.builder.location import python_span
 from lmc.builder.signature import Signature, signature_spec
-from lmc.builder.trace import active_trace, snake_case, step_name
+from lmc.builder.trace import active_trace, snake_case, spellable_name, step_name
 from lmc.errors import InputError
 from lmc.ir.graph import Demo, NearestDemos, StepNode, StepParams
 from lmc.runtime.prediction import Prediction
@@ -209,9 +208,7 @@ class IndexSpec:
 def bm25(path: str, *, text: str = "text", name: str | None = None) -> IndexSpec:
     """A BM25 index over a JSONL corpus (one passage per record, in field `text`)."""
     if name is None:
-        name = re.sub(r"\W", "_", Path(path).stem) or "corpus"
-        if name[0].isdigit():
-            name = f"index_{name}"
+        name = spellable_name(Path(path).stem, "index")
     return IndexSpec(name, "bm25", path, text)
 
 

@@ -181,7 +181,7 @@ class Trace:
     # names ---------------------------------------------------------------------------------------
 
     def fresh(self, base: str) -> str:
-        base = _identifier(base)
+        base = spellable_name(base)
         name, n = base, 2
         while name in self.taken:
             name, n = f"{base}_{n}", n + 1
@@ -365,10 +365,12 @@ class Trace:
         return ast.NameRef(self.aliases[key], span)
 
 
-def _identifier(text: str) -> str:
-    name = re.sub(r"\W+", "_", text).strip("_") or "step"
+def spellable_name(text: str, fallback: str = "step") -> str:
+    """A name `.lmp` can spell, made from `text` (an attribute path, a file's stem): ASCII
+    letters, digits and `_`, not a keyword of `.lmp` or Python."""
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or fallback
     if name[0].isdigit():
-        name = f"step_{name}"
+        name = f"{fallback}_{name}"
     if name in KEYWORDS or keyword.iskeyword(name):
         name += "_"
     return name
@@ -377,7 +379,7 @@ def _identifier(text: str) -> str:
 def step_name(path: str) -> str:
     """The name a module's step is bound to in the program `lmc.build` traces, from the
     module's attribute path: `generate_answer`, `hop.query` -> `hop_query`."""
-    return _identifier(path)
+    return spellable_name(path)
 
 
 def snake_case(name: str) -> str:

@@ -144,6 +144,36 @@ def test_a_constant_no_lmp_text_can_hold_is_refused_where_it_is_passed() -> None
         lmc.build(ShiftBack(float("inf")))
 
 
+def test_a_name_lmp_cannot_spell_is_refused_where_it_is_given() -> None:
+    # The program would run, but its artifact would be .lmp text naming a field `input`.
+    class Echo(lmc.Signature):
+        """Echo."""
+
+        input: str = lmc.InputField()
+        réponse: str = lmc.OutputField()
+
+    class Echoing(lmc.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.gen = lmc.Predict(Echo)
+
+        def forward(self, question: str) -> lmc.Prediction:
+            return self.gen(input=question)
+
+    with pytest.raises(lmc.ProgramError) as raised:
+        lmc.build(Echoing())
+
+    rendered = raised.value.render()
+    assert "signature Echo's field 'input' is not a name .lmp can spell (a keyword" in rendered
+    assert "field 'réponse' is not a name .lmp can spell (ASCII letters" in rendered
+    assert "test_builder.py:" in rendered  # at the class, in the user's file
+
+
+def test_an_index_named_after_its_file_gets_a_name_lmp_can_spell() -> None:
+    assert lmc.bm25("index.jsonl").name == "index_"
+    assert lmc.bm25("2024 café.jsonl").name == "index_2024_caf"
+
+
 def test_signature_class_carries_fields_types_descriptions_and_instruction() -> None:
     class Classify(lmc.Signature):
         """Classify the sentiment."""
