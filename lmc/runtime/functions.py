@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from lmc.backends.schema import InvalidValues, validate
+from lmc.backends.schema import InvalidValues, render_value, validate
 from lmc.errors import USER_CODE_ERRORS, RecordFailure, what_it_raised
 from lmc.ir.graph import FunctionNode, ProgramGraph
 from lmc.plugins import (
@@ -25,6 +25,7 @@ from lmc.plugins import (
 )
 from lmc.runtime.context import RunContext
 from lmc.signatures import SignatureSpec
+from lmc.types import STR
 
 
 class FunctionFailed(RecordFailure):
@@ -99,6 +100,16 @@ def callables(graph: ProgramGraph) -> list[str]:
     return list(dict.fromkeys(targets))
 
 
+def _as_declared(signature: SignatureSpec, values: dict[str, Any]) -> dict[str, Any]:
+    """The values for the function's parameters: any value flows into a `str` one, as into an LM
+    step's, and arrives as the text a step would show (a list of passages as numbered lines)."""
+    texts = {f.name for f in signature.inputs if f.type == STR}
+    return {
+        name: render_value(value) if name in texts and not isinstance(value, str) else value
+        for name, value in values.items()
+    }
+
+
 def call_function(
     context: RunContext, node: FunctionNode, values: dict[str, Any], record: int | None
 ) -> dict[str, Any]:
@@ -109,7 +120,7 @@ def call_function(
     outputs: dict[str, Any] | None = None
     error: str | None = None
     try:
-        returned = function(**values)
+        returned = function(**_as_declared(node.function.signature, values))
         outputs = validate(
             node.function.signature.outputs, results(node.function.signature, returned)
         )

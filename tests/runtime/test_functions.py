@@ -53,6 +53,16 @@ def test_a_function_step_feeds_its_typed_result_to_the_next_step() -> None:
     assert "4" in prompt
 
 
+def test_a_list_given_to_a_text_parameter_arrives_as_the_text_a_step_would_show() -> None:
+    # Any value may flow into `str`; the function declared `text: str` gets text, not a list.
+    program = COUNT.format(name="count_words").replace(
+        "counted = call CountWords(text=question)",
+        'counted = call CountWords(text=[question, "and one more"])',
+    )
+
+    assert run(program, {"question": "a b"}).words == 7  # "[1] a b", "[2] and one more"
+
+
 def test_a_function_that_raises_fails_its_step_naming_the_function() -> None:
     with pytest.raises(FunctionFailed) as raised:
         run(COUNT.format(name="refuse"), {"question": "a b"})
