@@ -23,6 +23,8 @@ from lmc.strings import printable
 
 HOSTILE = "\x1b]0;pwned\x07 \x1b[2J cleared\rover \x9b31m \u202eesrever \ud800"
 ESCAPED = "\\x1b]0;pwned\\x07 \\x1b[2J cleared\\rover \\x9b31m \\u202eesrever \\ud800"
+# The value read from the reply: its lone surrogate is no character, and reads as U+FFFD.
+PARSED = HOSTILE.replace("\ud800", "\ufffd")
 # What must never reach a terminal raw: C0 controls but newline and tab, DEL, C1, bidi controls.
 RAW = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
@@ -63,7 +65,7 @@ def test_run_prints_a_hostile_reply_escaped(
 ) -> None:
     out, _ = printed(capsys, EXIT_OK, "run", "qa.lmp", "--input", "question=hi")
 
-    assert out == f"answer: {ESCAPED}\n"
+    assert out == f"answer: {printable(PARSED)}\n"
 
 
 def test_run_json_escapes_too_and_still_reads_back_as_the_reply(
@@ -72,7 +74,7 @@ def test_run_json_escapes_too_and_still_reads_back_as_the_reply(
     out, _ = printed(capsys, EXIT_OK, "run", "qa.lmp", "--input", "question=hi", "--json")
 
     assert "\\u001b]0;pwned\\u0007" in out
-    assert json.loads(out) == {"answer": HOSTILE}
+    assert json.loads(out) == {"answer": PARSED}
 
 
 def test_a_failed_step_shows_its_reply_escaped(
@@ -92,10 +94,10 @@ def test_a_dataset_run_prints_its_lines_escaped_and_writes_them_readable(
 
     line = json.loads(out)
     assert line["inputs"] == {"question": "a \x1b[2J b"}
-    assert line["outputs"] == {"answer": HOSTILE}
+    assert line["outputs"] == {"answer": PARSED}
     printed(capsys, EXIT_OK, "run", "qa.lmp", "--data", "in.jsonl", "--out", "out.jsonl")
     (written,) = Path("out.jsonl").read_text(encoding="utf-8").splitlines()
-    assert json.loads(written)["outputs"] == {"answer": HOSTILE}
+    assert json.loads(written)["outputs"] == {"answer": PARSED}
 
 
 def test_eval_prints_predictions_and_errors_escaped(
@@ -110,7 +112,7 @@ def test_eval_prints_predictions_and_errors_escaped(
 
     first, second = out.splitlines()[:2]
     assert first.startswith("record 1: 0.000  ")
-    assert json.loads(first.split("  ", 1)[1]) == {"answer": HOSTILE}
+    assert json.loads(first.split("  ", 1)[1]) == {"answer": PARSED}
     assert second.startswith("record 2: 0.000  error: step 'gen'")
 
 
