@@ -70,23 +70,26 @@ def program_reads(program_file: str, program: Program) -> dict[str, FilePath | N
     return reads
 
 
-def compiled_for(program: Program) -> tuple[str | None, str | None]:
-    """The model and backend a compiled program runs on unless the options say otherwise."""
+def compiled_for(program: Program) -> tuple[str | None, str | None, str | None]:
+    """The model, backend and server address a compiled program runs on unless the options say
+    otherwise."""
     info = program.compiled
-    return (info.lm, info.backend) if info is not None else (None, None)
+    return (info.lm, info.backend, info.api_base) if info is not None else (None, None, None)
 
 
 def run_context(
     args: argparse.Namespace,
     default_lm: str | None = None,
     default_backend: str | None = None,
+    default_api_base: str | None = None,
     *,
     lm: str | None = None,
     traced: bool = True,
 ) -> RunContext:
     """The run context the options ask for: `lm` (a compile's teacher), else `--lm`, else
     `default_lm` (what an artifact was compiled for), else the default model; likewise the
-    backend. Without `traced`, `--trace` is left for the caller to open."""
+    backend, and the server of that model unless another model is named. Without `traced`,
+    `--trace` is left for the caller to open."""
     from lmc.plugins import EXECUTORS
     from lmc.runtime.context import DEFAULT_BACKEND, context
 
@@ -100,7 +103,7 @@ def run_context(
     return context(
         lm or args.lm or default_lm,
         backend=args.backend or default_backend or DEFAULT_BACKEND,
-        api_base=args.api_base,
+        api_base=args.api_base or (None if lm or args.lm else default_api_base),
         cache=not getattr(args, "no_cache", False),
         trace=getattr(args, "trace", None) if traced else None,
         concurrency=args.concurrency,

@@ -102,6 +102,9 @@ class CompileInfo:
 
     lm: str | None = None  # the model as the user named it; None: not compiled for one
     backend: str | None = None
+    # Where the model was served (`--api-base`), so that running the artifact asks the same
+    # server, not a hosted provider of that model's name; None: no address was given.
+    api_base: str | None = None
     datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> sha256
     metric: dict[str, Any] | None = None  # `Metric.to_json()`
     passes: tuple[PassRecord, ...] = ()
@@ -119,6 +122,7 @@ def artifact_to_json(program: ProgramGraph, info: CompileInfo, folder: str) -> d
         "version": SCHEMA_VERSION,
         "created": info.created,
         "lm": info.lm,
+        "api_base": info.api_base,
         "backend": info.backend,
         "datasets": dict(info.datasets),
         "metric": info.metric,
@@ -277,6 +281,7 @@ def _compile_info(data: dict[str, Any], name: str) -> CompileInfo:
             raise ArtifactError(f"{name}: miss {number} is not a dev example") from None
     return CompileInfo(
         lm=_take_optional(data, "lm", str, name),
+        api_base=_take_optional(data, "api_base", str, name) if "api_base" in data else None,
         backend=_take_optional(data, "backend", str, name),
         datasets=dict(datasets),
         metric=_take_optional(data, "metric", dict, name),

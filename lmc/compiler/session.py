@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -166,13 +167,22 @@ def compile_program(
     saved_at.unlink(missing_ok=True)
     info = CompileInfo(
         misses=dev_misses(context.known_score(result.program), dev, metric),
-        lm=run.model,
+        lm=_portable(run.model),
+        api_base=run.model_spec.api_base if run.model_spec is not None else None,
         backend=run.backend.name,
         datasets={"train": train.sha256, "dev": dev.sha256},
         metric=metric.to_json(),
         passes=tuple(result.records),
     )
     return Compiled(Program(result.program, info), result, stages, train, dev, metric)
+
+
+def _portable(model: str | None) -> str | None:
+    """The model as an artifact records it: a model file (`local:models/x.gguf`) by its absolute
+    path, so the artifact runs on it from any folder."""
+    if model is None or not model.startswith("local:"):
+        return model
+    return "local:" + os.path.abspath(model.removeprefix("local:"))
 
 
 def _still_to_run(

@@ -980,18 +980,39 @@ def test_a_checkpoint_is_not_resumed_by_a_different_compile(
 def test_a_compiled_program_runs_on_the_model_it_was_compiled_for(
     fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, _, _ = compile_qa(capsys, "--lm", "openai/served")
+    server = "http://127.0.0.1:8000/v1"
+    code, _, _ = compile_qa(capsys, "--lm", "openai/served", "--api-base", server)
     assert code == 0
-    asked: list[str] = []
+    asked: list[tuple[str, str | None]] = []
 
     def open_lm(model: str, api_base: str | None = None) -> FakeLM:
-        asked.append(model)
+        asked.append((model, api_base))
         return fake
 
     monkeypatch.setattr("lmc.runtime.context.open_lm", open_lm)
-    assert lmc(capsys, "run", "out.json", "--input", "question=q7")[0] == 0
-    assert lmc(capsys, "run", "out.json", "--input", "question=q7", "--lm", "local")[0] == 0
-    assert asked == ["openai/served", "local"]
+    run = ("run", "out.json", "--input", "question=q7")
+    assert lmc(capsys, *run)[0] == 0
+    assert lmc(capsys, *run, "--api-base", "http://127.0.0.1:9000/v1")[0] == 0
+    assert lmc(capsys, *run, "--lm", "local")[0] == 0
+    assert asked == [
+        # On the server it was compiled against: without it, `openai/served` would go to the
+        # hosted provider of that name, with the user's key.
+        ("openai/served", server),
+        ("openai/served", "http://127.0.0.1:9000/v1"),
+        ("local", None),
+    ]
+
+
+def test_a_compiled_program_runs_on_its_model_file_from_any_folder(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Path("models").mkdir()
+    monkeypatch.setattr("lmc.runtime.context.open_lm", lambda model, api_base=None: fake)
+    assert compile_qa(capsys, "--lm", "local:models/m.gguf")[0] == 0
+
+    recorded = json.loads(Path("out.json").read_text(encoding="utf-8"))["lm"]
+
+    assert recorded == "local:" + str(Path.cwd() / "models" / "m.gguf")
 
 
 def test_a_compile_whose_every_dev_run_fails_stops_and_keeps_the_artifact_there(
