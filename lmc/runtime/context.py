@@ -30,6 +30,7 @@ from lmc.runtime.stats import RunStats
 from lmc.runtime.trace import CallHistory, TraceWriter
 
 if TYPE_CHECKING:
+    from lmc.ir.graph import IndexRef
     from lmc.runtime.executor import RecordExecutor
 
 DEFAULT_BACKEND = "json"
@@ -44,7 +45,7 @@ class RunContext:
     trace: TraceWriter | None = None
     concurrency: int = 4
     stats: RunStats = field(default_factory=RunStats)
-    retrievers: dict[str, Any] = field(default_factory=dict)
+    retrievers: dict[IndexRef, Any] = field(default_factory=dict)  # Python retrievers opened
     workers: ThreadPoolExecutor | None = field(default=None, repr=False)
     budget: Budget | None = None
     # Called with (record, step id, inputs, outputs) after each step: how a compile pass sees

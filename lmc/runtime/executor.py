@@ -171,9 +171,7 @@ def _in_worker(*args: Any) -> dict[str, Any]:
 def _retrieve(
     context: RunContext, graph: ProgramGraph, node: RetrieveNode, query: Any, record: int | None
 ) -> list[str]:
-    retriever = context.retrievers.get(node.index)
-    if retriever is None:
-        retriever = context.retrievers[node.index] = _open(graph, node.index)
+    retriever = _retriever(context, graph, node.index)
     context.stats.record_retrieval()
     passages: list[str] = retriever.search(str(query), node.k)
     if context.trace is not None:
@@ -188,22 +186,28 @@ def _retrieve(
     return passages
 
 
-def _open(graph: ProgramGraph, name: str) -> Any:
-    """The program's index `name`, from its corpus file (built on first use, then kept)."""
+def _retriever(context: RunContext, graph: ProgramGraph, name: str) -> Any:
+    """The program's index `name`. Known by what it is, not its name: two programs run on one
+    context may each call their corpus `corpus`. A corpus file's index is kept by
+    `open_retriever`, which opens it again once the file changed; a Python retriever, by the
+    context."""
     from lmc.files import DataError
     from lmc.retrieval.index import open_retriever
 
     ref = graph.indexes.get(name)
     if ref is None:
         raise RetrievalUnavailable(f"index '{name}' is not declared by the program")
-    if ref.kind == PYTHON_RETRIEVER:
+    if ref.kind != PYTHON_RETRIEVER:
+        try:
+            return open_retriever(Path(ref.path), ref.kind, ref.text_field)
+        except DataError as error:
+            raise RetrievalUnavailable(f"index '{name}': {error}") from None
+    found = context.retrievers.get(ref)
+    if found is None:
         from lmc.retrieval.python import PythonRetriever
 
-        return PythonRetriever(load_function(ref.path))
-    try:
-        return open_retriever(Path(ref.path), ref.kind, ref.text_field)
-    except DataError as error:
-        raise RetrievalUnavailable(f"index '{name}': {error}") from None
+        found = context.retrievers[ref] = PythonRetriever(load_function(ref.path))
+    return found
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,38 @@ def test_a_retrieve_step_feeds_the_passages_to_the_next_step(tmp_path: Path) -> 
     assert context.stats.retrievals == 1
 
 
+def test_programs_on_one_context_each_retrieve_from_their_own_corpus(tmp_path: Path) -> None:
+    # Both call their index `facts`; one context runs both, as a notebook's configured one does.
+    programs = []
+    for folder, passages in (("a", PASSAGES[:2]), ("b", PASSAGES[2:])):
+        (tmp_path / folder).mkdir()
+        write_corpus(tmp_path / folder / "corpus.jsonl", passages)
+        (tmp_path / folder / "ask.lmp").write_text(PROGRAM, encoding="utf-8")
+        programs.append(lmc.load(tmp_path / folder / "ask.lmp"))
+    fake = FakeLM(lambda request: json.dumps({"answer": request.messages[-1].content}))
+    context = lmc.context(fake, cache=False)
+
+    first, second = (p.run({"question": "tower reef"}, context).answer for p in programs)
+
+    assert "Eiffel" in first
+    assert "Reef" not in first
+    assert "Reef" in second
+    assert "Eiffel" not in second
+
+
+def test_a_corpus_edited_between_runs_is_read_again(tmp_path: Path) -> None:
+    write_corpus(tmp_path / "corpus.jsonl", PASSAGES[:2])
+    (tmp_path / "ask.lmp").write_text(PROGRAM, encoding="utf-8")
+    program = lmc.load(tmp_path / "ask.lmp")
+    fake = FakeLM(lambda request: json.dumps({"answer": request.messages[-1].content}))
+    context = lmc.context(fake, cache=False)
+    assert "Reef" not in program.run({"question": "reef"}, context).answer
+
+    write_corpus(tmp_path / "corpus.jsonl", [*PASSAGES[:2], "A reef of coral, newly added."])
+
+    assert "newly added" in program.run({"question": "reef"}, context).answer
+
+
 def test_a_missing_corpus_is_refused_as_input_before_the_run(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
