@@ -305,7 +305,11 @@ def json_value(text: str, *, surrogates: bool = False) -> Any:
             f"{len(text):,} characters long; lmc reads JSON of up to {MAX_JSON_CHARS:,} characters"
         )
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_not_a_json_value)
+    except _NotAJSONValue as constant:
+        raise JSONUnreadable(
+            f"invalid JSON ({constant} is not a JSON value; a number is finite, or write null)"
+        ) from None
     except json.JSONDecodeError as error:
         where = (
             f"line {error.lineno}, column {error.colno}"
@@ -319,6 +323,15 @@ def json_value(text: str, *, surrogates: bool = False) -> Any:
         raise JSONUnreadable(_long_number(text)) from None
     _check_value(value, check_surrogates=not surrogates and bool(_MAY_HOLD_SURROGATE.search(text)))
     return value
+
+
+class _NotAJSONValue(ValueError):
+    """`NaN`, `Infinity` or `-Infinity`: Python's JSON reader takes them, JSON has none, and
+    lmc could not write one back (a demo, an artifact) as text any reader takes."""
+
+
+def _not_a_json_value(name: str) -> Any:
+    raise _NotAJSONValue(name)
 
 
 def _too_deep() -> str:

@@ -33,6 +33,7 @@ INTERNAL = {
     "TryFailed",
     "MissingAttribute",
     "RecordDropped",
+    "_NotAJSONValue",
 }
 
 # Loading these needs an optional extra (and torch); they declare no error of their own.

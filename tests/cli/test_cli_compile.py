@@ -564,6 +564,28 @@ def test_a_bad_train_record_is_refused_by_number(
     assert fake.requests == []
 
 
+def test_a_train_record_with_nan_is_refused_by_number(
+    fake: FakeLM, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Python's JSON reader takes NaN (pandas writes it for a missing label); kept as a demo,
+    # it would make an artifact no reader takes, after the whole compile.
+    Path("t.jsonl").write_text(
+        '{"question": "q0", "answer": "a0"}\n{"question": "q1", "answer": NaN}\n',
+        encoding="utf-8",
+    )
+
+    code, out, err = compile_qa(capsys)
+
+    assert_refused(
+        code,
+        out,
+        err,
+        fake,
+        "t.jsonl: record 2: invalid JSON (NaN is not a JSON value; a number is finite, or write "
+        "null)",
+    )
+
+
 def test_a_train_record_without_the_expected_field_is_refused(
     fake: FakeLM, capsys: pytest.CaptureFixture[str]
 ) -> None:
