@@ -160,7 +160,11 @@ class Trace:
         self.signatures: dict[str, SignatureSpec] = {}
         self.functions: dict[str, FunctionSpec] = {}
         self.indexes: dict[str, IndexSpec] = {}
-        self.paths = {id(m): path for path, m in root.named_modules()}
+        # A module reachable by two attribute paths is named by its first, as
+        # `named_predictors` (and so `Module.load`) names it.
+        self.paths: dict[int, str] = {}
+        for path, module in root.named_modules():
+            self.paths.setdefault(id(module), path)
         self.targets: dict[int, str] = {}
         self.taken: set[str] = set()
         self.latest: dict[str, ast.Assign] = {}

@@ -236,6 +236,23 @@ def test_demos_set_on_a_step_are_in_its_prompt_and_in_the_program_it_builds(
     assert QA().load(tmp_path / "qa.lmp").answer.demos == program.answer.demos
 
 
+def test_a_module_reaching_a_step_by_two_attributes_loads_its_own_save(tmp_path: Path) -> None:
+    class QA(lmc.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.answer = lmc.Predict("question -> answer")
+            self.steps = [self.answer]  # the same step, reached a second way
+
+        def forward(self, question: str) -> lmc.Prediction:
+            return self.answer(question=question)
+
+    qa = QA()
+    qa.answer.instruction = "Answer with a city."
+    qa.save(tmp_path / "qa.lmp")
+
+    assert QA().load(tmp_path / "qa.lmp").answer.instruction == "Answer with a city."
+
+
 def test_a_nearest_pool_loads_into_a_step_and_builds_back_with_it(tmp_path: Path) -> None:
     class QA(lmc.Module):
         def __init__(self) -> None:
