@@ -134,10 +134,17 @@ class BM25Index:
 
 
 def _index_class(kind: str) -> Any:
+    """The index kind that builds an index from a corpus file (bm25, embeddings, a plug-in)."""
     try:
-        return INDEX_KINDS.load(kind)
+        found = INDEX_KINDS.load(kind)
     except UnknownName as error:
         raise DataError(str(error)) from None
+    if not (hasattr(found, "build") and hasattr(found, "load")):
+        raise DataError(
+            f"a {kind} index is not built from a corpus file (a Python retriever is named in the "
+            'program: index NAME = python("module:object")); expected bm25 or embeddings'
+        )
+    return found
 
 
 def index_folder(kind: str, corpus: Corpus) -> Path:

@@ -103,6 +103,18 @@ def test_a_retrieve_step_feeds_the_passages_to_the_next_step(tmp_path: Path) -> 
     assert context.stats.retrievals == 1
 
 
+def test_lmc_index_build_of_a_python_retriever_kind_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_corpus(tmp_path / "c.jsonl", PASSAGES)
+
+    assert main(["index", "build", str(path), "--kind", "python"]) == 2
+
+    err = capsys.readouterr().err
+    assert err.startswith("lmc: error: a python index is not built from a corpus file")
+    assert err.count("\n") == 1
+
+
 def test_programs_on_one_context_each_retrieve_from_their_own_corpus(tmp_path: Path) -> None:
     # Both call their index `facts`; one context runs both, as a notebook's configured one does.
     programs = []
