@@ -10,6 +10,7 @@ the passes say goes to stderr as `# ...` lines, so `opt FILE 2>&1` reads as one 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,13 +62,13 @@ def run(args: argparse.Namespace) -> int:
         graph = _without_data(args, program)
     if args.output:
         target = Path(args.output)
-        text = print_program(graph, str(target.resolve().parent))
+        text = print_program(graph, os.path.dirname(os.path.abspath(target)))
         try:
             write_atomically(target, text.encode("utf-8"))
         except OSError as error:
             raise UsageError(f"{target}: cannot write it ({error.strerror})") from None
     else:
-        sys.stdout.write(print_program(graph, str(Path(args.program_file).resolve().parent)))
+        sys.stdout.write(print_program(graph, os.path.dirname(os.path.abspath(args.program_file))))
     return EXIT_OK
 
 

@@ -138,7 +138,8 @@ def write_artifact(path: str | os.PathLike[str], program: ProgramGraph, info: Co
 
     Raises `ValueError` for a graph that fails `verify()`, so no unreadable artifact is written.
     """
-    folder = str(Path(path).resolve().parent)
+    # As a reader finds it: by the path as given, a linked folder not followed (see `read`).
+    folder = os.path.dirname(os.path.abspath(path))
     text = json.dumps(artifact_to_json(program, info, folder), indent=2, ensure_ascii=False)
     write_atomically(Path(path), (text + "\n").encode("utf-8"))
 

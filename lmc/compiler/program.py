@@ -160,7 +160,7 @@ class Program:
         if is_artifact_path(target):
             write_artifact(target, self.ir, self.compiled or CompileInfo())
         else:
-            text = self.to_lmp(target.resolve().parent)
+            text = self.to_lmp(os.path.dirname(os.path.abspath(target)))
             write_atomically(target, text.encode("utf-8"))
 
     def __eq__(self, other: object) -> bool:

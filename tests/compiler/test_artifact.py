@@ -446,6 +446,31 @@ def test_load_reads_an_artifact_as_its_compiled_program(tmp_path: Path) -> None:
     assert lmc.load(tmp_path / "rag.json", "MultiHopRAG").ir == learned
 
 
+def test_an_artifact_saved_in_a_linked_folder_finds_its_corpus_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `out` links to a folder elsewhere; the corpus and the artifact are both in `out`.
+    (tmp_path / "disks" / "big" / "store").mkdir(parents=True)
+    (tmp_path / "work").mkdir()
+    (tmp_path / "work" / "out").symlink_to(tmp_path / "disks" / "big" / "store")
+    monkeypatch.chdir(tmp_path / "work")
+    Path("out/wiki.jsonl").write_text('{"text": "a passage"}\n', encoding="utf-8")
+    Path("out/ask.lmp").write_text(
+        'index wiki = bm25("wiki.jsonl")\n\n'
+        "program Ask(question: str) -> (answer: str) {\n"
+        "    passages = retrieve wiki(query=question, k=1)\n"
+        '    gen = predict "context: list[str], question -> answer"'
+        "(context=passages, question=question)\n"
+        "    return answer = gen.answer\n}\n",
+        encoding="utf-8",
+    )
+
+    lmc.Program(lmc.load("out/ask.lmp").ir, INFO).save("out/ask.json")
+
+    (index,) = lmc.load("out/ask.json").ir.indexes.values()
+    assert Path(index.path).read_text(encoding="utf-8") == '{"text": "a passage"}\n'
+
+
 def test_save_and_load_lmp_text_keep_what_was_learned(tmp_path: Path) -> None:
     program = lmc.load(EXAMPLES / "rag" / "program.lmp")
     learned = lmc.Program(with_learned_params(program.ir), INFO)
