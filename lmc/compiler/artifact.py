@@ -102,9 +102,6 @@ class CompileInfo:
 
     lm: str | None = None  # the model as the user named it; None: not compiled for one
     backend: str | None = None
-    # Where the model was served (`--api-base`), so that running the artifact asks the same
-    # server, not a hosted provider of that model's name; None: no address was given.
-    api_base: str | None = None
     datasets: dict[str, str] = field(default_factory=dict)  # dataset name -> sha256
     metric: dict[str, Any] | None = None  # `Metric.to_json()`
     passes: tuple[PassRecord, ...] = ()
@@ -113,6 +110,9 @@ class CompileInfo:
     # score the final program itself (or the artifact predates this record).
     misses: tuple[DevMiss, ...] = ()
     command: str | None = None  # the command line that compiled it, where one did
+    # Where the model was served (`--api-base`), so that running the artifact asks the same
+    # server, not a hosted provider of that model's name; None: no address was given.
+    api_base: str | None = None
 
 
 def artifact_to_json(program: ProgramGraph, info: CompileInfo, folder: str) -> dict[str, Any]:
