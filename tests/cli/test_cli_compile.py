@@ -760,6 +760,17 @@ def test_an_interrupted_compile_writes_no_artifact(
 PIPELINE = "bootstrap-demos{max_demos=2},prune-demos"
 
 
+def interrupted_after(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, asked: int, *argv: str
+) -> FakeLM:
+    """A compile with `argv` whose LM is interrupted once it has been asked `asked` times."""
+    interrupting = use_lm(
+        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > asked)
+    )
+    assert compile_qa(capsys, *argv)[0] == 130
+    return interrupting
+
+
 def interrupted_in_prune_demos(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> FakeLM:
@@ -840,10 +851,7 @@ def test_a_compile_interrupted_before_any_pass_finished_resumes_counting_its_cal
     monkeypatch: pytest.MonkeyPatch,
     isolated_cache: Path,
 ) -> None:
-    interrupting = use_lm(
-        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > 6)
-    )
-    assert compile_qa(capsys, "-p", PIPELINE)[0] == 130
+    interrupting = interrupted_after(capsys, monkeypatch, 6, "-p", PIPELINE)
     use_lm(monkeypatch, right_with_demos)
 
     code, _, err = compile_qa(capsys, "-p", PIPELINE, "--resume")
@@ -868,10 +876,7 @@ def test_a_compile_interrupted_in_a_pass_resumes_within_its_projection(
     projected = re.search(r"may need up to (\d+) LM calls", refused)
     assert projected is not None
     budget = ("-p", PIPELINE, "--budget-calls", projected[1])
-    interrupting = use_lm(
-        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > 6)
-    )
-    assert compile_qa(capsys, *budget)[0] == 130
+    interrupted_after(capsys, monkeypatch, 6, *budget)
     made_before = the_checkpoint(isolated_cache)["calls"]
     second = use_lm(monkeypatch, right_with_demos)
 
@@ -889,10 +894,7 @@ def test_a_default_compile_interrupted_while_fitting_counts_its_calls_on_resumin
 ) -> None:
     # The default pipeline scores the baseline to fit itself to the budget, before it knows its
     # passes: a stop there is kept too, and the budget binds both attempts together.
-    interrupting = use_lm(
-        monkeypatch, interrupt_once(lambda request: len(interrupting.requests) > 3)
-    )
-    assert compile_qa(capsys, "--budget-calls", "40")[0] == 130
+    interrupting = interrupted_after(capsys, monkeypatch, 3, "--budget-calls", "40")
     made_before = the_checkpoint(isolated_cache)["calls"]
     assert 0 < made_before <= len(interrupting.requests)
     second = use_lm(monkeypatch, right_with_demos)
