@@ -43,7 +43,9 @@ class FunctionUnavailable(Unimportable):
 
 
 _LOADED: dict[str, Callable[..., Any]] = {}
-_LOCK = threading.Lock()
+# Reentrant: importing a module for `load_function` runs its `@lmc.function` decorators, which
+# `remember` their functions.
+_LOCK = threading.RLock()
 
 
 def remember(target: str, function: Callable[..., Any]) -> None:

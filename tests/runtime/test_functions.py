@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,27 @@ def test_a_result_that_does_not_fit_its_declared_type_fails_the_step() -> None:
 def test_a_function_nobody_can_import_is_named_with_what_to_do() -> None:
     with pytest.raises(FunctionUnavailable, match=r"cannot import nowhere_module .*PYTHONPATH"):
         run(COUNT.format(name="x").replace("pyfunctions:x", "nowhere_module:x"), {"question": "a"})
+
+
+def test_a_function_its_module_decorates_with_lmc_function_runs_from_lmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Importing the module runs `@lmc.function`, which registers the function while lmc is still
+    # importing it for the program: this used to wait on itself forever.
+    (tmp_path / "decorated_tools.py").write_text(
+        "import lmc\n\n@lmc.function\ndef count_words(text: str) -> int:\n"
+        "    return len(text.split())\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    source = COUNT.format(name="x").replace("pyfunctions:x", "decorated_tools:count_words")
+    finished: list[lmc.Prediction] = []
+    worker = threading.Thread(
+        target=lambda: finished.append(run(source, {"question": "a b"})), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=30)
+
+    assert finished == [lmc.Prediction(answer="fine", words=2)]
 
 
 SPLIT = """
