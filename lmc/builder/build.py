@@ -38,7 +38,7 @@ def build(module: Module, *, name: str | None = None) -> Program:
         ast.FunctionDecl(function, forward_span) for function in trace.functions.values()
     )
     indexes = tuple(
-        ast.IndexDecl(i.name, i.kind, i.path, i.text_field, forward_span)
+        ast.IndexDecl(i.name, i.kind, i.path, i.text_field, forward_span, bound=i.bound)
         for i in trace.indexes.values()
     )
     body = (*trace.statements, ast.Return(bindings, forward_span))

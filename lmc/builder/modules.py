@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Self
 
@@ -197,12 +197,14 @@ class ReAct(Predict):
 
 @dataclass(frozen=True, slots=True)
 class IndexSpec:
-    """A retrieval corpus for `Retrieve`; see `lmc.bm25`."""
+    """A retrieval corpus for `Retrieve`; see `lmc.bm25`. A Python retriever's is `bound` to
+    the object that answers for it in this process (see `lmc.ir.graph.IndexRef`)."""
 
     name: str
     kind: str
     path: str
     text_field: str = "text"
+    bound: Any = field(default=None, compare=False, repr=False)
 
 
 def bm25(path: str, *, text: str = "text", name: str | None = None) -> IndexSpec:
@@ -256,9 +258,10 @@ class Retrieve(Module):
 
         cls = type(retriever)
         target = f"{cls.__module__}:{cls.__qualname__}"
-        remember(target, retriever)  # this object answers while this process runs the program
-        name = snake_case(cls.__name__)
-        spec = IndexSpec(name, PYTHON_RETRIEVER, target)
+        # The program keeps this object; an artifact saved from it and loaded in this process
+        # finds it by name (the last one of its class).
+        remember(target, retriever)
+        spec = IndexSpec(snake_case(cls.__name__), PYTHON_RETRIEVER, target, bound=retriever)
         return trace.retrieve(_WithIndex(self.k, index=spec), query, k, python_span())
 
 

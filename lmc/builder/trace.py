@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from lmc.diagnostics import Diagnostic, ProgramError, Span, did_you_mean
+from lmc.plugins import PYTHON_RETRIEVER
 from lmc.signatures import FunctionSpec, ModuleKind, SignatureSpec
 from lmc.syntax import tree as ast
 from lmc.syntax.lark_parser import KEYWORDS
@@ -274,8 +275,15 @@ class Trace:
                     )
                 ]
             )
-        index = self.indexes.setdefault(module.index.name, module.index)
-        if index != module.index:
+        wanted = module.index
+        index = self.indexes.setdefault(wanted.name, wanted)
+        copy = 1
+        while index.bound is not wanted.bound and wanted.kind == PYTHON_RETRIEVER:
+            # Retriever objects are named by their class: the second one is `NAME_2`.
+            copy += 1
+            wanted = replace(module.index, name=f"{module.index.name}_{copy}")
+            index = self.indexes.setdefault(wanted.name, wanted)
+        if index != wanted:
             raise ProgramError(
                 [
                     Diagnostic(

@@ -259,12 +259,18 @@ class StepParams:
 @dataclass(frozen=True, slots=True)
 class IndexRef:
     """A corpus a program retrieves from. `path` is absolute: the text form writes it relative
-    to the file it is written in, and reading resolves it against that file's folder."""
+    to the file it is written in, and reading resolves it against that file's folder.
+
+    A Python retriever is named by its class (`path` is `module:Class`), and a program built in
+    Python is `bound` to the object it was built with: two objects of one class over different
+    documents each answer for their own program and step. Like a step's spans, the object is not
+    part of the program's text or its equality; a program read from text makes its retriever."""
 
     name: str
     kind: str
     path: str
     text_field: str = "text"
+    bound: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

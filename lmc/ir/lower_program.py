@@ -76,7 +76,9 @@ class ProgramLowering(StepLowering):
                 if decl.kind == PYTHON_RETRIEVER
                 else os.path.abspath(os.path.join(self.base_dir, decl.path))
             )
-            self.graph.indexes[index] = IndexRef(decl.name, decl.kind, path, decl.text_field)
+            self.graph.indexes[index] = IndexRef(
+                decl.name, decl.kind, path, decl.text_field, bound=decl.bound
+            )
         return self.graph
 
     def report_cycle(self) -> None:

@@ -189,8 +189,8 @@ def _retrieve(
 def _retriever(context: RunContext, graph: ProgramGraph, name: str) -> Any:
     """The program's index `name`. Known by what it is, not its name: two programs run on one
     context may each call their corpus `corpus`. A corpus file's index is kept by
-    `open_retriever`, which opens it again once the file changed; a Python retriever, by the
-    context."""
+    `open_retriever`, which opens it again once the file changed; a Python retriever is the
+    object the program was built with, else one made from its class and kept by the context."""
     from lmc.files import DataError
     from lmc.retrieval.index import open_retriever
 
@@ -202,10 +202,12 @@ def _retriever(context: RunContext, graph: ProgramGraph, name: str) -> Any:
             return open_retriever(Path(ref.path), ref.kind, ref.text_field)
         except DataError as error:
             raise RetrievalUnavailable(f"index '{name}': {error}") from None
+    from lmc.retrieval.python import PythonRetriever
+
+    if ref.bound is not None:  # the program's own object, whatever else shares its class
+        return PythonRetriever(ref.bound)
     found = context.retrievers.get(ref)
     if found is None:
-        from lmc.retrieval.python import PythonRetriever
-
         found = context.retrievers[ref] = PythonRetriever(load_function(ref.path))
     return found
 

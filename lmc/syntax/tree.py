@@ -262,6 +262,7 @@ class IndexDecl:
     comments: Comments = comments_field()
     name_span: Span = span_field()
     kind_span: Span = span_field()
+    bound: Any = field(default=None, compare=False, repr=False)  # a built program's retriever
 
 
 @dataclass(frozen=True, slots=True)

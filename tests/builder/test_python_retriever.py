@@ -89,6 +89,60 @@ def test_it_prints_as_a_python_index_and_reads_back_equal() -> None:
     assert lmc.loads(text) == program
 
 
+class Shelf(lmc.Retrieve):
+    """A retriever over the documents it is given: one class, many corpora."""
+
+    def __init__(self, documents: list[str] | None = None) -> None:
+        super().__init__(k=1)
+        self.documents = documents or []
+
+    def forward(self, query: str) -> list[str]:
+        return self.documents
+
+
+class TwoShelves(lmc.Module):
+    def __init__(self, first: Shelf, second: Shelf) -> None:
+        self.first, self.second = first, second
+        self.answer = lmc.Predict("context: list[str], more: list[str], question -> answer")
+
+    def forward(self, question: str) -> lmc.Prediction:
+        return self.answer(
+            context=self.first(question).passages,
+            more=self.second(question).passages,
+            question=question,
+        )
+
+
+def test_each_retriever_object_answers_for_its_own_program() -> None:
+    # Two corpora behind one class, as when a notebook compares them: each program keeps its own.
+    paris = lmc.build(RAG(Shelf(["The Eiffel Tower is in Paris."])))
+    rome = lmc.build(RAG(Shelf(["The Colosseum is in Rome."])))
+    fake = FakeLM(answer_from_prompt)
+    context = lmc.context(fake, cache=False)
+
+    paris.run({"question": "Where?"}, context)
+    rome.run({"question": "Where?"}, context)
+
+    prompts = [request.messages[-1].content for request in fake.requests]
+    assert ("Paris" in prompts[0], "Rome" in prompts[0]) == (True, False)
+    assert ("Paris" in prompts[1], "Rome" in prompts[1]) == (False, True)
+    assert paris == rome  # the same program text: the object is not part of it
+
+
+def test_two_retriever_objects_of_one_class_in_one_program_are_two_indexes() -> None:
+    program = lmc.build(TwoShelves(Shelf(["in Paris"]), Shelf(["in Rome"])))
+    fake = FakeLM(lambda request: '{"answer": "Paris"}')
+
+    program.run({"question": "Where?"}, lmc.context(fake, cache=False))
+
+    prompt = fake.requests[0].messages[-1].content
+    assert prompt.index("in Paris") < prompt.index("in Rome")
+    text = program.to_lmp()
+    assert f'index shelf = python("{__name__}:Shelf"' in text
+    assert f'index shelf_2 = python("{__name__}:Shelf"' in text
+    assert lmc.loads(text) == program
+
+
 @pytest.mark.parametrize(
     ("retriever", "said"),
     [
