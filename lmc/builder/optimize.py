@@ -8,6 +8,7 @@ Takes what Python code has at hand (an `lmc.Module` or a `Program`, lists of dic
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping
@@ -66,11 +67,31 @@ def as_dataset(records: Records, program: Program, name: str) -> Dataset:
                 f"{name} record {number}: expected a dict of field values or a DSPy Example; "
                 f"found {printable(repr(record))[:80]}"
             )
-        examples.append(dict(record))
+        examples.append(_json_data(dict(record), f"{name} record {number}"))
     inputs = tuple(
         coerce(program.inputs, e, f"{name} example {i + 1}") for i, e in enumerate(examples)
     )
     return Dataset(name, tuple(examples), inputs, hash_records(examples))
+
+
+def _json_data(record: dict[str, Any], where: str) -> dict[str, Any]:
+    """`record`, refused (naming its field) where it holds what JSON cannot: a dataset's records
+    become demos and scores in the artifact, and a NaN from a pandas frame must stop the compile
+    here, not the artifact's write after it."""
+    for field, value in record.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except ValueError:
+            problem = "a number that is not finite (NaN or infinity)"
+        except TypeError as error:  # JSON's own words: "Object of type datetime is not ..."
+            problem = str(error).removesuffix(" is not JSON serializable")
+        else:
+            continue
+        raise DataError(
+            f"{where}: '{field}' holds {problem}; expected JSON data (text, finite numbers, "
+            "true/false, None, and lists and dicts of them)"
+        )
+    return record
 
 
 def compile(

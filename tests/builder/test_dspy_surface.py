@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,26 @@ def test_a_record_that_is_no_dict_is_an_input_error_naming_it(bad: list[object])
             metric="exact_match(answer)",
             lm=lmc.context(FakeLM(lambda r: "{}"), cache=False),
         )
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (float("nan"), "a number that is not finite"),
+        (datetime.date(2026, 12, 1), "Object of type date"),
+        ({"scores": [1.0, float("inf")]}, "a number that is not finite"),
+    ],
+    ids=["nan", "date", "nested-infinity"],
+)
+def test_a_record_json_cannot_hold_is_refused_before_any_call(value: object, said: str) -> None:
+    # A pandas frame's empty cell is NaN: it would reach a demo and stop the artifact's write.
+    program = lmc.loads(QA_PROGRAM)
+    fake = FakeLM(lambda r: '{"answer": "Paris"}')
+    trainset = [{"question": "France?", "answer": "Paris"}, {"question": "q", "answer": value}]
+
+    with pytest.raises(lmc.InputError, match=f"train record 2: 'answer' holds {said}"):
+        lmc.compile(program, trainset=trainset, metric="exact_match(answer)", lm=lmc.context(fake))
+    assert fake.requests == []
 
 
 def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
