@@ -87,6 +87,9 @@ class Registry(Generic[T]):
         self._builtins = frozenset(targets)
         # A plug-in's name -> where it came from, for the error when it cannot be loaded.
         self._origins: dict[str, str] = {}
+        # A name two installed packages register, each as "package (module:attribute)": which
+        # one a user meant is not lmc's to guess, so loading it is an error naming both.
+        self._contested: dict[str, list[str]] = {}
         self._lock = threading.Lock()
         self._scanned = False
 
@@ -119,6 +122,11 @@ class Registry(Generic[T]):
         """The object registered as `name`, imported now if need be; `UnknownName` if none is."""
         if name not in self:
             raise UnknownName(self.kind, name, self.names())
+        if name in self._contested:
+            raise PluginUnavailable(
+                f"two installed packages register the {self.kind} '{name}': "
+                f"{' and '.join(self._contested[name])}; uninstall the one you do not use"
+            )
         target = self._targets[name]
         if not isinstance(target, str):
             return target
@@ -150,16 +158,23 @@ class Registry(Generic[T]):
         from importlib.metadata import entry_points
 
         with self._lock:
+            found: dict[str, dict[str, str]] = {}  # name -> package -> module:attribute
             for point in entry_points(group=self.group):
-                if point.name in self._targets:
+                package = point.dist.name if point.dist is not None else self.group
+                found.setdefault(point.name, {}).setdefault(package, point.value)
+            for name, by_package in found.items():
+                # lmc's own names and those registered in this process stay theirs.
+                if name in self._targets:
                     continue
-                self._targets[point.name] = point.value
-                package = point.dist.name if point.dist is not None else None
-                self._origins[point.name] = (
+                (package, target), *others = by_package.items()
+                self._targets[name] = target
+                self._origins[name] = (
                     f"an entry point of the package {package}"
-                    if package
+                    if package != self.group
                     else f"an entry point in {self.group}"
                 )
+                if others:
+                    self._contested[name] = sorted(f"{p} ({t})" for p, t in by_package.items())
             self._scanned = True
 
 

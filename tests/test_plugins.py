@@ -208,3 +208,36 @@ def test_a_broken_plug_in_is_one_line_naming_it_and_its_error_exit_2(
 
     captured = capsys.readouterr()
     assert (code, captured.out, captured.err) == (EXIT_BAD_INPUT, "", f"lmc: error: {error}\n")
+
+
+def test_a_name_two_installed_packages_register_is_refused_naming_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Which `shout` the user meant is not lmc's to guess from the order packages were found in.
+    from lmc.cli.main import EXIT_BAD_INPUT, main
+
+    site = tmp_path / "site"
+    for package in ("loud", "quiet"):
+        info = site / f"{package}_pass-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {package}-pass\nVersion: 1.0\n"
+        )
+        (info / "entry_points.txt").write_text(f"[lmc.passes]\nshout = {package}:ShoutPass\n")
+    monkeypatch.syspath_prepend(site)
+    monkeypatch.setattr(PASSES, "_targets", dict(PASSES._targets))
+    monkeypatch.setattr(PASSES, "_origins", {})
+    monkeypatch.setattr(PASSES, "_contested", {})
+    monkeypatch.setattr(PASSES, "_scanned", False)
+    monkeypatch.chdir(tmp_path)
+    Path("summary.lmp").write_text(SUMMARY)
+
+    code = main(["opt", "summary.lmp", "-p", "dead-steps,shout"])
+
+    captured = capsys.readouterr()
+    assert (code, captured.out) == (EXIT_BAD_INPUT, "")
+    assert captured.err == (
+        "lmc: error: two installed packages register the pass 'shout': "
+        "loud-pass (loud:ShoutPass) and quiet-pass (quiet:ShoutPass); "
+        "uninstall the one you do not use\n"
+    )
