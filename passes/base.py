@@ -104,7 +104,11 @@ class Pass(Protocol):
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         """At most how many LM calls `apply` makes: the budget check before a compile starts.
         A pass that can grow the program (more demos) also has `projected_program(program,
-        context)`: the largest program it may return, on which later passes are projected."""
+        context)`: the largest program it may return, on which later passes are projected. A
+        pass whose result answers every input as its given program did (it only removes work
+        that reaches no output, or that repeats an identical request) says so with a class
+        attribute `keeps_outputs = True`: its result is not scored again, which would cost a
+        run of dev under `--no-cache` that its projection of 0 calls did not count."""
         ...
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:

@@ -34,6 +34,7 @@ class DeadStepsPass:
     """
 
     name: ClassVar[str] = "dead-steps"
+    keeps_outputs: ClassVar[bool] = True
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         return 0

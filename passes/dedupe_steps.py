@@ -74,6 +74,7 @@ class DedupeStepsPass:
     """
 
     name: ClassVar[str] = "dedupe-steps"
+    keeps_outputs: ClassVar[bool] = True
 
     def projected_calls(self, program: ProgramGraph, context: CompileContext) -> int:
         return 0

@@ -135,8 +135,9 @@ def run_pipeline(
         verify_between(candidate, "after", a_pass.name)
         gain = None
         try:
-            # Passes return new graphs; an equal one needs no new score.
-            if candidate == current:
+            # Passes return new graphs; an equal one needs no new score, nor does one that
+            # answers as the program before it did (see `Pass.projected_calls`).
+            if candidate == current or getattr(a_pass, "keeps_outputs", False):
                 after = score
             else:
                 after = context.score(candidate).score

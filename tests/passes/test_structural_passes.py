@@ -29,6 +29,7 @@ from lmc.passes.base import CompileContext, Dataset
 from lmc.passes.dead_steps import DeadStepsPass
 from lmc.passes.dedupe_steps import DedupeStepsPass
 from lmc.passes.fuse_steps import FuseStepsPass, fusable_pairs
+from lmc.passes.manager import run_pipeline
 from lmc.passes.pipeline import parse_pipeline
 from lmc.runtime.data import coerce
 from lmc.runtime.metrics import builtin
@@ -322,3 +323,26 @@ program Loop(question: str) -> (answers: list[str]) {
         ("find@2_then_answer@2", "find_then_answer"),
     }
     assert set(result.params) == {"find_then_answer"}
+
+
+def test_a_pass_that_keeps_outputs_is_not_scored_again() -> None:
+    # Under --no-cache a second dev run would cost what dead-steps' projection (0) never counted,
+    # and on a tight budget its removal was thrown away for want of calls to score it.
+    program = lmc.loads(
+        'signature Answer = "question -> answer"\n'
+        'signature Summarize = "question -> summary"\n'
+        "program QA(question: str) -> (answer: str) {\n"
+        "    gen = predict Answer(question=question)\n"
+        "    unread = predict Summarize(question=question)\n"
+        "    return answer = gen.answer\n"
+        "}\n"
+    )
+    lm = FakeLM(answering())
+    context = compile_context(program, lm)
+
+    result = run_pipeline(program.ir, [DeadStepsPass()], context)
+
+    [record] = result.records
+    assert _steps(result.program) == ["gen"]
+    assert (record.calls, record.metric_after) == (0, record.metric_before)
+    assert len(lm.requests) == 2 * len(ANSWERS)  # the baseline's two steps, once
