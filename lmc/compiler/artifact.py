@@ -54,7 +54,7 @@ class DevMiss:
     """A dev example the compiled program still gets wrong, as the compile's last score saw it:
     what the report shows, expected beside predicted, without another LM call."""
 
-    record: int  # its number in the dev data, from 1
+    record: int  # its record number in the file dev came from (`--train` when split from it)
     inputs: dict[str, Any]
     expected: dict[str, Any]  # the fields the metric compares (every non-input field if unknown)
     predicted: dict[str, Any] | None  # None: the run failed (see `error`)

@@ -236,7 +236,7 @@ def dev_misses(
         inputs = {k: v for k, v in example.items() if k in names}
         wanted = [metric.field] if metric.field else [k for k in example if k not in names]
         expected = {k: example[k] for k in wanted if k in example}
-        found.append(DevMiss(index + 1, inputs, expected, predicted, score, error))
+        found.append(DevMiss(dev.number(index), inputs, expected, predicted, score, error))
     return tuple(found)
 
 

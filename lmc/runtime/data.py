@@ -181,14 +181,22 @@ class Dataset:
     examples: tuple[dict[str, Any], ...]
     inputs: tuple[dict[str, Any], ...]
     sha256: str
+    # Each example's record number in the data it was read from (from 1); empty when they are
+    # 1, 2, 3... A subset keeps them, so that dev split from `--train` names the train file's.
+    numbers: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return len(self.examples)
 
+    def number(self, index: int) -> int:
+        """Example `index`'s record number in the data it was read from."""
+        return self.numbers[index] if self.numbers else index + 1
+
     def subset(self, indexes: Sequence[int], name: str | None = None) -> Dataset:
         examples = tuple(self.examples[i] for i in indexes)
         inputs = tuple(self.inputs[i] for i in indexes)
-        return Dataset(name or self.name, examples, inputs, hash_records(examples))
+        numbers = tuple(self.number(i) for i in indexes)
+        return Dataset(name or self.name, examples, inputs, hash_records(examples), numbers)
 
 
 def hash_records(records: Sequence[Mapping[str, Any]]) -> str:

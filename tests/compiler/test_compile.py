@@ -965,6 +965,24 @@ def test_without_a_dev_set_the_train_set_is_split_by_seed(qa: Program) -> None:
         assert not set(map(str, part_train.examples)) & set(map(str, part_dev.examples))
 
 
+def test_a_dev_miss_split_from_train_is_named_by_its_train_record(qa: Program) -> None:
+    # "record 3" must be a line the user can find: the --train file's third record.
+    _, run = context(lambda request: answer("no idea"))
+    train = dataset(qa, records(*range(1, 11)), "train")
+
+    compiled = compile_program(
+        qa, train, parse_metric(EXACT), pipeline="dead-steps", run=run, seed=0
+    )
+
+    info = compiled.program.compiled
+    assert info is not None
+    for miss in info.misses:
+        assert miss.inputs == {"question": f"q{miss.record}"}
+    assert [m.record for m in info.misses] == [
+        int(e["question"][1:]) for e in compiled.dev.examples
+    ]
+
+
 # lmc.compile and BootstrapFewShot ----------------------------------------------------------------
 # Ten records without a dev set split five and five: five dev examples are the fewest on which a
 # gain can hold (`passes/selection.py`).
