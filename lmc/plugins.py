@@ -158,9 +158,11 @@ class Registry(Generic[T]):
         from importlib.metadata import entry_points
 
         with self._lock:
-            found: dict[str, dict[str, str]] = {}  # name -> package -> module:attribute
+            # name -> the package that registers it (None: unknown) -> module:attribute; a
+            # package found twice (on two sys.path entries) is one.
+            found: dict[str, dict[str | None, str]] = {}
             for point in entry_points(group=self.group):
-                package = point.dist.name if point.dist is not None else self.group
+                package = point.dist.name if point.dist is not None else None
                 found.setdefault(point.name, {}).setdefault(package, point.value)
             for name, by_package in found.items():
                 # lmc's own names and those registered in this process stay theirs.
@@ -170,11 +172,13 @@ class Registry(Generic[T]):
                 self._targets[name] = target
                 self._origins[name] = (
                     f"an entry point of the package {package}"
-                    if package != self.group
+                    if package
                     else f"an entry point in {self.group}"
                 )
                 if others:
-                    self._contested[name] = sorted(f"{p} ({t})" for p, t in by_package.items())
+                    self._contested[name] = sorted(
+                        f"{p or 'a package'} ({t})" for p, t in by_package.items()
+                    )
             self._scanned = True
 
 
