@@ -107,8 +107,9 @@ class Pass(Protocol):
         context)`: the largest program it may return, on which later passes are projected. A
         pass whose result answers every input as its given program did (it only removes work
         that reaches no output, or that repeats an identical request) says so with a class
-        attribute `keeps_outputs = True`: its result is not scored again, which would cost a
-        run of dev under `--no-cache` that its projection of 0 calls did not count."""
+        attribute `keeps_outputs = True`: its result keeps the given program's dev score where
+        every dev example ran clean, rather than costing a run of dev under `--no-cache` that
+        its projection of 0 calls did not count (see `manager._carried_score`)."""
         ...
 
     def apply(self, program: ProgramGraph, context: CompileContext) -> ProgramGraph:

@@ -77,6 +77,23 @@ def _refuse_when_every_example_failed(errors: list[str | None]) -> None:
         )
 
 
+def _carried_score(
+    a_pass: Pass, current: ProgramGraph, candidate: ProgramGraph, context: CompileContext
+) -> float | None:
+    """`current`'s dev score, now also `candidate`'s, where the pass keeps outputs and every dev
+    example ran clean: a step the pass removed could have failed one (a record fails with any of
+    its steps), and the result would then score higher. Remembered for `candidate`, so the passes
+    after it and the artifact's dev misses have it, without the calls of the removed steps (a
+    pass reading calls takes its demos from them)."""
+    if not getattr(a_pass, "keeps_outputs", False):
+        return None
+    known = context.known_score(current)
+    if known is None or any(error is not None for error in known.errors):
+        return None
+    context.remember(candidate, context.dev, dataclasses.replace(known, calls=[], costs=[]))
+    return known.score
+
+
 def verify_between(program: ProgramGraph, when: str, name: str) -> None:
     problems = program.verify()
     if problems:
@@ -137,8 +154,10 @@ def run_pipeline(
         try:
             # Passes return new graphs; an equal one needs no new score, nor does one that
             # answers as the program before it did (see `Pass.projected_calls`).
-            if candidate == current or getattr(a_pass, "keeps_outputs", False):
+            if candidate == current:
                 after = score
+            elif (carried := _carried_score(a_pass, current, candidate, context)) is not None:
+                after = carried
             else:
                 after = context.score(candidate).score
                 gain = gain_between(context, current, candidate)

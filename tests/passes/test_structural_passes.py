@@ -346,3 +346,31 @@ def test_a_pass_that_keeps_outputs_is_not_scored_again() -> None:
     assert _steps(result.program) == ["gen"]
     assert (record.calls, record.metric_after) == (0, record.metric_before)
     assert len(lm.requests) == 2 * len(ANSWERS)  # the baseline's two steps, once
+    assert context.known_score(result.program) is not None  # the artifact's dev misses read it
+
+
+def test_a_removed_step_that_failed_records_is_scored_again() -> None:
+    # A record fails with any of its steps: without the failing dead step it may score higher.
+    program = lmc.loads(
+        'signature Answer = "question -> answer"\n'
+        'signature Summarize = "question -> summary"\n'
+        "program QA(question: str) -> (answer: str) {\n"
+        "    gen = predict Answer(question=question)\n"
+        "    unread = predict Summarize(question=question)\n"
+        "    return answer = gen.answer\n"
+        "}\n"
+    )
+    right = answering()
+
+    def reply(request: LMRequest) -> str:
+        _, outputs, _ = _request_fields(request)
+        failing = outputs == ["summary"] and "Hamlet" in str(request.messages)
+        return "no JSON" if failing else right(request)
+
+    lm = FakeLM(reply)
+    context = compile_context(program, lm)
+
+    result = run_pipeline(program.ir, [DeadStepsPass()], context)
+
+    [record] = result.records
+    assert (round(record.metric_before, 3), record.metric_after) == (0.667, 1.0)
