@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,12 @@ def _start(
     after = ", ".join(r.name for r in resumed.passes) or "no finished pass"
     counted = ", counted in the budget" if budgeted else ""
     say(f"resuming after {after} ({resumed.calls} LM calls made before{counted})")
+    # The checkpoint is text: the retriever objects the program was built with come back by
+    # index name (passes never rename indexes).
+    resumed.program.indexes = {
+        name: replace(ref, bound=graph.indexes[name].bound) if name in graph.indexes else ref
+        for name, ref in resumed.program.indexes.items()
+    }
     return resumed
 
 

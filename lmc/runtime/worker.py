@@ -176,5 +176,14 @@ class Worker:
 
 
 def program_text(graph: ProgramGraph) -> str:
-    """The program as workers are sent it: its `.lmp` text, paths absolute."""
+    """The program as workers are sent it: its `.lmp` text, paths absolute. A retriever object
+    a Python program was built with cannot go with it: a worker would make its class with its
+    defaults, over other documents."""
+    bound = [name for name, ref in graph.indexes.items() if ref.bound is not None]
+    if bound:
+        raise NotForWorkers(
+            f"the retriever object behind index '{bound[0]}' stays in this process, and a "
+            "worker would make its class with its defaults instead; run it here "
+            "(executor='local'), or retrieve from a corpus file: lmc.bm25(...)"
+        )
     return print_program(graph, _ROOT)

@@ -143,6 +143,32 @@ def test_two_retriever_objects_of_one_class_in_one_program_are_two_indexes() -> 
     assert lmc.loads(text) == program
 
 
+def test_a_resumed_compile_keeps_the_retriever_object(tmp_path: Path) -> None:
+    # The checkpoint is text; the object comes back by index name, not as the class's last one.
+    from lmc.compiler import checkpoint
+    from lmc.compiler.session import _start
+
+    paris = lmc.build(RAG(Shelf(["The Eiffel Tower is in Paris."])))
+    lmc.build(RAG(Shelf(["The Colosseum is in Rome."])))  # remembered last under Shelf's path
+    saved_at = tmp_path / "compile.checkpoint.json"
+    checkpoint.save(saved_at, checkpoint.Saved(paris.ir.copy(), [], 3, 0))
+
+    resumed = _start(paris.ir, saved_at, True, lambda message: None, budgeted=False)
+
+    assert resumed.program == paris.ir
+    assert resumed.program.indexes["shelf"].bound is paris.ir.indexes["shelf"].bound
+
+
+def test_a_program_with_a_retriever_object_is_not_sent_to_workers() -> None:
+    from lmc.runtime.worker import NotForWorkers, program_text
+
+    program = lmc.build(RAG(Shelf(["The Eiffel Tower is in Paris."])))
+
+    with pytest.raises(NotForWorkers, match="index 'shelf' stays in this process"):
+        program_text(program.ir)
+    assert "python(" in program_text(lmc.loads(program.to_lmp()).ir)  # read from text: its class
+
+
 @pytest.mark.parametrize(
     ("retriever", "said"),
     [
