@@ -68,7 +68,7 @@ class Evaluate:
         given = devset if devset is not None else self.devset
         if not isinstance(given, str | os.PathLike):
             given = list(given)  # read twice: as the dataset, and as the results' examples
-        data = as_dataset(given, program, "dev")
+        data = as_dataset(given, program, "dev", finite=False)  # scored, never saved
         examples = data.examples if isinstance(given, str | os.PathLike) else given
         run = context or current_context()
         if self.num_threads is not None:

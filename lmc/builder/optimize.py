@@ -52,9 +52,10 @@ def function_name(function: Callable[..., Any]) -> str:
 Records = Iterable[Any] | str | os.PathLike[str]
 
 
-def as_dataset(records: Records, program: Program, name: str) -> Dataset:
+def as_dataset(records: Records, program: Program, name: str, *, finite: bool = True) -> Dataset:
     """Examples from a JSONL file (by its path, checked as `lmc compile --train` checks it), or
-    from dicts, or from DSPy-style objects with `toDict()`."""
+    from dicts, or from DSPy-style objects with `toDict()`. Each record must be JSON data; with
+    `finite`, without NaN or infinity too (a compile's artifact holds its records as demos)."""
     if isinstance(records, str | os.PathLike):
         # A string is a path, never records: iterated, it gave one "record" per character.
         return load_dataset(Path(records), program.inputs)
@@ -67,22 +68,23 @@ def as_dataset(records: Records, program: Program, name: str) -> Dataset:
                 f"{name} record {number}: expected a dict of field values or a DSPy Example; "
                 f"found {printable(repr(record))[:80]}"
             )
-        examples.append(_json_data(dict(record), f"{name} record {number}"))
+        examples.append(_json_data(dict(record), f"{name} record {number}", finite))
     inputs = tuple(
         coerce(program.inputs, e, f"{name} example {i + 1}") for i, e in enumerate(examples)
     )
     return Dataset(name, tuple(examples), inputs, hash_records(examples))
 
 
-def _json_data(record: dict[str, Any], where: str) -> dict[str, Any]:
-    """`record`, refused (naming its field) where it holds what JSON cannot: a dataset's records
-    become demos and scores in the artifact, and a NaN from a pandas frame must stop the compile
-    here, not the artifact's write after it."""
+def _json_data(record: dict[str, Any], where: str, finite: bool) -> dict[str, Any]:
+    """`record`, refused (naming its field) where it holds what JSON cannot: a dataset is hashed
+    as JSON, and a compile's records become demos and scores in its artifact, so a NaN from a
+    pandas frame must stop the compile here, not the artifact's write after it."""
     for field, value in record.items():
         try:
-            json.dumps(value, allow_nan=False)
-        except ValueError:
-            problem = "a number that is not finite (NaN or infinity)"
+            json.dumps(value, allow_nan=not finite)
+        except ValueError as error:
+            out_of_range = str(error).startswith("Out of range float")
+            problem = "a number that is not finite (NaN or infinity)" if out_of_range else error
         except TypeError as error:  # JSON's own words: "Object of type datetime is not ..."
             problem = str(error).removesuffix(" is not JSON serializable")
         else:

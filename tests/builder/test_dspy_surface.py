@@ -107,6 +107,19 @@ def test_a_record_json_cannot_hold_is_refused_before_any_call(value: object, sai
     assert fake.requests == []
 
 
+def test_evaluate_scores_records_with_nan_as_dspy_does() -> None:
+    # Nothing an evaluation scores is saved: a pandas frame's empty cell is no reason to refuse.
+    program = lmc.loads(QA_PROGRAM)
+    devset = [{"question": "France?", "answer": "Paris", "notes": float("nan")}]
+    fake = FakeLM(lambda request: '{"answer": "Paris"}')
+
+    result = lmc.Evaluate(devset=devset, metric="exact_match(answer)")(
+        program, context=lmc.context(fake, cache=False)
+    )
+
+    assert [s for _, _, s in result.results] == [1.0]
+
+
 def test_evaluate_scores_a_program_as_dspy_reports_it() -> None:
     program = lmc.loads(QA_PROGRAM)
     devset = [

@@ -981,6 +981,7 @@ def test_a_dev_miss_split_from_train_is_named_by_its_train_record(qa: Program) -
     assert [m.record for m in info.misses] == [
         int(e["question"][1:]) for e in compiled.dev.examples
     ]
+    assert [m.record for m in info.misses] != list(range(1, len(info.misses) + 1))
 
 
 # lmc.compile and BootstrapFewShot ----------------------------------------------------------------
