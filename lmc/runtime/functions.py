@@ -43,9 +43,7 @@ class FunctionUnavailable(Unimportable):
 
 
 _LOADED: dict[str, Callable[..., Any]] = {}
-# Reentrant: importing a module for `load_function` runs its `@lmc.function` decorators, which
-# `remember` their functions.
-_LOCK = threading.RLock()
+_LOCK = threading.Lock()
 
 
 def remember(target: str, function: Callable[..., Any]) -> None:
@@ -58,9 +56,15 @@ def remember(target: str, function: Callable[..., Any]) -> None:
 def load_function(target: str) -> Callable[..., Any]:
     """The callable at `package.module:attribute` (imported on first use, then kept)."""
     with _LOCK:
-        if target not in _LOADED:
-            _LOADED[target] = _import(target)
-        return _LOADED[target]
+        found = _LOADED.get(target)
+    if found is None:
+        # Imported without the lock: the module's `@lmc.function` decorators `remember` their
+        # functions, and another thread may be importing the same module (which holds its own
+        # import lock while it waits for ours).
+        found = _import(target)
+        with _LOCK:
+            found = _LOADED.setdefault(target, found)
+    return found
 
 
 def _import(target: str) -> Callable[..., Any]:
