@@ -181,8 +181,9 @@ def write_report(saved: Path, results: Path) -> Path:
     tasks = [
         json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(saved.glob("*.json"))
-        # a task's figures, not a side's saved phases or the options they were run with
-        if not path.name.endswith((".partial.json", ".options.json"))
+        # a task's figures, not a side's saved phases, the programs it compiled (kept for their
+        # test runs) or the options they were run with
+        if not path.name.endswith((".partial.json", ".program.json", ".options.json"))
     ]
     stem = results / f"{datetime.date.today().isoformat()}-optimizers"
     lines = [

@@ -245,6 +245,7 @@ def test_the_optimizer_comparison_resumes_and_reports_the_bar(
     saved.mkdir()
     (saved / "fever-fake.json").write_text(json.dumps(task), encoding="utf-8")
     (saved / "fever-fake.lmc.partial.json").write_text("{}", encoding="utf-8")  # not a task
+    (saved / "fever-fake.dspy.partial.mipro.program.json").write_text("{}", encoding="utf-8")
     monkeypatch.setattr(optimizers_report, "DSPY_PYTHON", tmp_path / "absent")  # no plot
     page = optimizers_report.write_report(saved, tmp_path).read_text(encoding="utf-8")
 
