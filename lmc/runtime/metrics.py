@@ -64,7 +64,9 @@ def f1(expected: Any, predicted: Any) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+# A minus sign right after a letter or digit joins two words or numbers (`10-12`, `2024-05-01`,
+# `forty-2`): the number after it is not negative.
+_NUMBER = re.compile(r"(?:(?<!\w)-)?\d[\d,]*(?:\.\d+)?")
 
 
 def to_number(value: Any) -> float | None:

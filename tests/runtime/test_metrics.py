@@ -123,6 +123,9 @@ def test_numeric_compares_the_numbers_stated(expected: Any, predicted: Any, want
         (7, 7.0),
         (2.5, 2.5),
         ("x = -3.25", -3.25),
+        ("-7", -7.0),
+        ("between 10-12", 12.0),  # a range's dash is no minus sign
+        ("on 2024-05-01", 1.0),
         (True, None),
         (False, None),
         ("none here", None),
