@@ -162,10 +162,13 @@ def _progress_on_stderr(budget: int | None, metric: str) -> dict[str, Any]:
 
 class BootstrapFewShot:
     """DSPy's `BootstrapFewShot(metric=...).compile(program, trainset=...)`, on lmc's
-    `bootstrap-demos` pass: up to `max_bootstrapped_demos` demos from teacher runs whose metric
-    reaches `metric_threshold` (a truthy score when None, as in DSPy), plus up to
-    `max_labeled_demos` labelled train examples. An option DSPy has and lmc does not honour is
-    an error rather than a silent no-op."""
+    `bootstrap-demos` pass: each step is shown up to `max_bootstrapped_demos` demos, taken from
+    teacher runs whose metric reaches `metric_threshold` (a truthy score when None, as in DSPy)
+    and then from up to `max_labeled_demos` labelled train examples. Unlike DSPy, labelled
+    examples do not add demos beyond `max_bootstrapped_demos`: a small model's prompt stays
+    short. A failed teacher run is left out and never stops the compile, so `max_errors` has
+    nothing to limit. An option DSPy has and lmc cannot honour at all is an error rather than a
+    silent no-op."""
 
     def __init__(
         self,
