@@ -150,6 +150,18 @@ program Summary(text: str) -> (summary: str) {
 """
 
 
+def _installed(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packages in `site` as the installed ones, scanned again and forgotten after the test;
+    `summary.lmp` written in `tmp_path`, the working folder."""
+    monkeypatch.syspath_prepend(site)
+    monkeypatch.setattr(PASSES, "_targets", dict(PASSES._targets))
+    monkeypatch.setattr(PASSES, "_origins", {})
+    monkeypatch.setattr(PASSES, "_contested", {})
+    monkeypatch.setattr(PASSES, "_scanned", False)
+    monkeypatch.chdir(tmp_path)
+    Path("summary.lmp").write_text(SUMMARY)
+
+
 @pytest.mark.parametrize(
     ("module", "source", "error"),
     [
@@ -196,13 +208,7 @@ def test_a_broken_plug_in_is_one_line_naming_it_and_its_error_exit_2(
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: shout-pass\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(f"[lmc.passes]\nshout = {module}:ShoutPass\n")
     (site / f"{module}.py").write_text(source)
-    monkeypatch.syspath_prepend(site)
-    # The installed packages as this test's: scanned again, and forgotten after it.
-    monkeypatch.setattr(PASSES, "_targets", dict(PASSES._targets))
-    monkeypatch.setattr(PASSES, "_origins", {})
-    monkeypatch.setattr(PASSES, "_scanned", False)
-    monkeypatch.chdir(tmp_path)
-    Path("summary.lmp").write_text(SUMMARY)
+    _installed(site, tmp_path, monkeypatch)
 
     code = main(["opt", "summary.lmp", "-p", "dead-steps,shout"])
 
@@ -224,13 +230,7 @@ def test_a_name_two_installed_packages_register_is_refused_naming_both(
             f"Metadata-Version: 2.1\nName: {package}-pass\nVersion: 1.0\n"
         )
         (info / "entry_points.txt").write_text(f"[lmc.passes]\nshout = {package}:ShoutPass\n")
-    monkeypatch.syspath_prepend(site)
-    monkeypatch.setattr(PASSES, "_targets", dict(PASSES._targets))
-    monkeypatch.setattr(PASSES, "_origins", {})
-    monkeypatch.setattr(PASSES, "_contested", {})
-    monkeypatch.setattr(PASSES, "_scanned", False)
-    monkeypatch.chdir(tmp_path)
-    Path("summary.lmp").write_text(SUMMARY)
+    _installed(site, tmp_path, monkeypatch)
 
     code = main(["opt", "summary.lmp", "-p", "dead-steps,shout"])
 

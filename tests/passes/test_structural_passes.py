@@ -325,18 +325,21 @@ program Loop(question: str) -> (answers: list[str]) {
     assert set(result.params) == {"find_then_answer"}
 
 
+WITH_UNREAD_STEP = """\
+signature Answer = "question -> answer"
+signature Summarize = "question -> summary"
+program QA(question: str) -> (answer: str) {
+    gen = predict Answer(question=question)
+    unread = predict Summarize(question=question)
+    return answer = gen.answer
+}
+"""
+
+
 def test_a_pass_that_keeps_outputs_is_not_scored_again() -> None:
     # Under --no-cache a second dev run would cost what dead-steps' projection (0) never counted,
     # and on a tight budget its removal was thrown away for want of calls to score it.
-    program = lmc.loads(
-        'signature Answer = "question -> answer"\n'
-        'signature Summarize = "question -> summary"\n'
-        "program QA(question: str) -> (answer: str) {\n"
-        "    gen = predict Answer(question=question)\n"
-        "    unread = predict Summarize(question=question)\n"
-        "    return answer = gen.answer\n"
-        "}\n"
-    )
+    program = lmc.loads(WITH_UNREAD_STEP)
     lm = FakeLM(answering())
     context = compile_context(program, lm)
 
@@ -351,15 +354,7 @@ def test_a_pass_that_keeps_outputs_is_not_scored_again() -> None:
 
 def test_a_removed_step_that_failed_records_is_scored_again() -> None:
     # A record fails with any of its steps: without the failing dead step it may score higher.
-    program = lmc.loads(
-        'signature Answer = "question -> answer"\n'
-        'signature Summarize = "question -> summary"\n'
-        "program QA(question: str) -> (answer: str) {\n"
-        "    gen = predict Answer(question=question)\n"
-        "    unread = predict Summarize(question=question)\n"
-        "    return answer = gen.answer\n"
-        "}\n"
-    )
+    program = lmc.loads(WITH_UNREAD_STEP)
     right = answering()
 
     def reply(request: LMRequest) -> str:
