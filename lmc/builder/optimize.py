@@ -83,8 +83,9 @@ def _json_data(record: dict[str, Any], where: str, finite: bool) -> dict[str, An
         try:
             json.dumps(value, allow_nan=not finite)
         except ValueError as error:
-            out_of_range = str(error).startswith("Out of range float")
-            problem = "a number that is not finite (NaN or infinity)" if out_of_range else error
+            said = str(error)  # "Out of range float values...", or a circular reference
+            finite_only = said.startswith("Out of range float")
+            problem = "a number that is not finite (NaN or infinity)" if finite_only else said
         except TypeError as error:  # JSON's own words: "Object of type datetime is not ..."
             problem = str(error).removesuffix(" is not JSON serializable")
         else:
